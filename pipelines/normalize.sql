@@ -1,0 +1,49 @@
+-- Per-record normalization: decoded raw records (table `raw`) → canonical complaint columns.
+-- Stateless, so any worker can run it on any batch. UDFs are registered in src/engine/mod.rs;
+-- the stateful columns (duplicate_of, and dropping re-delivered complaint ids) are set afterwards.
+WITH n AS (
+  SELECT
+    channel,
+    source_id,
+    received_at,
+    fetched_at,
+    mask_phones(normalize_text(coalesce(title, ''))) AS title_n,
+    mask_phones(normalize_text(body)) AS body_n,
+    name,
+    phone,
+    user_id,
+    district AS district_raw,
+    mask_phones(normalize_text(coalesce(address, ''))) AS address_n,
+    category,
+    status,
+    likes
+  FROM raw
+),
+p AS (
+  SELECT
+    n.*,
+    canonical_district(district_raw, concat(address_n, ' ', title_n, ' ', body_n)) AS district,
+    coalesce(place(concat(title_n, ' ', body_n)), place(address_n)) AS place
+  FROM n
+)
+SELECT
+  complaint_id(channel, source_id) AS complaint_id,
+  channel,
+  source_id,
+  received_at,
+  fetched_at,
+  derive_title(title_n, body_n) AS title,
+  body_n AS body,
+  pseudonym(channel, phone, user_id, name) AS complainant,
+  mask_phone(phone) AS phone_masked,
+  district,
+  CASE WHEN address_n <> '' THEN address_n ELSE place END AS address,
+  classify_domain(title_n, body_n) AS domain,
+  classify_confidence(title_n, body_n) AS domain_confidence,
+  normalize_text(category) AS source_category,
+  normalize_text(status) AS source_status,
+  likes,
+  content_hash(body_n) AS content_hash,
+  CAST(NULL AS VARCHAR) AS duplicate_of,
+  CASE WHEN place IS NULL THEN NULL ELSE concat(coalesce(district, '未知'), '|', place) END AS issue_key
+FROM p

@@ -1,0 +1,57 @@
+//! The bus stages talk over: Apache Kafka in production, an in-process bus for `duban demo` and
+//! unit tests. Both take keyed records on named topics; a send returns once the record is stored.
+
+pub mod kafka;
+pub mod memory;
+
+use anyhow::Result;
+use std::sync::Arc;
+
+pub use kafka::KafkaBus;
+pub use memory::MemoryBus;
+
+/// The topic names of one deployment (`<prefix>.raw` …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub raw: String,
+    pub complaints: String,
+    pub alerts: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Topics {
+        Topics {
+            raw: format!("{prefix}.raw"),
+            complaints: format!("{prefix}.complaints"),
+            alerts: format!("{prefix}.alerts"),
+            dlq: format!("{prefix}.dlq"),
+        }
+    }
+}
+
+/// A bus to send records to. Cloning shares the connection.
+#[derive(Clone)]
+pub enum Bus {
+    Memory(MemoryBus),
+    Kafka(Arc<KafkaBus>),
+}
+
+impl Bus {
+    /// Send records to `topic` and wait until every one is stored (acknowledged by the broker).
+    pub async fn send_all(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Result<()> {
+        match self {
+            Bus::Memory(m) => {
+                for (k, v) in records {
+                    m.send(topic, Some(k.as_bytes()), v);
+                }
+                Ok(())
+            }
+            Bus::Kafka(k) => k.send_all(topic, records).await,
+        }
+    }
+
+    pub async fn send(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<()> {
+        self.send_all(topic, &[(key.to_string(), value)]).await
+    }
+}

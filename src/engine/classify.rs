@@ -1,0 +1,128 @@
+//! First-version domain classifier: scores the ten domains by the vocabulary of config/taxonomy.toml.
+//! A trained model (issue: classification) replaces it; the UDF interface stays the same.
+
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub const UNCLASSIFIED: &str = "unclassified";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taxonomy {
+    pub domain: Vec<DomainDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainDef {
+    pub name: String,
+    pub description: String,
+    pub vocabulary: Vec<String>,
+}
+
+const BUILTIN: &str = include_str!("../../config/taxonomy.toml");
+
+impl Taxonomy {
+    pub fn builtin() -> Taxonomy {
+        crate::config::parse_toml(BUILTIN, "config/taxonomy.toml").expect("built-in taxonomy parses")
+    }
+
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Taxonomy> {
+        match path {
+            Some(p) => crate::config::load_toml(p),
+            None => Ok(Taxonomy::builtin()),
+        }
+    }
+}
+
+/// Vocabulary scorer. A term scores its length in characters (longer terms are more specific),
+/// doubled in the title; confidence is the winner's share of all scores.
+#[derive(Debug, Clone)]
+pub struct KeywordClassifier {
+    domains: Vec<String>,
+    /// (term, domain index), longest terms first.
+    terms: Vec<(String, usize)>,
+    min_confidence: f64,
+}
+
+impl KeywordClassifier {
+    pub fn new(tax: &Taxonomy, min_confidence: f64) -> Arc<KeywordClassifier> {
+        let mut terms: Vec<(String, usize)> = tax
+            .domain
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.vocabulary.iter().map(move |t| (t.clone(), i)))
+            .collect();
+        terms.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()).then(a.0.cmp(&b.0)));
+        Arc::new(KeywordClassifier { domains: tax.domain.iter().map(|d| d.name.clone()).collect(), terms, min_confidence })
+    }
+
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// (domain or `unclassified`, confidence in 0..=1).
+    pub fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        let mut scores = vec![0f64; self.domains.len()];
+        for (term, d) in &self.terms {
+            let w = term.chars().count() as f64;
+            let n_title = title.matches(term.as_str()).count() as f64;
+            let n_body = body.matches(term.as_str()).count().min(3) as f64;
+            scores[*d] += w * (2.0 * n_title + n_body);
+        }
+        let total: f64 = scores.iter().sum();
+        let (best, score) = scores
+            .iter()
+            .enumerate()
+            .fold((0, 0f64), |acc, (i, s)| if *s > acc.1 { (i, *s) } else { acc });
+        if total <= 0.0 {
+            return (UNCLASSIFIED.to_string(), 0.0);
+        }
+        let conf = score / total;
+        if conf < self.min_confidence {
+            (UNCLASSIFIED.to_string(), conf)
+        } else {
+            (self.domains[best].clone(), conf)
+        }
+    }
+
+    /// The vocabulary terms of `domain` found in `text`, most frequent first (alert key terms).
+    pub fn key_terms(&self, domain: &str, texts: &[&str], n: usize) -> Vec<String> {
+        let Some(d) = self.domains.iter().position(|x| x == domain) else { return vec![] };
+        let mut counted: Vec<(usize, &str)> = self
+            .terms
+            .iter()
+            .filter(|(_, i)| *i == d)
+            .map(|(t, _)| (texts.iter().filter(|x| x.contains(t.as_str())).count(), t.as_str()))
+            .filter(|(c, _)| *c > 0)
+            .collect();
+        counted.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.chars().count().cmp(&a.1.chars().count())));
+        counted.into_iter().take(n).map(|(_, t)| t.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_taxonomy_has_the_ten_domains() {
+        let t = Taxonomy::builtin();
+        let names: Vec<&str> = t.domain.iter().map(|d| d.name.as_str()).collect();
+        for d in ["社会治安", "城乡建设", "劳动保障", "卫生健康", "交通运输", "生态环境", "医疗保障", "教育培训", "城市管理", "市场监管"] {
+            assert!(names.contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn classifies_by_vocabulary_and_refuses_when_unsure() {
+        let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.34);
+        assert_eq!(c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0, "劳动保障");
+        assert_eq!(c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0, "生态环境");
+        let (d, conf) = c.classify("你好", "请问一下");
+        assert_eq!((d.as_str(), conf), (UNCLASSIFIED, 0.0));
+        let terms = c.key_terms("劳动保障", &["拖欠工资", "工资没发", "拖欠加班费"], 3);
+        assert_eq!(terms[..2], ["工资", "拖欠"], "most frequent first");
+        assert!(terms.contains(&"加班费".to_string()));
+    }
+}

@@ -1,0 +1,309 @@
+//! Per-record text normalization: width folding, whitespace, phone masking, pseudonyms, times,
+//! titles, districts and places. Pure functions; the engine exposes them to SQL as UDFs.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::record::local_offset;
+
+/// Fold full-width ASCII (！ to ～) and the ideographic space to half-width; collapse runs of
+/// whitespace to one space; trim.
+pub fn normalize_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for ch in s.chars() {
+        let c = match ch {
+            '\u{3000}' => ' ',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(ch as u32 - 0xFEE0).unwrap_or(ch),
+            _ => ch,
+        };
+        if c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}' {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Mask a phone number as 138****1234; keeps only digits. `None` when it has fewer than 7 digits.
+pub fn mask_phone(phone: &str) -> Option<String> {
+    let digits: String = normalize_text(phone).chars().filter(char::is_ascii_digit).collect();
+    match digits.len() {
+        0..=6 => None,
+        n if n >= 11 => Some(format!("{}****{}", &digits[n - 11..n - 8], &digits[n - 4..])),
+        n => Some(format!("{}****{}", &digits[..2], &digits[n - 2..])),
+    }
+}
+
+/// Mask phone-like digit runs (7+ digits, optionally split by `-` or spaces) inside free text.
+pub fn mask_phones_in_text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            // Take a run of digits possibly separated by single '-' or ' '.
+            let mut j = i;
+            let mut digits = String::new();
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j]);
+                    j += 1;
+                } else if (chars[j] == '-' || chars[j] == ' ')
+                    && j + 1 < chars.len()
+                    && chars[j + 1].is_ascii_digit()
+                    && !digits.is_empty()
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            let looks_like_phone = digits.len() == 11 && digits.starts_with('1')
+                || (7..=12).contains(&digits.len()) && digits.starts_with('0');
+            if looks_like_phone {
+                out.push_str(&mask_phone(&digits).unwrap_or_default());
+            } else {
+                out.extend(&chars[i..j]);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Keyed-hash pseudonym of a complainant identity: `p_` + 16 hex chars of HMAC-SHA256(key, id).
+pub fn pseudonym(key: &[u8], identity: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(identity.as_bytes());
+    format!("p_{}", &hex::encode(mac.finalize().into_bytes())[..16])
+}
+
+/// The identity a pseudonym is derived from: the phone's digits when there are enough, else the
+/// channel's user id (scoped by channel), else the name (scoped by channel). `None` when anonymous.
+pub fn identity(channel: &str, phone: Option<&str>, user_id: Option<&str>, name: Option<&str>) -> Option<String> {
+    let digits: String = phone.map(|p| normalize_text(p).chars().filter(char::is_ascii_digit).collect()).unwrap_or_default();
+    if digits.len() >= 7 && !digits.contains("0000000") {
+        let d = if digits.len() > 11 { &digits[digits.len() - 11..] } else { &digits };
+        return Some(format!("tel:{d}"));
+    }
+    let clean = |s: Option<&str>| s.map(normalize_text).filter(|s| !s.is_empty() && !s.chars().all(|c| c == '*'));
+    if let Some(u) = clean(user_id) {
+        return Some(format!("{channel}:uid:{u}"));
+    }
+    clean(name).map(|n| format!("{channel}:name:{n}"))
+}
+
+/// Parse the time forms feeds use: RFC 3339, `2026-11-01 09:12:33`, `2019/2/21 10:52:03`,
+/// `2026-11-01 09:12`, `2026-11-01`, and Unix seconds. Times without an offset are local (+08:00).
+pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
+    let s = normalize_text(s);
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
+        return Some(t.with_timezone(&local_offset()));
+    }
+    let tz = local_offset();
+    for f in ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(&s, f) {
+            return tz.from_local_datetime(&n).single();
+        }
+    }
+    for f in ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日"] {
+        if let Ok(d) = NaiveDate::parse_from_str(&s, f) {
+            return tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).single();
+        }
+    }
+    if s.len() == 10 && s.chars().all(|c| c.is_ascii_digit()) {
+        return DateTime::from_timestamp(s.parse().ok()?, 0).map(|t| t.with_timezone(&tz));
+    }
+    None
+}
+
+/// The title, or the first sentence of the body (at most 30 characters) when the title is empty.
+pub fn derive_title(title: &str, body: &str) -> String {
+    let t = title.trim();
+    if !t.is_empty() {
+        return t.to_string();
+    }
+    let first: String = body.chars().take_while(|c| !matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n')).collect();
+    let first = first.trim();
+    let source = if first.is_empty() { body.trim() } else { first };
+    let mut out: String = source.chars().take(30).collect();
+    if source.chars().count() > 30 {
+        out.push('…');
+    }
+    out
+}
+
+/// The city's districts and counties (from config/units.toml).
+pub fn known_districts() -> &'static [String] {
+    &crate::engine::units::units().districts
+}
+
+/// Canonical district name: exact, or by its stem (`镜湖` → `镜湖区`); else the first district named
+/// in `text`. `None` when neither names one.
+pub fn canonical_district(field: Option<&str>, text: &str) -> Option<String> {
+    let ds = known_districts();
+    let stem = |d: &str| d.trim_end_matches(['区', '县', '市']).to_string();
+    if let Some(f) = field.map(normalize_text).filter(|f| !f.is_empty()) {
+        if let Some(d) = ds.iter().find(|d| f.contains(d.as_str()) || f.contains(&stem(d))) {
+            return Some(d.clone());
+        }
+    }
+    ds.iter()
+        .filter_map(|d| text.find(&stem(d)).map(|pos| (pos, d)))
+        .min_by_key(|(pos, _)| *pos)
+        .map(|(_, d)| d.clone())
+}
+
+/// Suffixes that end the name of a place people complain about.
+const PLACE_SUFFIXES: &[&str] = &[
+    "小区", "花园", "公寓", "家园", "新村", "新城", "广场", "市场", "商场", "大道", "路", "街", "巷", "村", "工地", "搅拌站",
+    "学校", "中学", "小学", "幼儿园", "医院", "卫生院", "公园", "车站", "工厂", "厂", "公司", "有限公司", "苑", "府", "城",
+];
+
+/// Characters that cannot be part of a place name: function words and verbs that precede one.
+const NOT_IN_PLACE: &[char] = &[
+    '的', '在', '是', '我', '们', '了', '和', '与', '及', '对', '向', '从', '到', '于', '有', '个', '这', '那', '该', '附', '近',
+    '位', '住', '家', '门', '口', '旁', '边', '里', '内', '外', '前', '后', '去', '来', '为', '把', '被', '让', '请', '求', '区', '县', '市',
+];
+
+fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
+    PLACE_SUFFIXES
+        .iter()
+        .map(|s| s.chars().count())
+        .zip(PLACE_SUFFIXES.iter())
+        .filter(|(n, s)| i + n <= chars.len() && s.chars().eq(chars[i..i + n].iter().copied()))
+        .map(|(n, _)| n)
+        .max()
+}
+
+fn place_char(c: char) -> bool {
+    (('\u{4E00}'..='\u{9FFF}').contains(&c) || c.is_ascii_alphanumeric()) && !NOT_IN_PLACE.contains(&c)
+}
+
+/// Named places in `text`, left to right: runs (2–10 chars) of CJK or digits ending in a place
+/// suffix, not crossing punctuation or function words; `(start, end)` in chars.
+fn place_spans(chars: &[char]) -> Vec<(usize, usize)> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let Some(n) = suffix_at(chars, i) else {
+            i += 1;
+            continue;
+        };
+        let floor = spans.last().map_or(0, |s| s.1);
+        let mut start = i;
+        while start > floor && i - start < 10 && place_char(chars[start - 1]) {
+            start -= 1;
+        }
+        if i - start >= 2 {
+            // A suffix right after a suffix extends the name (翠湖花园 + 小区).
+            let mut end = i + n;
+            while let Some(m) = suffix_at(chars, end).filter(|m| *m >= 2) {
+                end += m;
+            }
+            spans.push((start, end));
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+/// The issue's place: the first chain of adjacent named places in `text` (road, then estate, then
+/// building…), reduced to its most specific (last) name, so that `城鸠路香荷小区` and `香荷小区`
+/// name the same place. Used as the v1 same-issue key.
+pub fn extract_place(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let spans = place_spans(&chars);
+    let mut it = spans.iter();
+    let mut last = *it.next()?;
+    for s in it {
+        if s.0 != last.1 {
+            break;
+        }
+        last = *s;
+    }
+    Some(chars[last.0..last.1].iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_width_and_whitespace() {
+        assert_eq!(normalize_text("  ＡＢＣ１２３，\u{3000}好  的\n\t了 "), "ABC123, 好 的 了");
+        assert_eq!(normalize_text("（噪音）"), "(噪音)");
+    }
+
+    #[test]
+    fn masks_phones() {
+        assert_eq!(mask_phone("13812341234").as_deref(), Some("138****1234"));
+        assert_eq!(mask_phone("+86 138-1234-1234").as_deref(), Some("138****1234"));
+        assert_eq!(mask_phone("123"), None);
+        assert_eq!(mask_phone("0553-1234567").as_deref(), Some("055****4567"));
+        assert_eq!(mask_phone("5123456").as_deref(), Some("51****56"));
+        let t = mask_phones_in_text("联系电话13912345678，座机0553-5123456，门牌12号，2026年");
+        assert!(t.contains("139****5678") && !t.contains("13912345678"), "{t}");
+        assert!(!t.contains("5123456"), "{t}");
+        assert!(t.contains("门牌12号") && t.contains("2026年"), "{t}");
+    }
+
+    #[test]
+    fn pseudonyms_are_keyed_and_stable() {
+        let a = pseudonym(b"k1", "tel:13812341234");
+        assert_eq!(a, pseudonym(b"k1", "tel:13812341234"));
+        assert_ne!(a, pseudonym(b"k2", "tel:13812341234"));
+        assert!(a.starts_with("p_") && a.len() == 18);
+        assert_eq!(identity("board", Some("138 1234 1234"), Some("u1"), None).as_deref(), Some("tel:13812341234"));
+        assert_eq!(identity("board", None, Some("u1"), Some("张三")).as_deref(), Some("board:uid:u1"));
+        assert_eq!(identity("portal", Some(""), None, Some("张三")).as_deref(), Some("portal:name:张三"));
+        assert_eq!(identity("portal", None, None, Some("***")), None);
+    }
+
+    #[test]
+    fn parses_feed_times() {
+        let a = parse_time("2019/2/21 10:52:03").expect("slash form");
+        let b = parse_time("2019-02-21 10:52:03").expect("dash form");
+        let c = parse_time("2019-02-21T10:52:03+08:00").expect("rfc3339");
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(parse_time("2019-02-21T02:52:03Z"), Some(c));
+        assert!(parse_time("yesterday").is_none());
+        assert!(parse_time("").is_none());
+    }
+
+    #[test]
+    fn titles_and_districts() {
+        assert_eq!(derive_title("", "小区门口占道经营严重。每天晚上都有"), "小区门口占道经营严重");
+        assert_eq!(derive_title(" 标题 ", "x"), "标题");
+        assert_eq!(canonical_district(Some("镜湖"), ""), Some("镜湖区".into()));
+        assert_eq!(canonical_district(None, "我住在无为市某镇，弋江区也有"), Some("无为市".into()));
+        assert_eq!(canonical_district(Some(""), "没有地名"), None);
+    }
+
+    #[test]
+    fn extracts_places() {
+        assert_eq!(extract_place("我家住在翠湖花园小区，物业乱收费").as_deref(), Some("翠湖花园小区"));
+        assert_eq!(extract_place("长江东路路面坑洼").as_deref(), Some("长江东路"));
+        assert_eq!(extract_place("没有地点的投诉"), None);
+        assert_eq!(extract_place("南陵县城鸠路香荷小区物业收费").as_deref(), Some("香荷小区"));
+        assert_eq!(extract_place("长乐街明山培训学校跑路了，长江路也有").as_deref(), Some("明山培训学校"));
+        assert_eq!(extract_place("反映翠湖花园小区的问题").as_deref(), Some("翠湖花园小区"));
+        assert_eq!(extract_place("明新大道湾长商贸有限公司拖欠").as_deref(), Some("湾长商贸有限公司"));
+    }
+}

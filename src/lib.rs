@@ -1,0 +1,12 @@
+//! duban (督办): streaming complaint ingestion and analytics for a law-enforcement supervision bureau.
+//! Feeds → connectors → bus (Kafka or in-process) → DataFusion engine → complaints, alerts, Parquet lake.
+
+pub mod bus;
+pub mod config;
+pub mod connectors;
+pub mod engine;
+pub mod lake;
+pub mod pipeline;
+pub mod query;
+pub mod record;
+pub mod sim;

@@ -1,0 +1,144 @@
+//! The `duban` command line: demo, sim, run/ingest/process on Kafka, and sql over the lake.
+//! Errors reach the user as one line (with their causes) and a non-zero exit code.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use duban::config::Config;
+use duban::connectors::ConnectorFiles;
+use duban::pipeline;
+
+#[derive(Parser)]
+#[command(name = "duban", version, about = "督办: complaint ingestion and analytics for a law-enforcement supervision bureau")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stage in one process on the in-process bus with the simulator, write DIR, print a summary.
+    Demo {
+        /// Output folder (lake/, alerts.jsonl, summary.json).
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Corpus seed.
+        #[arg(long, default_value_t = 20261127)]
+        seed: u64,
+        /// Number of distinct complaints in the corpus.
+        #[arg(long, default_value_t = 1200)]
+        size: usize,
+        /// Configuration (rules, taxonomy, units); connectors are pointed at the in-process simulator.
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// The feed simulator.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Connectors and engine against Kafka (the production path).
+    Run {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// Only the connectors: feeds → raw topic.
+    Ingest {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// Only the engine: raw topic → complaints, alerts, dlq topics and the lake.
+    Process {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// SQL over the lake tables `complaints` and `alerts`.
+    Sql {
+        /// Lake folder (e.g. out/demo/lake).
+        #[arg(long, default_value = "var/data/lake")]
+        lake: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: duban::query::Format,
+        /// The query.
+        query: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
+    Serve(duban::sim::SimServeArgs),
+}
+
+fn load(config: &PathBuf) -> Result<(Config, ConnectorFiles)> {
+    let cfg = Config::load(config)?;
+    let files = ConnectorFiles::load(&cfg.connectors.dir)?;
+    Ok((cfg, files))
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping");
+}
+
+async fn main_inner(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo { out, seed, size, config } => {
+            let cfg = Config::load(&config)?;
+            let sim = duban::sim::SimConfig { seed, size, ..Default::default() };
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let outcome = pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
+            print!("{}", outcome.summary.render());
+            println!("wrote {} (lake/, alerts.jsonl, summary.json)", out.display());
+            println!("try: duban sql --lake {}/lake \"select channel, count(*) from complaints group by channel\"", out.display());
+        }
+        Command::Sim { command: SimCommand::Serve(args) } => duban::sim::serve_forever(args).await?,
+        Command::Run { config } => {
+            let (cfg, files) = load(&config)?;
+            let bus = pipeline::kafka::connect(&cfg).await?;
+            let data = cfg.data_dir();
+            tracing::info!("duban run: Kafka {}, data in {}", cfg.kafka.bootstrap_servers, data.display());
+            let ingest = pipeline::kafka::ingest(&cfg, &files, bus.clone(), ctrl_c());
+            let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
+            tokio::try_join!(ingest, process)?;
+        }
+        Command::Ingest { config } => {
+            let (cfg, files) = load(&config)?;
+            let bus = pipeline::kafka::connect(&cfg).await?;
+            pipeline::kafka::ingest(&cfg, &files, bus, ctrl_c()).await?;
+        }
+        Command::Process { config } => {
+            let cfg = Config::load(&config)?;
+            let bus = pipeline::kafka::connect(&cfg).await?;
+            pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
+        }
+        Command::Sql { lake, format, query } => {
+            let batches = duban::query::run_sql(&lake, &query).await?;
+            print!("{}", duban::query::render(&batches, format)?);
+            if format == duban::query::Format::Table {
+                println!();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(main_inner(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,106 @@
+//! The Kafka stages: `ingest` (connectors → raw topic), `process` (raw → engine → complaints,
+//! alerts, dlq, lake) and `run` (both). Offsets are committed only after outputs are stored.
+
+use anyhow::{Context, Result};
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{merge_alerts, write_alerts_jsonl};
+use crate::bus::{Bus, KafkaBus};
+use crate::config::Config;
+use crate::connectors::{ConnectorFiles, Mode, Output, run_pollers, wanshitong};
+use crate::engine::{Engine, RawInput};
+
+/// Run the connectors against Kafka until an error (or until `stop` resolves).
+pub async fn ingest(config: &Config, files: &ConnectorFiles, bus: Arc<KafkaBus>, stop: impl Future<Output = ()>) -> Result<()> {
+    let out = Output { bus: Bus::Kafka(bus.clone()), topics: bus.topics() };
+    let enabled = &config.connectors.enabled;
+    let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
+        Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
+    } else {
+        None
+    };
+    let result = tokio::select! {
+        r = run_pollers(files, enabled, out, Mode::Follow) => r,
+        () = stop => Ok(()),
+    };
+    if let Some(r) = receiver {
+        r.shutdown().await;
+    }
+    result
+}
+
+/// Consume the raw topic in micro-batches, run the engine, write outputs, then commit.
+pub async fn process(config: &Config, bus: Arc<KafkaBus>, data_dir: &Path, stop: impl Future<Output = ()>) -> Result<()> {
+    let topics = bus.topics();
+    let consumer = bus.consumer(&config.engine.group_id)?;
+    consumer.subscribe(&[topics.raw.as_str()]).with_context(|| format!("cannot subscribe to {}", topics.raw))?;
+    let mut engine = Engine::new(config)?;
+    let lake = data_dir.join("lake");
+    let mut alerts = BTreeMap::new();
+    let linger = Duration::from_millis(config.engine.batch_linger_ms);
+    let max = config.engine.batch_max_records.max(1);
+    tokio::pin!(stop);
+    loop {
+        // Wait for the first record of a batch (or stop), then fill it until full or lingered.
+        let first = tokio::select! {
+            m = consumer.recv() => m.context("Kafka consumer failed")?.detach(),
+            () = &mut stop => return Ok(()),
+        };
+        let mut msgs = vec![first];
+        let until = Instant::now() + linger;
+        while msgs.len() < max {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, consumer.recv()).await {
+                Ok(m) => msgs.push(m.context("Kafka consumer failed")?.detach()),
+                Err(_) => break,
+            }
+        }
+        let inputs: Vec<RawInput> = msgs
+            .iter()
+            .map(|m| RawInput {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                origin: format!("{}/{}/{}", m.topic(), m.partition(), m.offset()),
+            })
+            .collect();
+        let out = engine.process(&inputs).await?;
+        let complaints: Vec<(String, Vec<u8>)> =
+            out.complaints.iter().map(|c| Ok((c.complaint_id.clone(), serde_json::to_vec(c)?))).collect::<Result<_>>()?;
+        let changed: Vec<(String, Vec<u8>)> = out.alerts.iter().map(|a| Ok((a.alert_id.clone(), serde_json::to_vec(a)?))).collect::<Result<_>>()?;
+        let dead: Vec<(String, Vec<u8>)> = out.dead.iter().map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?))).collect::<Result<_>>()?;
+        bus.send_all(&topics.complaints, &complaints).await?;
+        bus.send_all(&topics.alerts, &changed).await?;
+        bus.send_all(&topics.dlq, &dead).await?;
+        // The lake file is named by the first offset of each partition in the batch.
+        let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in &msgs {
+            let e = firsts.entry(m.partition()).or_insert(m.offset());
+            *e = (*e).min(m.offset());
+        }
+        let tag = firsts.iter().map(|(p, o)| format!("p{p}o{o}")).collect::<Vec<_>>().join("-");
+        crate::lake::write_complaints(&lake, &out.complaints, &tag)?;
+        if !out.alerts.is_empty() {
+            merge_alerts(&mut alerts, out.alerts);
+            let list: Vec<_> = alerts.values().cloned().collect();
+            crate::lake::write_alerts(&lake, &list)?;
+            write_alerts_jsonl(data_dir, &alerts)?;
+        }
+        consumer.commit_consumer_state(CommitMode::Sync).context("cannot commit offsets")?;
+        tracing::info!(target: "duban::engine", records = msgs.len(), complaints = out.complaints.len(), dead = out.dead.len(), "batch done");
+    }
+}
+
+/// Connect to Kafka and create the topics.
+pub async fn connect(config: &Config) -> Result<Arc<KafkaBus>> {
+    let bus = KafkaBus::connect(&config.kafka)?;
+    bus.ensure_topics().await?;
+    Ok(Arc::new(bus))
+}

@@ -1,0 +1,87 @@
+//! Drivers that wire the stages together: the embedded demo (in-process bus, simulator included)
+//! and the Kafka stages (`run`, `ingest`, `process`). Stage logic lives in connectors/ and engine/.
+
+pub mod embedded;
+pub mod kafka;
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::record::{Alert, Complaint};
+
+/// Keep the latest state of each alert (by version).
+pub fn merge_alerts(into: &mut BTreeMap<String, Alert>, changed: impl IntoIterator<Item = Alert>) {
+    for a in changed {
+        match into.get(&a.alert_id) {
+            Some(old) if old.version >= a.version => {}
+            _ => {
+                into.insert(a.alert_id.clone(), a);
+            }
+        }
+    }
+}
+
+/// Write `alerts.jsonl` (latest state of each alert, one JSON object a line) atomically.
+pub fn write_alerts_jsonl(dir: &Path, alerts: &BTreeMap<String, Alert>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut text = String::new();
+    for a in alerts.values() {
+        text.push_str(&serde_json::to_string(a)?);
+        text.push('\n');
+    }
+    let path = dir.join("alerts.jsonl");
+    let tmp = dir.join("alerts.jsonl.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Counts for the summary: complaints per channel and per domain, alerts per trigger.
+#[derive(Debug, Default, Clone, serde::Serialize, PartialEq)]
+pub struct Summary {
+    pub complaints: usize,
+    pub duplicates: usize,
+    pub dead_letters: usize,
+    pub by_channel: BTreeMap<String, usize>,
+    pub by_domain: BTreeMap<String, usize>,
+    pub alerts_by_trigger: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub fn add_complaints(&mut self, rows: &[Complaint]) {
+        for c in rows {
+            self.complaints += 1;
+            self.duplicates += usize::from(c.duplicate_of.is_some());
+            *self.by_channel.entry(c.channel.clone()).or_default() += 1;
+            *self.by_domain.entry(c.domain.clone()).or_default() += 1;
+        }
+    }
+
+    pub fn set_alerts(&mut self, alerts: &BTreeMap<String, Alert>) {
+        self.alerts_by_trigger.clear();
+        for a in alerts.values() {
+            *self.alerts_by_trigger.entry(a.trigger.as_str().to_string()).or_default() += 1;
+        }
+    }
+
+    /// The table `duban demo` prints.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, k: &str, v: usize| s.push_str(&format!("  {k:<24} {v:>7}\n"));
+        s.push_str(&format!("complaints: {} ({} exact duplicates), dead letters: {}\n", self.complaints, self.duplicates, self.dead_letters));
+        s.push_str("by channel\n");
+        for (k, v) in &self.by_channel {
+            row(&mut s, k, *v);
+        }
+        s.push_str("by domain\n");
+        for (k, v) in &self.by_domain {
+            row(&mut s, k, *v);
+        }
+        s.push_str("alerts (yellow)\n");
+        for (k, v) in &self.alerts_by_trigger {
+            row(&mut s, k, *v);
+        }
+        s
+    }
+}
