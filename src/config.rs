@@ -89,7 +89,12 @@ pub struct RuleConfig {
 
 impl Default for RuleConfig {
     fn default() -> Self {
-        RuleConfig { window_days: 30, crowd_min_complainants: 5, frequent_min_complaints: 10, warning_working_days: 5 }
+        RuleConfig {
+            window_days: 30,
+            crowd_min_complainants: 5,
+            frequent_min_complaints: 10,
+            warning_working_days: 5,
+        }
     }
 }
 
@@ -118,20 +123,26 @@ pub struct ConnectorsConfig {
 
 impl Default for ConnectorsConfig {
     fn default() -> Self {
-        ConnectorsConfig { dir: PathBuf::from("connectors"), enabled: crate::record::Channel::ALL.to_vec() }
+        ConnectorsConfig {
+            dir: PathBuf::from("connectors"),
+            enabled: crate::record::Channel::ALL.to_vec(),
+        }
     }
 }
 
 /// Parse a TOML file into `T`, with errors that name the file and the field.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
     parse_toml(&text, &path.display().to_string())
 }
 
 pub fn parse_toml<T: DeserializeOwned>(text: &str, name: &str) -> Result<T> {
     toml::from_str(text).map_err(|e| {
         let msg = e.message().to_string();
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         match line {
             Some(l) => anyhow::anyhow!("{name}:{l}: {msg}"),
             None => anyhow::anyhow!("{name}: {msg}"),
@@ -151,7 +162,9 @@ impl Config {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("var/data"))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("var/data"))
     }
 }
 
@@ -161,17 +174,26 @@ mod tests {
 
     #[test]
     fn shipped_config_loads() {
-        let cfg = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/duban.toml"))).expect("loads");
+        let cfg = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/duban.toml"
+        )))
+        .expect("loads");
         assert_eq!(cfg.kafka.topic("raw"), "duban.raw");
         assert!(cfg.rules.crowd_min_complainants >= 2);
     }
 
     #[test]
     fn bad_field_is_named() {
-        let err = parse_toml::<Config>("[kafka]\nbootstrap = 1\n", "duban.toml").expect_err("unknown field");
+        let err = parse_toml::<Config>("[kafka]\nbootstrap = 1\n", "duban.toml")
+            .expect_err("unknown field");
         let msg = err.to_string();
-        assert!(msg.contains("duban.toml:2") && msg.contains("bootstrap"), "{msg}");
-        let err = parse_toml::<Config>("[rules]\nwindow_days = \"x\"\n", "d.toml").expect_err("bad type");
+        assert!(
+            msg.contains("duban.toml:2") && msg.contains("bootstrap"),
+            "{msg}"
+        );
+        let err =
+            parse_toml::<Config>("[rules]\nwindow_days = \"x\"\n", "d.toml").expect_err("bad type");
         assert!(err.to_string().contains("d.toml:2"), "{err}");
     }
 }

@@ -10,7 +10,11 @@ use duban::connectors::ConnectorFiles;
 use duban::pipeline;
 
 #[derive(Parser)]
-#[command(name = "duban", version, about = "督办: complaint ingestion and analytics for a law-enforcement supervision bureau")]
+#[command(
+    name = "duban",
+    version,
+    about = "督办: complaint ingestion and analytics for a law-enforcement supervision bureau"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,7 @@ enum SimCommand {
     Serve(duban::sim::SimServeArgs),
 }
 
-fn load(config: &PathBuf) -> Result<(Config, ConnectorFiles)> {
+fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
     let cfg = Config::load(config)?;
     let files = ConnectorFiles::load(&cfg.connectors.dir)?;
     Ok((cfg, files))
@@ -84,21 +88,44 @@ async fn ctrl_c() {
 
 async fn main_inner(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { out, seed, size, config } => {
+        Command::Demo {
+            out,
+            seed,
+            size,
+            config,
+        } => {
             let cfg = Config::load(&config)?;
-            let sim = duban::sim::SimConfig { seed, size, ..Default::default() };
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let outcome = pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
+            let sim = duban::sim::SimConfig {
+                seed,
+                size,
+                ..Default::default()
+            };
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let outcome =
+                pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
             print!("{}", outcome.summary.render());
-            println!("wrote {} (lake/, alerts.jsonl, summary.json)", out.display());
-            println!("try: duban sql --lake {}/lake \"select channel, count(*) from complaints group by channel\"", out.display());
+            println!(
+                "wrote {} (lake/, alerts.jsonl, summary.json)",
+                out.display()
+            );
+            println!(
+                "try: duban sql --lake {}/lake \"select channel, count(*) from complaints group by channel\"",
+                out.display()
+            );
         }
-        Command::Sim { command: SimCommand::Serve(args) } => duban::sim::serve_forever(args).await?,
+        Command::Sim {
+            command: SimCommand::Serve(args),
+        } => duban::sim::serve_forever(args).await?,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
-            tracing::info!("duban run: Kafka {}, data in {}", cfg.kafka.bootstrap_servers, data.display());
+            tracing::info!(
+                "duban run: Kafka {}, data in {}",
+                cfg.kafka.bootstrap_servers,
+                data.display()
+            );
             let ingest = pipeline::kafka::ingest(&cfg, &files, bus.clone(), ctrl_c());
             let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
             tokio::try_join!(ingest, process)?;
@@ -113,7 +140,11 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
-        Command::Sql { lake, format, query } => {
+        Command::Sql {
+            lake,
+            format,
+            query,
+        } => {
             let batches = duban::query::run_sql(&lake, &query).await?;
             print!("{}", duban::query::render(&batches, format)?);
             if format == duban::query::Format::Table {
@@ -126,7 +157,10 @@ async fn main_inner(cli: Cli) -> Result<()> {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG")
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -138,7 +172,14 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(main_inner(cli)) {
-        eprintln!("error: {e:#}");
+        // One line: causes joined, line breaks inside messages (DataFusion's) folded.
+        eprintln!(
+            "error: {}",
+            format!("{e:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         std::process::exit(1);
     }
 }

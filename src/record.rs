@@ -20,7 +20,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Hotline, Channel::Board, Channel::Portal, Channel::Wanshitong];
+    pub const ALL: [Channel; 4] = [
+        Channel::Hotline,
+        Channel::Board,
+        Channel::Portal,
+        Channel::Wanshitong,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,7 +49,9 @@ impl FromStr for Channel {
         Channel::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown channel `{s}` (expected hotline, board, portal or wanshitong)"))
+            .ok_or_else(|| {
+                format!("unknown channel `{s}` (expected hotline, board, portal or wanshitong)")
+            })
     }
 }
 
@@ -103,7 +110,14 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    pub fn new(stage: &str, channel: Option<&str>, reason: String, origin: &str, key: Option<&[u8]>, original: &[u8]) -> Self {
+    pub fn new(
+        stage: &str,
+        channel: Option<&str>,
+        reason: String,
+        origin: &str,
+        key: Option<&[u8]>,
+        original: &[u8],
+    ) -> Self {
         use base64::Engine as _;
         DeadLetter {
             stage: stage.to_string(),
@@ -118,7 +132,9 @@ impl DeadLetter {
 
     pub fn original(&self) -> Vec<u8> {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(&self.original_base64).unwrap_or_default()
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.original_base64)
+            .unwrap_or_default()
     }
 }
 
@@ -197,8 +213,10 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
     }
     fn ts(rows: &[Complaint], f: impl Fn(&Complaint) -> &DateTime<FixedOffset>) -> ArrayRef {
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| f(r).timestamp_micros()))
-                .with_timezone(TZ),
+            TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|r| f(r).timestamp_micros()),
+            )
+            .with_timezone(TZ),
         )
     }
     let cols: Vec<ArrayRef> = vec![
@@ -214,7 +232,9 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         opts(rows, |r| r.district.as_deref()),
         opts(rows, |r| r.address.as_deref()),
         strs(rows, |r| &r.domain),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.domain_confidence))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.domain_confidence),
+        )),
         opts(rows, |r| r.source_category.as_deref()),
         opts(rows, |r| r.source_status.as_deref()),
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.likes))),
@@ -301,33 +321,69 @@ pub fn alerts_to_batch(rows: &[Alert]) -> datafusion::error::Result<RecordBatch>
     };
     let schema = alert_schema();
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.alert_id.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.trigger.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| match a.level {
-            AlertLevel::Yellow => "yellow",
-            AlertLevel::Red => "red",
-            AlertLevel::Green => "green",
-        }))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.subject.as_str()))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|a| date(a.window_start)))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|a| date(a.window_end)))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.summary.as_str()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|a| a.domain.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|a| a.district.as_deref()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.unit.as_str()))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|a| date(a.deadline)))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.complaint_ids.join(",")))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|a| a.complaint_count))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|a| a.distinct_complainants))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|a| a.key_terms.join(",")))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|a| a.version))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.alert_id.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.trigger.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(
+            |a| match a.level {
+                AlertLevel::Yellow => "yellow",
+                AlertLevel::Red => "red",
+                AlertLevel::Green => "green",
+            },
+        ))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.subject.as_str()),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|a| date(a.window_start)),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|a| date(a.window_end)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.summary.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|a| a.domain.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|a| a.district.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.unit.as_str()),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|a| date(a.deadline)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.complaint_ids.join(",")),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|a| a.complaint_count),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|a| a.distinct_complainants),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|a| a.key_terms.join(",")),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|a| a.version),
+        )),
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|a| a.raised_at.timestamp_micros()))
-                .with_timezone(TZ),
+            TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|a| a.raised_at.timestamp_micros()),
+            )
+            .with_timezone(TZ),
         ),
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|a| a.updated_at.timestamp_micros()))
-                .with_timezone(TZ),
+            TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|a| a.updated_at.timestamp_micros()),
+            )
+            .with_timezone(TZ),
         ),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
@@ -364,7 +420,9 @@ mod tests {
 
     fn arrow_name(dt: &DataType) -> String {
         match dt {
-            DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => format!("Timestamp(Microsecond, {tz})"),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => {
+                format!("Timestamp(Microsecond, {tz})")
+            }
             other => format!("{other:?}"),
         }
     }
@@ -374,7 +432,12 @@ mod tests {
         let text = include_str!("../schemas/complaint.schema.json");
         let json: serde_json::Value = serde_json::from_str(text).expect("schema parses");
         let props = json["properties"].as_object().expect("properties");
-        let required: Vec<&str> = json["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+        let required: Vec<&str> = json["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
         let schema = complaint_schema();
         let arrow_names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let json_names: Vec<&str> = props.keys().map(String::as_str).collect();
@@ -385,10 +448,27 @@ mod tests {
         assert_eq!(a, j, "same field names in Arrow and JSON Schema");
         for f in schema.fields() {
             let p = &props[f.name()];
-            assert_eq!(p["x-arrow"].as_str(), Some(arrow_name(f.data_type()).as_str()), "type of {}", f.name());
-            assert_eq!(!f.is_nullable(), required.contains(&f.name().as_str()), "nullability of {}", f.name());
-            let nullable_in_json = p["type"].as_array().is_some_and(|t| t.iter().any(|v| v == "null"));
-            assert_eq!(f.is_nullable(), nullable_in_json, "null type of {}", f.name());
+            assert_eq!(
+                p["x-arrow"].as_str(),
+                Some(arrow_name(f.data_type()).as_str()),
+                "type of {}",
+                f.name()
+            );
+            assert_eq!(
+                !f.is_nullable(),
+                required.contains(&f.name().as_str()),
+                "nullability of {}",
+                f.name()
+            );
+            let nullable_in_json = p["type"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|v| v == "null"));
+            assert_eq!(
+                f.is_nullable(),
+                nullable_in_json,
+                "null type of {}",
+                f.name()
+            );
         }
     }
 
@@ -408,12 +488,21 @@ mod tests {
     #[test]
     fn ids_are_stable_and_distinct() {
         assert_eq!(complaint_id("hotline", "A1"), complaint_id("hotline", "A1"));
-        assert_eq!(complaint_id("hotline", "A1"), complaint_id("hotline", " A1 "));
+        assert_eq!(
+            complaint_id("hotline", "A1"),
+            complaint_id("hotline", " A1 ")
+        );
         assert_ne!(complaint_id("hotline", "A1"), complaint_id("board", "A1"));
         assert_eq!(complaint_id("hotline", "A1").len(), 32);
         let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
-        assert_eq!(alert_id(AlertTrigger::HighFrequency, "p_1", d), alert_id(AlertTrigger::HighFrequency, "p_1", d));
-        assert_ne!(alert_id(AlertTrigger::HighFrequency, "p_1", d), alert_id(AlertTrigger::CrowdConcentration, "p_1", d));
+        assert_eq!(
+            alert_id(AlertTrigger::HighFrequency, "p_1", d),
+            alert_id(AlertTrigger::HighFrequency, "p_1", d)
+        );
+        assert_ne!(
+            alert_id(AlertTrigger::HighFrequency, "p_1", d),
+            alert_id(AlertTrigger::CrowdConcentration, "p_1", d)
+        );
         assert_eq!("wanshitong".parse::<Channel>(), Ok(Channel::Wanshitong));
         assert!("fax".parse::<Channel>().is_err());
     }

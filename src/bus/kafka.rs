@@ -28,8 +28,16 @@ impl KafkaBus {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "60000")
             .create()
-            .with_context(|| format!("cannot create Kafka producer for {}", config.bootstrap_servers))?;
-        Ok(KafkaBus { config: config.clone(), producer })
+            .with_context(|| {
+                format!(
+                    "cannot create Kafka producer for {}",
+                    config.bootstrap_servers
+                )
+            })?;
+        Ok(KafkaBus {
+            config: config.clone(),
+            producer,
+        })
     }
 
     pub fn topics(&self) -> Topics {
@@ -49,9 +57,11 @@ impl KafkaBus {
             NewTopic::new(&t.raw, parts, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.complaints, parts, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.dlq, 1, TopicReplication::Fixed(rf)),
-            NewTopic::new(&t.alerts, parts, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact"),
+            NewTopic::new(&t.alerts, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
         ];
-        let opts = AdminOptions::new().operation_timeout(Some(Timeout::After(Duration::from_secs(30))));
+        let opts =
+            AdminOptions::new().operation_timeout(Some(Timeout::After(Duration::from_secs(30))));
         let results = admin
             .create_topics(&new, &opts)
             .await
@@ -68,7 +78,12 @@ impl KafkaBus {
     /// Send and wait for every acknowledgement.
     pub async fn send_all(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Result<()> {
         let sends = records.iter().map(|(k, v)| {
-            self.producer.send(FutureRecord::to(topic).key(k.as_bytes()).payload(v.as_slice()), Timeout::After(Duration::from_secs(60)))
+            self.producer.send(
+                FutureRecord::to(topic)
+                    .key(k.as_bytes())
+                    .payload(v.as_slice()),
+                Timeout::After(Duration::from_secs(60)),
+            )
         });
         for r in futures::future::join_all(sends).await {
             r.map_err(|(e, _)| anyhow!("Kafka did not store a record on {topic}: {e}"))?;

@@ -26,12 +26,21 @@ impl MemoryBus {
     }
 
     pub fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) {
-        self.lock().entry(topic.to_string()).or_default().push(BusRecord { key: key.map(<[u8]>::to_vec), value: value.to_vec() });
+        self.lock()
+            .entry(topic.to_string())
+            .or_default()
+            .push(BusRecord {
+                key: key.map(<[u8]>::to_vec),
+                value: value.to_vec(),
+            });
     }
 
     /// Records of `topic` from offset `from` on.
     pub fn read(&self, topic: &str, from: usize) -> Vec<BusRecord> {
-        self.lock().get(topic).map(|v| v.get(from..).unwrap_or_default().to_vec()).unwrap_or_default()
+        self.lock()
+            .get(topic)
+            .map(|v| v.get(from..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
     }
 
     pub fn len(&self, topic: &str) -> usize {
@@ -53,7 +62,13 @@ mod tests {
         b.send("t", Some(b"k"), b"1");
         b.send("t", None, b"2");
         assert_eq!(b.len("t"), 2);
-        assert_eq!(b.read("t", 1), vec![BusRecord { key: None, value: b"2".to_vec() }]);
+        assert_eq!(
+            b.read("t", 1),
+            vec![BusRecord {
+                key: None,
+                value: b"2".to_vec()
+            }]
+        );
         assert!(b.read("t", 5).is_empty());
         assert!(b.is_empty("other"));
     }

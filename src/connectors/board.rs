@@ -40,23 +40,49 @@ pub async fn run(cfg: &BoardConfig, out: Output, mode: Mode) -> Result<()> {
     loop {
         let mut page = 1u64;
         loop {
-            let q = [("page", page.to_string()), ("page_size", cfg.page_size.to_string())];
+            let q = [
+                ("page", page.to_string()),
+                ("page_size", cfg.page_size.to_string()),
+            ];
             let resp = get_with_retry(&client, "board", &cfg.list_url, &q).await?;
             let bytes = resp.bytes().await.context("board: reading list page")?;
             let list: Value = match serde_json::from_slice(&bytes) {
                 Ok(v) => v,
                 Err(e) => {
-                    out.dead_letter(Channel::Board, format!("board list page {page} is not JSON: {e}"), &format!("page {page}"), &bytes).await?;
+                    out.dead_letter(
+                        Channel::Board,
+                        format!("board list page {page} is not JSON: {e}"),
+                        &format!("page {page}"),
+                        &bytes,
+                    )
+                    .await?;
                     break;
                 }
             };
-            let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-            let total_pages = list.get("total_pages").and_then(Value::as_u64).unwrap_or(page);
+            let items = list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total_pages = list
+                .get("total_pages")
+                .and_then(Value::as_u64)
+                .unwrap_or(page);
             let mut new = 0;
             let mut envs = Vec::new();
             for item in &items {
-                let Some(tid) = item.get("tid").map(|t| t.as_str().map(str::to_string).unwrap_or_else(|| t.to_string())) else {
-                    out.dead_letter(Channel::Board, format!("board list page {page}: item without tid"), &format!("page {page}"), item.to_string().as_bytes()).await?;
+                let Some(tid) = item.get("tid").map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| t.to_string())
+                }) else {
+                    out.dead_letter(
+                        Channel::Board,
+                        format!("board list page {page}: item without tid"),
+                        &format!("page {page}"),
+                        item.to_string().as_bytes(),
+                    )
+                    .await?;
                     continue;
                 };
                 if seen.contains(&tid) {
@@ -68,17 +94,29 @@ pub async fn run(cfg: &BoardConfig, out: Output, mode: Mode) -> Result<()> {
                 let body = resp.bytes().await.context("board: reading detail")?;
                 match serde_json::from_slice::<Value>(&body) {
                     Ok(detail) if detail.is_object() => {
-                        envs.push(envelope(Channel::Board, &tid, json!({"page": page, "tid": tid}), detail));
+                        envs.push(envelope(
+                            Channel::Board,
+                            &tid,
+                            json!({"page": page, "tid": tid}),
+                            detail,
+                        ));
                     }
                     Ok(_) | Err(_) => {
-                        out.dead_letter(Channel::Board, format!("board message {tid}: detail is not a JSON object"), &url, &body).await?;
+                        out.dead_letter(
+                            Channel::Board,
+                            format!("board message {tid}: detail is not a JSON object"),
+                            &url,
+                            &body,
+                        )
+                        .await?;
                     }
                 }
                 seen.insert(tid);
             }
             out.emit(&envs).await?;
             // Newest first: once a whole page is known, older pages are known too.
-            if page >= total_pages || items.is_empty() || (new == 0 && !seen.is_empty() && page > 1) {
+            if page >= total_pages || items.is_empty() || (new == 0 && !seen.is_empty() && page > 1)
+            {
                 break;
             }
             page += 1;

@@ -69,34 +69,66 @@ pub async fn run_api(cfg: &ApiConfig, out: Output, mode: Mode) -> Result<()> {
             query.push(("after_id", a.clone()));
         }
         let resp = get_with_retry(&client, "hotline", &cfg.url, &query).await?;
-        let body = resp.bytes().await.context("hotline: reading API response")?;
+        let body = resp
+            .bytes()
+            .await
+            .context("hotline: reading API response")?;
         let page: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                out.dead_letter(Channel::Hotline, format!("hotline API page is not JSON: {e}"), &cfg.url, &body).await?;
+                out.dead_letter(
+                    Channel::Hotline,
+                    format!("hotline API page is not JSON: {e}"),
+                    &cfg.url,
+                    &body,
+                )
+                .await?;
                 tokio::time::sleep(Duration::from_secs(cfg.poll_interval_secs)).await;
                 continue;
             }
         };
-        let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let items = page
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut envs = Vec::with_capacity(items.len());
         for item in &items {
-            let id = item.get("order_no").and_then(Value::as_str).map(str::to_string);
-            let updated = item.get("updated_at").and_then(Value::as_str).map(str::to_string);
+            let id = item
+                .get("order_no")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let updated = item
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             match (id, updated) {
                 (Some(id), Some(updated)) => {
-                    cursor = Cursor { updated_since: Some(updated), after_id: Some(id.clone()) };
-                    let pos = json!({"updated_since": cursor.updated_since, "after_id": cursor.after_id});
+                    cursor = Cursor {
+                        updated_since: Some(updated),
+                        after_id: Some(id.clone()),
+                    };
+                    let pos =
+                        json!({"updated_since": cursor.updated_since, "after_id": cursor.after_id});
                     envs.push(envelope(Channel::Hotline, &id, pos, item.clone()));
                 }
                 _ => {
                     let bytes = serde_json::to_vec(item)?;
-                    out.dead_letter(Channel::Hotline, "hotline work order without order_no or updated_at".into(), &cfg.url, &bytes).await?;
+                    out.dead_letter(
+                        Channel::Hotline,
+                        "hotline work order without order_no or updated_at".into(),
+                        &cfg.url,
+                        &bytes,
+                    )
+                    .await?;
                 }
             }
         }
         out.emit(&envs).await?;
-        let more = page.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+        let more = page
+            .get("has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if !more {
             if mode == Mode::Drain {
                 return Ok(());
@@ -120,15 +152,33 @@ pub fn decode_export(bytes: &[u8]) -> (String, &'static str) {
     }
 }
 
+/// A row of an export that could not be read: its line, the reason and its raw text.
+pub type BadRow = (u64, String, Vec<u8>);
+
+/// The rows of one export: (line, work order in the API shape), and the bad rows.
+pub type ExportRows = (Vec<(u64, Value)>, Vec<BadRow>);
+
 /// Parse one export into work orders in the API shape. Rows that do not fit become errors with
 /// their line number.
-pub fn parse_export(name: &str, bytes: &[u8], columns: &BTreeMap<String, String>) -> Result<(Vec<(u64, Value)>, Vec<(u64, String, Vec<u8>)>)> {
+pub fn parse_export(
+    name: &str,
+    bytes: &[u8],
+    columns: &BTreeMap<String, String>,
+) -> Result<ExportRows> {
     let (text, _) = decode_export(bytes);
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers = rdr.headers().with_context(|| format!("hotline export {name}: no header row"))?.clone();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .with_context(|| format!("hotline export {name}: no header row"))?
+        .clone();
     let fields: Vec<Option<&String>> = headers.iter().map(|h| columns.get(h.trim())).collect();
     if !fields.iter().flatten().any(|f| f.as_str() == "order_no") {
-        anyhow::bail!("hotline export {name}: no column maps to order_no (headers: {})", headers.iter().collect::<Vec<_>>().join(","));
+        anyhow::bail!(
+            "hotline export {name}: no column maps to order_no (headers: {})",
+            headers.iter().collect::<Vec<_>>().join(",")
+        );
     }
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -144,8 +194,20 @@ pub fn parse_export(name: &str, bytes: &[u8], columns: &BTreeMap<String, String>
                 }
                 good.push((line, Value::Object(obj)));
             }
-            Ok(r) => bad.push((line, format!("hotline export {name} line {line}: {} fields, header has {}", r.len(), headers.len()), r.as_slice().as_bytes().to_vec())),
-            Err(e) => bad.push((line, format!("hotline export {name} line {line}: {e}"), Vec::new())),
+            Ok(r) => bad.push((
+                line,
+                format!(
+                    "hotline export {name} line {line}: {} fields, header has {}",
+                    r.len(),
+                    headers.len()
+                ),
+                r.as_slice().as_bytes().to_vec(),
+            )),
+            Err(e) => bad.push((
+                line,
+                format!("hotline export {name} line {line}: {e}"),
+                Vec::new(),
+            )),
         }
     }
     Ok((good, bad))
@@ -156,29 +218,50 @@ pub async fn run_exports(cfg: &ExportsConfig, out: Output, mode: Mode) -> Result
     let mut done: HashMap<PathBuf, u64> = HashMap::new();
     loop {
         for path in list_exports(&cfg.dir)? {
-            let bytes = tokio::fs::read(&path).await.with_context(|| format!("hotline: reading {}", path.display()))?;
+            let bytes = tokio::fs::read(&path)
+                .await
+                .with_context(|| format!("hotline: reading {}", path.display()))?;
             if done.get(&path) == Some(&(bytes.len() as u64)) {
                 continue;
             }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let (rows, bad) = match parse_export(&name, &bytes, &cfg.columns) {
                 Ok(x) => x,
                 Err(e) => {
-                    out.dead_letter(Channel::Hotline, format!("{e:#}"), &name, &bytes).await?;
+                    out.dead_letter(Channel::Hotline, format!("{e:#}"), &name, &bytes)
+                        .await?;
                     done.insert(path, bytes.len() as u64);
                     continue;
                 }
             };
             for (line, reason, raw) in bad {
-                out.dead_letter(Channel::Hotline, reason, &format!("{name}:{line}"), &raw).await?;
+                out.dead_letter(Channel::Hotline, reason, &format!("{name}:{line}"), &raw)
+                    .await?;
             }
             let mut envs = Vec::with_capacity(rows.len());
             for (line, row) in rows {
-                match row.get("order_no").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
-                    Some(id) => envs.push(envelope(Channel::Hotline, id, json!({"file": name, "line": line}), row.clone())),
+                match row
+                    .get("order_no")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                {
+                    Some(id) => envs.push(envelope(
+                        Channel::Hotline,
+                        id,
+                        json!({"file": name, "line": line}),
+                        row.clone(),
+                    )),
                     None => {
-                        out.dead_letter(Channel::Hotline, format!("hotline export {name} line {line}: empty 工单编号"), &format!("{name}:{line}"), row.to_string().as_bytes())
-                            .await?
+                        out.dead_letter(
+                            Channel::Hotline,
+                            format!("hotline export {name} line {line}: empty 工单编号"),
+                            &format!("{name}:{line}"),
+                            row.to_string().as_bytes(),
+                        )
+                        .await?
                     }
                 }
             }
@@ -213,7 +296,11 @@ mod tests {
     use super::*;
 
     fn columns() -> BTreeMap<String, String> {
-        let cfg: HotlineConfig = crate::config::load_toml(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/hotline.toml"))).expect("config");
+        let cfg: HotlineConfig = crate::config::load_toml(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/hotline.toml"
+        )))
+        .expect("config");
         cfg.exports.columns
     }
 

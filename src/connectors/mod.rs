@@ -43,7 +43,10 @@ impl ConnectorFiles {
 
     /// Point the pulled feeds at a simulator's base URL and export folder (tests and the demo).
     pub fn point_at_sim(&mut self, base_url: &str, export_dir: &Path) {
-        let rebase = |u: &str| match u.find("://").and_then(|s| u[s + 3..].find('/').map(|p| s + 3 + p)) {
+        let rebase = |u: &str| match u
+            .find("://")
+            .and_then(|s| u[s + 3..].find('/').map(|p| s + 3 + p))
+        {
             Some(path_at) => format!("{base_url}{}", &u[path_at..]),
             None => base_url.to_string(),
         };
@@ -65,20 +68,42 @@ pub struct Output {
 impl Output {
     /// Write envelopes to the raw topic; returns once the bus stored them all.
     pub async fn emit(&self, envelopes: &[RawEnvelope]) -> Result<()> {
-        let records: Vec<(String, Vec<u8>)> =
-            envelopes.iter().map(|e| Ok((e.key(), serde_json::to_vec(e)?))).collect::<Result<_>>()?;
+        let records: Vec<(String, Vec<u8>)> = envelopes
+            .iter()
+            .map(|e| Ok((e.key(), serde_json::to_vec(e)?)))
+            .collect::<Result<_>>()?;
         self.bus.send_all(&self.topics.raw, &records).await
     }
 
     /// Route a record the connector could not read to the dead-letter topic, with the reason.
-    pub async fn dead_letter(&self, channel: Channel, reason: String, origin: &str, original: &[u8]) -> Result<()> {
+    pub async fn dead_letter(
+        &self,
+        channel: Channel,
+        reason: String,
+        origin: &str,
+        original: &[u8],
+    ) -> Result<()> {
         tracing::warn!(target: "duban::connectors", channel = %channel, origin, "{reason}");
-        let dl = DeadLetter::new(&format!("connector.{channel}"), Some(channel.as_str()), reason, origin, None, original);
-        self.bus.send(&self.topics.dlq, origin, serde_json::to_vec(&dl)?).await
+        let dl = DeadLetter::new(
+            &format!("connector.{channel}"),
+            Some(channel.as_str()),
+            reason,
+            origin,
+            None,
+            original,
+        );
+        self.bus
+            .send(&self.topics.dlq, origin, serde_json::to_vec(&dl)?)
+            .await
     }
 }
 
-pub fn envelope(channel: Channel, source_id: &str, position: serde_json::Value, payload: serde_json::Value) -> RawEnvelope {
+pub fn envelope(
+    channel: Channel,
+    source_id: &str,
+    position: serde_json::Value,
+    payload: serde_json::Value,
+) -> RawEnvelope {
     RawEnvelope {
         channel,
         source_id: source_id.to_string(),
@@ -123,13 +148,20 @@ impl Default for Backoff {
 }
 
 /// GET a URL, retrying transport errors and 5xx with backoff; 4xx is returned as an error at once.
-pub async fn get_with_retry(client: &reqwest::Client, feed: &str, url: &str, query: &[(&str, String)]) -> Result<reqwest::Response> {
+pub async fn get_with_retry(
+    client: &reqwest::Client,
+    feed: &str,
+    url: &str,
+    query: &[(&str, String)],
+) -> Result<reqwest::Response> {
     let mut backoff = Backoff::new();
     let mut last = None;
     for _ in 0..8 {
         match client.get(url).query(query).send().await {
             Ok(r) if r.status().is_server_error() => last = Some(format!("HTTP {}", r.status())),
-            Ok(r) if r.status().is_client_error() => anyhow::bail!("{feed}: GET {url} answered HTTP {}", r.status()),
+            Ok(r) if r.status().is_client_error() => {
+                anyhow::bail!("{feed}: GET {url} answered HTTP {}", r.status())
+            }
             Ok(r) => return Ok(r),
             Err(e) => last = Some(e.to_string()),
         }
@@ -137,13 +169,21 @@ pub async fn get_with_retry(client: &reqwest::Client, feed: &str, url: &str, que
         tracing::warn!(target: "duban::connectors", feed, url, "request failed ({}), retrying in {d:?}", last.as_deref().unwrap_or(""));
         tokio::time::sleep(d).await;
     }
-    anyhow::bail!("{feed}: GET {url} failed 8 times, last: {}", last.unwrap_or_default())
+    anyhow::bail!(
+        "{feed}: GET {url} failed 8 times, last: {}",
+        last.unwrap_or_default()
+    )
 }
 
 /// Run the pulled feeds' connectors (hotline API and exports, board, portal) of `enabled`:
 /// in `Drain` mode until each feed is drained, in `Follow` mode until an error.
 /// The Wanshitong receiver is started separately ([`wanshitong::start`]): it is pushed to.
-pub async fn run_pollers(files: &ConnectorFiles, enabled: &[Channel], out: Output, mode: Mode) -> Result<()> {
+pub async fn run_pollers(
+    files: &ConnectorFiles,
+    enabled: &[Channel],
+    out: Output,
+    mode: Mode,
+) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for ch in enabled {
         let out = out.clone();
@@ -152,15 +192,23 @@ pub async fn run_pollers(files: &ConnectorFiles, enabled: &[Channel], out: Outpu
                 let (api, exports) = (files.hotline.api.clone(), files.hotline.exports.clone());
                 let o2 = out.clone();
                 tasks.spawn(async move { run_api_task(api, out, mode).await });
-                tasks.spawn(async move { hotline::run_exports(&exports, o2, mode).await.context("hotline exports connector") });
+                tasks.spawn(async move {
+                    hotline::run_exports(&exports, o2, mode)
+                        .await
+                        .context("hotline exports connector")
+                });
             }
             Channel::Board => {
                 let c = files.board.clone();
-                tasks.spawn(async move { board::run(&c, out, mode).await.context("board connector") });
+                tasks.spawn(
+                    async move { board::run(&c, out, mode).await.context("board connector") },
+                );
             }
             Channel::Portal => {
                 let c = files.portal.clone();
-                tasks.spawn(async move { portal::run(&c, out, mode).await.context("portal connector") });
+                tasks.spawn(
+                    async move { portal::run(&c, out, mode).await.context("portal connector") },
+                );
             }
             Channel::Wanshitong => {}
         }
@@ -172,5 +220,7 @@ pub async fn run_pollers(files: &ConnectorFiles, enabled: &[Channel], out: Outpu
 }
 
 async fn run_api_task(api: hotline::ApiConfig, out: Output, mode: Mode) -> Result<()> {
-    hotline::run_api(&api, out, mode).await.context("hotline API connector")
+    hotline::run_api(&api, out, mode)
+        .await
+        .context("hotline API connector")
 }

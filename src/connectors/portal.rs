@@ -43,7 +43,9 @@ fn default_timeout() -> u64 {
 const REQUIRED: [&str; 4] = ["title", "no", "time", "content"];
 
 fn selector(field: &str, s: &str) -> Result<Selector> {
-    Selector::parse(s).map_err(|e| anyhow!("connectors/portal.toml: selector for `{field}` is invalid ({s}): {e}"))
+    Selector::parse(s).map_err(|e| {
+        anyhow!("connectors/portal.toml: selector for `{field}` is invalid ({s}): {e}")
+    })
 }
 
 /// Compiled selectors; invalid ones fail at start naming the field.
@@ -67,7 +69,11 @@ impl Scraper {
             link: selector("list.link", &cfg.list.link)?,
             id: selector("list.id", &cfg.list.id)?,
             next: selector("list.next", &cfg.list.next)?,
-            detail: cfg.detail.iter().map(|(k, v)| Ok((k.clone(), selector(k, v)?))).collect::<Result<_>>()?,
+            detail: cfg
+                .detail
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), selector(k, v)?)))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -77,12 +83,27 @@ impl Scraper {
         let rows = doc
             .select(&self.row)
             .filter_map(|r| {
-                let id = r.select(&self.id).next()?.text().collect::<String>().trim().to_string();
-                let href = r.select(&self.link).next()?.value().attr("href")?.to_string();
+                let id = r
+                    .select(&self.id)
+                    .next()?
+                    .text()
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+                let href = r
+                    .select(&self.link)
+                    .next()?
+                    .value()
+                    .attr("href")?
+                    .to_string();
                 (!id.is_empty()).then_some((id, href))
             })
             .collect();
-        let next = doc.select(&self.next).next().and_then(|a| a.value().attr("href")).map(str::to_string);
+        let next = doc
+            .select(&self.next)
+            .next()
+            .and_then(|a| a.value().attr("href"))
+            .map(str::to_string);
         (rows, next)
     }
 
@@ -109,14 +130,19 @@ fn absolute(base: &str, href: &str) -> String {
     if href.starts_with("http://") || href.starts_with("https://") {
         return href.to_string();
     }
-    let origin_end = base.find("://").and_then(|s| base[s + 3..].find('/').map(|p| s + 3 + p)).unwrap_or(base.len());
+    let origin_end = base
+        .find("://")
+        .and_then(|s| base[s + 3..].find('/').map(|p| s + 3 + p))
+        .unwrap_or(base.len());
     if href.starts_with('/') {
         format!("{}{href}", &base[..origin_end])
     } else if href.starts_with('?') {
         let path_end = base.find('?').unwrap_or(base.len());
         format!("{}{href}", &base[..path_end])
     } else {
-        let dir_end = base[..base.find('?').unwrap_or(base.len())].rfind('/').map_or(base.len(), |p| p + 1);
+        let dir_end = base[..base.find('?').unwrap_or(base.len())]
+            .rfind('/')
+            .map_or(base.len(), |p| p + 1);
         format!("{}{href}", &base[..dir_end])
     }
 }
@@ -130,7 +156,11 @@ pub async fn run(cfg: &PortalConfig, out: Output, mode: Mode) -> Result<()> {
         let mut pages = 0;
         loop {
             pages += 1;
-            let html = get_with_retry(&client, "portal", &url, &[]).await?.text().await.context("portal: reading list page")?;
+            let html = get_with_retry(&client, "portal", &url, &[])
+                .await?
+                .text()
+                .await
+                .context("portal: reading list page")?;
             let (rows, next) = scraper.list(&html);
             let mut envs = Vec::new();
             let mut new = 0;
@@ -140,10 +170,27 @@ pub async fn run(cfg: &PortalConfig, out: Output, mode: Mode) -> Result<()> {
                 }
                 new += 1;
                 let detail_url = absolute(&url, &href);
-                let page = get_with_retry(&client, "portal", &detail_url, &[]).await?.text().await.context("portal: reading letter")?;
+                let page = get_with_retry(&client, "portal", &detail_url, &[])
+                    .await?
+                    .text()
+                    .await
+                    .context("portal: reading letter")?;
                 match scraper.detail(&page) {
-                    Ok(fields) => envs.push(envelope(Channel::Portal, &no, json!({"list_url": url, "no": no}), fields)),
-                    Err(e) => out.dead_letter(Channel::Portal, format!("portal letter {no} ({detail_url}): {e}"), &detail_url, page.as_bytes()).await?,
+                    Ok(fields) => envs.push(envelope(
+                        Channel::Portal,
+                        &no,
+                        json!({"list_url": url, "no": no}),
+                        fields,
+                    )),
+                    Err(e) => {
+                        out.dead_letter(
+                            Channel::Portal,
+                            format!("portal letter {no} ({detail_url}): {e}"),
+                            &detail_url,
+                            page.as_bytes(),
+                        )
+                        .await?
+                    }
                 }
                 seen.insert(no);
             }
@@ -165,21 +212,33 @@ mod tests {
     use super::*;
 
     fn cfg() -> PortalConfig {
-        crate::config::load_toml(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/connectors/portal.toml"))).expect("config")
+        crate::config::load_toml(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/connectors/portal.toml"
+        )))
+        .expect("config")
     }
 
     #[test]
     fn scrapes_list_and_detail() {
         let s = Scraper::new(&cfg()).expect("selectors");
         let (rows, next) = s.list(r#"<table class="letter-list"><tr><td class="no">L1</td><td class="title"><a href="/portal/letters/L1.html">t</a></td></tr></table><a class="next" href="/portal/letters?page=2">下一页</a>"#);
-        assert_eq!(rows, vec![("L1".to_string(), "/portal/letters/L1.html".to_string())]);
+        assert_eq!(
+            rows,
+            vec![("L1".to_string(), "/portal/letters/L1.html".to_string())]
+        );
         assert_eq!(next.as_deref(), Some("/portal/letters?page=2"));
         let d = s
             .detail(r#"<div class="letter"><h1 class="title">路灯 &amp; 井盖</h1><span class="no">L1</span><span class="time">2026-11-01 10:00:00</span><div class="content">内容</div></div>"#)
             .expect("detail");
         assert_eq!(d["title"], "路灯 & 井盖");
-        let err = s.detail(r#"<div class="letter"><h1 class="title">t</h1></div>"#).expect_err("missing fields");
-        assert!(err.to_string().contains("`content`") || err.to_string().contains("`no`"), "{err}");
+        let err = s
+            .detail(r#"<div class="letter"><h1 class="title">t</h1></div>"#)
+            .expect_err("missing fields");
+        assert!(
+            err.to_string().contains("`content`") || err.to_string().contains("`no`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -192,8 +251,20 @@ mod tests {
 
     #[test]
     fn resolves_links() {
-        assert_eq!(absolute("http://h:1/portal/letters?page=1", "/portal/letters/L1.html"), "http://h:1/portal/letters/L1.html");
-        assert_eq!(absolute("http://h:1/portal/letters?page=1", "?page=2"), "http://h:1/portal/letters?page=2");
-        assert_eq!(absolute("http://h:1/portal/letters?page=1", "L1.html"), "http://h:1/portal/L1.html");
+        assert_eq!(
+            absolute(
+                "http://h:1/portal/letters?page=1",
+                "/portal/letters/L1.html"
+            ),
+            "http://h:1/portal/letters/L1.html"
+        );
+        assert_eq!(
+            absolute("http://h:1/portal/letters?page=1", "?page=2"),
+            "http://h:1/portal/letters?page=2"
+        );
+        assert_eq!(
+            absolute("http://h:1/portal/letters?page=1", "L1.html"),
+            "http://h:1/portal/L1.html"
+        );
     }
 }

@@ -24,7 +24,8 @@ const BUILTIN: &str = include_str!("../../config/taxonomy.toml");
 
 impl Taxonomy {
     pub fn builtin() -> Taxonomy {
-        crate::config::parse_toml(BUILTIN, "config/taxonomy.toml").expect("built-in taxonomy parses")
+        crate::config::parse_toml(BUILTIN, "config/taxonomy.toml")
+            .expect("built-in taxonomy parses")
     }
 
     pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Taxonomy> {
@@ -53,8 +54,17 @@ impl KeywordClassifier {
             .enumerate()
             .flat_map(|(i, d)| d.vocabulary.iter().map(move |t| (t.clone(), i)))
             .collect();
-        terms.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()).then(a.0.cmp(&b.0)));
-        Arc::new(KeywordClassifier { domains: tax.domain.iter().map(|d| d.name.clone()).collect(), terms, min_confidence })
+        terms.sort_by(|a, b| {
+            b.0.chars()
+                .count()
+                .cmp(&a.0.chars().count())
+                .then(a.0.cmp(&b.0))
+        });
+        Arc::new(KeywordClassifier {
+            domains: tax.domain.iter().map(|d| d.name.clone()).collect(),
+            terms,
+            min_confidence,
+        })
     }
 
     pub fn domains(&self) -> &[String] {
@@ -71,10 +81,11 @@ impl KeywordClassifier {
             scores[*d] += w * (2.0 * n_title + n_body);
         }
         let total: f64 = scores.iter().sum();
-        let (best, score) = scores
-            .iter()
-            .enumerate()
-            .fold((0, 0f64), |acc, (i, s)| if *s > acc.1 { (i, *s) } else { acc });
+        let (best, score) =
+            scores.iter().enumerate().fold(
+                (0, 0f64),
+                |acc, (i, s)| if *s > acc.1 { (i, *s) } else { acc },
+            );
         if total <= 0.0 {
             return (UNCLASSIFIED.to_string(), 0.0);
         }
@@ -88,16 +99,30 @@ impl KeywordClassifier {
 
     /// The vocabulary terms of `domain` found in `text`, most frequent first (alert key terms).
     pub fn key_terms(&self, domain: &str, texts: &[&str], n: usize) -> Vec<String> {
-        let Some(d) = self.domains.iter().position(|x| x == domain) else { return vec![] };
+        let Some(d) = self.domains.iter().position(|x| x == domain) else {
+            return vec![];
+        };
         let mut counted: Vec<(usize, &str)> = self
             .terms
             .iter()
             .filter(|(_, i)| *i == d)
-            .map(|(t, _)| (texts.iter().filter(|x| x.contains(t.as_str())).count(), t.as_str()))
+            .map(|(t, _)| {
+                (
+                    texts.iter().filter(|x| x.contains(t.as_str())).count(),
+                    t.as_str(),
+                )
+            })
             .filter(|(c, _)| *c > 0)
             .collect();
-        counted.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.chars().count().cmp(&a.1.chars().count())));
-        counted.into_iter().take(n).map(|(_, t)| t.to_string()).collect()
+        counted.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.chars().count().cmp(&a.1.chars().count()))
+        });
+        counted
+            .into_iter()
+            .take(n)
+            .map(|(_, t)| t.to_string())
+            .collect()
     }
 }
 
@@ -109,7 +134,18 @@ mod tests {
     fn builtin_taxonomy_has_the_ten_domains() {
         let t = Taxonomy::builtin();
         let names: Vec<&str> = t.domain.iter().map(|d| d.name.as_str()).collect();
-        for d in ["社会治安", "城乡建设", "劳动保障", "卫生健康", "交通运输", "生态环境", "医疗保障", "教育培训", "城市管理", "市场监管"] {
+        for d in [
+            "社会治安",
+            "城乡建设",
+            "劳动保障",
+            "卫生健康",
+            "交通运输",
+            "生态环境",
+            "医疗保障",
+            "教育培训",
+            "城市管理",
+            "市场监管",
+        ] {
             assert!(names.contains(&d), "{d}");
         }
     }
@@ -117,8 +153,14 @@ mod tests {
     #[test]
     fn classifies_by_vocabulary_and_refuses_when_unsure() {
         let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.34);
-        assert_eq!(c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0, "劳动保障");
-        assert_eq!(c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0, "生态环境");
+        assert_eq!(
+            c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0,
+            "劳动保障"
+        );
+        assert_eq!(
+            c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0,
+            "生态环境"
+        );
         let (d, conf) = c.classify("你好", "请问一下");
         assert_eq!((d.as_str(), conf), (UNCLASSIFIED, 0.0));
         let terms = c.key_terms("劳动保障", &["拖欠工资", "工资没发", "拖欠加班费"], 3);

@@ -124,10 +124,18 @@ fn text(payload: &Value, paths: &[&str]) -> Option<String> {
 /// Decode one raw record; the error is one line naming the record and the field.
 pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> {
     let env: RawEnvelope = serde_json::from_slice(&input.value).map_err(|e| {
-        (None, format!("raw record at {}: not a raw envelope: {e}", input.origin))
+        (
+            None,
+            format!("raw record at {}: not a raw envelope: {e}", input.origin),
+        )
     })?;
     let ch = env.channel.as_str().to_string();
-    let fail = |msg: String| (Some(ch.clone()), format!("{} record {} at {}: {msg}", ch, env.source_id, input.origin));
+    let fail = |msg: String| {
+        (
+            Some(ch.clone()),
+            format!("{} record {} at {}: {msg}", ch, env.source_id, input.origin),
+        )
+    };
     if env.source_id.trim().is_empty() {
         return Err(fail("field source_id is empty".into()));
     }
@@ -137,7 +145,12 @@ pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> 
     let m = mapping(env.channel);
     let p = &env.payload;
     let time_text = text(p, m.time).ok_or_else(|| fail(format!("missing field {}", m.time[0])))?;
-    let received_at = Some(parse_time(&time_text).ok_or_else(|| fail(format!("field {}: cannot parse time `{time_text}`", m.time[0])))?);
+    let received_at = Some(parse_time(&time_text).ok_or_else(|| {
+        fail(format!(
+            "field {}: cannot parse time `{time_text}`",
+            m.time[0]
+        ))
+    })?);
     let body = text(p, m.body).ok_or_else(|| fail(format!("missing field {}", m.body[0])))?;
     let likes = match get(p, m.likes) {
         None => None,
@@ -174,7 +187,14 @@ pub fn decode_all(inputs: &[RawInput]) -> (Vec<DecodedRow>, Vec<DeadLetter>) {
             Ok(r) => rows.push(r),
             Err((ch, reason)) => {
                 tracing::warn!(target: "duban::engine", origin = %i.origin, "{reason}");
-                dead.push(DeadLetter::new("engine.decode", ch.as_deref(), reason, &i.origin, i.key.as_deref(), &i.value))
+                dead.push(DeadLetter::new(
+                    "engine.decode",
+                    ch.as_deref(),
+                    reason,
+                    &i.origin,
+                    i.key.as_deref(),
+                    &i.value,
+                ))
             }
         }
     }
@@ -187,7 +207,11 @@ mod tests {
     use serde_json::json;
 
     fn raw(v: Value) -> RawInput {
-        RawInput { key: None, value: serde_json::to_vec(&v).expect("json"), origin: "t/0/1".into() }
+        RawInput {
+            key: None,
+            value: serde_json::to_vec(&v).expect("json"),
+            origin: "t/0/1".into(),
+        }
     }
 
     #[test]
@@ -207,16 +231,34 @@ mod tests {
     #[test]
     fn bad_records_name_what_is_wrong() {
         let (rows, dead) = decode_all(&[
-            RawInput { key: Some(b"k".to_vec()), value: b"not json".to_vec(), origin: "duban.raw/0/5".into() },
-            raw(json!({"channel":"hotline","source_id":"RX1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x"}})),
-            raw(json!({"channel":"hotline","source_id":"RX2","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x","call_time":"soon"}})),
-            raw(json!({"channel":"fax","source_id":"F","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{}})),
+            RawInput {
+                key: Some(b"k".to_vec()),
+                value: b"not json".to_vec(),
+                origin: "duban.raw/0/5".into(),
+            },
+            raw(
+                json!({"channel":"hotline","source_id":"RX1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x"}}),
+            ),
+            raw(
+                json!({"channel":"hotline","source_id":"RX2","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x","call_time":"soon"}}),
+            ),
+            raw(
+                json!({"channel":"fax","source_id":"F","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{}}),
+            ),
         ]);
         assert!(rows.is_empty());
         assert_eq!(dead.len(), 4);
         assert!(dead[0].reason.contains("duban.raw/0/5") && dead[0].original() == b"not json");
-        assert!(dead[1].reason.contains("RX1") && dead[1].reason.contains("call_time"), "{}", dead[1].reason);
-        assert!(dead[2].reason.contains("cannot parse time `soon`"), "{}", dead[2].reason);
+        assert!(
+            dead[1].reason.contains("RX1") && dead[1].reason.contains("call_time"),
+            "{}",
+            dead[1].reason
+        );
+        assert!(
+            dead[2].reason.contains("cannot parse time `soon`"),
+            "{}",
+            dead[2].reason
+        );
         assert!(dead[3].reason.contains("fax"), "{}", dead[3].reason);
     }
 }

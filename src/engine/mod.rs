@@ -9,8 +9,8 @@ pub mod units;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -47,49 +47,89 @@ pub fn pseudonym_key() -> Vec<u8> {
         Ok(k) if !k.is_empty() => k.into_bytes(),
         _ => {
             static WARN: std::sync::Once = std::sync::Once::new();
-            WARN.call_once(|| tracing::warn!("DUBAN_PSEUDONYM_KEY is not set: using the development pseudonym key"));
+            WARN.call_once(|| {
+                tracing::warn!(
+                    "DUBAN_PSEUDONYM_KEY is not set: using the development pseudonym key"
+                )
+            });
             b"duban-development-pseudonym-key".to_vec()
         }
     }
 }
 
-fn string_udf(name: &str, arity: usize, f: impl Fn(&[Option<&str>]) -> Option<String> + Send + Sync + 'static) -> ScalarUDF {
-    let fun = Arc::new(move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let arrays: Vec<ArrayRef> = arrays.iter().map(|a| cast(a, &DataType::Utf8)).collect::<Result<_, _>>()?;
-        let cols: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-        let n = arrays.first().map_or(0, |a| a.len());
-        let mut b = StringBuilder::with_capacity(n, n * 64);
-        let mut vals: Vec<Option<&str>> = Vec::with_capacity(arity);
-        for i in 0..n {
-            vals.clear();
-            vals.extend(cols.iter().map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }));
-            match f(&vals) {
-                Some(s) => b.append_value(s),
-                None => b.append_null(),
+fn string_udf(
+    name: &str,
+    arity: usize,
+    f: impl Fn(&[Option<&str>]) -> Option<String> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let fun = Arc::new(
+        move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let arrays: Vec<ArrayRef> = arrays
+                .iter()
+                .map(|a| cast(a, &DataType::Utf8))
+                .collect::<Result<_, _>>()?;
+            let cols: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+            let n = arrays.first().map_or(0, |a| a.len());
+            let mut b = StringBuilder::with_capacity(n, n * 64);
+            let mut vals: Vec<Option<&str>> = Vec::with_capacity(arity);
+            for i in 0..n {
+                vals.clear();
+                vals.extend(
+                    cols.iter()
+                        .map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }),
+                );
+                match f(&vals) {
+                    Some(s) => b.append_value(s),
+                    None => b.append_null(),
+                }
             }
-        }
-        Ok(ColumnarValue::Array(Arc::new(b.finish())))
-    });
-    create_udf(name, vec![DataType::Utf8; arity], DataType::Utf8, Volatility::Immutable, fun)
+            Ok(ColumnarValue::Array(Arc::new(b.finish())))
+        },
+    );
+    create_udf(
+        name,
+        vec![DataType::Utf8; arity],
+        DataType::Utf8,
+        Volatility::Immutable,
+        fun,
+    )
 }
 
-fn float_udf(name: &str, arity: usize, f: impl Fn(&[Option<&str>]) -> f64 + Send + Sync + 'static) -> ScalarUDF {
-    let fun = Arc::new(move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let arrays: Vec<ArrayRef> = arrays.iter().map(|a| cast(a, &DataType::Utf8)).collect::<Result<_, _>>()?;
-        let cols: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-        let n = arrays.first().map_or(0, |a| a.len());
-        let mut b = Float64Builder::with_capacity(n);
-        let mut vals: Vec<Option<&str>> = Vec::with_capacity(arity);
-        for i in 0..n {
-            vals.clear();
-            vals.extend(cols.iter().map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }));
-            b.append_value(f(&vals));
-        }
-        Ok(ColumnarValue::Array(Arc::new(b.finish())))
-    });
-    create_udf(name, vec![DataType::Utf8; arity], DataType::Float64, Volatility::Immutable, fun)
+fn float_udf(
+    name: &str,
+    arity: usize,
+    f: impl Fn(&[Option<&str>]) -> f64 + Send + Sync + 'static,
+) -> ScalarUDF {
+    let fun = Arc::new(
+        move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let arrays: Vec<ArrayRef> = arrays
+                .iter()
+                .map(|a| cast(a, &DataType::Utf8))
+                .collect::<Result<_, _>>()?;
+            let cols: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+            let n = arrays.first().map_or(0, |a| a.len());
+            let mut b = Float64Builder::with_capacity(n);
+            let mut vals: Vec<Option<&str>> = Vec::with_capacity(arity);
+            for i in 0..n {
+                vals.clear();
+                vals.extend(
+                    cols.iter()
+                        .map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }),
+                );
+                b.append_value(f(&vals));
+            }
+            Ok(ColumnarValue::Array(Arc::new(b.finish())))
+        },
+    );
+    create_udf(
+        name,
+        vec![DataType::Utf8; arity],
+        DataType::Float64,
+        Volatility::Immutable,
+        fun,
+    )
 }
 
 /// Hash of a normalized text with whitespace removed: equal hashes are exact duplicates.
@@ -110,26 +150,55 @@ fn s<'a>(v: &[Option<&'a str>], i: usize) -> Option<&'a str> {
 /// Register duban's per-record UDFs on a DataFusion context (also used by `duban sql`).
 pub fn register_udfs(ctx: &SessionContext, classifier: Arc<KeywordClassifier>, key: Vec<u8>) {
     use normalize as n;
-    ctx.register_udf(string_udf("normalize_text", 1, move |v| s(v, 0).map(n::normalize_text)));
-    ctx.register_udf(string_udf("mask_phones", 1, move |v| s(v, 0).map(n::mask_phones_in_text)));
-    ctx.register_udf(string_udf("mask_phone", 1, move |v| s(v, 0).and_then(n::mask_phone)));
-    ctx.register_udf(string_udf("complaint_id", 2, move |v| Some(complaint_id(s(v, 0)?, s(v, 1)?))));
-    ctx.register_udf(string_udf("derive_title", 2, move |v| Some(n::derive_title(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")))));
+    ctx.register_udf(string_udf("normalize_text", 1, move |v| {
+        s(v, 0).map(n::normalize_text)
+    }));
+    ctx.register_udf(string_udf("mask_phones", 1, move |v| {
+        s(v, 0).map(n::mask_phones_in_text)
+    }));
+    ctx.register_udf(string_udf("mask_phone", 1, move |v| {
+        s(v, 0).and_then(n::mask_phone)
+    }));
+    ctx.register_udf(string_udf("complaint_id", 2, move |v| {
+        Some(complaint_id(s(v, 0)?, s(v, 1)?))
+    }));
+    ctx.register_udf(string_udf("derive_title", 2, move |v| {
+        Some(n::derive_title(
+            s(v, 0).unwrap_or(""),
+            s(v, 1).unwrap_or(""),
+        ))
+    }));
     ctx.register_udf(string_udf("pseudonym", 4, move |v| {
         n::identity(s(v, 0)?, s(v, 1), s(v, 2), s(v, 3)).map(|id| n::pseudonym(&key, &id))
     }));
-    ctx.register_udf(string_udf("canonical_district", 2, move |v| n::canonical_district(s(v, 0), s(v, 1).unwrap_or(""))));
-    ctx.register_udf(string_udf("place", 1, move |v| s(v, 0).and_then(n::extract_place)));
-    ctx.register_udf(string_udf("content_hash", 1, move |v| s(v, 0).map(content_hash)));
+    ctx.register_udf(string_udf("canonical_district", 2, move |v| {
+        n::canonical_district(s(v, 0), s(v, 1).unwrap_or(""))
+    }));
+    ctx.register_udf(string_udf("place", 1, move |v| {
+        s(v, 0).and_then(n::extract_place)
+    }));
+    ctx.register_udf(string_udf("content_hash", 1, move |v| {
+        s(v, 0).map(content_hash)
+    }));
     let c1 = classifier.clone();
-    ctx.register_udf(string_udf("classify_domain", 2, move |v| Some(c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)));
+    ctx.register_udf(string_udf("classify_domain", 2, move |v| {
+        Some(c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)
+    }));
     let c2 = classifier;
-    ctx.register_udf(float_udf("classify_confidence", 2, move |v| c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).1));
+    ctx.register_udf(float_udf("classify_confidence", 2, move |v| {
+        c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).1
+    }));
 }
 
 fn decoded_schema() -> Arc<Schema> {
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
-    let ts = |n: &str| Field::new(n, DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into())), false);
+    let ts = |n: &str| {
+        Field::new(
+            n,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into())),
+            false,
+        )
+    };
     Arc::new(Schema::new(vec![
         s("channel", false),
         s("source_id", false),
@@ -149,7 +218,9 @@ fn decoded_schema() -> Arc<Schema> {
 }
 
 fn decoded_batch(rows: &[decode::DecodedRow]) -> Result<RecordBatch> {
-    let strs = |f: &dyn Fn(&decode::DecodedRow) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(rows.iter().map(f))) };
+    let strs = |f: &dyn Fn(&decode::DecodedRow) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
     let ts = |f: &dyn Fn(&decode::DecodedRow) -> i64| -> ArrayRef {
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(f)).with_timezone(TZ))
     };
@@ -176,18 +247,39 @@ fn decoded_batch(rows: &[decode::DecodedRow]) -> Result<RecordBatch> {
 /// Read the normalized batch (the SQL's output) back into complaints.
 fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
     let col = |name: &str, ty: &DataType| -> Result<ArrayRef> {
-        let c = batch.column_by_name(name).with_context(|| format!("normalize.sql yields no column {name}"))?;
+        let c = batch
+            .column_by_name(name)
+            .with_context(|| format!("normalize.sql yields no column {name}"))?;
         Ok(cast(c, ty)?)
     };
     let utf8 = DataType::Utf8;
     let tsty = DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into()));
     let names = [
-        "complaint_id", "channel", "source_id", "title", "body", "complainant", "phone_masked", "district", "address", "domain",
-        "source_category", "source_status", "content_hash", "duplicate_of", "issue_key",
+        "complaint_id",
+        "channel",
+        "source_id",
+        "title",
+        "body",
+        "complainant",
+        "phone_masked",
+        "district",
+        "address",
+        "domain",
+        "source_category",
+        "source_status",
+        "content_hash",
+        "duplicate_of",
+        "issue_key",
     ];
     let strs: Vec<ArrayRef> = names.iter().map(|n| col(n, &utf8)).collect::<Result<_>>()?;
     let s: Vec<&StringArray> = strs.iter().map(|a| a.as_string::<i32>()).collect();
-    let get = |i: usize, r: usize| -> Option<String> { if s[i].is_null(r) { None } else { Some(s[i].value(r).to_string()) } };
+    let get = |i: usize, r: usize| -> Option<String> {
+        if s[i].is_null(r) {
+            None
+        } else {
+            Some(s[i].value(r).to_string())
+        }
+    };
     let received = col("received_at", &tsty)?;
     let fetched = col("fetched_at", &tsty)?;
     let received: &TimestampMicrosecondArray = received.as_primitive();
@@ -197,7 +289,9 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
     let likes = col("likes", &DataType::Int64)?;
     let likes: &Int64Array = likes.as_primitive();
     let time = |a: &TimestampMicrosecondArray, r: usize| {
-        chrono::DateTime::from_timestamp_micros(a.value(r)).map(|t| t.with_timezone(&local_offset())).context("timestamp out of range")
+        chrono::DateTime::from_timestamp_micros(a.value(r))
+            .map(|t| t.with_timezone(&local_offset()))
+            .context("timestamp out of range")
     };
     (0..batch.num_rows())
         .map(|r| {
@@ -217,7 +311,11 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 domain_confidence: if conf.is_null(r) { 0.0 } else { conf.value(r) },
                 source_category: get(10, r),
                 source_status: get(11, r),
-                likes: if likes.is_null(r) { None } else { Some(likes.value(r)) },
+                likes: if likes.is_null(r) {
+                    None
+                } else {
+                    Some(likes.value(r))
+                },
                 content_hash: get(12, r).unwrap_or_default(),
                 duplicate_of: get(13, r),
                 issue_key: get(14, r),
@@ -241,27 +339,49 @@ impl Engine {
         let classifier = KeywordClassifier::new(&tax, config.engine.min_domain_confidence);
         let ctx = SessionContext::new();
         register_udfs(&ctx, classifier.clone(), pseudonym_key());
-        Ok(Engine { ctx, state: AnalyticState::default(), config: config.clone(), classifier })
+        Ok(Engine {
+            ctx,
+            state: AnalyticState::default(),
+            config: config.clone(),
+            classifier,
+        })
     }
 
     /// Process one micro-batch of raw records.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
         let (rows, dead) = decode::decode_all(inputs);
         if rows.is_empty() {
-            return Ok(EngineOutput { dead, ..Default::default() });
+            return Ok(EngineOutput {
+                dead,
+                ..Default::default()
+            });
         }
         let batch = decoded_batch(&rows)?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         self.ctx.deregister_table("raw")?;
         self.ctx.register_table("raw", Arc::new(table))?;
-        let batches = self.ctx.sql(NORMALIZE_SQL).await.context("planning pipelines/normalize.sql")?.collect().await?;
+        let batches = self
+            .ctx
+            .sql(NORMALIZE_SQL)
+            .await
+            .context("planning pipelines/normalize.sql")?
+            .collect()
+            .await?;
         let mut complaints = Vec::with_capacity(rows.len());
         for b in &batches {
             complaints.extend(batch_to_complaints(b)?);
         }
-        let cx = RuleContext { rules: &self.config.rules, units: units::units(), classifier: &self.classifier };
+        let cx = RuleContext {
+            rules: &self.config.rules,
+            units: units::units(),
+            classifier: &self.classifier,
+        };
         let (complaints, alerts) = self.state.apply(complaints, &cx);
-        Ok(EngineOutput { complaints, alerts, dead })
+        Ok(EngineOutput {
+            complaints,
+            alerts,
+            dead,
+        })
     }
 
     /// Every alert's latest state.
@@ -277,7 +397,11 @@ mod tests {
 
     fn raw(channel: &str, id: &str, payload: serde_json::Value) -> RawInput {
         let v = json!({"channel": channel, "source_id": id, "fetched_at": "2026-11-02T08:00:00+08:00", "position": {}, "payload": payload});
-        RawInput { key: None, value: serde_json::to_vec(&v).expect("json"), origin: format!("test/{id}") }
+        RawInput {
+            key: None,
+            value: serde_json::to_vec(&v).expect("json"),
+            origin: format!("test/{id}"),
+        }
     }
 
     #[tokio::test]
@@ -298,16 +422,34 @@ mod tests {
         let h = &out.complaints[0];
         assert_eq!(h.complaint_id, complaint_id("hotline", "RX1"));
         assert_eq!(h.phone_masked.as_deref(), Some("138****5678"));
-        assert!(!h.body.contains("13812345678") && h.body.contains("138****5678"), "{}", h.body);
-        assert!(h.body.starts_with("镜湖区"), "whitespace trimmed: {}", h.body);
+        assert!(
+            !h.body.contains("13812345678") && h.body.contains("138****5678"),
+            "{}",
+            h.body
+        );
+        assert!(
+            h.body.starts_with("镜湖区"),
+            "whitespace trimmed: {}",
+            h.body
+        );
         assert_eq!(h.district.as_deref(), Some("镜湖区"));
         assert_eq!(h.domain, "城乡建设");
         assert!(h.title.starts_with("镜湖区翠湖花园小区物业乱收费"));
         assert_eq!(h.issue_key.as_deref(), Some("镜湖区|翠湖花园小区"));
-        assert!(h.complainant.as_deref().is_some_and(|p| p.starts_with("p_")));
+        assert!(
+            h.complainant
+                .as_deref()
+                .is_some_and(|p| p.starts_with("p_"))
+        );
         let b = &out.complaints[1];
-        assert_ne!(b.complainant, h.complainant, "a board user without phone has a pseudonym of its own");
-        assert_eq!(b.content_hash, h.content_hash, "same text after normalization");
+        assert_ne!(
+            b.complainant, h.complainant,
+            "a board user without phone has a pseudonym of its own"
+        );
+        assert_eq!(
+            b.content_hash, h.content_hash,
+            "same text after normalization"
+        );
         assert_eq!(b.duplicate_of.as_deref(), Some(h.complaint_id.as_str()));
         assert_eq!(b.likes, Some(3));
     }

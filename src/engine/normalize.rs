@@ -33,10 +33,17 @@ pub fn normalize_text(s: &str) -> String {
 
 /// Mask a phone number as 138****1234; keeps only digits. `None` when it has fewer than 7 digits.
 pub fn mask_phone(phone: &str) -> Option<String> {
-    let digits: String = normalize_text(phone).chars().filter(char::is_ascii_digit).collect();
+    let digits: String = normalize_text(phone)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     match digits.len() {
         0..=6 => None,
-        n if n >= 11 => Some(format!("{}****{}", &digits[n - 11..n - 8], &digits[n - 4..])),
+        n if n >= 11 => Some(format!(
+            "{}****{}",
+            &digits[n - 11..n - 8],
+            &digits[n - 4..]
+        )),
         n => Some(format!("{}****{}", &digits[..2], &digits[n - 2..])),
     }
 }
@@ -83,20 +90,40 @@ pub fn mask_phones_in_text(s: &str) -> String {
 
 /// Keyed-hash pseudonym of a complainant identity: `p_` + 16 hex chars of HMAC-SHA256(key, id).
 pub fn pseudonym(key: &[u8], identity: &str) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(identity.as_bytes());
     format!("p_{}", &hex::encode(mac.finalize().into_bytes())[..16])
 }
 
 /// The identity a pseudonym is derived from: the phone's digits when there are enough, else the
 /// channel's user id (scoped by channel), else the name (scoped by channel). `None` when anonymous.
-pub fn identity(channel: &str, phone: Option<&str>, user_id: Option<&str>, name: Option<&str>) -> Option<String> {
-    let digits: String = phone.map(|p| normalize_text(p).chars().filter(char::is_ascii_digit).collect()).unwrap_or_default();
+pub fn identity(
+    channel: &str,
+    phone: Option<&str>,
+    user_id: Option<&str>,
+    name: Option<&str>,
+) -> Option<String> {
+    let digits: String = phone
+        .map(|p| {
+            normalize_text(p)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect()
+        })
+        .unwrap_or_default();
     if digits.len() >= 7 && !digits.contains("0000000") {
-        let d = if digits.len() > 11 { &digits[digits.len() - 11..] } else { &digits };
+        let d = if digits.len() > 11 {
+            &digits[digits.len() - 11..]
+        } else {
+            &digits
+        };
         return Some(format!("tel:{d}"));
     }
-    let clean = |s: Option<&str>| s.map(normalize_text).filter(|s| !s.is_empty() && !s.chars().all(|c| c == '*'));
+    let clean = |s: Option<&str>| {
+        s.map(normalize_text)
+            .filter(|s| !s.is_empty() && !s.chars().all(|c| c == '*'))
+    };
     if let Some(u) = clean(user_id) {
         return Some(format!("{channel}:uid:{u}"));
     }
@@ -114,7 +141,15 @@ pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
         return Some(t.with_timezone(&local_offset()));
     }
     let tz = local_offset();
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y/%m/%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y年%m月%d日 %H:%M:%S",
+        "%Y年%m月%d日 %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(&s, f) {
             return tz.from_local_datetime(&n).single();
         }
@@ -136,7 +171,10 @@ pub fn derive_title(title: &str, body: &str) -> String {
     if !t.is_empty() {
         return t.to_string();
     }
-    let first: String = body.chars().take_while(|c| !matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n')).collect();
+    let first: String = body
+        .chars()
+        .take_while(|c| !matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n'))
+        .collect();
     let first = first.trim();
     let source = if first.is_empty() { body.trim() } else { first };
     let mut out: String = source.chars().take(30).collect();
@@ -156,10 +194,12 @@ pub fn known_districts() -> &'static [String] {
 pub fn canonical_district(field: Option<&str>, text: &str) -> Option<String> {
     let ds = known_districts();
     let stem = |d: &str| d.trim_end_matches(['区', '县', '市']).to_string();
-    if let Some(f) = field.map(normalize_text).filter(|f| !f.is_empty()) {
-        if let Some(d) = ds.iter().find(|d| f.contains(d.as_str()) || f.contains(&stem(d))) {
-            return Some(d.clone());
-        }
+    if let Some(f) = field.map(normalize_text).filter(|f| !f.is_empty())
+        && let Some(d) = ds
+            .iter()
+            .find(|d| f.contains(d.as_str()) || f.contains(&stem(d)))
+    {
+        return Some(d.clone());
     }
     ds.iter()
         .filter_map(|d| text.find(&stem(d)).map(|pos| (pos, d)))
@@ -169,15 +209,104 @@ pub fn canonical_district(field: Option<&str>, text: &str) -> Option<String> {
 
 /// Suffixes that end the name of a place people complain about.
 const PLACE_SUFFIXES: &[&str] = &[
-    "小区", "花园", "公寓", "家园", "新村", "新城", "广场", "市场", "商场", "大道", "路", "街", "巷", "村", "工地", "搅拌站",
-    "学校", "中学", "小学", "幼儿园", "医院", "卫生院", "公园", "车站", "工厂", "厂", "公司", "有限公司", "苑", "府", "城",
+    // housing and neighbourhoods
+    "小区",
+    "花园",
+    "公寓",
+    "家园",
+    "新村",
+    "新城",
+    "苑",
+    "府",
+    "城",
+    "社区",
+    "村",
+    "大厦",
+    "大楼",
+    // roads and public space
+    "大道",
+    "路",
+    "街",
+    "巷",
+    "路口",
+    "交叉口",
+    "桥",
+    "广场",
+    "公园",
+    "停车场",
+    "公交站",
+    "车站",
+    "站台",
+    "码头",
+    // trade and services
+    "市场",
+    "农贸市场",
+    "菜市场",
+    "商场",
+    "商业街",
+    "超市",
+    "店",
+    "饭店",
+    "酒店",
+    "宾馆",
+    "餐馆",
+    "网吧",
+    "药房",
+    "药店",
+    "健身房",
+    "加油站",
+    "银行",
+    "中心",
+    // work sites and firms
+    "工地",
+    "搅拌站",
+    "工厂",
+    "厂",
+    "公司",
+    "有限公司",
+    "产业园",
+    "工业园",
+    "园区",
+    "养殖场",
+    "驾校",
+    // schools and health
+    "学校",
+    "培训学校",
+    "中学",
+    "小学",
+    "幼儿园",
+    "医院",
+    "卫生院",
+    "诊所",
+    "体育馆",
 ];
 
 /// Characters that cannot be part of a place name: function words and verbs that precede one.
 const NOT_IN_PLACE: &[char] = &[
-    '的', '在', '是', '我', '们', '了', '和', '与', '及', '对', '向', '从', '到', '于', '有', '个', '这', '那', '该', '附', '近',
-    '位', '住', '家', '门', '口', '旁', '边', '里', '内', '外', '前', '后', '去', '来', '为', '把', '被', '让', '请', '求', '区', '县', '市',
+    '的', '在', '是', '我', '们', '了', '和', '与', '及', '对', '向', '从', '到', '于', '有', '个',
+    '这', '那', '该', '附', '近', '位', '住', '家', '门', '口', '旁', '边', '里', '内', '外', '前',
+    '后', '去', '来', '为', '把', '被', '让', '请', '求', '区', '县', '市',
 ];
+
+/// Words that precede a place name without being part of it (反映翠湖小区 → 翠湖小区).
+const LEADING_NOT_PLACE: &[&str] = &[
+    "反映", "投诉", "举报", "关于", "位于", "地处", "希望", "要求", "请求", "建议", "咨询", "市民",
+    "居民", "业主", "本人", "附近", "周边", "旁边", "对面", "经过", "路过", "靠近", "发现", "目前",
+    "现在", "最近", "今天", "昨天", "每天", "晚上", "白天", "导致", "造成",
+];
+
+fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> usize {
+    'again: loop {
+        for w in LEADING_NOT_PLACE {
+            let n = w.chars().count();
+            if end - start > n + 1 && w.chars().eq(chars[start..start + n].iter().copied()) {
+                start += n;
+                continue 'again;
+            }
+        }
+        return start;
+    }
+}
 
 fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
     PLACE_SUFFIXES
@@ -190,7 +319,8 @@ fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
 }
 
 fn place_char(c: char) -> bool {
-    (('\u{4E00}'..='\u{9FFF}').contains(&c) || c.is_ascii_alphanumeric()) && !NOT_IN_PLACE.contains(&c)
+    (('\u{4E00}'..='\u{9FFF}').contains(&c) || c.is_ascii_alphanumeric())
+        && !NOT_IN_PLACE.contains(&c)
 }
 
 /// Named places in `text`, left to right: runs (2–10 chars) of CJK or digits ending in a place
@@ -208,6 +338,7 @@ fn place_spans(chars: &[char]) -> Vec<(usize, usize)> {
         while start > floor && i - start < 10 && place_char(chars[start - 1]) {
             start -= 1;
         }
+        let start = strip_leading_words(chars, start, i);
         if i - start >= 2 {
             // A suffix right after a suffix extends the name (翠湖花园 + 小区).
             let mut end = i + n;
@@ -246,19 +377,28 @@ mod tests {
 
     #[test]
     fn folds_width_and_whitespace() {
-        assert_eq!(normalize_text("  ＡＢＣ１２３，\u{3000}好  的\n\t了 "), "ABC123, 好 的 了");
+        assert_eq!(
+            normalize_text("  ＡＢＣ１２３，\u{3000}好  的\n\t了 "),
+            "ABC123, 好 的 了"
+        );
         assert_eq!(normalize_text("（噪音）"), "(噪音)");
     }
 
     #[test]
     fn masks_phones() {
         assert_eq!(mask_phone("13812341234").as_deref(), Some("138****1234"));
-        assert_eq!(mask_phone("+86 138-1234-1234").as_deref(), Some("138****1234"));
+        assert_eq!(
+            mask_phone("+86 138-1234-1234").as_deref(),
+            Some("138****1234")
+        );
         assert_eq!(mask_phone("123"), None);
         assert_eq!(mask_phone("0553-1234567").as_deref(), Some("055****4567"));
         assert_eq!(mask_phone("5123456").as_deref(), Some("51****56"));
         let t = mask_phones_in_text("联系电话13912345678，座机0553-5123456，门牌12号，2026年");
-        assert!(t.contains("139****5678") && !t.contains("13912345678"), "{t}");
+        assert!(
+            t.contains("139****5678") && !t.contains("13912345678"),
+            "{t}"
+        );
         assert!(!t.contains("5123456"), "{t}");
         assert!(t.contains("门牌12号") && t.contains("2026年"), "{t}");
     }
@@ -269,9 +409,18 @@ mod tests {
         assert_eq!(a, pseudonym(b"k1", "tel:13812341234"));
         assert_ne!(a, pseudonym(b"k2", "tel:13812341234"));
         assert!(a.starts_with("p_") && a.len() == 18);
-        assert_eq!(identity("board", Some("138 1234 1234"), Some("u1"), None).as_deref(), Some("tel:13812341234"));
-        assert_eq!(identity("board", None, Some("u1"), Some("张三")).as_deref(), Some("board:uid:u1"));
-        assert_eq!(identity("portal", Some(""), None, Some("张三")).as_deref(), Some("portal:name:张三"));
+        assert_eq!(
+            identity("board", Some("138 1234 1234"), Some("u1"), None).as_deref(),
+            Some("tel:13812341234")
+        );
+        assert_eq!(
+            identity("board", None, Some("u1"), Some("张三")).as_deref(),
+            Some("board:uid:u1")
+        );
+        assert_eq!(
+            identity("portal", Some(""), None, Some("张三")).as_deref(),
+            Some("portal:name:张三")
+        );
         assert_eq!(identity("portal", None, None, Some("***")), None);
     }
 
@@ -289,21 +438,45 @@ mod tests {
 
     #[test]
     fn titles_and_districts() {
-        assert_eq!(derive_title("", "小区门口占道经营严重。每天晚上都有"), "小区门口占道经营严重");
+        assert_eq!(
+            derive_title("", "小区门口占道经营严重。每天晚上都有"),
+            "小区门口占道经营严重"
+        );
         assert_eq!(derive_title(" 标题 ", "x"), "标题");
         assert_eq!(canonical_district(Some("镜湖"), ""), Some("镜湖区".into()));
-        assert_eq!(canonical_district(None, "我住在无为市某镇，弋江区也有"), Some("无为市".into()));
+        assert_eq!(
+            canonical_district(None, "我住在无为市某镇，弋江区也有"),
+            Some("无为市".into())
+        );
         assert_eq!(canonical_district(Some(""), "没有地名"), None);
     }
 
     #[test]
     fn extracts_places() {
-        assert_eq!(extract_place("我家住在翠湖花园小区，物业乱收费").as_deref(), Some("翠湖花园小区"));
-        assert_eq!(extract_place("长江东路路面坑洼").as_deref(), Some("长江东路"));
+        assert_eq!(
+            extract_place("我家住在翠湖花园小区，物业乱收费").as_deref(),
+            Some("翠湖花园小区")
+        );
+        assert_eq!(
+            extract_place("长江东路路面坑洼").as_deref(),
+            Some("长江东路")
+        );
         assert_eq!(extract_place("没有地点的投诉"), None);
-        assert_eq!(extract_place("南陵县城鸠路香荷小区物业收费").as_deref(), Some("香荷小区"));
-        assert_eq!(extract_place("长乐街明山培训学校跑路了，长江路也有").as_deref(), Some("明山培训学校"));
-        assert_eq!(extract_place("反映翠湖花园小区的问题").as_deref(), Some("翠湖花园小区"));
-        assert_eq!(extract_place("明新大道湾长商贸有限公司拖欠").as_deref(), Some("湾长商贸有限公司"));
+        assert_eq!(
+            extract_place("南陵县城鸠路香荷小区物业收费").as_deref(),
+            Some("香荷小区")
+        );
+        assert_eq!(
+            extract_place("长乐街明山培训学校跑路了，长江路也有").as_deref(),
+            Some("明山培训学校")
+        );
+        assert_eq!(
+            extract_place("反映翠湖花园小区的问题").as_deref(),
+            Some("翠湖花园小区")
+        );
+        assert_eq!(
+            extract_place("明新大道湾长商贸有限公司拖欠").as_deref(),
+            Some("湾长商贸有限公司")
+        );
     }
 }

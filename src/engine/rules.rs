@@ -63,7 +63,10 @@ pub fn add_working_days(day: NaiveDate, n: u32) -> NaiveDate {
 }
 
 fn top(counts: &BTreeMap<String, u64>) -> Option<(String, u64)> {
-    counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(k, v)| (k.clone(), *v))
+    counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(k, v)| (k.clone(), *v))
 }
 
 pub struct RuleContext<'a> {
@@ -79,7 +82,11 @@ impl AnalyticState {
 
     /// Apply a batch: drop complaints already seen (same complaint id), mark exact duplicates,
     /// set issue keys, update aggregates and return the changed alerts (latest state each).
-    pub fn apply(&mut self, rows: Vec<Complaint>, cx: &RuleContext) -> (Vec<Complaint>, Vec<Alert>) {
+    pub fn apply(
+        &mut self,
+        rows: Vec<Complaint>,
+        cx: &RuleContext,
+    ) -> (Vec<Complaint>, Vec<Alert>) {
         let mut out = Vec::with_capacity(rows.len());
         let mut touched: BTreeSet<String> = BTreeSet::new();
         for mut c in rows {
@@ -89,14 +96,19 @@ impl AnalyticState {
             match self.first_by_content.get(&c.content_hash) {
                 Some(first) => c.duplicate_of = Some(first.clone()),
                 None => {
-                    self.first_by_content.insert(c.content_hash.clone(), c.complaint_id.clone());
+                    self.first_by_content
+                        .insert(c.content_hash.clone(), c.complaint_id.clone());
                 }
             }
             let win = window_start(c.day(), cx.rules.window_days);
             if let Some(key) = c.issue_key.clone() {
                 let agg = self.issues.entry((win, key.clone())).or_default();
                 agg.complaint_ids.insert(c.complaint_id.clone());
-                agg.complainants.insert(c.complainant.clone().unwrap_or_else(|| format!("anon:{}", c.complaint_id)));
+                agg.complainants.insert(
+                    c.complainant
+                        .clone()
+                        .unwrap_or_else(|| format!("anon:{}", c.complaint_id)),
+                );
                 *agg.domains.entry(c.domain.clone()).or_default() += 1;
                 agg.district = agg.district.take().or(c.district.clone());
                 if agg.texts.len() < SAMPLE_TEXTS {
@@ -125,7 +137,10 @@ impl AnalyticState {
             }
             out.push(c);
         }
-        let changed = touched.iter().filter_map(|id| self.alerts.get(id).cloned()).collect();
+        let changed = touched
+            .iter()
+            .filter_map(|id| self.alerts.get(id).cloned())
+            .collect();
         (out, changed)
     }
 
@@ -144,13 +159,24 @@ impl AnalyticState {
         id
     }
 
-    fn crowd_alert(&mut self, win: NaiveDate, key: &str, c: &Complaint, cx: &RuleContext) -> String {
+    fn crowd_alert(
+        &mut self,
+        win: NaiveDate,
+        key: &str,
+        c: &Complaint,
+        cx: &RuleContext,
+    ) -> String {
         let agg = &self.issues[&(win, key.to_string())];
-        let domain = top(&agg.domains).map(|(d, _)| d).filter(|d| d != UNCLASSIFIED);
+        let domain = top(&agg.domains)
+            .map(|(d, _)| d)
+            .filter(|d| d != UNCLASSIFIED);
         let district = agg.district.clone();
         let place = key.rsplit('|').next().unwrap_or(key).to_string();
         let texts: Vec<&str> = agg.texts.iter().map(String::as_str).collect();
-        let key_terms = domain.as_deref().map(|d| cx.classifier.key_terms(d, &texts, 5)).unwrap_or_default();
+        let key_terms = domain
+            .as_deref()
+            .map(|d| cx.classifier.key_terms(d, &texts, 5))
+            .unwrap_or_default();
         let n = agg.complainants.len() as u64;
         let alert = Alert {
             alert_id: alert_id(AlertTrigger::CrowdConcentration, key, win),
@@ -182,13 +208,22 @@ impl AnalyticState {
         self.upsert(alert)
     }
 
-    fn frequent_alert(&mut self, win: NaiveDate, person: &str, c: &Complaint, cx: &RuleContext) -> String {
+    fn frequent_alert(
+        &mut self,
+        win: NaiveDate,
+        person: &str,
+        c: &Complaint,
+        cx: &RuleContext,
+    ) -> String {
         let agg = &self.people[&(win, person.to_string())];
         let (top_domain, top_n) = top(&agg.domains).unwrap_or_default();
         let domain = Some(top_domain.clone()).filter(|d| !d.is_empty() && d != UNCLASSIFIED);
         let district = top(&agg.districts).map(|(d, _)| d);
         let texts: Vec<&str> = agg.texts.iter().map(String::as_str).collect();
-        let key_terms = domain.as_deref().map(|d| cx.classifier.key_terms(d, &texts, 5)).unwrap_or_default();
+        let key_terms = domain
+            .as_deref()
+            .map(|d| cx.classifier.key_terms(d, &texts, 5))
+            .unwrap_or_default();
         let share = 100 * top_n / agg.complaint_ids.len().max(1) as u64;
         let alert = Alert {
             alert_id: alert_id(AlertTrigger::HighFrequency, person, win),
@@ -262,7 +297,11 @@ mod tests {
 
     fn cx_with(rules: &RuleConfig, f: impl FnOnce(&RuleContext)) {
         let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.3);
-        f(&RuleContext { rules, units: units(), classifier: &c })
+        f(&RuleContext {
+            rules,
+            units: units(),
+            classifier: &c,
+        })
     }
 
     #[test]
@@ -270,44 +309,92 @@ mod tests {
         let rules = RuleConfig::default();
         cx_with(&rules, |cx| {
             let mut st = AnalyticState::default();
-            let (out, _) = st.apply(vec![complaint("a", "p1", "x", None, 2), complaint("a", "p1", "x", None, 2)], cx);
+            let (out, _) = st.apply(
+                vec![
+                    complaint("a", "p1", "x", None, 2),
+                    complaint("a", "p1", "x", None, 2),
+                ],
+                cx,
+            );
             assert_eq!(out.len(), 1);
-            let (out, _) = st.apply(vec![complaint("b", "p2", "x", None, 3), complaint("a", "p1", "x", None, 2)], cx);
+            let (out, _) = st.apply(
+                vec![
+                    complaint("b", "p2", "x", None, 3),
+                    complaint("a", "p1", "x", None, 2),
+                ],
+                cx,
+            );
             assert_eq!(out.len(), 1);
-            assert_eq!(out[0].duplicate_of.as_deref(), Some(complaint_id("hotline", "a").as_str()));
+            assert_eq!(
+                out[0].duplicate_of.as_deref(),
+                Some(complaint_id("hotline", "a").as_str())
+            );
         });
     }
 
     #[test]
     fn crowd_alert_fires_at_threshold_and_updates_in_place() {
-        let rules = RuleConfig { crowd_min_complainants: 3, ..RuleConfig::default() };
+        let rules = RuleConfig {
+            crowd_min_complainants: 3,
+            ..RuleConfig::default()
+        };
         cx_with(&rules, |cx| {
             let mut st = AnalyticState::default();
-            let rows: Vec<Complaint> =
-                (0..2).map(|i| complaint(&format!("s{i}"), &format!("p{i}"), &format!("b{i}"), Some("镜湖区|某某路"), 2)).collect();
+            let rows: Vec<Complaint> = (0..2)
+                .map(|i| {
+                    complaint(
+                        &format!("s{i}"),
+                        &format!("p{i}"),
+                        &format!("b{i}"),
+                        Some("镜湖区|某某路"),
+                        2,
+                    )
+                })
+                .collect();
             let (_, alerts) = st.apply(rows, cx);
-            assert!(alerts.is_empty(), "two complainants are below the threshold");
+            assert!(
+                alerts.is_empty(),
+                "two complainants are below the threshold"
+            );
             // The same person again does not make a crowd.
-            let (_, alerts) = st.apply(vec![complaint("s9", "p0", "b9", Some("镜湖区|某某路"), 3)], cx);
+            let (_, alerts) = st.apply(
+                vec![complaint("s9", "p0", "b9", Some("镜湖区|某某路"), 3)],
+                cx,
+            );
             assert!(alerts.is_empty());
-            let (_, alerts) = st.apply(vec![complaint("s3", "p3", "b3", Some("镜湖区|某某路"), 4)], cx);
+            let (_, alerts) = st.apply(
+                vec![complaint("s3", "p3", "b3", Some("镜湖区|某某路"), 4)],
+                cx,
+            );
             assert_eq!(alerts.len(), 1);
             let a = &alerts[0];
-            assert_eq!((a.distinct_complainants, a.complaint_count, a.version), (3, 4, 1));
+            assert_eq!(
+                (a.distinct_complainants, a.complaint_count, a.version),
+                (3, 4, 1)
+            );
             assert_eq!(a.unit, "镜湖区城市管理局");
             assert_eq!(a.deadline, add_working_days(base() + Duration::days(4), 5));
-            let (_, again) = st.apply(vec![complaint("s4", "p4", "b4", Some("镜湖区|某某路"), 5)], cx);
+            let (_, again) = st.apply(
+                vec![complaint("s4", "p4", "b4", Some("镜湖区|某某路"), 5)],
+                cx,
+            );
             assert_eq!(again[0].alert_id, a.alert_id);
             assert_eq!((again[0].version, again[0].deadline), (2, a.deadline));
             // The next window starts afresh: one complainant there raises nothing.
-            let (_, next) = st.apply(vec![complaint("s5", "p5", "b5", Some("镜湖区|某某路"), 31)], cx);
+            let (_, next) = st.apply(
+                vec![complaint("s5", "p5", "b5", Some("镜湖区|某某路"), 31)],
+                cx,
+            );
             assert!(next.is_empty());
         });
     }
 
     #[test]
     fn frequency_counts_distinct_contents() {
-        let rules = RuleConfig { frequent_min_complaints: 3, ..RuleConfig::default() };
+        let rules = RuleConfig {
+            frequent_min_complaints: 3,
+            ..RuleConfig::default()
+        };
         cx_with(&rules, |cx| {
             let mut st = AnalyticState::default();
             let rows = vec![
@@ -327,7 +414,10 @@ mod tests {
     #[test]
     fn windows_and_working_days() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 27).expect("d"); // a Friday
-        assert_eq!(add_working_days(d, 1), NaiveDate::from_ymd_opt(2026, 11, 30).expect("d"));
+        assert_eq!(
+            add_working_days(d, 1),
+            NaiveDate::from_ymd_opt(2026, 11, 30).expect("d")
+        );
         let w = window_start(d, 30);
         assert!(w <= d && d < w + Duration::days(30));
         assert_eq!(window_start(w, 30), w);

@@ -42,7 +42,9 @@ pub fn install(path: Option<&std::path::Path>) -> anyhow::Result<()> {
 }
 
 pub fn units() -> &'static UnitTable {
-    UNITS.get_or_init(|| crate::config::parse_toml(BUILTIN, "config/units.toml").expect("built-in units.toml parses"))
+    UNITS.get_or_init(|| {
+        crate::config::parse_toml(BUILTIN, "config/units.toml").expect("built-in units.toml parses")
+    })
 }
 
 impl UnitTable {
@@ -50,7 +52,9 @@ impl UnitTable {
     /// level when only the domain is, the bureau's triage desk otherwise.
     pub fn responsible(&self, domain: Option<&str>, district: Option<&str>) -> String {
         match (domain.and_then(|d| self.domain.get(d)), district) {
-            (Some(u), Some(d)) if self.districts.iter().any(|x| x == d) => format!("{d}{}", u.district_suffix),
+            (Some(u), Some(d)) if self.districts.iter().any(|x| x == d) => {
+                format!("{d}{}", u.district_suffix)
+            }
             (Some(u), _) => u.city.clone(),
             (None, _) => self.fallback.city.clone(),
         }
@@ -65,8 +69,14 @@ mod tests {
     fn responsibility_levels() {
         let u = units();
         assert_eq!(u.domain.len(), 10, "ten enforcement domains");
-        assert_eq!(u.responsible(Some("城市管理"), Some("镜湖区")), "镜湖区城市管理局");
+        assert_eq!(
+            u.responsible(Some("城市管理"), Some("镜湖区")),
+            "镜湖区城市管理局"
+        );
         assert_eq!(u.responsible(Some("城市管理"), None), "芜湖市城市管理局");
-        assert_eq!(u.responsible(Some("unclassified"), Some("镜湖区")), u.fallback.city);
+        assert_eq!(
+            u.responsible(Some("unclassified"), Some("镜湖区")),
+            u.fallback.city
+        );
     }
 }

@@ -17,12 +17,16 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     w.write(batch)?;
     w.close()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 
@@ -35,7 +39,10 @@ pub fn write_complaints(lake: &Path, rows: &[Complaint], tag: &str) -> Result<Ve
     }
     let mut files = Vec::new();
     for (day, rows) in by_day {
-        let path = lake.join("complaints").join(format!("day={day}")).join(format!("part-{tag}.parquet"));
+        let path = lake
+            .join("complaints")
+            .join(format!("day={day}"))
+            .join(format!("part-{tag}.parquet"));
         write_parquet(&path, &complaints_to_batch(&rows)?)?;
         files.push(path);
     }

@@ -23,20 +23,34 @@ pub struct DemoOutcome {
 }
 
 /// Start the webhook receiver on an ephemeral port, then the simulator pushing to it.
-pub async fn start_sim_and_receiver(mut sim: SimConfig, files: &ConnectorFiles, out: Output) -> Result<(SimHandle, wanshitong::ReceiverHandle)> {
+pub async fn start_sim_and_receiver(
+    mut sim: SimConfig,
+    files: &ConnectorFiles,
+    out: Output,
+) -> Result<(SimHandle, wanshitong::ReceiverHandle)> {
     let mut wcfg = files.wanshitong.clone();
     wcfg.bind = "127.0.0.1:0".parse().expect("loopback address");
     let receiver = wanshitong::start(&wcfg, out).await?;
     sim.push_url = Some(format!("http://{}{}", receiver.addr, wcfg.path));
     sim.webhook_secret = wanshitong::secret(&wcfg.secret_env);
-    let handle = crate::sim::start(sim).await.context("starting the feed simulator")?;
+    let handle = crate::sim::start(sim)
+        .await
+        .context("starting the feed simulator")?;
     Ok((handle, receiver))
 }
 
-pub async fn run_demo(config: &Config, connectors_dir: &Path, mut sim: SimConfig, out_dir: &Path) -> Result<DemoOutcome> {
+pub async fn run_demo(
+    config: &Config,
+    connectors_dir: &Path,
+    mut sim: SimConfig,
+    out_dir: &Path,
+) -> Result<DemoOutcome> {
     let bus = MemoryBus::new();
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let out = Output { bus: Bus::Memory(bus.clone()), topics: topics.clone() };
+    let out = Output {
+        bus: Bus::Memory(bus.clone()),
+        topics: topics.clone(),
+    };
     let mut files = ConnectorFiles::load(connectors_dir)?;
     sim.bind = "127.0.0.1:0".parse().expect("loopback address");
     sim.export_dir = sim_export_dir(out_dir);
@@ -45,7 +59,9 @@ pub async fn run_demo(config: &Config, connectors_dir: &Path, mut sim: SimConfig
     let enabled = &config.connectors.enabled;
     run_pollers(&files, enabled, out.clone(), Mode::Drain).await?;
     if enabled.contains(&crate::record::Channel::Wanshitong) {
-        sim.pushes_done().await.context("waiting for the simulator's webhooks")?;
+        sim.pushes_done()
+            .await
+            .context("waiting for the simulator's webhooks")?;
     }
     receiver.shutdown().await;
     let manifest = sim.manifest().clone();
@@ -53,29 +69,49 @@ pub async fn run_demo(config: &Config, connectors_dir: &Path, mut sim: SimConfig
 
     let lake = out_dir.join("lake");
     if lake.exists() {
-        std::fs::remove_dir_all(&lake).with_context(|| format!("cannot clear {}", lake.display()))?;
+        std::fs::remove_dir_all(&lake)
+            .with_context(|| format!("cannot clear {}", lake.display()))?;
     }
     let mut engine = Engine::new(config)?;
     let mut summary = Summary::default();
     let mut all = Vec::new();
     let mut alerts = BTreeMap::new();
     let raw = bus.read(&topics.raw, 0);
-    for (i, chunk) in raw.chunks(config.engine.batch_max_records.max(1)).enumerate() {
+    for (i, chunk) in raw
+        .chunks(config.engine.batch_max_records.max(1))
+        .enumerate()
+    {
         let first = i * config.engine.batch_max_records.max(1);
         let inputs: Vec<RawInput> = chunk
             .iter()
             .enumerate()
-            .map(|(j, r)| RawInput { key: r.key.clone(), value: r.value.clone(), origin: format!("{}/{}", topics.raw, first + j) })
+            .map(|(j, r)| RawInput {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                origin: format!("{}/{}", topics.raw, first + j),
+            })
             .collect();
         let result = engine.process(&inputs).await?;
         for c in &result.complaints {
-            bus.send(&topics.complaints, Some(c.complaint_id.as_bytes()), &serde_json::to_vec(c)?);
+            bus.send(
+                &topics.complaints,
+                Some(c.complaint_id.as_bytes()),
+                &serde_json::to_vec(c)?,
+            );
         }
         for a in &result.alerts {
-            bus.send(&topics.alerts, Some(a.alert_id.as_bytes()), &serde_json::to_vec(a)?);
+            bus.send(
+                &topics.alerts,
+                Some(a.alert_id.as_bytes()),
+                &serde_json::to_vec(a)?,
+            );
         }
         for d in &result.dead {
-            bus.send(&topics.dlq, d.key.as_deref().map(str::as_bytes), &serde_json::to_vec(d)?);
+            bus.send(
+                &topics.dlq,
+                d.key.as_deref().map(str::as_bytes),
+                &serde_json::to_vec(d)?,
+            );
         }
         crate::lake::write_complaints(&lake, &result.complaints, &format!("mem-{first:09}"))?;
         summary.add_complaints(&result.complaints);
@@ -87,11 +123,23 @@ pub async fn run_demo(config: &Config, connectors_dir: &Path, mut sim: SimConfig
     let alert_list: Vec<Alert> = alerts.values().cloned().collect();
     crate::lake::write_alerts(&lake, &alert_list)?;
     write_alerts_jsonl(out_dir, &alerts)?;
-    std::fs::write(out_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        out_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     // What the simulator planted, so a reader can check the alerts against it.
-    std::fs::write(out_dir.join("sim").join("manifest.json"), serde_json::to_string_pretty(&manifest)?)?;
+    std::fs::write(
+        out_dir.join("sim").join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
     std::fs::write(out_dir.join("summary.txt"), summary.render())?;
-    Ok(DemoOutcome { summary, complaints: all, alerts, manifest, out_dir: out_dir.to_path_buf() })
+    Ok(DemoOutcome {
+        summary,
+        complaints: all,
+        alerts,
+        manifest,
+        out_dir: out_dir.to_path_buf(),
+    })
 }
 
 fn sim_export_dir(out_dir: &Path) -> PathBuf {

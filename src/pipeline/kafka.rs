@@ -16,8 +16,16 @@ use crate::connectors::{ConnectorFiles, Mode, Output, run_pollers, wanshitong};
 use crate::engine::{Engine, RawInput};
 
 /// Run the connectors against Kafka until an error (or until `stop` resolves).
-pub async fn ingest(config: &Config, files: &ConnectorFiles, bus: Arc<KafkaBus>, stop: impl Future<Output = ()>) -> Result<()> {
-    let out = Output { bus: Bus::Kafka(bus.clone()), topics: bus.topics() };
+pub async fn ingest(
+    config: &Config,
+    files: &ConnectorFiles,
+    bus: Arc<KafkaBus>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let out = Output {
+        bus: Bus::Kafka(bus.clone()),
+        topics: bus.topics(),
+    };
     let enabled = &config.connectors.enabled;
     let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
         Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
@@ -35,10 +43,17 @@ pub async fn ingest(config: &Config, files: &ConnectorFiles, bus: Arc<KafkaBus>,
 }
 
 /// Consume the raw topic in micro-batches, run the engine, write outputs, then commit.
-pub async fn process(config: &Config, bus: Arc<KafkaBus>, data_dir: &Path, stop: impl Future<Output = ()>) -> Result<()> {
+pub async fn process(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    data_dir: &Path,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
     let topics = bus.topics();
     let consumer = bus.consumer(&config.engine.group_id)?;
-    consumer.subscribe(&[topics.raw.as_str()]).with_context(|| format!("cannot subscribe to {}", topics.raw))?;
+    consumer
+        .subscribe(&[topics.raw.as_str()])
+        .with_context(|| format!("cannot subscribe to {}", topics.raw))?;
     let mut engine = Engine::new(config)?;
     let lake = data_dir.join("lake");
     let mut alerts = BTreeMap::new();
@@ -72,10 +87,21 @@ pub async fn process(config: &Config, bus: Arc<KafkaBus>, data_dir: &Path, stop:
             })
             .collect();
         let out = engine.process(&inputs).await?;
-        let complaints: Vec<(String, Vec<u8>)> =
-            out.complaints.iter().map(|c| Ok((c.complaint_id.clone(), serde_json::to_vec(c)?))).collect::<Result<_>>()?;
-        let changed: Vec<(String, Vec<u8>)> = out.alerts.iter().map(|a| Ok((a.alert_id.clone(), serde_json::to_vec(a)?))).collect::<Result<_>>()?;
-        let dead: Vec<(String, Vec<u8>)> = out.dead.iter().map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?))).collect::<Result<_>>()?;
+        let complaints: Vec<(String, Vec<u8>)> = out
+            .complaints
+            .iter()
+            .map(|c| Ok((c.complaint_id.clone(), serde_json::to_vec(c)?)))
+            .collect::<Result<_>>()?;
+        let changed: Vec<(String, Vec<u8>)> = out
+            .alerts
+            .iter()
+            .map(|a| Ok((a.alert_id.clone(), serde_json::to_vec(a)?)))
+            .collect::<Result<_>>()?;
+        let dead: Vec<(String, Vec<u8>)> = out
+            .dead
+            .iter()
+            .map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?)))
+            .collect::<Result<_>>()?;
         bus.send_all(&topics.complaints, &complaints).await?;
         bus.send_all(&topics.alerts, &changed).await?;
         bus.send_all(&topics.dlq, &dead).await?;
@@ -85,7 +111,11 @@ pub async fn process(config: &Config, bus: Arc<KafkaBus>, data_dir: &Path, stop:
             let e = firsts.entry(m.partition()).or_insert(m.offset());
             *e = (*e).min(m.offset());
         }
-        let tag = firsts.iter().map(|(p, o)| format!("p{p}o{o}")).collect::<Vec<_>>().join("-");
+        let tag = firsts
+            .iter()
+            .map(|(p, o)| format!("p{p}o{o}"))
+            .collect::<Vec<_>>()
+            .join("-");
         crate::lake::write_complaints(&lake, &out.complaints, &tag)?;
         if !out.alerts.is_empty() {
             merge_alerts(&mut alerts, out.alerts);
@@ -93,7 +123,9 @@ pub async fn process(config: &Config, bus: Arc<KafkaBus>, data_dir: &Path, stop:
             crate::lake::write_alerts(&lake, &list)?;
             write_alerts_jsonl(data_dir, &alerts)?;
         }
-        consumer.commit_consumer_state(CommitMode::Sync).context("cannot commit offsets")?;
+        consumer
+            .commit_consumer_state(CommitMode::Sync)
+            .context("cannot commit offsets")?;
         tracing::info!(target: "duban::engine", records = msgs.len(), complaints = out.complaints.len(), dead = out.dead.len(), "batch done");
     }
 }

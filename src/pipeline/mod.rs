@@ -61,7 +61,10 @@ impl Summary {
     pub fn set_alerts(&mut self, alerts: &BTreeMap<String, Alert>) {
         self.alerts_by_trigger.clear();
         for a in alerts.values() {
-            *self.alerts_by_trigger.entry(a.trigger.as_str().to_string()).or_default() += 1;
+            *self
+                .alerts_by_trigger
+                .entry(a.trigger.as_str().to_string())
+                .or_default() += 1;
         }
     }
 
@@ -69,7 +72,10 @@ impl Summary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let row = |s: &mut String, k: &str, v: usize| s.push_str(&format!("  {k:<24} {v:>7}\n"));
-        s.push_str(&format!("complaints: {} ({} exact duplicates), dead letters: {}\n", self.complaints, self.duplicates, self.dead_letters));
+        s.push_str(&format!(
+            "complaints: {} ({} exact duplicates), dead letters: {}\n",
+            self.complaints, self.duplicates, self.dead_letters
+        ));
         s.push_str("by channel\n");
         for (k, v) in &self.by_channel {
             row(&mut s, k, *v);
