@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub batch_linger_ms: u64,
     /// Minimum confidence for a domain; below it a complaint is `unclassified`. Default 0.34.
     pub min_domain_confidence: f64,
+    /// A model written by `duban train`; default: the built-in vocabulary classifier of the
+    /// taxonomy.
+    pub model: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             batch_max_records: 500,
             batch_linger_ms: 200,
             min_domain_confidence: 0.34,
+            model: None,
         }
     }
 }

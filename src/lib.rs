@@ -2,6 +2,7 @@
 //! Feeds → connectors → bus (Kafka or in-process) → DataFusion engine → complaints, alerts, Parquet lake.
 
 pub mod bus;
+pub mod classify;
 pub mod config;
 pub mod connectors;
 pub mod engine;

@@ -57,6 +57,12 @@ enum Command {
         #[arg(long, default_value = "config/duban.toml")]
         config: PathBuf,
     },
+    /// Train a domain classifier on labeled CSV (`title`, `body`, `label`).
+    Train(duban::classify::cli::TrainArgs),
+    /// Evaluate a model on labeled CSV: accuracy, macro-F1, per-class scores.
+    Eval(duban::classify::cli::EvalArgs),
+    /// Classify JSON lines (`title`, `body`) from stdin; writes them back with `label`, `confidence`.
+    Classify(duban::classify::cli::ClassifyArgs),
     /// SQL over the lake tables `complaints` and `alerts`.
     Sql {
         /// Lake folder (e.g. out/demo/lake).
@@ -126,14 +132,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 cfg.kafka.bootstrap_servers,
                 data.display()
             );
-            let ingest = pipeline::kafka::ingest(&cfg, &files, bus.clone(), ctrl_c());
+            let ingest = duban::connectors::run::ingest_kafka(&cfg, &files, bus.clone(), ctrl_c());
             let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
             tokio::try_join!(ingest, process)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
             let bus = pipeline::kafka::connect(&cfg).await?;
-            pipeline::kafka::ingest(&cfg, &files, bus, ctrl_c()).await?;
+            duban::connectors::run::ingest_kafka(&cfg, &files, bus, ctrl_c()).await?;
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;

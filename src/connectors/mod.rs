@@ -4,6 +4,7 @@
 pub mod board;
 pub mod hotline;
 pub mod portal;
+pub mod run;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};

@@ -36,6 +36,18 @@ impl Taxonomy {
     }
 }
 
+/// What the engine needs of a classifier: a domain (or `unclassified`) and a confidence in 0..=1.
+/// The keyword scorer below is the built-in default; trained models (src/classify) implement it too.
+pub trait DomainClassifier: Send + Sync {
+    fn classify(&self, title: &str, body: &str) -> (String, f64);
+}
+
+impl DomainClassifier for KeywordClassifier {
+    fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        KeywordClassifier::classify(self, title, body)
+    }
+}
+
 /// Vocabulary scorer. A term scores its length in characters (longer terms are more specific),
 /// doubled in the title; confidence is the winner's share of all scores.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
-use classify::KeywordClassifier;
+use classify::{DomainClassifier, KeywordClassifier};
 pub use decode::RawInput;
 use rules::{AnalyticState, RuleContext};
 
@@ -148,7 +148,7 @@ fn s<'a>(v: &[Option<&'a str>], i: usize) -> Option<&'a str> {
 }
 
 /// Register duban's per-record UDFs on a DataFusion context (also used by `duban sql`).
-pub fn register_udfs(ctx: &SessionContext, classifier: Arc<KeywordClassifier>, key: Vec<u8>) {
+pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>, key: Vec<u8>) {
     use normalize as n;
     ctx.register_udf(string_udf("normalize_text", 1, move |v| {
         s(v, 0).map(n::normalize_text)
@@ -337,8 +337,12 @@ impl Engine {
         units::install(config.units.path.as_deref())?;
         let tax = classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
         let classifier = KeywordClassifier::new(&tax, config.engine.min_domain_confidence);
+        let model: Arc<dyn DomainClassifier> = match &config.engine.model {
+            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
+            None => classifier.clone(),
+        };
         let ctx = SessionContext::new();
-        register_udfs(&ctx, classifier.clone(), pseudonym_key());
+        register_udfs(&ctx, model, pseudonym_key());
         Ok(Engine {
             ctx,
             state: AnalyticState::default(),

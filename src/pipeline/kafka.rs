@@ -1,5 +1,5 @@
-//! The Kafka stages: `ingest` (connectors → raw topic), `process` (raw → engine → complaints,
-//! alerts, dlq, lake) and `run` (both). Offsets are committed only after outputs are stored.
+//! The engine's Kafka stage `process` (raw → engine → complaints, alerts, dlq, lake); `ingest`
+//! lives in connectors/run.rs. Offsets are committed only after outputs are stored.
 
 use anyhow::{Context, Result};
 use rdkafka::Message;
@@ -10,37 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{merge_alerts, write_alerts_jsonl};
-use crate::bus::{Bus, KafkaBus};
+use crate::bus::KafkaBus;
 use crate::config::Config;
-use crate::connectors::{ConnectorFiles, Mode, Output, run_pollers, wanshitong};
 use crate::engine::{Engine, RawInput};
-
-/// Run the connectors against Kafka until an error (or until `stop` resolves).
-pub async fn ingest(
-    config: &Config,
-    files: &ConnectorFiles,
-    bus: Arc<KafkaBus>,
-    stop: impl Future<Output = ()>,
-) -> Result<()> {
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
-    let enabled = &config.connectors.enabled;
-    let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
-        Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
-    } else {
-        None
-    };
-    let result = tokio::select! {
-        r = run_pollers(files, enabled, out, Mode::Follow) => r,
-        () = stop => Ok(()),
-    };
-    if let Some(r) = receiver {
-        r.shutdown().await;
-    }
-    result
-}
 
 /// Consume the raw topic in micro-batches, run the engine, write outputs, then commit.
 pub async fn process(

@@ -1,0 +1,6 @@
+//! End-to-end tests on a real Kafka broker (DUBAN_KAFKA_BOOTSTRAP, started by scripts/test.sh).
+//! All heavy tests live in this one binary so they share one broker and one build; each area has
+//! its own module, each test its own topic prefix.
+
+mod common;
+mod spine;
