@@ -1,13 +1,14 @@
-//! People's Daily message-board connector: walks the paginated list (newest first) and fetches
-//! the detail of each message not seen before. Position: the set of message ids taken.
+//! People's Daily message-board connector: walks the paginated list (newest first), then fetches
+//! the details of the messages not taken yet, oldest first. Position: the ids taken.
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
 
-use super::{Mode, Output, envelope, get_with_retry, http_client};
+use super::feed::{Feed, HttpPolicy, Refused};
+use super::fields::FieldMap;
+use super::{Commit, Mode, Positions, Sink, check_url, dead_letter, envelope, pause};
 use crate::record::Channel;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -16,12 +17,50 @@ pub struct BoardConfig {
     pub list_url: String,
     /// Detail URL with `{id}` for the message id.
     pub detail_url: String,
+    /// Messages per list page (1..=100). Default 50.
     #[serde(default = "default_page")]
     pub page_size: u32,
+    /// Pause between passes over the list, seconds. Default 5.
     #[serde(default = "default_poll")]
     pub poll_interval_secs: u64,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
+    /// Messages per commit. Default 50.
+    #[serde(default = "default_batch")]
+    pub records_per_commit: usize,
+    /// Ids remembered (the most recent ones); older messages are never on the first pages. Default 50000.
+    #[serde(default = "default_remember")]
+    pub remember_ids: usize,
+    /// Timeouts, retries, rate limit, circuit breaker, auth.
+    #[serde(default)]
+    pub http: HttpPolicy,
+    /// Raw-shape field → the detail's names for it (first present wins); others go to `extra`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Vec<String>>,
+    /// Fields a message must carry; without one it goes to the dead-letter topic.
+    #[serde(default)]
+    pub required: Vec<String>,
+}
+
+impl BoardConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_url("list_url", &self.list_url)?;
+        check_url("detail_url", &self.detail_url)?;
+        self.http.validate("http")?;
+        if !self.detail_url.contains("{id}") {
+            anyhow::bail!("`detail_url` must contain {{id}}");
+        }
+        if !(1..=100).contains(&self.page_size) {
+            anyhow::bail!(
+                "`page_size` must be between 1 and 100, got {}",
+                self.page_size
+            );
+        }
+        for f in &self.required {
+            if !self.fields.is_empty() && !self.fields.contains_key(f) {
+                anyhow::bail!("`required` names `{f}`, which `[fields]` does not map");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_page() -> u32 {
@@ -30,100 +69,221 @@ fn default_page() -> u32 {
 fn default_poll() -> u64 {
     5
 }
-fn default_timeout() -> u64 {
-    10
+fn default_batch() -> usize {
+    50
+}
+fn default_remember() -> usize {
+    50_000
 }
 
-pub async fn run(cfg: &BoardConfig, out: Output, mode: Mode) -> Result<()> {
-    let client = http_client(cfg.timeout_secs)?;
-    let mut seen: HashSet<String> = HashSet::new();
+/// Ids taken, oldest first (bounded), as stored in the position.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    order: std::collections::VecDeque<String>,
+    set: HashSet<String>,
+    cap: usize,
+}
+
+impl Taken {
+    pub fn from_position(p: Option<&Value>, cap: usize) -> Taken {
+        let mut t = Taken {
+            cap: cap.max(1),
+            ..Taken::default()
+        };
+        for id in p
+            .and_then(|p| p.get("taken"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            t.insert(id.to_string());
+        }
+        t
+    }
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+    pub fn insert(&mut self, id: String) {
+        if self.set.insert(id.clone()) {
+            self.order.push_back(id);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+    pub fn to_position(&self) -> Value {
+        json!({ "taken": self.order })
+    }
+}
+
+/// One pass over a newest-first list: the new ids, newest first. Stops at the first page whose
+/// items were all taken before the pass began (older pages were taken too: we take oldest first).
+pub struct ListWalk<'a> {
+    taken: &'a Taken,
+    found: Vec<String>,
+    found_set: HashSet<String>,
+}
+
+impl<'a> ListWalk<'a> {
+    pub fn new(taken: &'a Taken) -> ListWalk<'a> {
+        ListWalk {
+            taken,
+            found: Vec::new(),
+            found_set: HashSet::new(),
+        }
+    }
+    /// Add a page's ids; returns false when the walk can stop.
+    pub fn page(&mut self, ids: &[String]) -> bool {
+        if ids.is_empty() {
+            return false;
+        }
+        let mut all_known = true;
+        for id in ids {
+            if self.taken.contains(id) {
+                continue;
+            }
+            all_known = false;
+            if self.found_set.insert(id.clone()) {
+                self.found.push(id.clone());
+            }
+        }
+        !all_known
+    }
+    /// The new ids, oldest first.
+    pub fn oldest_first(self) -> Vec<String> {
+        self.found.into_iter().rev().collect()
+    }
+}
+
+fn tid_of(item: &Value) -> Option<String> {
+    let t = item.get("tid")?;
+    Some(
+        t.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| t.to_string()),
+    )
+}
+
+pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
+    let feed = Feed::new("board", &cfg.http, mode, sink.metrics.clone())?;
+    let map = FieldMap {
+        names: cfg.fields.clone(),
+        required: cfg.required.clone(),
+    };
+    let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
-        let mut page = 1u64;
-        loop {
-            let q = [
-                ("page", page.to_string()),
-                ("page_size", cfg.page_size.to_string()),
-            ];
-            let resp = get_with_retry(&client, "board", &cfg.list_url, &q).await?;
-            let bytes = resp.bytes().await.context("board: reading list page")?;
-            let list: Value = match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    out.dead_letter(
-                        Channel::Board,
-                        format!("board list page {page} is not JSON: {e}"),
-                        &format!("page {page}"),
-                        &bytes,
-                    )
-                    .await?;
+        let new = {
+            let mut walk = ListWalk::new(&taken);
+            let mut page = 1u64;
+            loop {
+                let q = [
+                    ("page", page.to_string()),
+                    ("page_size", cfg.page_size.to_string()),
+                ];
+                let bytes = feed.get(&cfg.list_url, &q).await?;
+                let list: Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("board list page {page} is not JSON"))?;
+                let items = list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .with_context(|| format!("board list page {page} has no `items`"))?;
+                let total_pages = list
+                    .get("total_pages")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(page);
+                let ids: Vec<String> = items.iter().filter_map(tid_of).collect();
+                if !walk.page(&ids) || page >= total_pages {
                     break;
                 }
-            };
-            let items = list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total_pages = list
-                .get("total_pages")
-                .and_then(Value::as_u64)
-                .unwrap_or(page);
-            let mut new = 0;
-            let mut envs = Vec::new();
-            for item in &items {
-                let Some(tid) = item.get("tid").map(|t| {
-                    t.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| t.to_string())
-                }) else {
-                    out.dead_letter(
-                        Channel::Board,
-                        format!("board list page {page}: item without tid"),
-                        &format!("page {page}"),
-                        item.to_string().as_bytes(),
-                    )
-                    .await?;
-                    continue;
-                };
-                if seen.contains(&tid) {
-                    continue;
-                }
-                new += 1;
-                let url = cfg.detail_url.replace("{id}", &tid);
-                let resp = get_with_retry(&client, "board", &url, &[]).await?;
-                let body = resp.bytes().await.context("board: reading detail")?;
-                match serde_json::from_slice::<Value>(&body) {
-                    Ok(detail) if detail.is_object() => {
-                        envs.push(envelope(
+                page += 1;
+            }
+            walk.oldest_first()
+        };
+        for chunk in new.chunks(cfg.records_per_commit.max(1)) {
+            let mut c = Commit::default();
+            for tid in chunk {
+                let url = cfg.detail_url.replace("{id}", tid);
+                let body = match feed.get(&url, &[]).await {
+                    Ok(b) => b,
+                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                        c.dead.push(dead_letter(
                             Channel::Board,
-                            &tid,
-                            json!({"page": page, "tid": tid}),
-                            detail,
-                        ));
-                    }
-                    Ok(_) | Err(_) => {
-                        out.dead_letter(
-                            Channel::Board,
-                            format!("board message {tid}: detail is not a JSON object"),
+                            format!("board message {tid}: detail {e:#}"),
                             &url,
-                            &body,
-                        )
-                        .await?;
+                            &[],
+                        ));
+                        taken.insert(tid.clone());
+                        continue;
                     }
+                    Err(e) => return Err(e),
+                };
+                sink.metrics.received(1, body.len());
+                let parsed = serde_json::from_slice::<Value>(&body)
+                    .map_err(|e| format!("detail is not JSON ({e})"))
+                    .and_then(|d| map.apply(&d));
+                match parsed {
+                    Ok(detail) => c.records.push(envelope(
+                        Channel::Board,
+                        tid,
+                        json!({"tid": tid}),
+                        detail,
+                        None,
+                    )),
+                    Err(why) => c.dead.push(dead_letter(
+                        Channel::Board,
+                        format!("board message {tid}: {why}"),
+                        &url,
+                        &body,
+                    )),
                 }
-                seen.insert(tid);
+                taken.insert(tid.clone());
             }
-            out.emit(&envs).await?;
-            // Newest first: once a whole page is known, older pages are known too.
-            if page >= total_pages || items.is_empty() || (new == 0 && !seen.is_empty() && page > 1)
-            {
-                break;
-            }
-            page += 1;
+            c.positions.push((String::new(), taken.to_position()));
+            sink.commit(c).await?;
         }
         if mode == Mode::Drain {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(cfg.poll_interval_secs)).await;
+        pause(cfg.poll_interval_secs).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn walk_takes_new_ids_oldest_first_and_stops_at_a_known_page() {
+        let mut taken = Taken::from_position(None, 100);
+        for id in ["3", "2", "1"] {
+            taken.insert(id.into());
+        }
+        let mut w = ListWalk::new(&taken);
+        assert!(w.page(&ids(&["7", "6", "5"])));
+        // A duplicate page: items of the previous page again, then the real ones.
+        assert!(w.page(&ids(&["6", "5", "4", "3"])));
+        assert!(
+            !w.page(&ids(&["3", "2", "1"])),
+            "a known page ends the walk"
+        );
+        assert_eq!(w.oldest_first(), ids(&["4", "5", "6", "7"]));
+    }
+
+    #[test]
+    fn taken_is_bounded_and_round_trips() {
+        let mut t = Taken::from_position(None, 2);
+        for id in ["a", "b", "c"] {
+            t.insert(id.into());
+        }
+        assert!(!t.contains("a") && t.contains("b") && t.contains("c"));
+        let back = Taken::from_position(Some(&t.to_position()), 2);
+        assert!(back.contains("b") && back.contains("c") && !back.contains("a"));
     }
 }

@@ -1,10 +1,14 @@
-//! Connectors: one per channel, each pulling (or receiving) its feed and writing raw envelopes to
-//! the raw topic. Delivery: at-least-once into the bus; the engine drops re-delivered complaint ids.
+//! Connectors: one per channel, each pulling (or receiving) its feed and committing raw envelopes,
+//! dead letters and its source position together (exactly once on Kafka, see [`sink`]).
 
 pub mod board;
+pub mod feed;
+pub mod fields;
 pub mod hotline;
+pub mod metrics;
 pub mod portal;
 pub mod run;
+pub mod sink;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};
@@ -14,6 +18,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, Topics};
 use crate::record::{Channel, DeadLetter, RawEnvelope, local_offset};
+pub use sink::{Commit, Positions, Sink};
 
 /// Run until stopped, polling again after each pass (`Follow`), or stop once the feed is drained
 /// (`Drain`, used by `duban demo`).
@@ -33,13 +38,32 @@ pub struct ConnectorFiles {
 }
 
 impl ConnectorFiles {
+    /// Load and check every file; an invalid one fails naming the file and the field.
     pub fn load(dir: &Path) -> Result<ConnectorFiles> {
-        Ok(ConnectorFiles {
-            hotline: crate::config::load_toml(&dir.join("hotline.toml"))?,
-            board: crate::config::load_toml(&dir.join("board.toml"))?,
-            portal: crate::config::load_toml(&dir.join("portal.toml"))?,
-            wanshitong: crate::config::load_toml(&dir.join("wanshitong.toml"))?,
-        })
+        let file = |n: &str| dir.join(n);
+        let files = ConnectorFiles {
+            hotline: load_file(&file("hotline.toml"))?,
+            board: load_file(&file("board.toml"))?,
+            portal: load_file(&file("portal.toml"))?,
+            wanshitong: load_file(&file("wanshitong.toml"))?,
+        };
+        files
+            .hotline
+            .validate()
+            .map_err(|e| invalid(&file("hotline.toml"), e))?;
+        files
+            .board
+            .validate()
+            .map_err(|e| invalid(&file("board.toml"), e))?;
+        portal::Scraper::new(&files.portal).map_err(|e| invalid(&file("portal.toml"), e))?;
+        check_url("list_url", &files.portal.list_url)
+            .and_then(|()| files.portal.http.validate("http"))
+            .map_err(|e| invalid(&file("portal.toml"), e))?;
+        files
+            .wanshitong
+            .validate()
+            .map_err(|e| invalid(&file("wanshitong.toml"), e))?;
+        Ok(files)
     }
 
     /// Point the pulled feeds at a simulator's base URL and export folder (tests and the demo).
@@ -59,7 +83,38 @@ impl ConnectorFiles {
     }
 }
 
-/// What every connector shares: where records go and an HTTP client.
+/// Parse one connector file; an error names the file, the line and the line's text (its field).
+fn load_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read connector config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_string();
+        match e.span() {
+            Some(span) => {
+                let start = span.start.min(text.len());
+                let line_no = text[..start].matches('\n').count() + 1;
+                let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+                let line = line.split(" #").next().unwrap_or(line).trim();
+                anyhow::anyhow!("{}:{line_no}: `{line}`: {msg}", path.display())
+            }
+            None => anyhow::anyhow!("{}: {msg}", path.display()),
+        }
+    })
+}
+
+fn invalid(file: &Path, e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}: {e:#}", file.display())
+}
+
+/// A feed URL must be http(s).
+pub fn check_url(field: &str, url: &str) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        anyhow::bail!("`{field}` must be an http:// or https:// URL, got {url:?}");
+    }
+    Ok(())
+}
+
+/// Where connectors write: the bus and the deployment's topics.
 #[derive(Clone)]
 pub struct Output {
     pub bus: Bus,
@@ -67,43 +122,19 @@ pub struct Output {
 }
 
 impl Output {
-    /// Write envelopes to the raw topic; returns once the bus stored them all.
-    pub async fn emit(&self, envelopes: &[RawEnvelope]) -> Result<()> {
-        let records: Vec<(String, Vec<u8>)> = envelopes
-            .iter()
-            .map(|e| Ok((e.key(), serde_json::to_vec(e)?)))
-            .collect::<Result<_>>()?;
-        self.bus.send_all(&self.topics.raw, &records).await
-    }
-
-    /// Route a record the connector could not read to the dead-letter topic, with the reason.
-    pub async fn dead_letter(
-        &self,
-        channel: Channel,
-        reason: String,
-        origin: &str,
-        original: &[u8],
-    ) -> Result<()> {
-        tracing::warn!(target: "duban::connectors", channel = %channel, origin, "{reason}");
-        let dl = DeadLetter::new(
-            &format!("connector.{channel}"),
-            Some(channel.as_str()),
-            reason,
-            origin,
-            None,
-            original,
-        );
-        self.bus
-            .send(&self.topics.dlq, origin, serde_json::to_vec(&dl)?)
-            .await
+    /// Open the writer of connector `name` (see [`Sink::open`]).
+    pub async fn sink(&self, name: &str) -> Result<Sink> {
+        Sink::open(&self.bus, &self.topics, name).await
     }
 }
 
+/// A raw envelope for the raw topic.
 pub fn envelope(
     channel: Channel,
     source_id: &str,
     position: serde_json::Value,
     payload: serde_json::Value,
+    version: Option<String>,
 ) -> RawEnvelope {
     RawEnvelope {
         channel,
@@ -111,73 +142,97 @@ pub fn envelope(
         fetched_at: chrono::Utc::now().with_timezone(&local_offset()),
         position,
         payload,
+        version,
     }
 }
 
-pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout_secs.max(1)))
-        .user_agent(concat!("duban/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build HTTP client")
-}
-
-/// Exponential backoff with jitter for a failing feed: 0.5 s doubling to 30 s.
-pub struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new() -> Backoff {
-        Backoff { attempt: 0 }
-    }
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-    pub fn next_delay(&mut self) -> Duration {
-        let base = 500u64.saturating_mul(1 << self.attempt.min(6)).min(30_000);
-        self.attempt += 1;
-        let jitter = (chrono::Utc::now().timestamp_subsec_nanos() as u64) % (base / 4 + 1);
-        Duration::from_millis(base - base / 8 + jitter)
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new()
-    }
-}
-
-/// GET a URL, retrying transport errors and 5xx with backoff; 4xx is returned as an error at once.
-pub async fn get_with_retry(
-    client: &reqwest::Client,
-    feed: &str,
-    url: &str,
-    query: &[(&str, String)],
-) -> Result<reqwest::Response> {
-    let mut backoff = Backoff::new();
-    let mut last = None;
-    for _ in 0..8 {
-        match client.get(url).query(query).send().await {
-            Ok(r) if r.status().is_server_error() => last = Some(format!("HTTP {}", r.status())),
-            Ok(r) if r.status().is_client_error() => {
-                anyhow::bail!("{feed}: GET {url} answered HTTP {}", r.status())
-            }
-            Ok(r) => return Ok(r),
-            Err(e) => last = Some(e.to_string()),
-        }
-        let d = backoff.next_delay();
-        tracing::warn!(target: "duban::connectors", feed, url, "request failed ({}), retrying in {d:?}", last.as_deref().unwrap_or(""));
-        tokio::time::sleep(d).await;
-    }
-    anyhow::bail!(
-        "{feed}: GET {url} failed 8 times, last: {}",
-        last.unwrap_or_default()
+/// A dead letter of a connector: channel, reason, position (`origin`) and original bytes.
+pub fn dead_letter(channel: Channel, reason: String, origin: &str, original: &[u8]) -> DeadLetter {
+    tracing::warn!(target: "duban::connectors", channel = %channel, origin, "dead letter: {reason}");
+    DeadLetter::new(
+        &format!("connector.{channel}"),
+        Some(channel.as_str()),
+        reason,
+        origin,
+        None,
+        original,
     )
 }
 
-/// Run the pulled feeds' connectors (hotline API and exports, board, portal) of `enabled`:
-/// in `Drain` mode until each feed is drained, in `Follow` mode until an error.
+/// One pulled connector with its config.
+#[derive(Clone)]
+enum Job {
+    HotlineApi(hotline::ApiConfig),
+    HotlineExports(hotline::ExportsConfig),
+    Board(board::BoardConfig),
+    Portal(portal::PortalConfig),
+}
+
+impl Job {
+    fn name(&self) -> &'static str {
+        match self {
+            Job::HotlineApi(_) => "hotline-api",
+            Job::HotlineExports(_) => "hotline-exports",
+            Job::Board(_) => "board",
+            Job::Portal(_) => "portal",
+        }
+    }
+
+    async fn run(&self, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
+        match self {
+            Job::HotlineApi(c) => hotline::run_api(c, sink, pos, mode).await,
+            Job::HotlineExports(c) => hotline::run_exports(c, sink, pos, mode).await,
+            Job::Board(c) => board::run(c, sink, pos, mode).await,
+            Job::Portal(c) => portal::run(c, sink, pos, mode).await,
+        }
+    }
+}
+
+/// The pulled connectors of `enabled`, each with its opened writer. Opening every writer before
+/// any connector restores its position fences all zombies of a previous process first.
+pub struct Pollers {
+    jobs: Vec<(Job, Sink)>,
+    out: Output,
+}
+
+impl Pollers {
+    pub async fn open(files: &ConnectorFiles, enabled: &[Channel], out: Output) -> Result<Pollers> {
+        let mut jobs = Vec::new();
+        for ch in enabled {
+            match ch {
+                Channel::Hotline => {
+                    jobs.push(Job::HotlineApi(files.hotline.api.clone()));
+                    jobs.push(Job::HotlineExports(files.hotline.exports.clone()));
+                }
+                Channel::Board => jobs.push(Job::Board(files.board.clone())),
+                Channel::Portal => jobs.push(Job::Portal(files.portal.clone())),
+                Channel::Wanshitong => {}
+            }
+        }
+        let mut opened = Vec::new();
+        for j in jobs {
+            let sink = out.sink(j.name()).await?;
+            opened.push((j, sink));
+        }
+        Ok(Pollers { jobs: opened, out })
+    }
+
+    /// Run every connector: in `Drain` mode until each feed is drained, in `Follow` mode until
+    /// stopped (a failing connector restarts from its committed position).
+    pub async fn run(self, mode: Mode) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (job, sink) in self.jobs {
+            let out = self.out.clone();
+            tasks.spawn(async move { supervise(job, sink, out, mode).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.context("connector task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// Run the pulled feeds' connectors (hotline API and exports, board, portal) of `enabled`.
 /// The Wanshitong receiver is started separately ([`wanshitong::start`]): it is pushed to.
 pub async fn run_pollers(
     files: &ConnectorFiles,
@@ -185,43 +240,46 @@ pub async fn run_pollers(
     out: Output,
     mode: Mode,
 ) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for ch in enabled {
-        let out = out.clone();
-        match ch {
-            Channel::Hotline => {
-                let (api, exports) = (files.hotline.api.clone(), files.hotline.exports.clone());
-                let o2 = out.clone();
-                tasks.spawn(async move { run_api_task(api, out, mode).await });
-                tasks.spawn(async move {
-                    hotline::run_exports(&exports, o2, mode)
-                        .await
-                        .context("hotline exports connector")
-                });
-            }
-            Channel::Board => {
-                let c = files.board.clone();
-                tasks.spawn(
-                    async move { board::run(&c, out, mode).await.context("board connector") },
-                );
-            }
-            Channel::Portal => {
-                let c = files.portal.clone();
-                tasks.spawn(
-                    async move { portal::run(&c, out, mode).await.context("portal connector") },
-                );
-            }
-            Channel::Wanshitong => {}
-        }
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.context("connector task panicked")??;
-    }
-    Ok(())
+    Pollers::open(files, enabled, out).await?.run(mode).await
 }
 
-async fn run_api_task(api: hotline::ApiConfig, out: Output, mode: Mode) -> Result<()> {
-    hotline::run_api(&api, out, mode)
-        .await
-        .context("hotline API connector")
+async fn supervise(job: Job, mut sink: Sink, out: Output, mode: Mode) -> Result<()> {
+    let mut restarts = 0u32;
+    loop {
+        let result = async {
+            let pos = sink.restore().await?;
+            job.run(&sink, pos, mode).await
+        }
+        .await;
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(e) if mode == Mode::Drain => {
+                return Err(e.context(format!("{} connector", job.name())));
+            }
+            Err(e) => e,
+        };
+        sink.metrics.error();
+        let delay = feed::backoff_delay(
+            &feed::HttpPolicy {
+                backoff_initial_ms: 500,
+                ..feed::HttpPolicy::default()
+            },
+            restarts.min(8),
+            u64::from(chrono::Utc::now().timestamp_subsec_nanos()),
+        );
+        restarts += 1;
+        tracing::error!(target: "duban::connectors", connector = job.name(), "stopped: {err:#}; restarting from its committed position in {delay:?}");
+        tokio::time::sleep(delay).await;
+        match out.sink(job.name()).await {
+            Ok(s) => sink = s,
+            Err(e) => {
+                tracing::error!(target: "duban::connectors", connector = job.name(), "cannot reopen its writer: {e:#}")
+            }
+        }
+    }
+}
+
+/// Sleep between passes of a follow-mode connector.
+pub async fn pause(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
 }

@@ -1,24 +1,33 @@
 //! City-portal connector (市长信箱): scrapes the HTML list pages and each letter's detail page with
 //! the CSS selectors of connectors/portal.toml. Position: the set of letter numbers taken.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use scraper::{Html, Selector};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{Mode, Output, envelope, get_with_retry, http_client};
+use super::board::{ListWalk, Taken};
+use super::feed::{Feed, HttpPolicy, Refused};
+use super::{Commit, Mode, Positions, Sink, dead_letter, envelope, pause};
 use crate::record::Channel;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortalConfig {
     pub list_url: String,
+    /// Pause between passes over the list, seconds. Default 10.
     #[serde(default = "default_poll")]
     pub poll_interval_secs: u64,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
+    /// Letters per commit. Default 50.
+    #[serde(default = "default_batch")]
+    pub records_per_commit: usize,
+    /// Letter numbers remembered (the most recent ones). Default 50000.
+    #[serde(default = "default_remember")]
+    pub remember_ids: usize,
+    /// Timeouts, retries, rate limit, circuit breaker, auth.
+    #[serde(default)]
+    pub http: HttpPolicy,
     pub list: ListSelectors,
     /// Detail field → selector.
     pub detail: BTreeMap<String, String>,
@@ -36,8 +45,11 @@ pub struct ListSelectors {
 fn default_poll() -> u64 {
     10
 }
-fn default_timeout() -> u64 {
-    10
+fn default_batch() -> usize {
+    50
+}
+fn default_remember() -> usize {
+    50_000
 }
 
 const REQUIRED: [&str; 4] = ["title", "no", "time", "content"];
@@ -61,7 +73,7 @@ impl Scraper {
     pub fn new(cfg: &PortalConfig) -> Result<Scraper> {
         for f in REQUIRED {
             if !cfg.detail.contains_key(f) {
-                anyhow::bail!("connectors/portal.toml: [detail] lacks the required field `{f}`");
+                anyhow::bail!("[detail] lacks the required field `{f}`");
             }
         }
         Ok(Scraper {
@@ -72,7 +84,7 @@ impl Scraper {
             detail: cfg
                 .detail
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), selector(k, v)?)))
+                .map(|(k, v)| Ok((k.clone(), selector(&format!("detail.{k}"), v)?)))
                 .collect::<Result<_>>()?,
         })
     }
@@ -147,63 +159,79 @@ fn absolute(base: &str, href: &str) -> String {
     }
 }
 
-pub async fn run(cfg: &PortalConfig, out: Output, mode: Mode) -> Result<()> {
+pub async fn run(cfg: &PortalConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
     let scraper = Scraper::new(cfg)?;
-    let client = http_client(cfg.timeout_secs)?;
-    let mut seen: HashSet<String> = HashSet::new();
+    let feed = Feed::new("portal", &cfg.http, mode, sink.metrics.clone())?;
+    let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
-        let mut url = cfg.list_url.clone();
-        let mut pages = 0;
-        loop {
-            pages += 1;
-            let html = get_with_retry(&client, "portal", &url, &[])
-                .await?
-                .text()
-                .await
-                .context("portal: reading list page")?;
-            let (rows, next) = scraper.list(&html);
-            let mut envs = Vec::new();
-            let mut new = 0;
-            for (no, href) in rows {
-                if seen.contains(&no) {
+        // Walk the list pages (newest first) and note each new letter's detail link.
+        let mut links: HashMap<String, String> = HashMap::new();
+        let new = {
+            let mut walk = ListWalk::new(&taken);
+            let mut url = cfg.list_url.clone();
+            let mut pages = 0;
+            loop {
+                pages += 1;
+                let body = feed.get(&url, &[]).await?;
+                let html = String::from_utf8_lossy(&body);
+                let (rows, next) = scraper.list(&html);
+                let ids: Vec<String> = rows.iter().map(|(no, _)| no.clone()).collect();
+                for (no, href) in rows {
+                    links.entry(no).or_insert_with(|| absolute(&url, &href));
+                }
+                let go_on = walk.page(&ids);
+                match next {
+                    Some(n) if go_on && pages < 100_000 => url = absolute(&url, &n),
+                    _ => break,
+                }
+            }
+            walk.oldest_first()
+        };
+        for chunk in new.chunks(cfg.records_per_commit.max(1)) {
+            let mut c = Commit::default();
+            for no in chunk {
+                let Some(detail_url) = links.get(no) else {
                     continue;
-                }
-                new += 1;
-                let detail_url = absolute(&url, &href);
-                let page = get_with_retry(&client, "portal", &detail_url, &[])
-                    .await?
-                    .text()
-                    .await
-                    .context("portal: reading letter")?;
-                match scraper.detail(&page) {
-                    Ok(fields) => envs.push(envelope(
-                        Channel::Portal,
-                        &no,
-                        json!({"list_url": url, "no": no}),
-                        fields,
-                    )),
-                    Err(e) => {
-                        out.dead_letter(
+                };
+                let page = match feed.get(detail_url, &[]).await {
+                    Ok(b) => b,
+                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                        c.dead.push(dead_letter(
                             Channel::Portal,
-                            format!("portal letter {no} ({detail_url}): {e}"),
-                            &detail_url,
-                            page.as_bytes(),
-                        )
-                        .await?
+                            format!("portal letter {no}: detail {e:#}"),
+                            detail_url,
+                            &[],
+                        ));
+                        taken.insert(no.clone());
+                        continue;
                     }
+                    Err(e) => return Err(e),
+                };
+                sink.metrics.received(1, page.len());
+                match scraper.detail(&String::from_utf8_lossy(&page)) {
+                    Ok(fields) => c.records.push(envelope(
+                        Channel::Portal,
+                        no,
+                        json!({"no": no}),
+                        fields,
+                        None,
+                    )),
+                    Err(e) => c.dead.push(dead_letter(
+                        Channel::Portal,
+                        format!("portal letter {no} ({detail_url}): {e}"),
+                        detail_url,
+                        &page,
+                    )),
                 }
-                seen.insert(no);
+                taken.insert(no.clone());
             }
-            out.emit(&envs).await?;
-            match next {
-                Some(n) if new > 0 || pages == 1 || seen.is_empty() => url = absolute(&url, &n),
-                _ => break,
-            }
+            c.positions.push((String::new(), taken.to_position()));
+            sink.commit(c).await?;
         }
         if mode == Mode::Drain {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(cfg.poll_interval_secs)).await;
+        pause(cfg.poll_interval_secs).await;
     }
 }
 

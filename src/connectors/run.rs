@@ -1,10 +1,10 @@
 //! The connectors' Kafka stage (`duban ingest`, and half of `duban run`): every enabled connector
-//! writing to the raw topic, the Wanshitong receiver included.
+//! writing to the raw topic, the Wanshitong receiver (and `/metrics`) included.
 
 use anyhow::Result;
 use std::sync::Arc;
 
-use super::{ConnectorFiles, Mode, Output, run_pollers, wanshitong};
+use super::{ConnectorFiles, Mode, Output, Pollers, wanshitong};
 use crate::bus::{Bus, KafkaBus};
 use crate::config::Config;
 
@@ -20,13 +20,16 @@ pub async fn ingest_kafka(
         topics: bus.topics(),
     };
     let enabled = &config.connectors.enabled;
+    // Every connector's transactional producer is initialised (fencing a previous process and
+    // aborting its open transactions) before any connector reads its position back.
+    let pollers = Pollers::open(files, enabled, out.clone()).await?;
     let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
         Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
     } else {
         None
     };
     let result = tokio::select! {
-        r = run_pollers(files, enabled, out, Mode::Follow) => r,
+        r = pollers.run(Mode::Follow) => r,
         () = stop => Ok(()),
     };
     if let Some(r) = receiver {

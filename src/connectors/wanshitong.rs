@@ -1,5 +1,6 @@
 //! Wanshitong (皖事通) webhook receiver: verifies the HMAC-SHA256 signature and the replay window,
-//! collapses re-deliveries by submission id, and answers 2xx only after the bus stored the record.
+//! collapses re-deliveries by submission id (across restarts: the ids are positions in Kafka), and
+//! answers 2xx only after the record is committed to Kafka (end-to-end acknowledgement).
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -7,26 +8,52 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use super::{Output, envelope};
+use super::fields::FieldMap;
+use super::{Commit, Output, Sink, dead_letter, envelope};
 use crate::record::Channel;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WanshitongConfig {
+    /// Address the receiver listens on; it also serves `/metrics` and `/healthz`.
     pub bind: SocketAddr,
+    /// Path of the webhook, e.g. `/webhooks/wanshitong`.
     pub path: String,
+    /// Environment variable holding the shared HMAC secret (never the secret itself).
     pub secret_env: String,
+    /// Requests whose timestamp is further off than this are refused (401), seconds. Default 300.
     #[serde(default = "default_window")]
     pub replay_window_secs: i64,
+    /// Raw-shape field → the body's names for it (first present wins); others go to `extra`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Vec<String>>,
+    /// Fields a submission must carry; without one it goes to the dead-letter topic (202).
+    #[serde(default)]
+    pub required: Vec<String>,
+}
+
+impl WanshitongConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !self.path.starts_with('/') {
+            anyhow::bail!("`path` must start with /, got {:?}", self.path);
+        }
+        if self.secret_env.trim().is_empty() {
+            anyhow::bail!("`secret_env` must name an environment variable");
+        }
+        if self.replay_window_secs <= 0 {
+            anyhow::bail!("`replay_window_secs` must be positive");
+        }
+        Ok(())
+    }
 }
 
 fn default_window() -> i64 {
@@ -89,81 +116,137 @@ pub fn verify(
 
 struct Receiver {
     out: Output,
+    /// Reopened (and the ids taken restored again) after a failed commit, e.g. when fenced.
+    sink: tokio::sync::Mutex<Sink>,
+    metrics: Arc<super::metrics::ConnectorMetrics>,
+    map: FieldMap,
     secret: Vec<u8>,
     window: i64,
-    /// Submission ids already stored: re-deliveries are acknowledged without a second record.
-    taken: Mutex<HashSet<String>>,
+    /// Submission ids already committed (restored from the offsets topic): re-deliveries are
+    /// acknowledged without a second record. Held across the commit so that two concurrent
+    /// deliveries of one id cannot both be stored.
+    taken: tokio::sync::Mutex<HashSet<String>>,
+}
+
+impl Receiver {
+    /// Commit; after a failure reopen the writer and restore the ids taken (another instance
+    /// may have fenced this one and taken some), so the next delivery can succeed.
+    async fn commit(&self, c: Commit, taken: Option<&mut HashSet<String>>) -> Result<()> {
+        let mut sink = self.sink.lock().await;
+        let err = match sink.commit(c).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match self.out.sink("wanshitong").await {
+            Ok(fresh) => {
+                if let (Some(t), Ok(p)) = (taken, fresh.restore().await) {
+                    *t = p.into_keys().filter(|k| !k.is_empty()).collect();
+                }
+                *sink = fresh;
+            }
+            Err(e) => {
+                tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot reopen the writer: {e:#}")
+            }
+        }
+        Err(err)
+    }
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
 }
 
 async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = chrono::Utc::now().timestamp();
+    let m = &rx.metrics;
     if let Err(why) = verify(&rx.secret, &headers, &body, now, rx.window) {
+        m.error();
         tracing::warn!(target: "duban::connectors", channel = "wanshitong", "webhook refused: {why}");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"ok": false, "error": why})),
-        )
-            .into_response();
+        return answer(StatusCode::UNAUTHORIZED, json!({"ok": false, "error": why}));
     }
+    m.received(1, body.len());
     let delivery = headers
         .get("x-wst-delivery")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let parsed: Option<(String, Value)> =
-        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-            let id = v.get("submission_id")?.as_str()?.trim().to_string();
-            (!id.is_empty()).then_some((id, v))
-        });
-    let Some((id, payload)) = parsed else {
+    let parsed = serde_json::from_slice::<Value>(&body);
+    let id = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("submission_id")?.as_str())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let Some(id) = id else {
+        // Without an id there is nothing to collapse re-deliveries on: dead-letter it.
         let reason =
             format!("wanshitong delivery {delivery}: body is not JSON with a submission_id");
-        return match rx
-            .out
-            .dead_letter(Channel::Wanshitong, reason, &delivery, &body)
-            .await
-        {
-            Ok(()) => (
+        let c = Commit {
+            dead: vec![dead_letter(Channel::Wanshitong, reason, &delivery, &body)],
+            ..Commit::default()
+        };
+        return match rx.commit(c, None).await {
+            Ok(()) => answer(
                 StatusCode::ACCEPTED,
-                axum::Json(json!({"ok": false, "dead_lettered": true})),
-            )
-                .into_response(),
-            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")).into_response(),
+                json!({"ok": false, "dead_lettered": true}),
+            ),
+            Err(e) => answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ok": false, "error": format!("{e:#}")}),
+            ),
         };
     };
-    if rx
-        .taken
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&id)
-    {
-        return (
-            StatusCode::OK,
-            axum::Json(json!({"ok": true, "duplicate": true})),
-        )
-            .into_response();
+    let mut taken = rx.taken.lock().await;
+    if taken.contains(&id) {
+        m.dropped(1, body.len());
+        return answer(StatusCode::OK, json!({"ok": true, "duplicate": true}));
     }
-    let env = envelope(
-        Channel::Wanshitong,
-        &id,
-        json!({"delivery": delivery}),
-        payload,
-    );
-    match rx.out.emit(&[env]).await {
+    let position = json!({"delivery": delivery, "submission_id": id});
+    let mut c = Commit {
+        positions: vec![
+            (id.clone(), json!({"delivery": delivery})),
+            (String::new(), position.clone()),
+        ],
+        ..Commit::default()
+    };
+    let stored = match parsed
+        .map_err(|e| e.to_string())
+        .and_then(|v| rx.map.apply(&v))
+    {
+        Ok(payload) => {
+            c.records
+                .push(envelope(Channel::Wanshitong, &id, position, payload, None));
+            true
+        }
+        Err(why) => {
+            c.dead.push(dead_letter(
+                Channel::Wanshitong,
+                format!("wanshitong submission {id} (delivery {delivery}): {why}"),
+                &delivery,
+                &body,
+            ));
+            false
+        }
+    };
+    // End-to-end acknowledgement: answer 2xx only once Kafka committed the record.
+    match rx.commit(c, Some(&mut *taken)).await {
         Ok(()) => {
-            rx.taken
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id);
-            (StatusCode::OK, axum::Json(json!({"ok": true}))).into_response()
+            taken.insert(id);
+            if stored {
+                answer(StatusCode::OK, json!({"ok": true}))
+            } else {
+                answer(
+                    StatusCode::ACCEPTED,
+                    json!({"ok": false, "dead_lettered": true}),
+                )
+            }
         }
         Err(e) => {
             tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store submission {id}: {e:#}");
-            (
+            answer(
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"ok": false, "error": "not stored, retry"})),
+                json!({"ok": false, "error": "not stored, retry"}),
             )
-                .into_response()
         }
     }
 }
@@ -182,14 +265,33 @@ impl ReceiverHandle {
     }
 }
 
+/// Open the connector's writer, restore the ids taken, and serve the webhook, `/metrics` and
+/// `/healthz` on `cfg.bind`.
 pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle> {
+    let sink = out.sink("wanshitong").await?;
+    let taken: HashSet<String> = sink
+        .restore()
+        .await?
+        .into_keys()
+        .filter(|k| !k.is_empty())
+        .collect();
     let rx = Arc::new(Receiver {
         out,
+        metrics: sink.metrics.clone(),
+        sink: tokio::sync::Mutex::new(sink),
+        map: FieldMap {
+            names: cfg.fields.clone(),
+            required: cfg.required.clone(),
+        },
         secret: secret(&cfg.secret_env).into_bytes(),
         window: cfg.replay_window_secs,
-        taken: Mutex::new(HashSet::new()),
+        taken: tokio::sync::Mutex::new(taken),
     });
-    let app = Router::new().route(&cfg.path, post(receive)).with_state(rx);
+    let app = Router::new()
+        .route(&cfg.path, post(receive))
+        .with_state(rx)
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .with_context(|| format!("wanshitong: cannot listen on {}", cfg.bind))?;
@@ -203,8 +305,19 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
             tracing::error!("wanshitong receiver stopped: {e}");
         }
     });
-    tracing::info!(target: "duban::connectors", "wanshitong webhooks on http://{addr}{}", cfg.path);
+    tracing::info!(target: "duban::connectors", "wanshitong webhooks on http://{addr}{}, metrics on http://{addr}/metrics", cfg.path);
     Ok(ReceiverHandle { addr, stop, task })
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::wire::HotlineOrder;
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub const HEADER: [&str; 10] = [
@@ -53,9 +53,20 @@ impl ExportEncoding {
 
 /// The CSV text (UTF-8, before encoding) of one day's orders.
 pub fn day_csv(orders: &[&HotlineOrder]) -> anyhow::Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    day_csv_with(orders, &HashSet::new())
+}
+
+/// As [`day_csv`]; the rows of `broken` order numbers lose their last field (malformed rows).
+pub fn day_csv_with(orders: &[&HotlineOrder], broken: &HashSet<String>) -> anyhow::Result<String> {
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
     w.write_record(HEADER)?;
     for o in orders {
+        if broken.contains(&o.order_no) {
+            w.write_record([&o.order_no, &o.call_time, &o.caller, &o.phone, &o.content])?;
+            continue;
+        }
         w.write_record([
             &o.order_no,
             &o.call_time,
@@ -75,6 +86,15 @@ pub fn day_csv(orders: &[&HotlineOrder]) -> anyhow::Result<String> {
 
 /// Writes one file per call day into `dir` (created if missing); returns the files written.
 pub fn write_exports(dir: &Path, orders: &[HotlineOrder]) -> anyhow::Result<Vec<PathBuf>> {
+    write_exports_with(dir, orders, &HashSet::new())
+}
+
+/// As [`write_exports`], with the rows of `broken` order numbers malformed.
+pub fn write_exports_with(
+    dir: &Path,
+    orders: &[HotlineOrder],
+    broken: &HashSet<String>,
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating hotline export folder {}", dir.display()))?;
     let mut by_day: BTreeMap<chrono::NaiveDate, Vec<&HotlineOrder>> = BTreeMap::new();
@@ -92,7 +112,7 @@ pub fn write_exports(dir: &Path, orders: &[HotlineOrder]) -> anyhow::Result<Vec<
     let mut written = Vec::new();
     for (day, mut day_orders) in by_day {
         day_orders.sort_by(|a, b| a.order_no.cmp(&b.order_no));
-        let bytes = ExportEncoding::for_day(day).encode(&day_csv(&day_orders)?);
+        let bytes = ExportEncoding::for_day(day).encode(&day_csv_with(&day_orders, broken)?);
         let name = format!("hotline-{}.csv", day.format("%Y%m%d"));
         let path = dir.join(&name);
         let tmp = dir.join(format!(".{name}.tmp"));

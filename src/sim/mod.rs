@@ -3,6 +3,7 @@
 
 pub mod corpus;
 pub mod export;
+pub mod faults;
 pub mod push;
 pub mod rng;
 pub mod server;
@@ -55,6 +56,8 @@ pub struct SimConfig {
     pub webhook_secret: String,
     /// Folder holding a teddy `messages_unlabeled.csv` to replay instead of generated texts.
     pub teddy_dir: Option<PathBuf>,
+    /// Fault injection per feed; default none. Changeable while running (`POST /sim/faults`).
+    pub faults: faults::Faults,
 }
 
 /// Today in Asia/Shanghai (UTC+8, no daylight saving).
@@ -81,6 +84,7 @@ impl Default for SimConfig {
             push_url: Some(DEFAULT_PUSH_URL.to_string()),
             webhook_secret: secret_from_env(),
             teddy_dir: None,
+            faults: faults::Faults::default(),
         }
     }
 }
@@ -159,7 +163,19 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         .of_channel(Channel::Wanshitong)
         .enumerate()
         .map(|(i, c)| {
-            let body = serde_json::to_vec(&wire::wst_submission(c, &corpus.people[c.person]))?;
+            let mut value =
+                serde_json::to_value(wire::wst_submission(c, &corpus.people[c.person]))?;
+            let w = &cfg.faults.wanshitong;
+            if faults::hit(
+                cfg.seed,
+                "wanshitong.malformed",
+                &c.source_id,
+                w.malformed_rate,
+            ) && let Some(o) = value.as_object_mut()
+            {
+                o.remove("content");
+            }
+            let body = serde_json::to_vec(&value)?;
             let delivery_id = format!("dlv-{:016x}-{i:06}", cfg.seed);
             Ok(push::Delivery {
                 delivery_id,
@@ -178,6 +194,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         &corpus,
         manifest.clone(),
         webhooks_total,
+        cfg.seed,
+        cfg.faults.clone(),
     ));
     let counts = Channel::ALL
         .iter()
@@ -185,8 +203,13 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         .collect();
 
     let orders = state.hotline_orders().await;
+    let broken: std::collections::HashSet<String> = orders
+        .iter()
+        .filter(|o| state.malformed(Channel::Hotline, &o.order_no))
+        .map(|o| o.order_no.clone())
+        .collect();
     let export_dir = cfg.export_dir.clone();
-    tokio::task::spawn_blocking(move || export::write_exports(&export_dir, &orders))
+    tokio::task::spawn_blocking(move || export::write_exports_with(&export_dir, &orders, &broken))
         .await
         .context("hotline export writer panicked")?
         .context("writing hotline CSV exports")?;
@@ -222,7 +245,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
                 url.clone(),
                 cfg.webhook_secret.clone(),
                 deliveries,
-                state.webhooks_acked.clone(),
+                state.clone(),
                 done_tx,
             )))
         }
@@ -273,6 +296,14 @@ pub struct SimServeArgs {
     /// Folder with a teddy `messages_unlabeled.csv` to replay instead of generated texts.
     #[arg(long = "teddy", value_name = "DIR")]
     pub teddy: Option<PathBuf>,
+    /// Fault injection as JSON, e.g. `{"board": {"error_rate": 0.1, "malformed_rate": 0.05},
+    /// "wanshitong": {"replay_rate": 0.1}}` (fields: see `sim::faults`); also `POST /sim/faults`.
+    #[arg(long, value_name = "JSON", value_parser = parse_faults)]
+    pub faults: Option<faults::Faults>,
+}
+
+fn parse_faults(s: &str) -> Result<faults::Faults, String> {
+    serde_json::from_str(s).map_err(|e| format!("invalid faults JSON: {e}"))
 }
 
 impl SimServeArgs {
@@ -287,6 +318,7 @@ impl SimServeArgs {
             push_url: (!self.no_push).then(|| self.push_url.clone()),
             webhook_secret: secret_from_env(),
             teddy_dir: self.teddy.clone(),
+            faults: self.faults.clone().unwrap_or_default(),
         }
     }
 }

@@ -5,7 +5,10 @@ use futures::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use super::faults;
+use super::server::SimState;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -40,23 +43,49 @@ pub fn next_backoff(current: Duration) -> Duration {
 }
 
 /// Delivers everything (forever retrying each one), counting acks; sets `done` when all acked.
+/// The webhook faults of `state` decide which submissions are first sent unsigned, badly signed
+/// or replayed (each must be refused with 401) and which are delivered again after their ack.
 pub async fn push_all(
     client: reqwest::Client,
     url: String,
     secret: String,
     deliveries: Vec<Delivery>,
-    acked: Arc<AtomicUsize>,
+    state: Arc<SimState>,
     done: watch::Sender<bool>,
 ) {
     let url = Arc::new(url);
     let secret = Arc::new(secret);
     futures::stream::iter(deliveries)
         .map(|d| {
-            let (client, url, secret, acked) =
-                (client.clone(), url.clone(), secret.clone(), acked.clone());
+            let (client, url, secret, state) =
+                (client.clone(), url.clone(), secret.clone(), state.clone());
             async move {
+                let f = state.faults().wanshitong;
+                let seed = state.seed;
+                let bad = [
+                    (f.unsigned_rate, "unsigned", BadKind::Unsigned),
+                    (f.bad_signature_rate, "bad_signature", BadKind::BadSignature),
+                    (f.replay_rate, "replay", BadKind::Replayed),
+                ];
+                for (rate, what, kind) in bad {
+                    if faults::hit(seed, &format!("wanshitong.{what}"), &d.submission_id, rate) {
+                        state.webhooks_bad_sent.fetch_add(1, Ordering::SeqCst);
+                        if !send_bad(&client, &url, &secret, &d, kind).await {
+                            state.webhooks_bad_accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
                 deliver(&client, &url, &secret, &d).await;
-                acked.fetch_add(1, Ordering::SeqCst);
+                state.webhooks_acked.fetch_add(1, Ordering::SeqCst);
+                if faults::hit(
+                    seed,
+                    "wanshitong.redeliver",
+                    &d.submission_id,
+                    f.redeliver_rate,
+                ) {
+                    deliver(&client, &url, &secret, &d).await;
+                    state.webhooks_redelivered.fetch_add(1, Ordering::SeqCst);
+                }
             }
         })
         .buffered(CONCURRENCY)
@@ -65,16 +94,66 @@ pub async fn push_all(
     let _ = done.send(true);
 }
 
+#[derive(Debug, Clone, Copy)]
+enum BadKind {
+    Unsigned,
+    BadSignature,
+    Replayed,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs())
+        .unwrap_or_default()
+}
+
+/// Sends one bad request; true when it was refused with 401 (retrying transport errors).
+async fn send_bad(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    d: &Delivery,
+    kind: BadKind,
+) -> bool {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let ts = match kind {
+            BadKind::Replayed => now_secs().saturating_sub(3600),
+            _ => now_secs(),
+        }
+        .to_string();
+        let mut req = client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("X-Wst-Timestamp", &ts)
+            .header("X-Wst-Delivery", &d.delivery_id)
+            .body(d.body.clone());
+        match kind {
+            BadKind::Unsigned => {}
+            BadKind::BadSignature => {
+                req = req.header("X-Wst-Signature", signature("not-the-secret", &ts, &d.body))
+            }
+            BadKind::Replayed => {
+                req = req.header("X-Wst-Signature", signature(secret, &ts, &d.body))
+            }
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_server_error() => {}
+            Ok(r) => return r.status() == reqwest::StatusCode::UNAUTHORIZED,
+            Err(_) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = next_backoff(backoff);
+    }
+}
+
 async fn deliver(client: &reqwest::Client, url: &str, secret: &str, d: &Delivery) {
     let mut backoff = BACKOFF_START;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|t| t.as_secs())
-            .unwrap_or_default()
-            .to_string();
+        let timestamp = now_secs().to_string();
         let result = client
             .post(url)
             .header("Content-Type", "application/json")

@@ -2,7 +2,9 @@
 //! State is built once from the corpus; only hotline status changes (`/sim/hotline/advance`) mutate it.
 
 use super::corpus::{Corpus, Manifest};
-use super::wire::{self, BoardMessage, BoardPage, HotlineOrder, HotlinePage, PortalLetter};
+use super::faults::{self, Faults};
+use super::rng::SimRng;
+use super::wire::{self, BoardMessage, BoardPage, HotlineOrder, PortalLetter};
 use crate::record::Channel;
 use axum::Json;
 use axum::Router;
@@ -31,6 +33,17 @@ struct HotlineRow {
 }
 
 pub struct SimState {
+    pub seed: u64,
+    /// Current fault injection (`POST /sim/faults`).
+    pub faults: std::sync::RwLock<Faults>,
+    /// Per-request fault draws (errors, latency, duplicate pages).
+    rng: std::sync::Mutex<SimRng>,
+    wanshitong_ids: Vec<String>,
+    /// Bad webhooks sent (unsigned, badly signed, replayed), and those not answered 401.
+    pub webhooks_bad_sent: Arc<AtomicUsize>,
+    pub webhooks_bad_accepted: Arc<AtomicUsize>,
+    /// Webhooks delivered again after their acknowledgement.
+    pub webhooks_redelivered: Arc<AtomicUsize>,
     hotline: RwLock<Vec<HotlineRow>>,
     board: Vec<BoardMessage>,
     board_index: HashMap<u64, usize>,
@@ -42,7 +55,13 @@ pub struct SimState {
 }
 
 impl SimState {
-    pub fn new(corpus: &Corpus, manifest: Arc<Manifest>, webhooks_total: usize) -> SimState {
+    pub fn new(
+        corpus: &Corpus,
+        manifest: Arc<Manifest>,
+        webhooks_total: usize,
+        seed: u64,
+        faults: Faults,
+    ) -> SimState {
         let person = |i: usize| &corpus.people[i];
         let mut hotline: Vec<HotlineRow> = corpus
             .of_channel(Channel::Hotline)
@@ -70,6 +89,16 @@ impl SimState {
             .map(|(i, l)| (l.no.clone(), i))
             .collect();
         SimState {
+            seed,
+            faults: std::sync::RwLock::new(faults),
+            rng: std::sync::Mutex::new(SimRng::new(seed).fork("faults")),
+            wanshitong_ids: corpus
+                .of_channel(Channel::Wanshitong)
+                .map(|c| c.source_id.clone())
+                .collect(),
+            webhooks_bad_sent: Arc::new(AtomicUsize::new(0)),
+            webhooks_bad_accepted: Arc::new(AtomicUsize::new(0)),
+            webhooks_redelivered: Arc::new(AtomicUsize::new(0)),
             hotline: RwLock::new(hotline),
             board,
             board_index,
@@ -90,6 +119,74 @@ impl SimState {
             .map(|r| r.order.clone())
             .collect()
     }
+
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn draw(&self, p: f64) -> bool {
+        p > 0.0 && self.rng.lock().unwrap_or_else(|e| e.into_inner()).chance(p)
+    }
+
+    /// Is the record of `channel` with `id` served malformed under the current faults?
+    pub fn malformed(&self, channel: Channel, id: &str) -> bool {
+        let f = self.faults();
+        let rate = match channel {
+            Channel::Hotline => f.hotline.malformed_rate,
+            Channel::Board => f.board.malformed_rate,
+            Channel::Portal => f.portal.malformed_rate,
+            Channel::Wanshitong => f.wanshitong.malformed_rate,
+        };
+        faults::hit(self.seed, &format!("{channel}.malformed"), id, rate)
+    }
+
+    /// Is the record served with schema drift?
+    pub fn drifted(&self, channel: Channel, id: &str) -> bool {
+        let f = self.faults();
+        let rate = match channel {
+            Channel::Hotline => f.hotline.drift_rate,
+            Channel::Board => f.board.drift_rate,
+            _ => 0.0,
+        };
+        faults::hit(self.seed, &format!("{channel}.drift"), id, rate)
+    }
+
+    /// Every source id of `channel`.
+    pub async fn ids(&self, channel: Channel) -> Vec<String> {
+        match channel {
+            Channel::Hotline => self
+                .hotline
+                .read()
+                .await
+                .iter()
+                .map(|r| r.order.order_no.clone())
+                .collect(),
+            Channel::Board => self.board.iter().map(|m| m.tid.to_string()).collect(),
+            Channel::Portal => self.portal.iter().map(|l| l.no.clone()).collect(),
+            Channel::Wanshitong => self.wanshitong_ids.clone(),
+        }
+    }
+}
+
+/// A hotline order as served: malformed (no `call_time`) or drifted (`content` renamed,
+/// a new field) when the faults say so.
+pub fn hotline_value(s: &SimState, o: &HotlineOrder) -> serde_json::Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        if s.malformed(Channel::Hotline, &o.order_no) {
+            obj.remove("call_time");
+        }
+        if s.drifted(Channel::Hotline, &o.order_no) {
+            if let Some(c) = obj.remove("content") {
+                obj.insert("content_text".into(), c);
+            }
+            obj.insert("source_system".into(), json!("12345-v2"));
+        }
+    }
+    v
 }
 
 pub fn router(state: Arc<SimState>) -> Router {
@@ -98,12 +195,17 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/sim/manifest", get(manifest))
         .route("/sim/status", get(status))
         .route("/sim/hotline/advance", post(hotline_advance))
+        .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/hotline/api/v1/workorders", get(hotline_workorders))
         .route("/board/api/messages", get(board_list))
         .route("/board/api/messages/{tid}", get(board_detail))
         .route("/portal/letters", get(portal_list))
         .route("/portal/letters/{file}", get(portal_detail))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inject_faults,
+        ))
         .with_state(state)
 }
 
@@ -184,13 +286,19 @@ async fn hotline_workorders(State(s): State<Arc<SimState>>, Query(params): Param
             rows.partition_point(|r| r.key <= cursor)
         }
     };
-    let items: Vec<HotlineOrder> = rows[start..]
+    let end = (start + limit).min(rows.len());
+    // A duplicate page also serves again items before the cursor.
+    let from = if start > 0 && s.draw(s.faults().hotline.duplicate_rate) {
+        start.saturating_sub((limit / 2).max(1))
+    } else {
+        start
+    };
+    let items: Vec<serde_json::Value> = rows[from..end]
         .iter()
-        .take(limit)
-        .map(|r| r.order.clone())
+        .map(|r| hotline_value(&s, &r.order))
         .collect();
-    let has_more = start + items.len() < rows.len();
-    Json(HotlinePage { items, has_more }).into_response()
+    let has_more = end < rows.len();
+    Json(json!({ "items": items, "has_more": has_more })).into_response()
 }
 
 /// Applies every pending hotline status change: the orders move to the end of the
@@ -226,11 +334,17 @@ async fn board_list(State(s): State<Arc<SimState>>, Query(params): Params) -> Re
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
     let total = s.board.len();
+    let first = (page - 1).saturating_mul(page_size);
+    let from = if page > 1 && s.draw(s.faults().board.duplicate_rate) {
+        first - page_size
+    } else {
+        first
+    };
     let items = s
         .board
         .iter()
-        .skip((page - 1).saturating_mul(page_size))
-        .take(page_size)
+        .skip(from)
+        .take(first + page_size - from)
         .map(|m| m.list_item())
         .collect();
     Json(BoardPage {
@@ -250,7 +364,39 @@ async fn board_detail(State(s): State<Arc<SimState>>, Path(tid): Path<String>) -
         .ok()
         .and_then(|t| s.board_index.get(&t))
     {
-        Some(&i) => Json(s.board[i].clone()).into_response(),
+        Some(&i) => {
+            let m = &s.board[i];
+            let tid = m.tid.to_string();
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if s.drifted(Channel::Board, &tid)
+                && let Some(obj) = v.as_object_mut()
+            {
+                if let Some(c) = obj.remove("content") {
+                    obj.insert("body".into(), c);
+                }
+                obj.insert("ip_region".into(), json!("安徽"));
+            }
+            let body = v.to_string();
+            if s.malformed(Channel::Board, &tid) {
+                // Cut off mid-record: not JSON.
+                let cut = body
+                    .char_indices()
+                    .nth(body.chars().count() / 2)
+                    .map_or(0, |(i, _)| i);
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body[..cut].to_string(),
+                )
+                    .into_response();
+            }
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
         None => json_error(
             StatusCode::NOT_FOUND,
             format!("no message with tid {tid:?}"),
@@ -277,10 +423,15 @@ async fn portal_list(State(s): State<Arc<SimState>>, Query(params): Params) -> R
         }
         Ok(p) => p,
     };
-    let from = (page - 1)
+    let first = (page - 1)
         .saturating_mul(PORTAL_PAGE_SIZE)
         .min(s.portal.len());
-    let to = (from + PORTAL_PAGE_SIZE).min(s.portal.len());
+    let to = (first + PORTAL_PAGE_SIZE).min(s.portal.len());
+    let from = if page > 1 && s.draw(s.faults().portal.duplicate_rate) {
+        first.saturating_sub(PORTAL_PAGE_SIZE)
+    } else {
+        first
+    };
     html(
         StatusCode::OK,
         wire::portal_list_html(&s.portal[from..to], page, to < s.portal.len()),
@@ -292,7 +443,13 @@ async fn portal_detail(State(s): State<Arc<SimState>>, Path(file): Path<String>)
         .strip_suffix(".html")
         .and_then(|no| s.portal_index.get(no))
     {
-        Some(&i) => html(StatusCode::OK, wire::portal_detail_html(&s.portal[i])),
+        Some(&i) => {
+            let mut l = s.portal[i].clone();
+            if s.malformed(Channel::Portal, &l.no) {
+                l.content.clear();
+            }
+            html(StatusCode::OK, wire::portal_detail_html(&l))
+        }
         None => html(
             StatusCode::NOT_FOUND,
             format!(
@@ -300,5 +457,69 @@ async fn portal_detail(State(s): State<Arc<SimState>>, Path(file): Path<String>)
                 wire::html_escape(&file)
             ),
         ),
+    }
+}
+
+/// Errors and latency on the feeds' routes, per the current faults.
+async fn inject_faults(
+    State(s): State<Arc<SimState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let f = s.faults();
+    let feed = if path.starts_with("/hotline/") {
+        Some(f.hotline)
+    } else if path.starts_with("/board/") {
+        Some(f.board)
+    } else if path.starts_with("/portal/") {
+        Some(f.portal)
+    } else {
+        None
+    };
+    if let Some(f) = feed {
+        if s.draw(f.latency_rate) {
+            tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
+        }
+        if s.draw(f.error_rate) {
+            let code = [
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::TOO_MANY_REQUESTS,
+            ][s.rng.lock().unwrap_or_else(|e| e.into_inner()).below(3)];
+            return json_error(code, "injected fault");
+        }
+    }
+    next.run(req).await
+}
+
+/// The faults in force, the records they break, and the webhook fault counts.
+async fn get_faults(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
+    let mut malformed = serde_json::Map::new();
+    let mut drifted = serde_json::Map::new();
+    for ch in Channel::ALL {
+        let ids = s.ids(ch).await;
+        let m: Vec<&String> = ids.iter().filter(|i| s.malformed(ch, i)).collect();
+        let d: Vec<&String> = ids.iter().filter(|i| s.drifted(ch, i)).collect();
+        malformed.insert(ch.to_string(), json!(m));
+        drifted.insert(ch.to_string(), json!(d));
+    }
+    Json(json!({
+        "faults": s.faults(),
+        "malformed": malformed,
+        "drifted": drifted,
+        "webhooks_bad_sent": s.webhooks_bad_sent.load(Ordering::SeqCst),
+        "webhooks_bad_accepted": s.webhooks_bad_accepted.load(Ordering::SeqCst),
+        "webhooks_redelivered": s.webhooks_redelivered.load(Ordering::SeqCst),
+    }))
+}
+
+async fn set_faults(State(s): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(f) => {
+            *s.faults.write().unwrap_or_else(|e| e.into_inner()) = f.clone();
+            Json(json!({ "faults": f })).into_response()
+        }
+        Err(e) => json_error(StatusCode::BAD_REQUEST, format!("faults: {e}")),
     }
 }
