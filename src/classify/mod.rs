@@ -1,15 +1,77 @@
-//! Trainable complaint classifier (placeholder until the classification issue lands).
-//! `load_model` reads a model written by `duban train` and serves it to the engine.
+//! Trainable complaint classifier: hashed tf-idf of jieba words and character n-grams, a one-vs-rest
+//! linear SVM with softmax confidence; `duban train/eval/classify` and the engine's trained model.
+//!
+//! - `features`: text → signed-hashed term counts (jieba words, character 1–2-grams, title weighted).
+//! - `train`: idf, dual-coordinate-descent SVM (optionally NB-SVM), temperature calibration,
+//!   self-training, k-fold CV.
+//! - `lsa`: semi-supervised latent features from unlabeled messages, folded into the weights.
+//! - `weak`: the default ten-domain model from vocabulary, category tree and unlabeled messages.
+//! - `model`: the `DUBANCLS` v1 model file (magic, version, JSON header, weight rows, checksum).
+//!
+//! Training is deterministic for a given seed (same data + seed → identical model bytes).
 
 pub mod cli;
+pub mod data;
+pub mod features;
+pub mod lsa;
+pub mod model;
+pub mod train;
+pub mod weak;
 
 use anyhow::Result;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::engine::classify::DomainClassifier;
+use crate::engine::classify::{DomainClassifier, UNCLASSIFIED};
+use features::Scratch;
+pub use model::LinearModel;
+
+/// A trained model serving the engine: label or `unclassified` below `min_confidence`.
+#[derive(Debug)]
+pub struct TrainedClassifier {
+    pub model: LinearModel,
+    pub min_confidence: f64,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl TrainedClassifier {
+    pub fn new(model: LinearModel, min_confidence: f64) -> TrainedClassifier {
+        TrainedClassifier {
+            model,
+            min_confidence,
+        }
+    }
+
+    /// (label or `unclassified`, confidence). Text with no feature known to the model gets 0.
+    pub fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        let best = SCRATCH.with(|s| self.model.predict(title, body, &mut s.borrow_mut()));
+        match best {
+            None => (UNCLASSIFIED.to_string(), 0.0),
+            Some((c, p)) if (p as f64) >= self.min_confidence => {
+                (self.model.labels[c].clone(), p as f64)
+            }
+            Some((_, p)) => (UNCLASSIFIED.to_string(), p as f64),
+        }
+    }
+}
+
+impl DomainClassifier for TrainedClassifier {
+    fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        TrainedClassifier::classify(self, title, body)
+    }
+}
 
 /// Load a trained model for the engine's `classify_domain` UDF.
-pub fn load_model(path: &Path, _min_confidence: f64) -> Result<Arc<dyn DomainClassifier>> {
-    anyhow::bail!("{}: trained models are not supported yet", path.display())
+pub fn load_model(path: &Path, min_confidence: f64) -> Result<Arc<dyn DomainClassifier>> {
+    let model = LinearModel::load(path)?;
+    // Load the segmenter dictionary now, not inside the first query.
+    features::jieba();
+    Ok(Arc::new(TrainedClassifier::new(model, min_confidence)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! Behaviour of the trained classifier on the shared teddy2020c data (read at run time from
+//! `DUBAN_SHARED_DIR`, default `../shared`; the tests fail if it is missing).
+
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::data::{self, Example};
+use super::features::{FeatureConfig, Featurizer};
+use super::model::LinearModel;
+use super::train::{self, Prepared, TrainConfig};
+use super::weak::{self, WeakConfig};
+use super::{TrainedClassifier, load_model};
+use crate::engine::classify::{Taxonomy, UNCLASSIFIED};
+
+fn teddy(file: &str) -> PathBuf {
+    let p = data::shared_dir().join("data/teddy2020c").join(file);
+    assert!(
+        p.exists(),
+        "{} is missing: set DUBAN_SHARED_DIR to the shared folder",
+        p.display()
+    );
+    p
+}
+
+fn labeled() -> &'static Vec<Example> {
+    static ROWS: OnceLock<Vec<Example>> = OnceLock::new();
+    ROWS.get_or_init(|| data::read_labeled(&teddy("train.csv")).expect("train.csv reads"))
+}
+
+/// Settings that keep a dev-profile (unoptimized) test run short.
+fn quick_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 12,
+        calibration_folds: 0,
+        ..TrainConfig::default()
+    }
+}
+
+/// Train on the rows of `idx` of train.csv.
+fn train_on(idx: &[usize], cfg: &TrainConfig) -> LinearModel {
+    let rows = labeled();
+    let (labels, ys) = train::index_labels(rows);
+    let subset: Vec<Example> = idx.iter().map(|&i| rows[i].clone()).collect();
+    let ys: Vec<usize> = idx.iter().map(|&i| ys[i]).collect();
+    let raw = train::featurize_all(
+        &Featurizer::new(cfg.features.clone()),
+        &subset,
+        &ProgressBar::hidden(),
+    );
+    let p = Prepared {
+        labels: &labels,
+        raw: &raw,
+        ys: &ys,
+        unlabeled: &[],
+    };
+    let all: Vec<usize> = (0..ys.len()).collect();
+    train::fit(&p, &all, cfg, "test", &ProgressBar::hidden())
+}
+
+/// A small model (every 4th row) shared by the tests that only need some model.
+fn small_model() -> &'static LinearModel {
+    static M: OnceLock<LinearModel> = OnceLock::new();
+    M.get_or_init(|| {
+        let idx: Vec<usize> = (0..labeled().len()).step_by(4).collect();
+        let cfg = TrainConfig {
+            features: FeatureConfig {
+                buckets_log2: 16,
+                ..FeatureConfig::default()
+            },
+            calibration_folds: 2,
+            ..quick_config()
+        };
+        train_on(&idx, &cfg)
+    })
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("duban-classify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn held_out_fold_macro_f1_is_above_the_bar() {
+    let rows = labeled();
+    let (labels, ys) = train::index_labels(rows);
+    assert_eq!(labels.len(), 7);
+    let folds = train::stratified_folds(&ys, 5, 7);
+    let train_idx: Vec<usize> = (0..rows.len()).filter(|&i| folds[i] != 0).collect();
+    let test_idx: Vec<usize> = (0..rows.len()).filter(|&i| folds[i] == 0).collect();
+    // Stratified: every class is in the held-out fold in proportion.
+    for c in 0..labels.len() {
+        let n = ys.iter().filter(|&&y| y == c).count();
+        let held = test_idx.iter().filter(|&&i| ys[i] == c).count();
+        assert!(held.abs_diff(n / 5) <= 1, "class {c}: {held} of {n}");
+    }
+    let model = train_on(&train_idx, &quick_config());
+    let mut scratch = Default::default();
+    let pred: Vec<Option<usize>> = test_idx
+        .iter()
+        .map(|&i| {
+            model
+                .predict(&rows[i].title, &rows[i].body, &mut scratch)
+                .map(|(c, _)| c)
+        })
+        .collect();
+    let truth: Vec<usize> = test_idx.iter().map(|&i| ys[i]).collect();
+    let s = train::score(&labels, &truth, &pred);
+    eprintln!(
+        "held-out fold: macro-F1 {:.4}, accuracy {:.4}",
+        s.macro_f1, s.accuracy
+    );
+    // Measured 0.907 on this fold with the quick settings (5-fold CV with the defaults: 0.897).
+    assert!(s.macro_f1 >= 0.87, "macro-F1 {:.4}", s.macro_f1);
+    assert!(s.per_class.iter().all(|c| c.f1 >= 0.7), "{:?}", s.per_class);
+}
+
+#[test]
+fn same_seed_same_bytes_and_save_load_round_trip() {
+    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
+    let cfg = TrainConfig {
+        features: FeatureConfig {
+            buckets_log2: 14,
+            ..FeatureConfig::default()
+        },
+        epochs: 5,
+        ..quick_config()
+    };
+    let a = train_on(&idx, &cfg).to_bytes();
+    let b = train_on(&idx, &cfg).to_bytes();
+    assert!(a == b, "same data and seed must give identical model bytes");
+    let other = train_on(&idx, &TrainConfig { seed: 7, ..cfg });
+    assert!(other.to_bytes() != a, "the seed drives the shuffles");
+
+    let m = small_model();
+    let path = temp_path("round-trip.model");
+    m.save(&path).expect("save");
+    let loaded = LinearModel::load(&path).expect("load");
+    assert_eq!(&loaded, m);
+    assert!(loaded.to_bytes() == m.to_bytes());
+    let clf = load_model(&path, 0.34).expect("engine loads it");
+    let r = &labeled()[1];
+    let direct = TrainedClassifier::new(m.clone(), 0.34).classify(&r.title, &r.body);
+    assert_eq!(clf.classify(&r.title, &r.body), direct);
+}
+
+#[test]
+fn wrong_or_corrupt_files_give_one_line_naming_the_file() {
+    let good = small_model().to_bytes();
+    let mut flipped = good.clone();
+    let mid = good.len() / 2;
+    flipped[mid] ^= 0x40;
+    let mut version = good.clone();
+    version[8] = 99;
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "foreign.model",
+            b"PK\x03\x04 not a model at all".to_vec(),
+            "magic",
+        ),
+        ("empty.model", Vec::new(), "magic"),
+        ("flipped.model", flipped, "checksum"),
+        (
+            "truncated.model",
+            good[..good.len() - 100].to_vec(),
+            "checksum",
+        ),
+        ("version.model", version, "version 99"),
+    ];
+    for (name, bytes, why) in cases {
+        let path = temp_path(name);
+        std::fs::write(&path, bytes).expect("write");
+        let err = format!("{:#}", load_model(&path, 0.34).err().expect(name));
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(why), "{name}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+    let missing = temp_path("missing.model");
+    let err = format!("{:#}", load_model(&missing, 0.34).err().expect("missing"));
+    assert!(
+        err.contains("missing.model") && !err.contains('\n'),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_and_irrelevant_text_is_unclassified() {
+    let clf = TrainedClassifier::new(small_model().clone(), 0.34);
+    assert_eq!(clf.classify("", ""), (UNCLASSIFIED.to_string(), 0.0));
+    assert_eq!(clf.classify(" ", "，。！"), (UNCLASSIFIED.to_string(), 0.0));
+    for text in ["谢谢", "你好，请问一下", "ok"] {
+        let (label, conf) = clf.classify("", text);
+        assert_eq!(label, UNCLASSIFIED, "{text}: {conf}");
+        assert!((0.0..0.34).contains(&conf), "{text}: {conf}");
+    }
+    // A real complaint from a row the small model did not train on is classified.
+    let rows = labeled();
+    let held: Vec<&Example> = rows.iter().skip(1).step_by(4).take(200).collect();
+    let classified = held
+        .iter()
+        .filter(|r| clf.classify(&r.title, &r.body).0 != UNCLASSIFIED)
+        .count();
+    eprintln!("{classified} of 200 held-out rows classified");
+    assert!(classified >= 180, "{classified} of 200 classified");
+}
+
+/// The seven teddy2020c first-level categories mapped to the ten domains by their vocabulary
+/// (only for evaluating the weak model). Categories whose category-tree subtree covers two
+/// domains accept either.
+const SEVEN_TO_TEN: &[(&str, &[&str])] = &[
+    ("城乡建设", &["城乡建设", "城市管理"]),
+    ("劳动和社会保障", &["劳动保障", "医疗保障"]),
+    ("教育文体", &["教育培训"]),
+    ("商贸旅游", &["市场监管"]),
+    ("卫生计生", &["卫生健康", "医疗保障"]),
+    ("环境保护", &["生态环境"]),
+    ("交通运输", &["交通运输"]),
+];
+
+#[test]
+fn weak_default_model_is_clearly_better_than_chance() {
+    let tax = Taxonomy::builtin();
+    let names = weak::read_category_names(&teddy("taxonomy.csv")).expect("taxonomy.csv");
+    let unlabeled =
+        data::read_unlabeled(&teddy("messages_unlabeled.csv")).expect("messages_unlabeled.csv");
+    let cfg = TrainConfig {
+        self_train_threshold: Some(0.9),
+        calibration_folds: 2,
+        ..quick_config()
+    };
+    let (model, report) = weak::train_weak(
+        &tax,
+        &names,
+        &unlabeled,
+        &WeakConfig::default(),
+        &cfg,
+        &ProgressBar::hidden(),
+    );
+    assert_eq!(model.labels.len(), 10);
+    assert!(report.category_terms > 20, "{report:?}");
+    assert!(report.seeds_per_domain.iter().sum::<usize>() > unlabeled.len() / 3);
+    let clf = TrainedClassifier::new(model, 0.34);
+    let sample: Vec<&Example> = labeled().iter().step_by(3).collect();
+    let correct = sample
+        .iter()
+        .filter(|r| {
+            let label = r.label.as_deref().unwrap_or("");
+            let allowed = SEVEN_TO_TEN
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, d)| *d)
+                .unwrap_or_else(|| panic!("unmapped label {label}"));
+            allowed.contains(&clf.classify(&r.title, &r.body).0.as_str())
+        })
+        .count();
+    let acc = correct as f64 / sample.len() as f64;
+    eprintln!("weak model: mapped accuracy {acc:.3}, {report:?}");
+    // Chance (a uniform guess among ten domains, with the two-domain categories) is ≈ 0.15;
+    // measured ≈ 0.74 with all unlabeled files in release, lower bar for this smaller setting.
+    assert!(acc >= 0.65, "weak model accuracy {acc:.3}");
+    assert_eq!(clf.classify("", "谢谢").0, UNCLASSIFIED);
+}
