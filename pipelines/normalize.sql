@@ -1,10 +1,12 @@
 -- Per-record normalization: decoded raw records (table `raw`) → canonical complaint columns.
 -- Stateless, so any worker can run it on any batch. UDFs are registered in src/engine/mod.rs;
--- the stateful columns (duplicate_of, and dropping re-delivered complaint ids) are set afterwards.
+-- the stateful columns (duplicate_of/group, issue_id, flags; dropping re-delivered complaint ids)
+-- are set afterwards by the keyed operators in src/engine/rules.rs.
 WITH n AS (
   SELECT
     channel,
     source_id,
+    version,
     received_at,
     fetched_at,
     mask_phones(normalize_text(coalesce(title, ''))) AS title_n,
@@ -23,7 +25,8 @@ p AS (
   SELECT
     n.*,
     canonical_district(district_raw, concat(address_n, ' ', title_n, ' ', body_n)) AS district,
-    coalesce(place(concat(title_n, ' ', body_n)), place(address_n)) AS place
+    coalesce(place(concat(title_n, ' ', body_n)), place(address_n)) AS place,
+    classify(title_n, body_n) AS classified
   FROM n
 )
 SELECT
@@ -38,12 +41,12 @@ SELECT
   mask_phone(phone) AS phone_masked,
   district,
   CASE WHEN address_n <> '' THEN address_n ELSE place END AS address,
-  classify_domain(title_n, body_n) AS domain,
-  classify_confidence(title_n, body_n) AS domain_confidence,
+  split_part(classified, '|', 1) AS domain,
+  CAST(split_part(classified, '|', 2) AS DOUBLE) AS domain_confidence,
   normalize_text(category) AS source_category,
   normalize_text(status) AS source_status,
   likes,
   content_hash(body_n) AS content_hash,
-  CAST(NULL AS VARCHAR) AS duplicate_of,
-  CASE WHEN place IS NULL THEN NULL ELSE concat(coalesce(district, '未知'), '|', place) END AS issue_key
+  place,
+  version AS source_version
 FROM p

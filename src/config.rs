@@ -12,6 +12,9 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub engine: EngineConfig,
     pub rules: RuleConfig,
+    pub dedup: DedupConfig,
+    pub issues: crate::engine::cluster::IssueConfig,
+    pub frequency: crate::engine::frequency::FrequencyConfig,
     pub taxonomy: TaxonomyRef,
     pub units: UnitsRef,
     pub connectors: ConnectorsConfig,
@@ -77,16 +80,12 @@ impl Default for EngineConfig {
     }
 }
 
-/// Count-based alert rules (first version; the analytic core replaces them with robust statistics).
+/// Alert rules: when an issue or a complainant becomes a yellow alert.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuleConfig {
-    /// Length of the tumbling window alerts count over, in days. Default 30.
-    pub window_days: i64,
-    /// 群众诉求集中: distinct complainants on one issue within a window. Default 5.
+    /// 群众诉求集中: distinct complainants on one issue. Default 5.
     pub crowd_min_complainants: usize,
-    /// 单人高频: complaints by one complainant within a window, resubmissions collapsed. Default 10.
-    pub frequent_min_complaints: usize,
     /// Warning period of a yellow alert, in working days (Monday–Friday). Default 5.
     pub warning_working_days: u32,
 }
@@ -94,10 +93,32 @@ pub struct RuleConfig {
 impl Default for RuleConfig {
     fn default() -> Self {
         RuleConfig {
-            window_days: 30,
             crowd_min_complainants: 5,
-            frequent_min_complaints: 10,
             warning_working_days: 5,
+        }
+    }
+}
+
+/// Near-duplicate detection: MinHash over character n-grams with LSH banding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Character n-gram length. Default 3.
+    pub ngram: usize,
+    /// LSH bands × rows = hash functions. Defaults 16 × 4 (candidates from Jaccard ≈ 0.5 up).
+    pub bands: usize,
+    pub rows: usize,
+    /// Estimated Jaccard similarity at which two texts are duplicates. Default 0.7.
+    pub threshold: f64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            ngram: 3,
+            bands: 16,
+            rows: 4,
+            threshold: 0.7,
         }
     }
 }
@@ -196,8 +217,8 @@ mod tests {
             msg.contains("duban.toml:2") && msg.contains("bootstrap"),
             "{msg}"
         );
-        let err =
-            parse_toml::<Config>("[rules]\nwindow_days = \"x\"\n", "d.toml").expect_err("bad type");
+        let err = parse_toml::<Config>("[frequency]\nwindow_days = \"x\"\n", "d.toml")
+            .expect_err("bad type");
         assert!(err.to_string().contains("d.toml:2"), "{err}");
     }
 }

@@ -57,6 +57,21 @@ enum Command {
         #[arg(long, default_value = "config/duban.toml")]
         config: PathBuf,
     },
+    /// Run the engine over a historical export (CSV/JSONL/XLSX) with a mapping, writing the lake and alerts.
+    Backfill {
+        /// The export file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Mapping of the export's columns to a channel's raw fields (e.g. connectors/board-export.toml).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Output folder (lake/, alerts.jsonl, summary.json).
+        #[arg(long, default_value = "out/backfill")]
+        out: PathBuf,
+        /// Configuration (rules, thresholds, taxonomy, units).
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
     /// Train a domain classifier on labeled CSV (`title`, `body`, `label`).
     Train(duban::classify::cli::TrainArgs),
     /// Evaluate a model on labeled CSV: accuracy, macro-F1, per-class scores.
@@ -146,6 +161,23 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
+        Command::Backfill {
+            input,
+            mapping,
+            out,
+            config,
+        } => {
+            let cfg = Config::load(&config)?;
+            let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
+            print!("{}", summary.render());
+            println!(
+                "wrote {} (lake/, alerts.jsonl, summary.json)",
+                out.display()
+            );
+        }
+        Command::Train(args) => duban::classify::cli::train(args).await?,
+        Command::Eval(args) => duban::classify::cli::eval(args).await?,
+        Command::Classify(args) => duban::classify::cli::classify(args).await?,
         Command::Sql {
             lake,
             format,

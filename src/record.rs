@@ -88,6 +88,10 @@ pub struct RawEnvelope {
     pub fetched_at: DateTime<FixedOffset>,
     pub position: serde_json::Value,
     pub payload: serde_json::Value,
+    /// The source's version of the record (e.g. the hotline's `updated_at`): a record changed
+    /// after it was first seen is sent again with a new version. None: the source has no versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl RawEnvelope {
@@ -159,7 +163,12 @@ pub struct Complaint {
     pub likes: Option<i64>,
     pub content_hash: String,
     pub duplicate_of: Option<String>,
-    pub issue_key: Option<String>,
+    pub duplicate_group: String,
+    pub place: Option<String>,
+    pub issue_id: Option<String>,
+    pub flags: String,
+    /// The source's version when the record changed after first seen (hotline `updated_at`).
+    pub source_version: Option<String>,
 }
 
 impl Complaint {
@@ -194,7 +203,11 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("likes", DataType::Int64, true),
         s("content_hash", false),
         s("duplicate_of", true),
-        s("issue_key", true),
+        s("duplicate_group", false),
+        s("place", true),
+        s("issue_id", true),
+        s("flags", false),
+        s("source_version", true),
     ]))
 });
 
@@ -240,7 +253,11 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.likes))),
         strs(rows, |r| &r.content_hash),
         opts(rows, |r| r.duplicate_of.as_deref()),
-        opts(rows, |r| r.issue_key.as_deref()),
+        strs(rows, |r| &r.duplicate_group),
+        opts(rows, |r| r.place.as_deref()),
+        opts(rows, |r| r.issue_id.as_deref()),
+        strs(rows, |r| &r.flags),
+        opts(rows, |r| r.source_version.as_deref()),
     ];
     Ok(RecordBatch::try_new(complaint_schema(), cols)?)
 }
@@ -300,6 +317,10 @@ pub struct Alert {
     pub version: u64,
     pub raised_at: DateTime<FixedOffset>,
     pub updated_at: DateTime<FixedOffset>,
+    /// Set when re-clustering found the alert's issue to be part of another: the alert that
+    /// carries on (its evidence includes this one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// Alert ids are derived from (trigger, subject, window), so re-raising never duplicates.
@@ -385,6 +406,9 @@ pub fn alerts_to_batch(rows: &[Alert]) -> datafusion::error::Result<RecordBatch>
             )
             .with_timezone(TZ),
         ),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|a| a.merged_into.as_deref()),
+        )),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }
@@ -411,6 +435,7 @@ pub fn alert_schema() -> SchemaRef {
         Field::new("version", DataType::UInt64, false),
         Field::new("raised_at", ts_type(), false),
         Field::new("updated_at", ts_type(), false),
+        s("merged_into", true),
     ]))
 }
 
@@ -528,7 +553,11 @@ mod tests {
             likes: None,
             content_hash: "h".into(),
             duplicate_of: None,
-            issue_key: None,
+            duplicate_group: complaint_id("hotline", "RX1"),
+            place: None,
+            issue_id: None,
+            flags: String::new(),
+            source_version: None,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct KeywordClassifier {
     domains: Vec<String>,
     /// (term, domain index), longest terms first.
     terms: Vec<(String, usize)>,
+    /// One automaton over all terms (overlapping matches), so a text is scanned once.
+    matcher: aho_corasick::AhoCorasick,
     min_confidence: f64,
 }
 
@@ -72,9 +74,13 @@ impl KeywordClassifier {
                 .cmp(&a.0.chars().count())
                 .then(a.0.cmp(&b.0))
         });
+        terms.dedup_by(|a, b| a.0 == b.0);
+        let matcher = aho_corasick::AhoCorasick::new(terms.iter().map(|(t, _)| t.as_str()))
+            .expect("taxonomy terms build an automaton");
         Arc::new(KeywordClassifier {
             domains: tax.domain.iter().map(|d| d.name.clone()).collect(),
             terms,
+            matcher,
             min_confidence,
         })
     }
@@ -86,11 +92,19 @@ impl KeywordClassifier {
     /// (domain or `unclassified`, confidence in 0..=1).
     pub fn classify(&self, title: &str, body: &str) -> (String, f64) {
         let mut scores = vec![0f64; self.domains.len()];
-        for (term, d) in &self.terms {
-            let w = term.chars().count() as f64;
-            let n_title = title.matches(term.as_str()).count() as f64;
-            let n_body = body.matches(term.as_str()).count().min(3) as f64;
-            scores[*d] += w * (2.0 * n_title + n_body);
+        let mut in_body = vec![0u8; self.terms.len()];
+        for m in self.matcher.find_overlapping_iter(title) {
+            let (term, d) = &self.terms[m.pattern().as_usize()];
+            scores[*d] += 2.0 * term.chars().count() as f64;
+        }
+        for m in self.matcher.find_overlapping_iter(body) {
+            let i = m.pattern().as_usize();
+            // A term counts at most three times in the body.
+            if in_body[i] < 3 {
+                in_body[i] += 1;
+                let (term, d) = &self.terms[i];
+                scores[*d] += term.chars().count() as f64;
+            }
         }
         let total: f64 = scores.iter().sum();
         let (best, score) =

@@ -21,6 +21,8 @@ pub struct RawInput {
 pub struct DecodedRow {
     pub channel: String,
     pub source_id: String,
+    /// The source's version of the record (hotline `updated_at`), when it has versions.
+    pub version: Option<String>,
     pub received_at: Option<DateTime<FixedOffset>>,
     pub fetched_at: Option<DateTime<FixedOffset>>,
     pub title: Option<String>,
@@ -163,6 +165,7 @@ pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> 
     Ok(DecodedRow {
         channel: ch.clone(),
         source_id: env.source_id.trim().to_string(),
+        version: env.version.clone(),
         received_at,
         fetched_at: Some(env.fetched_at),
         title: text(p, m.title),

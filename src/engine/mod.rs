@@ -2,15 +2,19 @@
 //! → stateful operators (dedup, count rules) → canonical complaints, changed alerts, dead letters.
 
 pub mod classify;
+pub mod cluster;
 pub mod decode;
+pub mod frequency;
+pub mod minhash;
 pub mod normalize;
 pub mod rules;
+pub mod triage;
 pub mod units;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -96,42 +100,6 @@ fn string_udf(
     )
 }
 
-fn float_udf(
-    name: &str,
-    arity: usize,
-    f: impl Fn(&[Option<&str>]) -> f64 + Send + Sync + 'static,
-) -> ScalarUDF {
-    let fun = Arc::new(
-        move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let arrays: Vec<ArrayRef> = arrays
-                .iter()
-                .map(|a| cast(a, &DataType::Utf8))
-                .collect::<Result<_, _>>()?;
-            let cols: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-            let n = arrays.first().map_or(0, |a| a.len());
-            let mut b = Float64Builder::with_capacity(n);
-            let mut vals: Vec<Option<&str>> = Vec::with_capacity(arity);
-            for i in 0..n {
-                vals.clear();
-                vals.extend(
-                    cols.iter()
-                        .map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }),
-                );
-                b.append_value(f(&vals));
-            }
-            Ok(ColumnarValue::Array(Arc::new(b.finish())))
-        },
-    );
-    create_udf(
-        name,
-        vec![DataType::Utf8; arity],
-        DataType::Float64,
-        Volatility::Immutable,
-        fun,
-    )
-}
-
 /// Hash of a normalized text with whitespace removed: equal hashes are exact duplicates.
 pub fn content_hash(text: &str) -> String {
     let mut h = Sha256::new();
@@ -180,13 +148,15 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     ctx.register_udf(string_udf("content_hash", 1, move |v| {
         s(v, 0).map(content_hash)
     }));
+    // `classify(title, body)` → "domain|confidence": one pass for both columns.
     let c1 = classifier.clone();
-    ctx.register_udf(string_udf("classify_domain", 2, move |v| {
-        Some(c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)
+    ctx.register_udf(string_udf("classify", 2, move |v| {
+        let (d, c) = c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
+        Some(format!("{d}|{c}"))
     }));
     let c2 = classifier;
-    ctx.register_udf(float_udf("classify_confidence", 2, move |v| {
-        c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).1
+    ctx.register_udf(string_udf("classify_domain", 2, move |v| {
+        Some(c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)
     }));
 }
 
@@ -202,6 +172,7 @@ fn decoded_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         s("channel", false),
         s("source_id", false),
+        s("version", true),
         ts("received_at"),
         ts("fetched_at"),
         s("title", true),
@@ -228,6 +199,7 @@ fn decoded_batch(rows: &[decode::DecodedRow]) -> Result<RecordBatch> {
     let cols: Vec<ArrayRef> = vec![
         strs(&|r| Some(&r.channel)),
         strs(&|r| Some(&r.source_id)),
+        strs(&|r| r.version.as_deref()),
         ts(&|r| r.received_at.map_or(now, |t| t.timestamp_micros())),
         ts(&|r| r.fetched_at.map_or(now, |t| t.timestamp_micros())),
         strs(&|r| r.title.as_deref()),
@@ -268,8 +240,8 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         "source_category",
         "source_status",
         "content_hash",
-        "duplicate_of",
-        "issue_key",
+        "place",
+        "source_version",
     ];
     let strs: Vec<ArrayRef> = names.iter().map(|n| col(n, &utf8)).collect::<Result<_>>()?;
     let s: Vec<&StringArray> = strs.iter().map(|a| a.as_string::<i32>()).collect();
@@ -317,8 +289,12 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                     Some(likes.value(r))
                 },
                 content_hash: get(12, r).unwrap_or_default(),
-                duplicate_of: get(13, r),
-                issue_key: get(14, r),
+                duplicate_of: None,
+                duplicate_group: String::new(),
+                place: get(13, r),
+                source_version: get(14, r),
+                issue_id: None,
+                flags: String::new(),
             })
         })
         .collect()
@@ -329,7 +305,6 @@ pub struct Engine {
     ctx: SessionContext,
     state: AnalyticState,
     config: Config,
-    classifier: Arc<KeywordClassifier>,
 }
 
 impl Engine {
@@ -345,9 +320,8 @@ impl Engine {
         register_udfs(&ctx, model, pseudonym_key());
         Ok(Engine {
             ctx,
-            state: AnalyticState::default(),
+            state: AnalyticState::new(&config.dedup),
             config: config.clone(),
-            classifier,
         })
     }
 
@@ -375,10 +349,13 @@ impl Engine {
         for b in &batches {
             complaints.extend(batch_to_complaints(b)?);
         }
+        let c = &self.config;
         let cx = RuleContext {
-            rules: &self.config.rules,
+            rules: &c.rules,
+            dedup: &c.dedup,
+            issues: &c.issues,
+            frequency: &c.frequency,
             units: units::units(),
-            classifier: &self.classifier,
         };
         let (complaints, alerts) = self.state.apply(complaints, &cx);
         Ok(EngineOutput {
@@ -391,6 +368,15 @@ impl Engine {
     /// Every alert's latest state.
     pub fn alerts(&self) -> Vec<Alert> {
         self.state.alerts().cloned().collect()
+    }
+
+    /// The keyed state (issues, complainants) for the lake's snapshot tables.
+    pub fn state(&self) -> &AnalyticState {
+        &self.state
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -439,7 +425,7 @@ mod tests {
         assert_eq!(h.district.as_deref(), Some("镜湖区"));
         assert_eq!(h.domain, "城乡建设");
         assert!(h.title.starts_with("镜湖区翠湖花园小区物业乱收费"));
-        assert_eq!(h.issue_key.as_deref(), Some("镜湖区|翠湖花园小区"));
+        assert_eq!(h.place.as_deref(), Some("翠湖花园小区"));
         assert!(
             h.complainant
                 .as_deref()
@@ -456,5 +442,10 @@ mod tests {
         );
         assert_eq!(b.duplicate_of.as_deref(), Some(h.complaint_id.as_str()));
         assert_eq!(b.likes, Some(3));
+        assert_eq!(
+            b.issue_id, h.issue_id,
+            "a duplicate joins its original's issue"
+        );
+        assert_eq!(b.duplicate_group, h.complaint_id);
     }
 }

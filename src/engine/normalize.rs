@@ -295,16 +295,18 @@ const LEADING_NOT_PLACE: &[&str] = &[
     "现在", "最近", "今天", "昨天", "每天", "晚上", "白天", "导致", "造成",
 ];
 
-fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> usize {
+/// Drop leading words that are not part of a name; `None` when nothing of a name is left
+/// (投诉小区 is no place).
+fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> Option<usize> {
     'again: loop {
         for w in LEADING_NOT_PLACE {
             let n = w.chars().count();
-            if end - start > n + 1 && w.chars().eq(chars[start..start + n].iter().copied()) {
+            if end - start >= n && w.chars().eq(chars[start..start + n].iter().copied()) {
                 start += n;
                 continue 'again;
             }
         }
-        return start;
+        return (end - start >= 2).then_some(start);
     }
 }
 
@@ -338,8 +340,7 @@ fn place_spans(chars: &[char]) -> Vec<(usize, usize)> {
         while start > floor && i - start < 10 && place_char(chars[start - 1]) {
             start -= 1;
         }
-        let start = strip_leading_words(chars, start, i);
-        if i - start >= 2 {
+        if let Some(start) = strip_leading_words(chars, start, i) {
             // A suffix right after a suffix extends the name (翠湖花园 + 小区).
             let mut end = i + n;
             while let Some(m) = suffix_at(chars, end).filter(|m| *m >= 2) {

@@ -1,48 +1,19 @@
-//! Stateful operators of the first engine: exact-duplicate detection and the count-based alert
-//! rules (群众诉求集中, 单人高频). Pure: rows in, (rows, changed alerts) out; no I/O, no clock.
+//! The engine's stateful operators: drop re-delivered complaints, mark exact and near duplicates,
+//! cluster complaints into issues, track complainants' frequency, set triage flags and raise
+//! yellow alerts. Pure: complaints in, (complaints, changed alerts) out; no I/O, no clock.
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::config::RuleConfig;
-use crate::engine::classify::{KeywordClassifier, UNCLASSIFIED};
+use crate::config::{DedupConfig, RuleConfig};
+use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex};
+use crate::engine::frequency::{FrequencyConfig, Person, Population};
+use crate::engine::minhash::{LshIndex, MinHasher};
+use crate::engine::triage;
 use crate::engine::units::UnitTable;
-use crate::record::{Alert, AlertLevel, AlertTrigger, Complaint, alert_id};
+use crate::record::{Alert, AlertLevel, AlertTrigger, Complaint, alert_id, local_offset};
 
-/// Texts kept per aggregate for key terms.
-const SAMPLE_TEXTS: usize = 40;
-
-#[derive(Debug, Default, Clone)]
-struct IssueAgg {
-    complaint_ids: BTreeSet<String>,
-    complainants: BTreeSet<String>,
-    domains: BTreeMap<String, u64>,
-    district: Option<String>,
-    texts: Vec<String>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct PersonAgg {
-    complaint_ids: BTreeSet<String>,
-    /// Distinct contents: resubmissions of the same text count once.
-    contents: BTreeSet<String>,
-    domains: BTreeMap<String, u64>,
-    districts: BTreeMap<String, u64>,
-    texts: Vec<String>,
-}
-
-/// Keyed state of the first engine. Keys: complaint id (seen), content hash (first complaint),
-/// (window, issue key) and (window, complainant) aggregates, alert id (latest alert).
-#[derive(Debug, Default)]
-pub struct AnalyticState {
-    seen: HashSet<String>,
-    first_by_content: HashMap<String, String>,
-    issues: BTreeMap<(NaiveDate, String), IssueAgg>,
-    people: BTreeMap<(NaiveDate, String), PersonAgg>,
-    alerts: BTreeMap<String, Alert>,
-}
-
-/// Start of the tumbling window holding `day` (windows aligned to 1970-01-01).
+/// Start of the tumbling window of `window_days` holding `day` (aligned to 1970-01-01).
 pub fn window_start(day: NaiveDate, window_days: i64) -> NaiveDate {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let n = (day - epoch).num_days();
@@ -62,196 +33,412 @@ pub fn add_working_days(day: NaiveDate, n: u32) -> NaiveDate {
     d
 }
 
-fn top(counts: &BTreeMap<String, u64>) -> Option<(String, u64)> {
-    counts
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(k, v)| (k.clone(), *v))
+fn local_day(ts: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.with_timezone(&local_offset()).date_naive())
+        .unwrap_or_default()
 }
 
+/// The analytic columns decided for a complaint id, and the version they were decided on.
+#[derive(Debug, Clone)]
+struct Seen {
+    source_version: Option<String>,
+    duplicate_of: Option<String>,
+    duplicate_group: String,
+    issue_id: Option<String>,
+    flags: String,
+}
+
+impl Seen {
+    fn of(c: &Complaint) -> Seen {
+        Seen {
+            source_version: c.source_version.clone(),
+            duplicate_of: c.duplicate_of.clone(),
+            duplicate_group: c.duplicate_group.clone(),
+            issue_id: c.issue_id.clone(),
+            flags: c.flags.clone(),
+        }
+    }
+}
+
+/// Everything the operators are configured with.
 pub struct RuleContext<'a> {
     pub rules: &'a RuleConfig,
+    pub dedup: &'a DedupConfig,
+    pub issues: &'a IssueConfig,
+    pub frequency: &'a FrequencyConfig,
     pub units: &'a UnitTable,
-    pub classifier: &'a KeywordClassifier,
+}
+
+/// Keyed state: seen complaint ids, duplicate index, issues, complainants, alerts.
+pub struct AnalyticState {
+    hasher: MinHasher,
+    /// complaint id → what was decided for it (versions of a record keep those columns).
+    seen: HashMap<String, Seen>,
+    first_by_content: HashMap<String, String>,
+    lsh: LshIndex,
+    /// complaint id → issue id, so duplicates join their original's issue.
+    issue_of: HashMap<String, String>,
+    /// Triage flag counts per issue.
+    issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
+    pub issues: IssueIndex,
+    pub people: Population,
+    alerts: BTreeMap<String, Alert>,
 }
 
 impl AnalyticState {
+    pub fn new(dedup: &DedupConfig) -> AnalyticState {
+        AnalyticState {
+            hasher: MinHasher::new(dedup.ngram, dedup.bands, dedup.rows),
+            seen: HashMap::new(),
+            first_by_content: HashMap::new(),
+            lsh: LshIndex::default(),
+            issue_of: HashMap::new(),
+            issue_flags: HashMap::new(),
+            issues: IssueIndex::default(),
+            people: Population::default(),
+            alerts: BTreeMap::new(),
+        }
+    }
+
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
     }
 
-    /// Apply a batch: drop complaints already seen (same complaint id), mark exact duplicates,
-    /// set issue keys, update aggregates and return the changed alerts (latest state each).
+    /// Triage flags of an issue.
+    pub fn flags_of_issue(&self, issue: &Issue, common_min: usize) -> Vec<String> {
+        let counts: Vec<(&str, usize)> = self
+            .issue_flags
+            .get(&issue.issue_id)
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        triage::issue_flags(
+            &counts,
+            issue.complaint_ids.len(),
+            issue.complainants.len(),
+            common_min,
+        )
+    }
+
+    /// Apply a batch in order. Returns the new complaints (re-delivered ids dropped) with
+    /// duplicate, issue and flag columns set, and the alerts whose state changed.
     pub fn apply(
         &mut self,
         rows: Vec<Complaint>,
         cx: &RuleContext,
     ) -> (Vec<Complaint>, Vec<Alert>) {
         let mut out = Vec::with_capacity(rows.len());
-        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut touched_issues: BTreeSet<String> = BTreeSet::new();
+        let mut touched_people: BTreeSet<String> = BTreeSet::new();
+        let mut changed: BTreeSet<String> = BTreeSet::new();
         for mut c in rows {
-            if !self.seen.insert(c.complaint_id.clone()) {
+            // Re-delivered: drop. A new version of a known record: emit it again with the first
+            // version's analytic columns (it is the same complaint, not a new one).
+            if let Some(prev) = self.seen.get_mut(&c.complaint_id) {
+                // Only a newer known version is news; an unversioned copy (e.g. the CSV export
+                // of an API record) or an older version is a re-delivery.
+                match (&prev.source_version, &c.source_version) {
+                    (_, None) => continue,
+                    (None, Some(v)) => {
+                        prev.source_version = Some(v.clone());
+                        continue;
+                    }
+                    (Some(old), Some(new)) if new <= old => continue,
+                    (Some(_), Some(_)) => {}
+                }
+                let prev = prev.clone();
+                let mut updated = c;
+                updated.duplicate_of = prev.duplicate_of.clone();
+                updated.duplicate_group = prev.duplicate_group.clone();
+                updated.issue_id = prev.issue_id.as_ref().map(|i| self.issues.resolve(i));
+                updated.flags = prev.flags.clone();
+                self.seen
+                    .insert(updated.complaint_id.clone(), Seen::of(&updated));
+                out.push(updated);
                 continue;
             }
-            match self.first_by_content.get(&c.content_hash) {
-                Some(first) => c.duplicate_of = Some(first.clone()),
+            // Exact duplicates by content hash, near duplicates by MinHash/LSH.
+            let sig = self.hasher.signature(&c.body);
+            let near = self
+                .lsh
+                .insert(&self.hasher, sig, &c.complaint_id, cx.dedup.threshold);
+            c.duplicate_of = match self.first_by_content.get(&c.content_hash) {
+                Some(first) => Some(first.clone()),
                 None => {
                     self.first_by_content
                         .insert(c.content_hash.clone(), c.complaint_id.clone());
+                    near
                 }
+            };
+            c.duplicate_group = c
+                .duplicate_of
+                .clone()
+                .unwrap_or_else(|| c.complaint_id.clone());
+            let text = format!("{} {}", c.title, c.body);
+            let flags = triage::complaint_flags(&text);
+            c.flags = flags.join(",");
+            let at = c.received_at.timestamp();
+            let who = c
+                .complainant
+                .clone()
+                .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
+            // A duplicate belongs to its original's issue; others are clustered.
+            let issue = match c.duplicate_of.as_ref().and_then(|d| self.issue_of.get(d)) {
+                Some(i) => {
+                    let i = self.issues.resolve(i);
+                    self.issues.add_member(
+                        &i,
+                        &c.complaint_id,
+                        &who,
+                        &c.domain,
+                        at,
+                        c.likes.unwrap_or(0),
+                    );
+                    i
+                }
+                None => self.issues.assign(
+                    cx.issues,
+                    &ClusterInput {
+                        complaint_id: &c.complaint_id,
+                        district: c.district.as_deref(),
+                        place: c.place.as_deref(),
+                        complainant: &who,
+                        domain: &c.domain,
+                        title: &c.title,
+                        text: &text,
+                        at,
+                        likes: c.likes.unwrap_or(0),
+                    },
+                ),
+            };
+            self.issue_of.insert(c.complaint_id.clone(), issue.clone());
+            let fl = self.issue_flags.entry(issue.clone()).or_default();
+            for f in flags {
+                *fl.entry(f).or_default() += 1;
             }
-            let win = window_start(c.day(), cx.rules.window_days);
-            if let Some(key) = c.issue_key.clone() {
-                let agg = self.issues.entry((win, key.clone())).or_default();
-                agg.complaint_ids.insert(c.complaint_id.clone());
-                agg.complainants.insert(
-                    c.complainant
-                        .clone()
-                        .unwrap_or_else(|| format!("anon:{}", c.complaint_id)),
+            c.issue_id = Some(issue.clone());
+            touched_issues.insert(issue);
+            if let Some(p) = &c.complainant {
+                self.people.observe(
+                    cx.frequency,
+                    p,
+                    &c.complaint_id,
+                    &c.duplicate_group,
+                    at,
+                    &c.domain,
+                    c.issue_id.as_deref(),
+                    c.district.as_deref(),
                 );
-                *agg.domains.entry(c.domain.clone()).or_default() += 1;
-                agg.district = agg.district.take().or(c.district.clone());
-                if agg.texts.len() < SAMPLE_TEXTS {
-                    agg.texts.push(format!("{} {}", c.title, c.body));
-                }
-                if agg.complainants.len() >= cx.rules.crowd_min_complainants {
-                    let a = self.crowd_alert(win, &key, &c, cx);
-                    touched.insert(a);
-                }
+                touched_people.insert(p.clone());
             }
-            if let Some(p) = c.complainant.clone() {
-                let agg = self.people.entry((win, p.clone())).or_default();
-                agg.complaint_ids.insert(c.complaint_id.clone());
-                agg.contents.insert(c.content_hash.clone());
-                *agg.domains.entry(c.domain.clone()).or_default() += 1;
-                if let Some(d) = &c.district {
-                    *agg.districts.entry(d.clone()).or_default() += 1;
-                }
-                if agg.texts.len() < SAMPLE_TEXTS {
-                    agg.texts.push(format!("{} {}", c.title, c.body));
-                }
-                if agg.contents.len() >= cx.rules.frequent_min_complaints {
-                    let a = self.frequent_alert(win, &p, &c, cx);
-                    touched.insert(a);
-                }
+            if self.issues.recluster_due(cx.issues) {
+                self.recluster(cx, &mut touched_issues, &mut changed);
             }
+            self.seen.insert(c.complaint_id.clone(), Seen::of(&c));
             out.push(c);
         }
-        let changed = touched
-            .iter()
-            .filter_map(|id| self.alerts.get(id).cloned())
-            .collect();
-        (out, changed)
+        // Every batch ends re-clustered, so the state after a batch does not depend on where
+        // earlier batches happened to end.
+        self.recluster(cx, &mut touched_issues, &mut changed);
+        for i in &touched_issues {
+            let i = self.issues.resolve(i);
+            if let Some(id) = self.crowd_alert(&i, cx) {
+                changed.insert(id);
+            }
+        }
+        for p in &touched_people {
+            if let Some(id) = self.frequency_alert(p, cx) {
+                changed.insert(id);
+            }
+        }
+        (
+            out,
+            changed
+                .iter()
+                .filter_map(|id| self.alerts.get(id).cloned())
+                .collect(),
+        )
     }
 
-    fn upsert(&mut self, mut a: Alert) -> String {
-        let id = a.alert_id.clone();
-        match self.alerts.get(&id) {
-            Some(old) => {
-                a.version = old.version + 1;
-                a.raised_at = old.raised_at;
-                a.deadline = old.deadline;
-                a.level = old.level;
+    /// Merge issues that turned out to be one; their flag counts follow.
+    fn recluster(
+        &mut self,
+        cx: &RuleContext,
+        touched: &mut BTreeSet<String>,
+        changed: &mut BTreeSet<String>,
+    ) {
+        for (from, into) in self.issues.recluster(cx.issues) {
+            // The merged issue's alert is redirected to the survivor's, never dropped.
+            let gone = alert_id(
+                AlertTrigger::CrowdConcentration,
+                &from,
+                NaiveDate::default(),
+            );
+            if let Some(a) = self.alerts.get_mut(&gone)
+                && a.merged_into.is_none()
+            {
+                a.merged_into = Some(alert_id(
+                    AlertTrigger::CrowdConcentration,
+                    &into,
+                    NaiveDate::default(),
+                ));
+                a.version += 1;
+                changed.insert(gone);
             }
-            None => a.version = 1,
+            let moved = self.issue_flags.remove(&from).unwrap_or_default();
+            let fl = self.issue_flags.entry(into.clone()).or_default();
+            for (k, v) in moved {
+                *fl.entry(k).or_default() += v;
+            }
+            touched.insert(into);
+        }
+    }
+
+    /// Insert or update an alert; returns its id when its state changed.
+    fn upsert(&mut self, mut a: Alert) -> Option<String> {
+        let id = a.alert_id.clone();
+        if let Some(old) = self.alerts.get(&id) {
+            if old.complaint_ids == a.complaint_ids && old.summary == a.summary {
+                return None;
+            }
+            a.version = old.version + 1;
+            a.raised_at = old.raised_at;
+            a.deadline = old.deadline;
+            a.level = old.level;
+        } else {
+            a.version = 1;
         }
         self.alerts.insert(id.clone(), a);
-        id
+        Some(id)
     }
 
-    fn crowd_alert(
-        &mut self,
-        win: NaiveDate,
-        key: &str,
-        c: &Complaint,
-        cx: &RuleContext,
-    ) -> String {
-        let agg = &self.issues[&(win, key.to_string())];
-        let domain = top(&agg.domains)
-            .map(|(d, _)| d)
-            .filter(|d| d != UNCLASSIFIED);
-        let district = agg.district.clone();
-        let place = key.rsplit('|').next().unwrap_or(key).to_string();
-        let texts: Vec<&str> = agg.texts.iter().map(String::as_str).collect();
-        let key_terms = domain
-            .as_deref()
-            .map(|d| cx.classifier.key_terms(d, &texts, 5))
-            .unwrap_or_default();
-        let n = agg.complainants.len() as u64;
+    fn crowd_alert(&mut self, issue_id: &str, cx: &RuleContext) -> Option<String> {
+        let issue = self.issues.get(issue_id)?;
+        if issue.merged_into.is_some() || issue.complainants.len() < cx.rules.crowd_min_complainants
+        {
+            return None;
+        }
+        let domain = issue
+            .domain()
+            .filter(|d| d != crate::engine::classify::UNCLASSIFIED);
+        let window_start = local_day(issue.first_seen);
+        let window_end = local_day(issue.last_seen);
+        let mut ids = issue.complaint_ids.clone();
+        ids.sort();
+        let flags = self.flags_of_issue(issue, cx.rules.crowd_min_complainants);
+        let key_terms = self.issues.key_terms(issue_id, 6);
+        let n = issue.complainants.len() as u64;
+        let place = issue
+            .place
+            .clone()
+            .unwrap_or_else(|| key_terms.first().cloned().unwrap_or_default());
+        let raised = chrono::DateTime::from_timestamp(issue.last_seen, 0)
+            .unwrap_or_default()
+            .with_timezone(&local_offset());
         let alert = Alert {
-            alert_id: alert_id(AlertTrigger::CrowdConcentration, key, win),
+            alert_id: alert_id(
+                AlertTrigger::CrowdConcentration,
+                issue_id,
+                NaiveDate::default(),
+            ),
             trigger: AlertTrigger::CrowdConcentration,
             level: AlertLevel::Yellow,
-            subject: key.to_string(),
-            window_start: win,
-            window_end: win + Duration::days(cx.rules.window_days - 1),
+            subject: issue_id.to_string(),
+            window_start,
+            window_end,
             summary: format!(
-                "{}{}：{}名群众反映{}问题，共{}件",
-                district.as_deref().unwrap_or(""),
+                "{}{}：{}名群众反映{}问题，共{}件，热度{:.1}{}",
+                issue.district.as_deref().unwrap_or(""),
                 place,
                 n,
                 domain.as_deref().unwrap_or("未分类"),
-                agg.complaint_ids.len()
+                ids.len(),
+                issue.heat(),
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("（{}）", flags.join("、"))
+                }
             ),
-            unit: cx.units.responsible(domain.as_deref(), district.as_deref()),
+            unit: cx
+                .units
+                .responsible(domain.as_deref(), issue.district.as_deref()),
             domain,
-            district,
-            deadline: add_working_days(c.day(), cx.rules.warning_working_days),
-            complaint_ids: agg.complaint_ids.iter().cloned().collect(),
-            complaint_count: agg.complaint_ids.len() as u64,
+            district: issue.district.clone(),
+            deadline: add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days),
+            complaint_count: ids.len() as u64,
+            complaint_ids: ids,
             distinct_complainants: n,
             key_terms,
             version: 0,
-            raised_at: c.received_at,
-            updated_at: c.received_at,
+            raised_at: raised,
+            updated_at: raised,
+            merged_into: None,
         };
         self.upsert(alert)
     }
 
-    fn frequent_alert(
-        &mut self,
-        win: NaiveDate,
-        person: &str,
-        c: &Complaint,
-        cx: &RuleContext,
-    ) -> String {
-        let agg = &self.people[&(win, person.to_string())];
-        let (top_domain, top_n) = top(&agg.domains).unwrap_or_default();
-        let domain = Some(top_domain.clone()).filter(|d| !d.is_empty() && d != UNCLASSIFIED);
-        let district = top(&agg.districts).map(|(d, _)| d);
-        let texts: Vec<&str> = agg.texts.iter().map(String::as_str).collect();
-        let key_terms = domain
-            .as_deref()
-            .map(|d| cx.classifier.key_terms(d, &texts, 5))
-            .unwrap_or_default();
-        let share = 100 * top_n / agg.complaint_ids.len().max(1) as u64;
+    fn frequency_alert(&mut self, person: &str, cx: &RuleContext) -> Option<String> {
+        let p = self.people.people.get(person)?;
+        if !p.flagged {
+            return None;
+        }
+        let (domain, share) = Person::focus(&p.domains).unwrap_or_default();
+        let (top_issue, issue_share) = Person::focus(&p.issues).unwrap_or_default();
+        let domain =
+            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::classify::UNCLASSIFIED);
+        let district = Person::focus(&p.districts).map(|(d, _)| d);
+        let start = local_day(p.max_window_start);
+        let end = start + Duration::days(cx.frequency.window_days - 1);
+        // One alert per episode: an open alert of this person whose window overlaps the densest
+        // window is updated; otherwise the id comes from the tumbling period holding its start.
+        let existing = self
+            .alerts
+            .values()
+            .find(|a| {
+                a.trigger == AlertTrigger::HighFrequency
+                    && a.subject == person
+                    && a.window_start <= end
+                    && start <= a.window_end
+            })
+            .map(|a| a.alert_id.clone());
+        let period = window_start(start, cx.frequency.window_days);
+        let mut ids = p.complaint_ids.clone();
+        ids.sort();
+        let key_terms = self.issues.key_terms(&top_issue, 6);
+        let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
+            .unwrap_or_default()
+            .with_timezone(&local_offset());
         let alert = Alert {
-            alert_id: alert_id(AlertTrigger::HighFrequency, person, win),
+            alert_id: existing
+                .unwrap_or_else(|| alert_id(AlertTrigger::HighFrequency, person, period)),
             trigger: AlertTrigger::HighFrequency,
             level: AlertLevel::Yellow,
             subject: person.to_string(),
-            window_start: win,
-            window_end: win + Duration::days(cx.rules.window_days - 1),
+            window_start: start,
+            window_end: end,
             summary: format!(
-                "投诉人{person}在{}至{}期间投诉{}件（去重后{}件），{}%集中于{}",
-                win,
-                win + Duration::days(cx.rules.window_days - 1),
-                agg.complaint_ids.len(),
-                agg.contents.len(),
-                share,
-                domain.as_deref().unwrap_or("未分类")
+                "投诉人{person}在{}天内投诉{}件（去重后），累计{}件，{:.0}%集中于{}，{:.0}%为同一事项（p={:.1e}）",
+                cx.frequency.window_days,
+                p.max_window,
+                ids.len(),
+                share * 100.0,
+                domain.as_deref().unwrap_or("未分类"),
+                issue_share * 100.0,
+                p.p_value
             ),
             unit: cx.units.responsible(domain.as_deref(), district.as_deref()),
             domain,
             district,
-            deadline: add_working_days(c.day(), cx.rules.warning_working_days),
-            complaint_ids: agg.complaint_ids.iter().cloned().collect(),
-            complaint_count: agg.complaint_ids.len() as u64,
+            deadline: add_working_days(start, cx.rules.warning_working_days),
+            complaint_count: ids.len() as u64,
+            complaint_ids: ids,
             distinct_complainants: 1,
             key_terms,
             version: 0,
-            raised_at: c.received_at,
-            updated_at: c.received_at,
+            raised_at: raised,
+            updated_at: raised,
+            merged_into: None,
         };
         self.upsert(alert)
     }
@@ -260,25 +447,19 @@ impl AnalyticState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::classify::Taxonomy;
     use crate::engine::units::units;
     use crate::record::complaint_id;
 
-    /// The first day of a 30-day window; test complaints fall `day` days after it.
-    fn base() -> NaiveDate {
-        window_start(NaiveDate::from_ymd_opt(2026, 11, 15).expect("date"), 30)
-    }
-
-    fn complaint(src: &str, who: &str, body: &str, issue: Option<&str>, day: u32) -> Complaint {
-        let d = base() + Duration::days(i64::from(day));
-        let t = chrono::DateTime::parse_from_rfc3339(&format!("{d}T09:00:00+08:00")).expect("time");
+    fn complaint(src: &str, who: &str, body: &str, place: Option<&str>, day: i64) -> Complaint {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00+08:00").expect("time")
+            + Duration::days(day);
         Complaint {
             complaint_id: complaint_id("hotline", src),
             channel: "hotline".into(),
             source_id: src.into(),
             received_at: t,
             fetched_at: t,
-            title: "t".into(),
+            title: String::new(),
             body: body.into(),
             complainant: Some(who.into()),
             phone_masked: None,
@@ -289,45 +470,97 @@ mod tests {
             source_category: None,
             source_status: None,
             likes: None,
-            content_hash: format!("h:{body}"),
+            content_hash: crate::engine::content_hash(body),
             duplicate_of: None,
-            issue_key: issue.map(str::to_string),
+            duplicate_group: String::new(),
+            place: place.map(str::to_string),
+            issue_id: None,
+            flags: String::new(),
+            source_version: None,
         }
     }
 
-    fn cx_with(rules: &RuleConfig, f: impl FnOnce(&RuleContext)) {
-        let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.3);
+    fn with_cx(rules: RuleConfig, freq: FrequencyConfig, f: impl FnOnce(&RuleContext)) {
+        let (dedup, issues) = (DedupConfig::default(), IssueConfig::default());
         f(&RuleContext {
-            rules,
+            rules: &rules,
+            dedup: &dedup,
+            issues: &issues,
+            frequency: &freq,
             units: units(),
-            classifier: &c,
         })
     }
 
+    const TEXT: &str = "长江路烧烤摊每天晚上占道经营到凌晨两点，油烟和噪音让周边居民无法休息，多次打电话都没有人来管";
+
     #[test]
-    fn drops_seen_ids_and_marks_exact_duplicates() {
-        let rules = RuleConfig::default();
-        cx_with(&rules, |cx| {
-            let mut st = AnalyticState::default();
+    fn drops_seen_ids_and_marks_near_duplicates() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
             let (out, _) = st.apply(
                 vec![
-                    complaint("a", "p1", "x", None, 2),
-                    complaint("a", "p1", "x", None, 2),
+                    complaint("a", "p1", TEXT, None, 0),
+                    complaint("a", "p1", TEXT, None, 0),
                 ],
                 cx,
             );
             assert_eq!(out.len(), 1);
+            assert_eq!(out[0].duplicate_group, out[0].complaint_id);
+            let near = format!("{TEXT}，请尽快处理！");
             let (out, _) = st.apply(
                 vec![
-                    complaint("b", "p2", "x", None, 3),
-                    complaint("a", "p1", "x", None, 2),
+                    complaint("b", "p1", &near, None, 1),
+                    complaint("c", "p2", "公交车班次太少，早高峰等车四十分钟", None, 1),
                 ],
                 cx,
             );
-            assert_eq!(out.len(), 1);
+            let first = complaint_id("hotline", "a");
+            assert_eq!(out[0].duplicate_of.as_deref(), Some(first.as_str()));
+            assert_eq!(out[0].duplicate_group, first);
             assert_eq!(
-                out[0].duplicate_of.as_deref(),
-                Some(complaint_id("hotline", "a").as_str())
+                out[0].issue_id,
+                st.issue_of.get(&first).cloned(),
+                "a duplicate joins its original's issue"
+            );
+            assert_eq!(out[1].duplicate_of, None);
+            assert_ne!(out[1].issue_id, out[0].issue_id);
+            assert!(
+                out[0].flags.contains(triage::RESPONSIBILITY_DISPUTE),
+                "没有人来管: {}",
+                out[0].flags
+            );
+        });
+    }
+
+    #[test]
+    fn a_new_version_is_emitted_again_with_its_first_decisions() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
+            let v1 = Complaint {
+                source_version: Some("t1".into()),
+                ..complaint("a", "p1", TEXT, Some("长江路"), 0)
+            };
+            let (first, _) = st.apply(vec![v1.clone()], cx);
+            let (again, _) = st.apply(vec![v1.clone()], cx);
+            assert!(again.is_empty(), "the same version is a re-delivery");
+            let v2 = Complaint {
+                source_version: Some("t2".into()),
+                source_status: Some("已办结".into()),
+                ..v1
+            };
+            let (updated, _) = st.apply(vec![v2], cx);
+            assert_eq!(updated.len(), 1);
+            assert_eq!(updated[0].source_status.as_deref(), Some("已办结"));
+            assert_eq!(updated[0].issue_id, first[0].issue_id);
+            assert_eq!(updated[0].duplicate_group, first[0].duplicate_group);
+            let issue = st
+                .issues
+                .get(first[0].issue_id.as_deref().expect("issue"))
+                .expect("issue");
+            assert_eq!(
+                issue.complaint_ids.len(),
+                1,
+                "a version is not a second complaint"
             );
         });
     }
@@ -338,76 +571,152 @@ mod tests {
             crowd_min_complainants: 3,
             ..RuleConfig::default()
         };
-        cx_with(&rules, |cx| {
-            let mut st = AnalyticState::default();
-            let rows: Vec<Complaint> = (0..2)
-                .map(|i| {
-                    complaint(
-                        &format!("s{i}"),
-                        &format!("p{i}"),
-                        &format!("b{i}"),
-                        Some("镜湖区|某某路"),
-                        2,
-                    )
-                })
-                .collect();
-            let (_, alerts) = st.apply(rows, cx);
+        with_cx(rules, FrequencyConfig::default(), |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
+            let body = |i: usize| {
+                format!(
+                    "福兴花园门口第{i}次反映：夜市摊点占道，垃圾遍地，噪音扰民到深夜{}",
+                    "。".repeat(i)
+                )
+            };
+            let (_, alerts) = st.apply(
+                (0..2)
+                    .map(|i| {
+                        complaint(
+                            &format!("s{i}"),
+                            &format!("p{i}"),
+                            &body(i),
+                            Some("福兴花园"),
+                            0,
+                        )
+                    })
+                    .collect(),
+                cx,
+            );
             assert!(
                 alerts.is_empty(),
                 "two complainants are below the threshold"
             );
-            // The same person again does not make a crowd.
             let (_, alerts) = st.apply(
-                vec![complaint("s9", "p0", "b9", Some("镜湖区|某某路"), 3)],
+                vec![complaint(
+                    "s9",
+                    "p0",
+                    &format!("{}另外", body(9)),
+                    Some("福兴花园"),
+                    1,
+                )],
                 cx,
             );
-            assert!(alerts.is_empty());
+            assert!(
+                alerts.is_empty(),
+                "the same person again does not make a crowd"
+            );
             let (_, alerts) = st.apply(
-                vec![complaint("s3", "p3", "b3", Some("镜湖区|某某路"), 4)],
+                vec![complaint(
+                    "s3",
+                    "p3",
+                    &format!("{}再补充", body(3)),
+                    Some("福兴花园"),
+                    2,
+                )],
                 cx,
             );
             assert_eq!(alerts.len(), 1);
             let a = &alerts[0];
             assert_eq!(
-                (a.distinct_complainants, a.complaint_count, a.version),
-                (3, 4, 1)
+                (
+                    a.trigger,
+                    a.distinct_complainants,
+                    a.complaint_count,
+                    a.version
+                ),
+                (AlertTrigger::CrowdConcentration, 3, 4, 1)
             );
             assert_eq!(a.unit, "镜湖区城市管理局");
-            assert_eq!(a.deadline, add_working_days(base() + Duration::days(4), 5));
             let (_, again) = st.apply(
-                vec![complaint("s4", "p4", "b4", Some("镜湖区|某某路"), 5)],
+                vec![complaint(
+                    "s4",
+                    "p4",
+                    &format!("{}又来了", body(4)),
+                    Some("福兴花园"),
+                    3,
+                )],
                 cx,
             );
             assert_eq!(again[0].alert_id, a.alert_id);
-            assert_eq!((again[0].version, again[0].deadline), (2, a.deadline));
-            // The next window starts afresh: one complainant there raises nothing.
-            let (_, next) = st.apply(
-                vec![complaint("s5", "p5", "b5", Some("镜湖区|某某路"), 31)],
-                cx,
+            assert_eq!(
+                (
+                    again[0].version,
+                    again[0].deadline,
+                    again[0].complaint_count
+                ),
+                (2, a.deadline, 5)
             );
-            assert!(next.is_empty());
         });
     }
 
     #[test]
-    fn frequency_counts_distinct_contents() {
-        let rules = RuleConfig {
-            frequent_min_complaints: 3,
-            ..RuleConfig::default()
+    fn frequency_alert_for_the_outlier_only() {
+        let freq = FrequencyConfig {
+            min_population: 10,
+            ..FrequencyConfig::default()
         };
-        cx_with(&rules, |cx| {
-            let mut st = AnalyticState::default();
-            let rows = vec![
-                complaint("a", "p1", "same", None, 2),
-                complaint("b", "p1", "same", None, 2),
-                complaint("c", "p1", "other", None, 3),
+        with_cx(RuleConfig::default(), freq, |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
+            let mut rows: Vec<Complaint> = (0..40)
+                .map(|i| {
+                    complaint(
+                        &format!("o{i}"),
+                        &format!("p{i}"),
+                        &format!("第{i}号普通投诉内容各不相同{}", "字".repeat(i)),
+                        None,
+                        0,
+                    )
+                })
+                .collect();
+            const TOPICS: [&str; 12] = [
+                "物业公司擅自上调物业费，没有召开业主大会",
+                "电梯三天两头坏，物业收了维修费却不修",
+                "小区绿化带被物业改成收费停车位",
+                "物业把公共收益挪作他用，账目从不公开",
+                "楼道灯坏了两个月没人换，晚上老人摔倒",
+                "物业保安夜里不巡逻，电动车接连被偷",
+                "垃圾堆在单元门口好几天不清理，臭气熏天",
+                "物业强制业主缴纳装修押金还不退",
+                "地下车库漏水严重，车子被泡也不赔",
+                "物业擅自停水停电催缴费用",
+                "消防通道被物业出租给商户堆放货物",
+                "物业合同到期后拒不退出小区",
             ];
+            rows.extend(
+                TOPICS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| complaint(&format!("f{k}"), "busy", t, None, k as i64)),
+            );
+            // Resubmissions of one text do not add up.
+            rows.extend((0..12).map(|k| {
+                complaint(
+                    &format!("r{k}"),
+                    "copier",
+                    "物业乱收费的问题请处理，谢谢",
+                    None,
+                    k as i64,
+                )
+            }));
             let (_, alerts) = st.apply(rows, cx);
-            assert!(alerts.is_empty(), "resubmissions collapse");
-            let (_, alerts) = st.apply(vec![complaint("d", "p1", "third", None, 4)], cx);
-            assert_eq!(alerts.len(), 1);
-            assert_eq!(alerts[0].trigger, AlertTrigger::HighFrequency);
-            assert_eq!(alerts[0].complaint_count, 4);
+            let flagged: Vec<&Alert> = alerts
+                .iter()
+                .filter(|a| a.trigger == AlertTrigger::HighFrequency)
+                .collect();
+            assert_eq!(
+                flagged
+                    .iter()
+                    .map(|a| a.subject.as_str())
+                    .collect::<Vec<_>>(),
+                vec!["busy"]
+            );
+            assert_eq!(flagged[0].complaint_count, 12);
         });
     }
 

@@ -5,11 +5,10 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Summary, merge_alerts, write_alerts_jsonl};
+use super::Summary;
 use crate::bus::{Bus, MemoryBus, Topics};
 use crate::config::Config;
 use crate::connectors::{ConnectorFiles, Mode, Output, run_pollers, wanshitong};
-use crate::engine::{Engine, RawInput};
 use crate::record::{Alert, Complaint};
 use crate::sim::{SimConfig, SimHandle};
 
@@ -67,76 +66,16 @@ pub async fn run_demo(
     let manifest = sim.manifest().clone();
     sim.shutdown().await;
 
-    let lake = out_dir.join("lake");
-    if lake.exists() {
-        std::fs::remove_dir_all(&lake)
-            .with_context(|| format!("cannot clear {}", lake.display()))?;
-    }
-    let mut engine = Engine::new(config)?;
-    let mut summary = Summary::default();
-    let mut all = Vec::new();
-    let mut alerts = BTreeMap::new();
-    let raw = bus.read(&topics.raw, 0);
-    for (i, chunk) in raw
-        .chunks(config.engine.batch_max_records.max(1))
-        .enumerate()
-    {
-        let first = i * config.engine.batch_max_records.max(1);
-        let inputs: Vec<RawInput> = chunk
-            .iter()
-            .enumerate()
-            .map(|(j, r)| RawInput {
-                key: r.key.clone(),
-                value: r.value.clone(),
-                origin: format!("{}/{}", topics.raw, first + j),
-            })
-            .collect();
-        let result = engine.process(&inputs).await?;
-        for c in &result.complaints {
-            bus.send(
-                &topics.complaints,
-                Some(c.complaint_id.as_bytes()),
-                &serde_json::to_vec(c)?,
-            );
-        }
-        for a in &result.alerts {
-            bus.send(
-                &topics.alerts,
-                Some(a.alert_id.as_bytes()),
-                &serde_json::to_vec(a)?,
-            );
-        }
-        for d in &result.dead {
-            bus.send(
-                &topics.dlq,
-                d.key.as_deref().map(str::as_bytes),
-                &serde_json::to_vec(d)?,
-            );
-        }
-        crate::lake::write_complaints(&lake, &result.complaints, &format!("mem-{first:09}"))?;
-        summary.add_complaints(&result.complaints);
-        merge_alerts(&mut alerts, result.alerts);
-        all.extend(result.complaints);
-    }
-    summary.dead_letters = bus.len(&topics.dlq);
-    summary.set_alerts(&alerts);
-    let alert_list: Vec<Alert> = alerts.values().cloned().collect();
-    crate::lake::write_alerts(&lake, &alert_list)?;
-    write_alerts_jsonl(out_dir, &alerts)?;
-    std::fs::write(
-        out_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    let drained = super::drain::process_all(config, &bus, &topics, out_dir, None).await?;
     // What the simulator planted, so a reader can check the alerts against it.
     std::fs::write(
         out_dir.join("sim").join("manifest.json"),
         serde_json::to_string_pretty(&manifest)?,
     )?;
-    std::fs::write(out_dir.join("summary.txt"), summary.render())?;
     Ok(DemoOutcome {
-        summary,
-        complaints: all,
-        alerts,
+        summary: drained.summary,
+        complaints: drained.complaints,
+        alerts: drained.alerts,
         manifest,
         out_dir: out_dir.to_path_buf(),
     })

@@ -29,6 +29,11 @@ pub async fn process(
     let mut engine = Engine::new(config)?;
     let lake = data_dir.join("lake");
     let mut alerts = BTreeMap::new();
+    // The snapshot tables (issues, complainants) are rewritten at most this often, and at stop.
+    let snapshot_every = Duration::from_secs(5);
+    let mut snapshot_at = Instant::now();
+    let mut snapshot_due = false;
+    let common_min = config.rules.crowd_min_complainants;
     let linger = Duration::from_millis(config.engine.batch_linger_ms);
     let max = config.engine.batch_max_records.max(1);
     tokio::pin!(stop);
@@ -36,7 +41,12 @@ pub async fn process(
         // Wait for the first record of a batch (or stop), then fill it until full or lingered.
         let first = tokio::select! {
             m = consumer.recv() => m.context("Kafka consumer failed")?.detach(),
-            () = &mut stop => return Ok(()),
+            () = &mut stop => {
+                if snapshot_due {
+                    crate::lake::write_snapshots(&lake, engine.state(), common_min)?;
+                }
+                return Ok(());
+            }
         };
         let mut msgs = vec![first];
         let until = Instant::now() + linger;
@@ -94,6 +104,12 @@ pub async fn process(
             let list: Vec<_> = alerts.values().cloned().collect();
             crate::lake::write_alerts(&lake, &list)?;
             write_alerts_jsonl(data_dir, &alerts)?;
+        }
+        snapshot_due |= !out.complaints.is_empty();
+        if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
+            crate::lake::write_snapshots(&lake, engine.state(), common_min)?;
+            snapshot_at = Instant::now();
+            snapshot_due = false;
         }
         consumer
             .commit_consumer_state(CommitMode::Sync)

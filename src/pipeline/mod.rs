@@ -1,6 +1,8 @@
 //! Drivers that wire the stages together: the embedded demo (in-process bus, simulator included)
 //! and the Kafka stages (`run`, `ingest`, `process`). Stage logic lives in connectors/ and engine/.
 
+pub mod backfill;
+pub mod drain;
 pub mod embedded;
 pub mod kafka;
 
@@ -46,6 +48,10 @@ pub struct Summary {
     pub by_channel: BTreeMap<String, usize>,
     pub by_domain: BTreeMap<String, usize>,
     pub alerts_by_trigger: BTreeMap<String, usize>,
+    pub issues: usize,
+    pub issues_with_crowd: usize,
+    pub complainants: usize,
+    pub complainants_flagged: usize,
 }
 
 impl Summary {
@@ -68,6 +74,19 @@ impl Summary {
         }
     }
 
+    pub fn set_state(&mut self, state: &crate::engine::rules::AnalyticState, crowd_min: usize) {
+        let live = state.issues.all().filter(|i| i.merged_into.is_none());
+        let (mut n, mut crowd) = (0, 0);
+        for i in live {
+            n += 1;
+            crowd += usize::from(i.complainants.len() >= crowd_min);
+        }
+        self.issues = n;
+        self.issues_with_crowd = crowd;
+        self.complainants = state.people.people.len();
+        self.complainants_flagged = state.people.people.values().filter(|p| p.flagged).count();
+    }
+
     /// The table `duban demo` prints.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -84,6 +103,10 @@ impl Summary {
         for (k, v) in &self.by_domain {
             row(&mut s, k, *v);
         }
+        s.push_str(&format!(
+            "issues: {} ({} raised by a crowd), complainants: {} ({} flagged high-frequency)\n",
+            self.issues, self.issues_with_crowd, self.complainants, self.complainants_flagged
+        ));
         s.push_str("alerts (yellow)\n");
         for (k, v) in &self.alerts_by_trigger {
             row(&mut s, k, *v);

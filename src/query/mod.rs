@@ -38,15 +38,17 @@ pub async fn lake_context(lake: &Path) -> Result<SessionContext> {
             .await
             .context("registering table complaints")?;
     }
-    let alerts = lake.join("alerts");
-    if alerts.is_dir() {
-        ctx.register_parquet(
-            "alerts",
-            alerts.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .context("registering table alerts")?;
+    for table in ["alerts", "issues", "complainants"] {
+        let dir = lake.join(table);
+        if dir.is_dir() {
+            ctx.register_parquet(
+                table,
+                dir.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .with_context(|| format!("registering table {table}"))?;
+        }
     }
     Ok(ctx)
 }

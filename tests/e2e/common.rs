@@ -186,7 +186,7 @@ pub fn latest_alerts(records: &[(Option<Vec<u8>>, Vec<u8>)]) -> BTreeMap<String,
 pub fn assert_planted_alerts(
     m: &duban::sim::Manifest,
     alerts: &BTreeMap<String, Alert>,
-    rules: &duban::config::RuleConfig,
+    cfg: &duban::config::Config,
 ) {
     let id = |e: &duban::sim::ManifestEntry| complaint_id(e.channel.as_str(), &e.source_id);
     let evidence = |t: AlertTrigger| -> Vec<BTreeSet<&String>> {
@@ -209,7 +209,7 @@ pub fn assert_planted_alerts(
             .max()
             .unwrap_or(0);
         assert!(
-            best >= rules.crowd_min_complainants,
+            best >= cfg.rules.crowd_min_complainants,
             "planted cluster {:?} ({} complaints): best crowd alert covers {best}",
             c.place,
             ids.len()
@@ -224,7 +224,7 @@ pub fn assert_planted_alerts(
             .max()
             .unwrap_or(0);
         assert!(
-            best >= rules.frequent_min_complaints,
+            best >= cfg.frequency.min_complaints as usize,
             "frequent complainant with {} complaints: best alert covers {best}",
             ids.len()
         );

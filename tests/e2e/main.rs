@@ -2,5 +2,7 @@
 //! All heavy tests live in this one binary so they share one broker and one build; each area has
 //! its own module, each test its own topic prefix.
 
+mod analytics;
 mod common;
+mod connect;
 mod spine;

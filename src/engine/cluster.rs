@@ -1,0 +1,807 @@
+//! Same-issue clustering (多人投诉同一事项): complaints about one concrete issue get one issue id,
+//! within an issue block (district) and a time window. Complaints naming the same place join that
+//! place's issue; others join the most similar open issue by TF-IDF cosine over jieba words (an
+//! inverted index finds candidates), or start a new one. `recluster` merges open issues of a block
+//! whose places contain one another or whose term profiles are nearly the same. Pure state.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+/// Thresholds of clustering (`[issues]` in config/duban.toml).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssueConfig {
+    /// An issue takes new complaints while they fall within this many days of its last one. Default 30.
+    pub window_days: i64,
+    /// TF-IDF cosine at which a complaint without a named place joins an issue. Default 0.45.
+    pub join_similarity: f64,
+    /// Cosine of two issues' term profiles at which re-clustering merges them. Default 0.6.
+    pub merge_similarity: f64,
+    /// Re-cluster the open issues after this many complaints. Default 500.
+    pub recluster_every: usize,
+}
+
+impl Default for IssueConfig {
+    fn default() -> Self {
+        IssueConfig {
+            window_days: 30,
+            join_similarity: 0.45,
+            merge_similarity: 0.6,
+            recluster_every: 500,
+        }
+    }
+}
+
+static JIEBA: LazyLock<jieba_rs::Jieba> = LazyLock::new(jieba_rs::Jieba::new);
+
+/// Words that say nothing about which issue a complaint is about.
+const STOP: &[&str] = &[
+    "问题",
+    "情况",
+    "部门",
+    "相关",
+    "有关",
+    "希望",
+    "尽快",
+    "处理",
+    "解决",
+    "反映",
+    "投诉",
+    "举报",
+    "请求",
+    "要求",
+    "领导",
+    "政府",
+    "我们",
+    "他们",
+    "你们",
+    "自己",
+    "没有",
+    "现在",
+    "已经",
+    "一直",
+    "每天",
+    "目前",
+    "可以",
+    "这个",
+    "那个",
+    "这些",
+    "什么",
+    "怎么",
+    "为什么",
+    "因为",
+    "所以",
+    "但是",
+    "而且",
+    "如果",
+    "还是",
+    "就是",
+    "不是",
+    "一个",
+    "非常",
+    "严重",
+    "影响",
+    "市民",
+    "居民",
+    "群众",
+    "百姓",
+    "谢谢",
+    "感谢",
+    "您好",
+    "你好",
+    "尊敬",
+    "恳请",
+    "请问",
+    "是否",
+    "能否",
+    "多次",
+    "至今",
+    "时间",
+    "地方",
+    "工作",
+    "进行",
+    "存在",
+];
+
+/// Words of a text for clustering: jieba words of two or more characters, stop words removed.
+pub fn terms(text: &str) -> HashMap<String, f32> {
+    let mut tf: HashMap<String, f32> = HashMap::new();
+    for t in JIEBA.cut(text, false) {
+        let w = t.word;
+        if w.chars().count() >= 2 && w.chars().all(|c| c.is_alphanumeric()) && !STOP.contains(&w) {
+            *tf.entry(w.to_string()).or_default() += 1.0;
+        }
+    }
+    tf
+}
+
+/// One issue and its summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Issue {
+    pub issue_id: String,
+    pub block: String,
+    pub district: Option<String>,
+    pub place: Option<String>,
+    pub domains: BTreeMap<String, u32>,
+    pub complaint_ids: Vec<String>,
+    pub complainants: BTreeSet<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Complaints per local day (Unix day number).
+    pub days: BTreeMap<i64, u32>,
+    pub likes: i64,
+    /// Representative title: the first complaint's.
+    pub title: String,
+    /// Term id → count over the issue's complaints (at most `MAX_PROFILE` terms).
+    #[serde(skip)]
+    profile: HashMap<u32, f32>,
+    /// TF-IDF norm of the profile when it last changed.
+    #[serde(skip)]
+    norm: f32,
+    pub merged_into: Option<String>,
+}
+
+/// Terms kept per issue profile.
+const MAX_PROFILE: usize = 300;
+/// Issues kept per posting list.
+const MAX_POSTING: usize = 512;
+/// Words of an issue that look for merge candidates at re-clustering.
+const RECLUSTER_QUERY_TERMS: usize = 20;
+/// Terms in more than this share of complaints are too common to find candidates with.
+const COMMON_TERM_SHARE: f32 = 0.2;
+
+impl Issue {
+    pub fn domain(&self) -> Option<String> {
+        self.domains
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Complaints in the last 7 days of activity over the 7 days before (1.0 = flat).
+    pub fn growth(&self) -> f64 {
+        let last = (self.last_seen + 8 * 3600).div_euclid(86_400);
+        let recent: u32 = self.days.range(last - 6..=last).map(|(_, n)| n).sum();
+        let before: u32 = self.days.range(last - 13..=last - 7).map(|(_, n)| n).sum();
+        f64::from(recent) / f64::from(before.max(1))
+    }
+
+    /// Heat: distinct complainants, boosted by growth and engagement.
+    pub fn heat(&self) -> f64 {
+        let n = self.complainants.len() as f64;
+        n * (1.0 + self.growth().min(10.0).ln_1p()) + (self.likes.max(0) as f64).ln_1p()
+    }
+
+    fn add(&mut self, complaint_id: &str, complainant: &str, domain: &str, at: i64, likes: i64) {
+        self.complaint_ids.push(complaint_id.to_string());
+        self.complainants.insert(complainant.to_string());
+        *self.domains.entry(domain.to_string()).or_default() += 1;
+        self.first_seen = self.first_seen.min(at);
+        self.last_seen = self.last_seen.max(at);
+        *self
+            .days
+            .entry((at + 8 * 3600).div_euclid(86_400))
+            .or_default() += 1;
+        self.likes += likes;
+    }
+}
+
+/// What clustering needs of a complaint.
+pub struct ClusterInput<'a> {
+    pub complaint_id: &'a str,
+    pub district: Option<&'a str>,
+    pub place: Option<&'a str>,
+    pub complainant: &'a str,
+    pub domain: &'a str,
+    pub title: &'a str,
+    pub text: &'a str,
+    pub at: i64,
+    pub likes: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct IssueIndex {
+    list: Vec<Issue>,
+    by_id: HashMap<String, usize>,
+    /// (block, canonical place) → the open issue of that place.
+    by_place: HashMap<(String, String), usize>,
+    /// (block, first two chars of any position) → place issues, to find containing places.
+    place_grams: HashMap<(String, [char; 2]), Vec<usize>>,
+    /// Interned terms, their document frequency.
+    vocab: HashMap<String, u32>,
+    words: Vec<String>,
+    df: Vec<u32>,
+    docs: u32,
+    /// (block, term) → issues whose profile has the term.
+    postings: HashMap<(String, u32), Vec<usize>>,
+    /// Issues changed since the last re-clustering.
+    dirty: BTreeSet<usize>,
+    since_recluster: usize,
+}
+
+/// Canonical place: a trailing 小区 after a name that is already a place is dropped
+/// (翠湖花园小区 → 翠湖花园), so both spellings meet.
+pub fn canonical_place(p: &str) -> String {
+    let trimmed = p.strip_suffix("小区").unwrap_or(p);
+    if trimmed != p && crate::engine::normalize::extract_place(trimmed).as_deref() == Some(trimmed)
+    {
+        trimmed.to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+fn issue_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0x1f]);
+    }
+    format!("IS-{}", &hex::encode(h.finalize())[..16])
+}
+
+/// Add `n` of term `t` to a profile; true when the term is new to it. Full profiles take no new terms.
+fn add_term(profile: &mut HashMap<u32, f32>, t: u32, n: f32) -> bool {
+    let full = profile.len() >= MAX_PROFILE;
+    match profile.get_mut(&t) {
+        Some(e) => {
+            *e += n;
+            false
+        }
+        None if !full => {
+            profile.insert(t, n);
+            true
+        }
+        None => false,
+    }
+}
+
+fn grams(s: &str) -> Vec<[char; 2]> {
+    let c: Vec<char> = s.chars().collect();
+    c.windows(2).map(|w| [w[0], w[1]]).collect()
+}
+
+impl IssueIndex {
+    /// Every issue, merged ones included (see `merged_into`).
+    pub fn all(&self) -> impl Iterator<Item = &Issue> {
+        self.list.iter()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Issue> {
+        self.by_id.get(id).map(|i| &self.list[*i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn idf(&self, t: u32) -> f32 {
+        let df = self.df.get(t as usize).copied().unwrap_or(0) as f32;
+        ((1.0 + self.docs as f32) / (1.0 + df)).ln() + 1.0
+    }
+
+    fn weight(&self, t: u32, tf: f32) -> f32 {
+        (1.0 + tf.ln()) * self.idf(t)
+    }
+
+    fn norm_of(&self, profile: &HashMap<u32, f32>) -> f32 {
+        profile
+            .iter()
+            .map(|(t, n)| self.weight(*t, *n).powi(2))
+            .sum::<f32>()
+            .sqrt()
+            .max(1e-6)
+    }
+
+    fn intern(&mut self, text: &str) -> HashMap<u32, f32> {
+        let mut out = HashMap::new();
+        for (w, n) in terms(text) {
+            let id = match self.vocab.get(&w) {
+                Some(id) => *id,
+                None => {
+                    let id = self.words.len() as u32;
+                    self.vocab.insert(w.clone(), id);
+                    self.words.push(w);
+                    self.df.push(0);
+                    id
+                }
+            };
+            out.insert(id, n);
+        }
+        out
+    }
+
+    /// Cosine of a query profile against the open issues of a block that share a term with it.
+    fn scores(&self, block: &str, query: &HashMap<u32, f32>) -> HashMap<usize, f32> {
+        let qn = self.norm_of(query);
+        let mut acc: HashMap<usize, f32> = HashMap::new();
+        let limit = (self.docs as f32 * COMMON_TERM_SHARE).max(3.0);
+        for (t, n) in query {
+            if self.df[*t as usize] as f32 > limit {
+                continue;
+            }
+            let Some(list) = self.postings.get(&(block.to_string(), *t)) else {
+                continue;
+            };
+            let wq = self.weight(*t, *n) / qn;
+            for &i in list {
+                if let Some(tf) = self.list[i].profile.get(t) {
+                    *acc.entry(i).or_default() += wq * self.weight(*t, *tf);
+                }
+            }
+        }
+        for (i, v) in acc.iter_mut() {
+            *v /= self.list[*i].norm;
+        }
+        acc
+    }
+
+    fn cosine(&self, a: &Issue, b: &Issue) -> f64 {
+        let (small, large) = if a.profile.len() < b.profile.len() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let dot: f32 = small
+            .profile
+            .iter()
+            .filter_map(|(t, x)| {
+                large
+                    .profile
+                    .get(t)
+                    .map(|y| self.weight(*t, *x) * self.weight(*t, *y))
+            })
+            .sum();
+        f64::from(dot / (a.norm * b.norm))
+    }
+
+    fn resolve_idx(&self, mut i: usize) -> usize {
+        while let Some(next) = self.list[i]
+            .merged_into
+            .as_ref()
+            .and_then(|m| self.by_id.get(m))
+        {
+            i = *next;
+        }
+        i
+    }
+
+    /// Follow merges to the surviving issue's id.
+    pub fn resolve(&self, id: &str) -> String {
+        match self.by_id.get(id) {
+            Some(i) => self.list[self.resolve_idx(*i)].issue_id.clone(),
+            None => id.to_string(),
+        }
+    }
+
+    fn is_open(&self, i: usize, at: i64, window: i64) -> bool {
+        let x = &self.list[i];
+        x.merged_into.is_none() && at <= x.last_seen + window && at >= x.first_seen - window
+    }
+
+    /// Assign a complaint to an issue; returns the issue id.
+    pub fn assign(&mut self, cfg: &IssueConfig, c: &ClusterInput) -> String {
+        let block = c.district.unwrap_or("未知").to_string();
+        let tf = self.intern(c.text);
+        self.docs += 1;
+        for t in tf.keys() {
+            self.df[*t as usize] += 1;
+        }
+        let window = cfg.window_days.max(1) * 86_400;
+        let place = c.place.map(canonical_place);
+        let mut chosen: Option<usize> = None;
+        if let Some(p) = &place {
+            if let Some(i) = self.by_place.get(&(block.clone(), p.clone())) {
+                let i = self.resolve_idx(*i);
+                if self.is_open(i, c.at, window) {
+                    chosen = Some(i);
+                }
+            }
+        } else {
+            let mut best: Option<(f32, usize)> = None;
+            for (i, s) in self.scores(&block, &tf) {
+                let i = self.resolve_idx(i);
+                if f64::from(s) >= cfg.join_similarity
+                    && self.is_open(i, c.at, window)
+                    && best.is_none_or(|(bs, bi)| {
+                        s > bs || (s == bs && self.list[i].issue_id < self.list[bi].issue_id)
+                    })
+                {
+                    best = Some((s, i));
+                }
+            }
+            chosen = best.map(|(_, i)| i);
+        }
+        let idx = match chosen {
+            Some(i) => i,
+            None => {
+                let mut id = match &place {
+                    Some(p) => {
+                        let bucket = c.at.div_euclid(window).to_string();
+                        issue_id(&[&block, p, &bucket])
+                    }
+                    None => issue_id(&[&block, c.complaint_id]),
+                };
+                if self.by_id.contains_key(&id) {
+                    // The place's issue of this period was merged away or closed: a new one.
+                    id = issue_id(&[&id, c.complaint_id]);
+                }
+                let i = self.list.len();
+                self.list.push(Issue {
+                    issue_id: id.clone(),
+                    block: block.clone(),
+                    district: c.district.map(str::to_string),
+                    place: place.clone(),
+                    domains: BTreeMap::new(),
+                    complaint_ids: Vec::new(),
+                    complainants: BTreeSet::new(),
+                    first_seen: c.at,
+                    last_seen: c.at,
+                    days: BTreeMap::new(),
+                    likes: 0,
+                    title: c.title.to_string(),
+                    profile: HashMap::new(),
+                    norm: 1.0,
+                    merged_into: None,
+                });
+                self.by_id.insert(id, i);
+                if let Some(p) = &place {
+                    self.by_place.insert((block.clone(), p.clone()), i);
+                    let mut seen = BTreeSet::new();
+                    for g in grams(p) {
+                        if seen.insert(g) {
+                            self.place_grams
+                                .entry((block.clone(), g))
+                                .or_default()
+                                .push(i);
+                        }
+                    }
+                }
+                i
+            }
+        };
+        self.list[idx].add(c.complaint_id, c.complainant, c.domain, c.at, c.likes);
+        let mut new_terms = Vec::new();
+        for (t, n) in tf {
+            if add_term(&mut self.list[idx].profile, t, n) {
+                new_terms.push(t);
+            }
+        }
+        for t in new_terms {
+            let list = self.postings.entry((block.clone(), t)).or_default();
+            if list.len() < MAX_POSTING {
+                list.push(idx);
+            }
+        }
+        self.list[idx].norm = self.norm_of(&self.list[idx].profile);
+        self.dirty.insert(idx);
+        self.since_recluster += 1;
+        self.list[idx].issue_id.clone()
+    }
+
+    /// Add a complaint to a known issue (a duplicate of one of its complaints).
+    pub fn add_member(
+        &mut self,
+        id: &str,
+        complaint_id: &str,
+        complainant: &str,
+        domain: &str,
+        at: i64,
+        likes: i64,
+    ) {
+        if let Some(&i) = self.by_id.get(id) {
+            let i = self.resolve_idx(i);
+            self.list[i].add(complaint_id, complainant, domain, at, likes);
+            self.dirty.insert(i);
+        }
+        self.since_recluster += 1;
+    }
+
+    /// Whether a periodic re-clustering is due.
+    pub fn recluster_due(&self, cfg: &IssueConfig) -> bool {
+        self.since_recluster >= cfg.recluster_every.max(1)
+    }
+
+    /// Merge each issue changed since the last run with an open issue of its block that is the
+    /// same issue: one place contains the other's (and they share a domain or some words), or
+    /// their term profiles are nearly the same and they share a domain. The older issue survives.
+    /// Returns the (merged, survivor) id pairs.
+    pub fn recluster(&mut self, cfg: &IssueConfig) -> Vec<(String, String)> {
+        self.since_recluster = 0;
+        let window = cfg.window_days.max(1) * 86_400;
+        let dirty: Vec<usize> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let mut merges = Vec::new();
+        for d in dirty {
+            let d = self.resolve_idx(d);
+            let x = &self.list[d];
+            let block = x.block.clone();
+            let mut candidates: BTreeSet<usize> = BTreeSet::new();
+            if let Some(p) = &x.place {
+                candidates.extend(self.places_related(&block, p));
+            }
+            // Candidates by the issue's most characteristic words; the exact cosine decides below.
+            let mut top: Vec<(f32, u32, f32)> = x
+                .profile
+                .iter()
+                .map(|(t, n)| (self.weight(*t, *n), *t, *n))
+                .collect();
+            top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let query: HashMap<u32, f32> = top
+                .iter()
+                .take(RECLUSTER_QUERY_TERMS)
+                .map(|(_, t, n)| (*t, *n))
+                .collect();
+            for (i, s) in self.scores(&block, &query) {
+                if f64::from(s) >= cfg.merge_similarity / 2.0 {
+                    candidates.insert(i);
+                }
+            }
+            for o in candidates {
+                let (d2, o) = (self.resolve_idx(d), self.resolve_idx(o));
+                if d2 == o
+                    || self.list[o].merged_into.is_some()
+                    || self.list[d2].merged_into.is_some()
+                {
+                    continue;
+                }
+                let (x, y) = (&self.list[d2], &self.list[o]);
+                let overlap =
+                    x.first_seen <= y.last_seen + window && y.first_seen <= x.last_seen + window;
+                if !overlap {
+                    continue;
+                }
+                let same_domain = x.domain() == y.domain();
+                let cos = self.cosine(x, y);
+                let contains = match (&x.place, &y.place) {
+                    (Some(p), Some(q)) => {
+                        p != q && (p.contains(q.as_str()) || q.contains(p.as_str()))
+                    }
+                    _ => false,
+                };
+                let places_compatible =
+                    x.place.is_none() || y.place.is_none() || x.place == y.place;
+                if (contains && (same_domain || cos >= 0.25))
+                    || (places_compatible && same_domain && cos >= cfg.merge_similarity)
+                {
+                    let (keep, gone) = if (x.first_seen, &x.issue_id) <= (y.first_seen, &y.issue_id)
+                    {
+                        (d2, o)
+                    } else {
+                        (o, d2)
+                    };
+                    merges.push((
+                        self.list[gone].issue_id.clone(),
+                        self.list[keep].issue_id.clone(),
+                    ));
+                    self.merge(gone, keep);
+                }
+            }
+        }
+        merges
+    }
+
+    /// Place issues of a block whose place contains `p` or is contained in it.
+    fn places_related(&self, block: &str, p: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        // Containing p: they have every bigram of p; scan the shortest posting list.
+        let lists: Vec<&Vec<usize>> = grams(p)
+            .into_iter()
+            .filter_map(|g| self.place_grams.get(&(block.to_string(), g)))
+            .collect();
+        if let Some(rarest) = lists.iter().min_by_key(|l| l.len()) {
+            out.extend(rarest.iter().copied().filter(|i| {
+                self.list[*i]
+                    .place
+                    .as_deref()
+                    .is_some_and(|q| q.contains(p))
+            }));
+        }
+        // Contained in p: a substring of p (three characters or more) that is a known place.
+        let chars: Vec<char> = p.chars().collect();
+        for a in 0..chars.len() {
+            for b in a + 3..=chars.len() {
+                if b - a == chars.len() {
+                    continue;
+                }
+                let sub: String = chars[a..b].iter().collect();
+                if let Some(i) = self.by_place.get(&(block.to_string(), sub)) {
+                    out.push(*i);
+                }
+            }
+        }
+        out
+    }
+
+    fn merge(&mut self, from: usize, into: usize) {
+        let src = self.list[from].clone();
+        self.list[from].merged_into = Some(self.list[into].issue_id.clone());
+        let dst = &mut self.list[into];
+        dst.complaint_ids.extend(src.complaint_ids);
+        dst.complainants.extend(src.complainants);
+        for (k, v) in src.domains {
+            *dst.domains.entry(k).or_default() += v;
+        }
+        for (k, v) in src.days {
+            *dst.days.entry(k).or_default() += v;
+        }
+        let mut new_terms = Vec::new();
+        for (t, n) in src.profile {
+            if add_term(&mut dst.profile, t, n) {
+                new_terms.push(t);
+            }
+        }
+        dst.first_seen = dst.first_seen.min(src.first_seen);
+        dst.last_seen = dst.last_seen.max(src.last_seen);
+        dst.likes += src.likes;
+        let block = dst.block.clone();
+        for t in new_terms {
+            let list = self.postings.entry((block.clone(), t)).or_default();
+            if list.len() < MAX_POSTING {
+                list.push(into);
+            }
+        }
+        self.list[into].norm = self.norm_of(&self.list[into].profile);
+        if let Some(p) = src.place {
+            self.by_place.insert((src.block, p), into);
+        }
+    }
+
+    /// The issue's most characteristic words (highest TF-IDF in its profile).
+    pub fn key_terms(&self, id: &str, n: usize) -> Vec<String> {
+        let Some(i) = self.get(id) else { return vec![] };
+        let mut w: Vec<(f32, &String)> = i
+            .profile
+            .iter()
+            .map(|(t, c)| (self.weight(*t, *c), &self.words[*t as usize]))
+            .collect();
+        w.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        w.into_iter().take(n).map(|(_, t)| t.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(
+        id: &'a str,
+        who: &'a str,
+        place: Option<&'a str>,
+        text: &'a str,
+        day: i64,
+    ) -> ClusterInput<'a> {
+        ClusterInput {
+            complaint_id: id,
+            district: Some("镜湖区"),
+            place,
+            complainant: who,
+            domain: "生态环境",
+            title: text,
+            text,
+            at: 1_790_000_000 + day * 86_400,
+            likes: 1,
+        }
+    }
+
+    #[test]
+    fn same_place_joins_and_far_in_time_does_not() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        let a = idx.assign(
+            &cfg,
+            &input(
+                "c1",
+                "p1",
+                Some("丽景花园小区"),
+                "丽景花园小区旁边搅拌站粉尘很大",
+                0,
+            ),
+        );
+        let b = idx.assign(
+            &cfg,
+            &input(
+                "c2",
+                "p2",
+                Some("丽景花园"),
+                "丽景花园的搅拌站晚上施工，灰尘大",
+                2,
+            ),
+        );
+        assert_eq!(a, b, "小区 spelling meets the plain name");
+        let c = idx.assign(
+            &cfg,
+            &input("c3", "p3", Some("丽景花园"), "丽景花园搅拌站又开工了", 90),
+        );
+        assert_ne!(a, c, "three months later is a new issue");
+        let i = idx.get(&a).expect("issue");
+        assert_eq!(
+            (i.complainants.len(), i.complaint_ids.len(), i.likes),
+            (2, 2, 2)
+        );
+    }
+
+    #[test]
+    fn texts_without_place_cluster_by_words() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        let a = idx.assign(
+            &cfg,
+            &input(
+                "c1",
+                "p1",
+                None,
+                "搅拌站粉尘污染严重，搅拌站每天排放粉尘，窗户不敢开",
+                0,
+            ),
+        );
+        let b = idx.assign(
+            &cfg,
+            &input(
+                "c2",
+                "p2",
+                None,
+                "搅拌站的粉尘污染太严重了，晾的衣服全是粉尘",
+                1,
+            ),
+        );
+        let c = idx.assign(
+            &cfg,
+            &input(
+                "c3",
+                "p3",
+                None,
+                "公交车班次太少，早高峰等公交要四十分钟",
+                1,
+            ),
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(
+            idx.key_terms(&a, 3).contains(&"粉尘".to_string())
+                || idx.key_terms(&a, 3).contains(&"搅拌站".to_string())
+        );
+    }
+
+    #[test]
+    fn recluster_merges_contained_places() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        let a = idx.assign(
+            &cfg,
+            &input("c1", "p1", Some("丽发新城"), "丽发新城搅拌站粉尘", 0),
+        );
+        let b = idx.assign(
+            &cfg,
+            &input(
+                "c2",
+                "p2",
+                Some("丽发新城搅拌站"),
+                "丽发新城搅拌站噪音粉尘",
+                1,
+            ),
+        );
+        assert_ne!(a, b);
+        let merges = idx.recluster(&cfg);
+        assert_eq!(merges, vec![(b.clone(), a.clone())]);
+        assert_eq!(idx.resolve(&b), a);
+        assert_eq!(idx.get(&a).expect("issue").complainants.len(), 2);
+        // A later complaint naming the merged place goes to the survivor.
+        let d = idx.assign(
+            &cfg,
+            &input(
+                "c4",
+                "p4",
+                Some("丽发新城搅拌站"),
+                "丽发新城搅拌站又有粉尘",
+                3,
+            ),
+        );
+        assert_eq!(d, a);
+    }
+}

@@ -1,0 +1,185 @@
+//! Near-duplicate detection: MinHash signatures over character n-grams with LSH banding.
+//! Candidates from shared bands are confirmed by the signatures' estimated Jaccard similarity.
+
+use std::collections::HashMap;
+
+/// 64-bit mix (splitmix64 finalizer).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a over the n-gram's chars, then mixed.
+fn gram_hash(chars: &[char]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in chars {
+        h ^= *c as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// MinHash with `bands × rows` hash functions.
+#[derive(Debug, Clone)]
+pub struct MinHasher {
+    pub ngram: usize,
+    pub bands: usize,
+    pub rows: usize,
+    seeds: Vec<u64>,
+}
+
+pub type Signature = Vec<u32>;
+
+impl MinHasher {
+    pub fn new(ngram: usize, bands: usize, rows: usize) -> MinHasher {
+        let seeds = (0..bands * rows)
+            .map(|i| mix(0x5eed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        MinHasher {
+            ngram: ngram.max(1),
+            bands: bands.max(1),
+            rows: rows.max(1),
+            seeds,
+        }
+    }
+
+    /// The signature of a text: per hash function, the minimum over the text's n-grams.
+    /// Whitespace and punctuation are ignored so that re-spaced copies match.
+    pub fn signature(&self, text: &str) -> Signature {
+        let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
+        let mut sig = vec![u32::MAX; self.seeds.len()];
+        if chars.is_empty() {
+            return sig;
+        }
+        let n = self.ngram.min(chars.len());
+        for w in chars.windows(n) {
+            let g = gram_hash(w);
+            for (s, seed) in sig.iter_mut().zip(&self.seeds) {
+                let h = (mix(g ^ seed) >> 32) as u32;
+                if h < *s {
+                    *s = h;
+                }
+            }
+        }
+        sig
+    }
+
+    /// Estimated Jaccard similarity of two signatures.
+    pub fn similarity(a: &Signature, b: &Signature) -> f64 {
+        if a.is_empty() || a.len() != b.len() {
+            return 0.0;
+        }
+        a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+    }
+
+    fn band_keys<'a>(&'a self, sig: &'a Signature) -> impl Iterator<Item = (usize, u64)> + 'a {
+        (0..self.bands).map(move |b| {
+            let mut h = 0xcbf2_9ce4_8422_2325u64 ^ b as u64;
+            for v in &sig[b * self.rows..(b + 1) * self.rows] {
+                h = mix(h ^ u64::from(*v));
+            }
+            (b, h)
+        })
+    }
+}
+
+/// An LSH index of signatures: items sharing a band are candidates.
+#[derive(Debug, Default, Clone)]
+pub struct LshIndex {
+    buckets: HashMap<(usize, u64), Vec<u32>>,
+    /// Per item: its signature and the id of its duplicate group's first member.
+    items: Vec<(Signature, String)>,
+}
+
+impl LshIndex {
+    /// Insert `sig` for `id`; returns the group's first id when a previous item is similar
+    /// enough (estimated Jaccard ≥ `threshold`), else `None` (then `id` starts a group).
+    pub fn insert(
+        &mut self,
+        h: &MinHasher,
+        sig: Signature,
+        id: &str,
+        threshold: f64,
+    ) -> Option<String> {
+        let mut best: Option<(f64, u32)> = None;
+        let keys: Vec<(usize, u64)> = h.band_keys(&sig).collect();
+        for k in &keys {
+            if let Some(ids) = self.buckets.get(k) {
+                for &i in ids {
+                    let s = MinHasher::similarity(&sig, &self.items[i as usize].0);
+                    if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
+                        best = Some((s, i));
+                    }
+                }
+            }
+        }
+        let first = best.map(|(_, i)| self.items[i as usize].1.clone());
+        let idx = self.items.len() as u32;
+        for k in keys {
+            let bucket = self.buckets.entry(k).or_default();
+            if bucket.len() < 64 {
+                bucket.push(idx);
+            }
+        }
+        self.items
+            .push((sig, first.clone().unwrap_or_else(|| id.to_string())));
+        first
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "镜湖区翠湖花园小区门口每天傍晚都有大量流动摊贩占道经营，烧烤摊、水果摊把人行道全部占满了，行人只能绕到机动车道上走，非常危险，恳请城管部门尽快处理。";
+
+    #[test]
+    fn near_copies_are_similar_and_others_are_not() {
+        let h = MinHasher::new(3, 16, 4);
+        let a = h.signature(A);
+        let spaced = h.signature(&A.replace('，', " , "));
+        assert_eq!(
+            MinHasher::similarity(&a, &spaced),
+            1.0,
+            "punctuation and spacing ignored"
+        );
+        let edited = h.signature(&format!("{A}已经反映过多次，希望这次能有结果。"));
+        let s = MinHasher::similarity(&a, &edited);
+        assert!(s > 0.6, "a sentence added keeps most n-grams: {s}");
+        let other = h.signature("弋江区某某工地拖欠农民工工资三个月，包工头失联，多次讨薪无果，请人社部门帮助我们讨回血汗钱。");
+        assert!(MinHasher::similarity(&a, &other) < 0.1);
+    }
+
+    #[test]
+    fn index_groups_near_duplicates_under_the_first() {
+        let h = MinHasher::new(3, 16, 4);
+        let mut idx = LshIndex::default();
+        assert_eq!(idx.insert(&h, h.signature(A), "c1", 0.6), None);
+        assert_eq!(
+            idx.insert(
+                &h,
+                h.signature(
+                    "完全不同的一段文字，讲的是公交车班次太少的问题，早高峰等车要四十分钟。"
+                ),
+                "c2",
+                0.6
+            ),
+            None
+        );
+        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！")), "c3", 0.6);
+        assert_eq!(dup.as_deref(), Some("c1"));
+        // A duplicate of the duplicate joins the same group.
+        let dup2 = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "c4", 0.6);
+        assert_eq!(dup2.as_deref(), Some("c1"));
+        assert_eq!(idx.len(), 4);
+    }
+}

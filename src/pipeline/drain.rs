@@ -1,0 +1,98 @@
+//! Run the engine over everything on the in-process bus's raw topic, in micro-batches, and write
+//! the output folder: lake (complaints, alerts, issues, complainants), alerts.jsonl, summaries.
+//! Used by `duban demo` (after the simulated feeds drained) and `duban backfill`.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Summary, merge_alerts, write_alerts_jsonl};
+use crate::bus::{MemoryBus, Topics};
+use crate::config::Config;
+use crate::engine::{Engine, RawInput};
+use crate::record::{Alert, Complaint};
+
+/// What the engine produced over the whole raw topic.
+pub struct Drained {
+    pub summary: Summary,
+    pub complaints: Vec<Complaint>,
+    pub alerts: BTreeMap<String, Alert>,
+}
+
+pub async fn process_all(
+    config: &Config,
+    bus: &MemoryBus,
+    topics: &Topics,
+    out_dir: &Path,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Drained> {
+    let lake = out_dir.join("lake");
+    if lake.exists() {
+        std::fs::remove_dir_all(&lake)
+            .with_context(|| format!("cannot clear {}", lake.display()))?;
+    }
+    let mut engine = Engine::new(config)?;
+    let mut summary = Summary::default();
+    let mut all = Vec::new();
+    let mut alerts = BTreeMap::new();
+    let raw = bus.read(&topics.raw, 0);
+    let size = config.engine.batch_max_records.max(1);
+    for (i, chunk) in raw.chunks(size).enumerate() {
+        let first = i * size;
+        let inputs: Vec<RawInput> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, r)| RawInput {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                origin: format!("{}/{}", topics.raw, first + j),
+            })
+            .collect();
+        let result = engine.process(&inputs).await?;
+        for c in &result.complaints {
+            bus.send(
+                &topics.complaints,
+                Some(c.complaint_id.as_bytes()),
+                &serde_json::to_vec(c)?,
+            );
+        }
+        for a in &result.alerts {
+            bus.send(
+                &topics.alerts,
+                Some(a.alert_id.as_bytes()),
+                &serde_json::to_vec(a)?,
+            );
+        }
+        for d in &result.dead {
+            bus.send(
+                &topics.dlq,
+                d.key.as_deref().map(str::as_bytes),
+                &serde_json::to_vec(d)?,
+            );
+        }
+        crate::lake::write_complaints(&lake, &result.complaints, &format!("mem-{first:09}"))?;
+        summary.add_complaints(&result.complaints);
+        merge_alerts(&mut alerts, result.alerts);
+        all.extend(result.complaints);
+        if let Some(p) = progress {
+            p.inc(chunk.len() as u64);
+        }
+    }
+    summary.dead_letters = bus.len(&topics.dlq);
+    summary.set_alerts(&alerts);
+    summary.set_state(engine.state(), config.rules.crowd_min_complainants);
+    let alert_list: Vec<Alert> = alerts.values().cloned().collect();
+    crate::lake::write_alerts(&lake, &alert_list)?;
+    crate::lake::write_snapshots(&lake, engine.state(), config.rules.crowd_min_complainants)?;
+    write_alerts_jsonl(out_dir, &alerts)?;
+    std::fs::write(
+        out_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    std::fs::write(out_dir.join("summary.txt"), summary.render())?;
+    Ok(Drained {
+        summary,
+        complaints: all,
+        alerts,
+    })
+}
