@@ -230,3 +230,23 @@ pub fn assert_planted_alerts(
         );
     }
 }
+
+/// Run `duban process` (the engine's Kafka stage) in the background until the sender fires.
+pub fn spawn_engine(
+    cfg: &Config,
+    bus: &std::sync::Arc<duban::bus::KafkaBus>,
+    data: &Path,
+) -> (
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (cfg, bus, data) = (cfg.clone(), bus.clone(), data.to_path_buf());
+    let engine = tokio::spawn(async move {
+        duban::pipeline::kafka::process(&cfg, bus, &data, async move {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    (engine, stop_tx)
+}

@@ -57,16 +57,7 @@ async fn kafka_pipeline_delivers_every_complaint_once_and_matches_embedded() {
     assert_eq!(expected_ids(sim.manifest()), want, "same seed, same corpus");
 
     let data = tmpdir("data");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let engine = {
-        let (cfg, bus, data) = (cfg.clone(), bus.clone(), data.clone());
-        tokio::spawn(async move {
-            duban::pipeline::kafka::process(&cfg, bus, &data, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    };
+    let (engine, stop_tx) = spawn_engine(&cfg, &bus, &data);
     let pollers = {
         let (files, enabled, out) = (files.clone(), cfg.connectors.enabled.clone(), out.clone());
         tokio::spawn(async move {
@@ -192,16 +183,7 @@ async fn malformed_raw_record_goes_to_dlq_and_engine_keeps_going() {
     .await
     .expect("produce");
     let data = tmpdir("dlq-data");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let engine = {
-        let (cfg, bus, data) = (cfg.clone(), bus.clone(), data.clone());
-        tokio::spawn(async move {
-            duban::pipeline::kafka::process(&cfg, bus, &data, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    };
+    let (engine, stop_tx) = spawn_engine(&cfg, &bus, &data);
     wait_for_complaints(
         &prefix,
         &BTreeSet::from([complaint_id("hotline", "RX-OK-1")]),
