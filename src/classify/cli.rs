@@ -37,9 +37,10 @@ pub struct ModelOptions {
     /// retrain (default: off for labeled data, 0.9 for `--weak`).
     #[arg(long)]
     pub self_train: Option<f32>,
-    /// NB-SVM: scale each class's features by its naive-Bayes log-count ratio.
-    #[arg(long)]
-    pub nb_svm: bool,
+    /// Share of NB-SVM (features scaled by naive-Bayes log-count ratios) in the model: 0 = plain
+    /// SVM, 1 = NB-SVM, in between = both, margins averaged.
+    #[arg(long, default_value_t = TrainConfig::default().nb_mix)]
+    pub nb_mix: f32,
     /// Smoothing of the NB-SVM counts.
     #[arg(long, default_value_t = 1.0)]
     pub nb_alpha: f32,
@@ -86,7 +87,7 @@ impl ModelOptions {
             epochs: self.epochs,
             seed: self.seed,
             self_train_threshold: self.self_train,
-            nb_svm: self.nb_svm,
+            nb_mix: self.nb_mix,
             nb_alpha: self.nb_alpha,
             max_df: self.max_df,
             c_grid: self.c_grid.clone(),

@@ -1,5 +1,6 @@
-//! Text → sparse feature vector: jieba words, word bigrams and character 1–3-grams of title and body,
-//! signed-hashed into 2^k buckets. The hash (`HASH_VERSION`) is part of the model file format.
+//! Text → sparse feature vector: jieba words, (optional) word bigrams and character n-grams of title
+//! and body (a title-less body's first characters weighted like a title), signed-hashed into 2^k
+//! buckets. The hash (`HASH_VERSION`) is part of the model file format.
 
 use jieba_rs::Jieba;
 use serde::{Deserialize, Serialize};
@@ -40,12 +41,12 @@ impl Default for FeatureConfig {
     fn default() -> Self {
         FeatureConfig {
             buckets_log2: 18,
-            title_weight: 2.0,
+            title_weight: 3.0,
             char_ngram_max: 2,
             word_bigrams: false,
             hmm: true,
             hash_version: HASH_VERSION,
-            lead_chars: 0,
+            lead_chars: 25,
         }
     }
 }
@@ -297,7 +298,10 @@ mod tests {
 
     #[test]
     fn title_counts_are_weighted_and_digits_normalized() {
-        let f = Featurizer::new(FeatureConfig::default());
+        let f = Featurizer::new(FeatureConfig {
+            lead_chars: 0,
+            ..FeatureConfig::default()
+        });
         let body_only = feats(&f, "", "噪音");
         let title_only = feats(&f, "噪音", "");
         assert_eq!(body_only.len(), title_only.len());
@@ -307,5 +311,36 @@ mod tests {
         }
         assert_eq!(feats(&f, "", "电话123"), feats(&f, "", "电话９８７"));
         assert!(feats(&f, "", " ，。！").is_empty());
+    }
+
+    #[test]
+    fn a_title_less_body_weights_its_lead_like_a_title() {
+        let f = Featurizer::new(FeatureConfig {
+            lead_chars: 2,
+            ..FeatureConfig::default()
+        });
+        let tw = f.config.title_weight;
+        // "噪音" is the whole lead: every feature counts title_weight times.
+        let plain = Featurizer::new(FeatureConfig {
+            lead_chars: 0,
+            ..FeatureConfig::default()
+        });
+        let lead = feats(&f, "", "噪音");
+        let once = feats(&plain, "", "噪音");
+        assert_eq!(lead.len(), once.len());
+        for ((k1, v1), (k2, v2)) in lead.iter().zip(&once) {
+            assert_eq!(k1, k2);
+            assert_eq!(*v1, v2 * tw);
+        }
+        // With a title, the body's lead is not weighted.
+        assert_eq!(
+            feats(&f, "标题", "噪音扰民"),
+            feats(&plain, "标题", "噪音扰民")
+        );
+        // A longer body: more weight in total than without the lead, less than all as a title.
+        let sum = |v: &[(u32, f32)]| v.iter().map(|e| e.1.abs()).sum::<f32>();
+        let long = "楼下工地夜间施工噪音扰民";
+        assert!(sum(&feats(&f, "", long)) > sum(&feats(&plain, "", long)));
+        assert!(sum(&feats(&f, "", long)) < sum(&feats(&plain, long, "")));
     }
 }

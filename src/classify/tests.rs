@@ -111,8 +111,9 @@ fn held_out_fold_macro_f1_is_above_the_bar() {
         "held-out fold: macro-F1 {:.4}, accuracy {:.4}",
         s.macro_f1, s.accuracy
     );
-    // Measured 0.907 on this fold with the quick settings (5-fold CV with the defaults: 0.897).
-    assert!(s.macro_f1 >= 0.87, "macro-F1 {:.4}", s.macro_f1);
+    // Measured 0.921 on this fold with the quick settings (5-fold CV with the defaults: 0.908);
+    // the bar leaves a margin for platform and ordering differences.
+    assert!(s.macro_f1 >= 0.89, "macro-F1 {:.4}", s.macro_f1);
     assert!(s.per_class.iter().all(|c| c.f1 >= 0.7), "{:?}", s.per_class);
 }
 

@@ -33,9 +33,11 @@ pub struct TrainConfig {
     pub self_train_rounds: usize,
     /// Internal folds used to fit the softmax temperature on out-of-fold margins (0 = fixed).
     pub calibration_folds: usize,
-    /// NB-SVM (Wang & Manning 2012): each class's SVM sees the features scaled by that class's
-    /// log-count ratio, fitted on the training rows only; the scale is folded into the weights.
-    pub nb_svm: bool,
+    /// Share of NB-SVM in the model (Wang & Manning 2012: each class's SVM sees the features
+    /// scaled by that class's log-count ratio, fitted on the training rows only; the scale is
+    /// folded into the weights). 0 = plain SVM, 1 = NB-SVM, in between = both trained and their
+    /// margins averaged with this weight (still one linear model).
+    pub nb_mix: f32,
     /// Additive smoothing of the NB-SVM presence counts.
     pub nb_alpha: f32,
     /// Buckets in more than this share of the idf documents are dropped (1.0 = keep all).
@@ -61,7 +63,7 @@ impl Default for TrainConfig {
             pseudo_weight: 0.5,
             self_train_rounds: 1,
             calibration_folds: 3,
-            nb_svm: false,
+            nb_mix: 0.5,
             nb_alpha: 1.0,
             max_df: 1.0,
             c_grid: Vec::new(),
@@ -319,12 +321,27 @@ fn learn(
     cfg: &TrainConfig,
     pb: &ProgressBar,
 ) -> (Vec<f32>, Vec<f32>) {
-    let scale = cfg.nb_svm.then(|| {
+    let mix = cfg.nb_mix.clamp(0.0, 1.0);
+    let plain = (mix < 1.0).then(|| train_svm(xs, ys, sw, k, features, None, c, cfg, pb));
+    let nb = (mix > 0.0).then(|| {
         let mut r = nb_ratios(xs, ys, k, features, cfg.nb_alpha);
         r[hashed * k..].iter_mut().for_each(|v| *v = 1.0);
-        r
+        train_svm(xs, ys, sw, k, features, Some(&r), c, cfg, pb)
     });
-    train_svm(xs, ys, sw, k, features, scale.as_deref(), c, cfg, pb)
+    match (plain, nb) {
+        (Some(p), None) => p,
+        (None, Some(n)) => n,
+        (Some((mut w, mut b)), Some((wn, bn))) => {
+            for (a, x) in w.iter_mut().zip(&wn) {
+                *a = (1.0 - mix) * *a + mix * x;
+            }
+            for (a, x) in b.iter_mut().zip(&bn) {
+                *a = (1.0 - mix) * *a + mix * x;
+            }
+            (w, b)
+        }
+        (None, None) => unreachable!("mix is in [0, 1]"),
+    }
 }
 
 /// Margins of one tf-idf vector.

@@ -57,6 +57,8 @@ pub struct KeywordClassifier {
     terms: Vec<(String, usize)>,
     /// One automaton over all terms (overlapping matches), so a text is scanned once.
     matcher: aho_corasick::AhoCorasick,
+    /// A term's score: its length in characters.
+    weights: Vec<f64>,
     min_confidence: f64,
 }
 
@@ -79,6 +81,10 @@ impl KeywordClassifier {
             .expect("taxonomy terms build an automaton");
         Arc::new(KeywordClassifier {
             domains: tax.domain.iter().map(|d| d.name.clone()).collect(),
+            weights: terms
+                .iter()
+                .map(|(t, _)| t.chars().count() as f64)
+                .collect(),
             terms,
             matcher,
             min_confidence,
@@ -94,16 +100,15 @@ impl KeywordClassifier {
         let mut scores = vec![0f64; self.domains.len()];
         let mut in_body = vec![0u8; self.terms.len()];
         for m in self.matcher.find_overlapping_iter(title) {
-            let (term, d) = &self.terms[m.pattern().as_usize()];
-            scores[*d] += 2.0 * term.chars().count() as f64;
+            let i = m.pattern().as_usize();
+            scores[self.terms[i].1] += 2.0 * self.weights[i];
         }
         for m in self.matcher.find_overlapping_iter(body) {
             let i = m.pattern().as_usize();
             // A term counts at most three times in the body.
             if in_body[i] < 3 {
                 in_body[i] += 1;
-                let (term, d) = &self.terms[i];
-                scores[*d] += term.chars().count() as f64;
+                scores[self.terms[i].1] += self.weights[i];
             }
         }
         let total: f64 = scores.iter().sum();

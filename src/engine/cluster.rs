@@ -146,7 +146,7 @@ pub struct Issue {
 /// Terms kept per issue profile.
 const MAX_PROFILE: usize = 300;
 /// Issues kept per posting list.
-const MAX_POSTING: usize = 512;
+const MAX_POSTING: usize = 256;
 /// Words of an issue that look for merge candidates at re-clustering.
 const RECLUSTER_QUERY_TERMS: usize = 20;
 /// Terms in more than this share of complaints are too common to find candidates with.
@@ -208,14 +208,14 @@ pub struct IssueIndex {
     /// (block, canonical place) → the open issue of that place.
     by_place: HashMap<(String, String), usize>,
     /// (block, first two chars of any position) → place issues, to find containing places.
-    place_grams: HashMap<(String, [char; 2]), Vec<usize>>,
+    place_grams: HashMap<(u64, [char; 2]), Vec<usize>>,
     /// Interned terms, their document frequency.
     vocab: HashMap<String, u32>,
     words: Vec<String>,
     df: Vec<u32>,
     docs: u32,
     /// (block, term) → issues whose profile has the term.
-    postings: HashMap<(String, u32), Vec<usize>>,
+    postings: HashMap<(u64, u32), Vec<usize>>,
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
     since_recluster: usize,
@@ -256,6 +256,13 @@ fn add_term(profile: &mut HashMap<u32, f32>, t: u32, n: f32) -> bool {
         }
         None => false,
     }
+}
+
+/// A block's key in the indexes (FNV-1a; no allocation per lookup).
+fn block_key(block: &str) -> u64 {
+    block.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn grams(s: &str) -> Vec<[char; 2]> {
@@ -326,7 +333,7 @@ impl IssueIndex {
             if self.df[*t as usize] as f32 > limit {
                 continue;
             }
-            let Some(list) = self.postings.get(&(block.to_string(), *t)) else {
+            let Some(list) = self.postings.get(&(block_key(block), *t)) else {
                 continue;
             };
             let wq = self.weight(*t, *n) / qn;
@@ -457,7 +464,7 @@ impl IssueIndex {
                     for g in grams(p) {
                         if seen.insert(g) {
                             self.place_grams
-                                .entry((block.clone(), g))
+                                .entry((block_key(&block), g))
                                 .or_default()
                                 .push(i);
                         }
@@ -474,7 +481,7 @@ impl IssueIndex {
             }
         }
         for t in new_terms {
-            let list = self.postings.entry((block.clone(), t)).or_default();
+            let list = self.postings.entry((block_key(&block), t)).or_default();
             if list.len() < MAX_POSTING {
                 list.push(idx);
             }
@@ -592,7 +599,7 @@ impl IssueIndex {
         // Containing p: they have every bigram of p; scan the shortest posting list.
         let lists: Vec<&Vec<usize>> = grams(p)
             .into_iter()
-            .filter_map(|g| self.place_grams.get(&(block.to_string(), g)))
+            .filter_map(|g| self.place_grams.get(&(block_key(block), g)))
             .collect();
         if let Some(rarest) = lists.iter().min_by_key(|l| l.len()) {
             out.extend(rarest.iter().copied().filter(|i| {
@@ -641,7 +648,7 @@ impl IssueIndex {
         dst.likes += src.likes;
         let block = dst.block.clone();
         for t in new_terms {
-            let list = self.postings.entry((block.clone(), t)).or_default();
+            let list = self.postings.entry((block_key(&block), t)).or_default();
             if list.len() < MAX_POSTING {
                 list.push(into);
             }

@@ -310,14 +310,19 @@ fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> Option<u
     }
 }
 
+/// The suffixes as char arrays, longest first (built once).
+static SUFFIX_CHARS: std::sync::LazyLock<Vec<Vec<char>>> = std::sync::LazyLock::new(|| {
+    let mut v: Vec<Vec<char>> = PLACE_SUFFIXES.iter().map(|s| s.chars().collect()).collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    v
+});
+
+/// Length in chars of the longest place suffix starting at `i`.
 fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
-    PLACE_SUFFIXES
+    SUFFIX_CHARS
         .iter()
-        .map(|s| s.chars().count())
-        .zip(PLACE_SUFFIXES.iter())
-        .filter(|(n, s)| i + n <= chars.len() && s.chars().eq(chars[i..i + n].iter().copied()))
-        .map(|(n, _)| n)
-        .max()
+        .find(|s| chars.len() >= i + s.len() && chars[i..i + s.len()] == s[..])
+        .map(Vec::len)
 }
 
 fn place_char(c: char) -> bool {
