@@ -1,5 +1,7 @@
 //! Connector throughput: records per second from the simulator into Kafka, per connector, with
-//! the production write path (one transaction per commit, positions included).
+//! the production write path (one transaction per commit, positions included), beside a baseline
+//! measured in the same run: the same number of ~1 KB records sent straight to the bus (acks=all,
+//! no HTTP, no transactions), the ceiling a connector could reach.
 //! `cargo bench --bench connectors` (broker: DUBAN_KAFKA_BOOTSTRAP, default 127.0.0.1:9092;
 //! `DUBAN_BENCH_SIZE` sets the corpus, default 2000). Without a reachable broker it measures the
 //! in-process bus instead and says so.
@@ -154,15 +156,33 @@ async fn bench() {
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&exports);
 
+    // Baseline: plain sends of raw-sized records to the same kind of bus.
+    let (out, _) = output("baseline").await;
+    let n_base = rows.iter().map(|r| r.1).max().unwrap_or(1000).max(1000);
+    let value = vec![b'x'; 1024];
+    let records: Vec<(String, Vec<u8>)> = (0..n_base)
+        .map(|i| (format!("k{i}"), value.clone()))
+        .collect();
+    let start = Instant::now();
+    for chunk in records.chunks(200) {
+        out.bus
+            .send_all(&out.topics.raw, chunk)
+            .await
+            .expect("baseline sends");
+    }
+    let base = n_base as f64 / start.elapsed().as_secs_f64().max(1e-9);
+
     println!("connectors: simulator → {target}, corpus size {size}, no faults, rate limits off");
+    println!("baseline: {n_base} plain sends of 1 KB records: {base:.0} records/s");
     println!(
-        "{:<16} {:>8} {:>9} {:>12}",
-        "connector", "records", "seconds", "records/s"
+        "{:<16} {:>8} {:>9} {:>12} {:>16}",
+        "connector", "records", "seconds", "records/s", "ratio/baseline"
     );
     for (name, n, secs) in rows {
+        let rate = n as f64 / secs.max(1e-9);
         println!(
-            "{name:<16} {n:>8} {secs:>9.2} {:>12.0}",
-            n as f64 / secs.max(1e-9)
+            "{name:<16} {n:>8} {secs:>9.2} {rate:>12.0} {:>16.3}",
+            rate / base
         );
     }
 }
