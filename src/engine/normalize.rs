@@ -295,6 +295,13 @@ const LEADING_NOT_PLACE: &[&str] = &[
     "现在", "最近", "今天", "昨天", "每天", "晚上", "白天", "导致", "造成",
 ];
 
+/// Words that make a kind of place, not a name (物业公司 is any estate's management company).
+const GENERIC_NAMES: &[&str] = &[
+    "物业", "开发", "施工", "建筑", "装修", "保安", "保洁", "家政", "中介", "快递", "外卖", "培训",
+    "教育", "科技", "房产", "地产", "商贸", "附近", "周边", "当地", "本地", "这家", "那家", "一家",
+    "该家", "某某", "这所", "那所",
+];
+
 /// Drop leading words that are not part of a name; `None` when nothing of a name is left
 /// (投诉小区 is no place).
 fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> Option<usize> {
@@ -306,7 +313,8 @@ fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> Option<u
                 continue 'again;
             }
         }
-        return (end - start >= 2).then_some(start);
+        let name: String = chars[start..end].iter().collect();
+        return (end - start >= 2 && !GENERIC_NAMES.contains(&name.as_str())).then_some(start);
     }
 }
 
