@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::bus::{MemoryBus, Topics};
 use crate::config::Config;
+use crate::connectors::hotline::decode_export;
 use crate::record::{Channel, RawEnvelope, local_offset};
 
 /// A mapping file (e.g. connectors/board-export.toml).
@@ -23,22 +24,13 @@ pub struct Mapping {
     pub columns: BTreeMap<String, String>,
 }
 
-/// Decode text: UTF-8 (BOM or not), else GB18030 (a superset of GBK).
-fn decode_text(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => encoding_rs::GB18030.decode(bytes).0.into_owned(),
-    }
-}
-
 /// Rows of the input as header → cell text.
 pub fn read_rows(path: &Path, format: &str) -> Result<Vec<BTreeMap<String, String>>> {
     let name = path.display();
     match format {
         "csv" => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
-            let text = decode_text(&bytes);
+            let text = decode_export(&bytes).0;
             let mut rdr = csv::ReaderBuilder::new()
                 .flexible(true)
                 .from_reader(text.as_bytes());
@@ -62,8 +54,8 @@ pub fn read_rows(path: &Path, format: &str) -> Result<Vec<BTreeMap<String, Strin
             Ok(rows)
         }
         "jsonl" => {
-            let text =
-                decode_text(&std::fs::read(path).with_context(|| format!("cannot read {name}"))?);
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+            let text = decode_export(&bytes).0;
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
