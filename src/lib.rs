@@ -10,4 +10,5 @@ pub mod lake;
 pub mod pipeline;
 pub mod query;
 pub mod record;
+pub mod report;
 pub mod sim;

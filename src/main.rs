@@ -78,6 +78,8 @@ enum Command {
     Eval(duban::classify::cli::EvalArgs),
     /// Classify JSON lines (`title`, `body`) from stdin; writes them back with `label`, `confidence`.
     Classify(duban::classify::cli::ClassifyArgs),
+    /// A situation report (HTML with charts, Markdown, JSON) of a day, week or month of the lake.
+    Report(duban::report::ReportArgs),
     /// SQL over the lake tables `complaints` and `alerts`.
     Sql {
         /// Lake folder (e.g. out/demo/lake).
@@ -148,8 +150,15 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 data.display()
             );
             let ingest = duban::connectors::run::ingest_kafka(&cfg, &files, bus.clone(), ctrl_c());
+            let reports = duban::report::schedule::run(
+                &cfg,
+                bus.clone(),
+                data.join("lake"),
+                duban::report::schedule::SystemClock,
+                ctrl_c(),
+            );
             let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process)?;
+            tokio::try_join!(ingest, process, reports)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -175,6 +184,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
+        Command::Report(args) => duban::report::run_cli(args).await?,
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
