@@ -506,7 +506,7 @@ fn hot_issues(
                 title: info.map(|i| i.title.clone()).unwrap_or_default(),
                 place: info.and_then(|i| i.place.clone()),
                 district: info.and_then(|i| i.district.clone()),
-                domain: info.and_then(|i| i.domain.clone()),
+                domain: info.and_then(|i| i.domain.as_deref().map(domain_label)),
                 flags: info.map(|i| i.flags.clone()).unwrap_or_default(),
                 complainants: people.len() as u64,
                 complaints: n,
@@ -532,7 +532,7 @@ async fn complainant_section(
     cur: &[&ComplaintRow],
     spec: &ReportSpec,
     issues: &HashMap<String, IssueInfo>,
-    root: &dyn Fn(&str) -> String,
+    root: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<ComplainantSection> {
     let flagged_rows = t
         .select("complainants", &["complainant", "flagged"], "")

@@ -25,10 +25,10 @@ h3{font-size:16px;margin:18px 0 8px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:12px 0}
 .card{background:#fff;border-radius:6px;padding:10px 14px;border-top:4px solid #1f5fa8}
 .card b{display:block;font-size:24px}
-.card span{color:#555;font-size:13px}
+.card .lbl{display:block;color:#555;font-size:13px}
 .card.yellow{border-color:#d9a400}.card.red{border-color:#c0392b}.card.green{border-color:#2e8b57}.card.grey{border-color:#7f8c8d}
 .panel{background:#fff;border-radius:6px;padding:12px 16px;margin:12px 0;overflow:hidden}
-svg.chart{display:block;width:100%;height:auto;max-width:100%}
+svg.chart{display:block;width:100%;height:auto;max-width:760px}
 table{width:100%;border-collapse:collapse;background:#fff;table-layout:fixed;margin:8px 0}
 th,td{border:1px solid #dde1e6;padding:5px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
 th{background:#eef2f7;font-weight:600}
@@ -39,12 +39,13 @@ ul{padding-left:22px}
 .notes{color:#666;font-size:13px}
 .lv{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 .lv.yellow{background:#d9a400}.lv.red{background:#c0392b}.lv.green{background:#2e8b57}
+@media (max-width:700px){body{font-size:12px}main{padding:12px 6px 32px}h1{font-size:19px}h2{font-size:16px}th,td{padding:3px}td.n,th.n{width:2.9em}td.w,th.w{width:4.8em}.card b{font-size:18px}.cards{grid-template-columns:repeat(auto-fit,minmax(100px,1fr))}}
 "#;
 
 fn change_text(change: i64, pct: Option<f64>) -> String {
     match pct {
+        _ if change == 0 => "持平".to_string(),
         Some(p) => format!("{change:+}（{p:+.1}%）"),
-        None if change == 0 => "持平".to_string(),
         None => format!("{change:+}（上期为0）"),
     }
 }
@@ -172,7 +173,7 @@ pub fn html(d: &ReportData) -> String {
     let c = &d.complaints;
     let _ = write!(
         s,
-        r#"<h2>二、诉求受理</h2><div class="cards"><div class="card"><b>{}</b><span>受理诉求（件）</span></div><div class="card grey"><b>{}</b><span>上期（件）</span></div><div class="card"><b>{}</b><span>较上期</span></div><div class="card grey"><b>{}</b><span>投诉人（名）</span></div><div class="card grey"><b>{}</b><span>重复提交（件）</span></div></div>"#,
+        r#"<h2>二、诉求受理</h2><div class="cards"><div class="card"><b>{}</b><span class="lbl">受理诉求（件）</span></div><div class="card grey"><b>{}</b><span class="lbl">上期（件）</span></div><div class="card"><b>{}</b><span class="lbl">较上期</span></div><div class="card grey"><b>{}</b><span class="lbl">投诉人（名）</span></div><div class="card grey"><b>{}</b><span class="lbl">重复提交（件）</span></div></div>"#,
         c.total,
         c.previous_total,
         change_html(c.change, c.change_pct),
@@ -265,7 +266,7 @@ pub fn html(d: &ReportData) -> String {
     let a = &d.alerts;
     let _ = write!(
         s,
-        r#"<h2>五、预警督办</h2><div class="cards"><div class="card yellow"><b>{}</b><span>新增黄色预警</span></div><div class="card red"><b>{}</b><span>升级红色</span></div><div class="card green"><b>{}</b><span>销号绿色</span></div><div class="card"><b>{}</b><span>期末在办</span></div><div class="card red"><b>{}</b><span>超期</span></div><div class="card grey"><b>{}</b><span>复发</span></div></div>"#,
+        r#"<h2>五、预警督办</h2><div class="cards"><div class="card yellow"><b>{}</b><span class="lbl">新增黄色预警</span></div><div class="card red"><b>{}</b><span class="lbl">升级红色</span></div><div class="card green"><b>{}</b><span class="lbl">销号绿色</span></div><div class="card"><b>{}</b><span class="lbl">期末在办</span></div><div class="card red"><b>{}</b><span class="lbl">超期</span></div><div class="card grey"><b>{}</b><span class="lbl">复发</span></div></div>"#,
         a.new_yellow,
         opt_n(a.escalated_red),
         opt_n(a.closed_green),

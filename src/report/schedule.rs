@@ -179,6 +179,22 @@ impl Record {
         let local_now = super::cron::whole_seconds(now.with_timezone(&tz).naive_local());
         let oldest = local_now - Duration::days(i64::from(cfg.reports.catch_up_days));
         let mut out = Vec::new();
+        // The folder and the topic hold the same reports: copy what only one of them has.
+        let only_topic: Vec<String> = self
+            .on_topic
+            .keys()
+            .filter(|k| !self.in_folder.contains_key(*k))
+            .cloned()
+            .collect();
+        let only_folder: Vec<String> = self
+            .in_folder
+            .keys()
+            .filter(|k| !self.on_topic.contains_key(*k))
+            .cloned()
+            .collect();
+        for id in only_topic.into_iter().chain(only_folder) {
+            out.extend(self.sync(bus, &id).await?);
+        }
         for (period, cron) in cfg.reports.schedules()? {
             let fires: Vec<NaiveDateTime> = match self.last_fired(period, tz) {
                 Some(last) => cron.between(last.max(oldest), local_now),
@@ -213,15 +229,34 @@ impl Record {
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>> {
         let id = spec.id();
-        let (in_folder, on_topic) = (
+        if self.in_folder.contains_key(&id) || self.on_topic.contains_key(&id) {
+            return self.sync(bus, &id).await;
+        }
+        let generated = now
+            .with_timezone(tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut report = super::generate(lake, spec, &generated).await?;
+        report.data.scheduled_for = Some(fired.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        report.json = serde_json::to_string_pretty(&report.data)?;
+        report.write(&self.dir)?;
+        self.in_folder.insert(id.clone(), report.data.clone());
+        self.publish(bus, &report).await?;
+        tracing::info!(target: "duban::report", report = %id, complaints = report.data.complaints.total, "report produced");
+        Ok(Some(Outcome::Produced(id)))
+    }
+
+    /// Copy report `id` to whichever of folder and topic lacks it.
+    async fn sync(&mut self, bus: &KafkaBus, id: &str) -> Result<Option<Outcome>> {
+        let id = id.to_string();
+        match (
             self.in_folder.contains_key(&id),
             self.on_topic.contains_key(&id),
-        );
-        match (in_folder, on_topic) {
-            (true, true) => Ok(None),
+        ) {
+            (true, true) | (false, false) => Ok(None),
             (true, false) => {
                 let report = read_report(&self.dir, &id)?;
                 self.publish(bus, &report).await?;
+                tracing::info!(target: "duban::report", report = %id, "published from the folder");
                 Ok(Some(Outcome::Published(id)))
             }
             (false, true) => {
@@ -243,20 +278,6 @@ impl Record {
                 self.in_folder.insert(id.clone(), report.data);
                 tracing::info!(target: "duban::report", report = %id, "restored from the topic");
                 Ok(Some(Outcome::Restored(id)))
-            }
-            (false, false) => {
-                let generated = now
-                    .with_timezone(tz)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let mut report = super::generate(lake, spec, &generated).await?;
-                report.data.scheduled_for =
-                    Some(fired.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                report.json = serde_json::to_string_pretty(&report.data)?;
-                report.write(&self.dir)?;
-                self.in_folder.insert(id.clone(), report.data.clone());
-                self.publish(bus, &report).await?;
-                tracing::info!(target: "duban::report", report = %id, complaints = report.data.complaints.total, "report produced");
-                Ok(Some(Outcome::Produced(id)))
             }
         }
     }

@@ -5,4 +5,5 @@
 mod analytics;
 mod common;
 mod connect;
+mod report;
 mod spine;
