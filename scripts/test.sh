@@ -85,6 +85,10 @@ install_packages() {
   if has_service clickhouse; then
     command -v curl >/dev/null 2>&1 || pkgs+=(curl)
   fi
+  # Browser checks (tests/browser): Debian's Chromium driven by playwright-core, a CJK font.
+  pkgs+=(chromium fonts-wqy-microhei)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -127,6 +131,9 @@ if [[ "${DUBAN_SKIP_APT:-0}" == 1 ]]; then
 else
   run_step "apt" install_packages
 fi
+section "browser test runner (npm ci in tests/browser)"
+run_step "npm" npm ci --prefix "$ROOT/tests/browser" --no-audit --no-fund
+
 command -v cargo >/dev/null 2>&1 || { note "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
 cargo --version
 rustc --version

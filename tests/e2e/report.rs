@@ -894,6 +894,15 @@ async fn report_page_renders_in_chromium_with_charts_and_no_overflow() {
         let bars = svg(&m, "chart-domain")["marks"]["bar"].as_u64().unwrap();
         assert!(bars >= 3, "a busy day spans several domains: {bars}");
     }
+    // Without Chromium the check fails loudly (never a silent pass).
+    let out = std::process::Command::new("node")
+        .arg(repo("tests/browser/check.mjs"))
+        .args(["--file", "/dev/null"])
+        .env("DUBAN_CHROMIUM", "/nonexistent/chromium")
+        .output()
+        .expect("node runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Chromium not found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1061,6 +1070,24 @@ async fn scheduler_publishes_catches_up_after_downtime_and_never_repeats() {
         )
         .await
     );
+
+    // The topic carries the whole report: numbers, Markdown and the page.
+    let msgs = read_all(&topic);
+    let (_, v) = msgs
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some(b"day-2026-11-20".as_slice()))
+        .expect("on the topic");
+    let m: schedule::ReportMessage = serde_json::from_slice(v).expect("report message");
+    assert_eq!(&m.data, &folder_reports["day-2026-11-20"]);
+    assert_eq!(
+        m.html.as_deref(),
+        Some(
+            std::fs::read_to_string(folder.join("day-2026-11-20.html"))
+                .unwrap()
+                .as_str()
+        )
+    );
+    assert!(m.markdown.contains("# 诉求督办态势日报"));
 
     // Another start at the same time produces nothing.
     let again = schedule::run_due(&cfg, &bus, &lake, clock.now())
