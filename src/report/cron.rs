@@ -247,6 +247,15 @@ mod tests {
                 at("2026-11-20 10:20:00"),
             ]
         );
+        let list = Cron::parse("0 8 * * MON,WED-THU").expect("parses");
+        assert_eq!(
+            list.between(at("2026-11-23 00:00:00"), at("2026-11-29 23:59:59")),
+            vec![
+                at("2026-11-23 08:00:00"),
+                at("2026-11-25 08:00:00"),
+                at("2026-11-26 08:00:00"),
+            ]
+        );
         let both = Cron::parse("0 0 1 * SUN").expect("parses");
         // Both day fields restricted: the 1st of the month or a Sunday.
         assert_eq!(

@@ -124,8 +124,9 @@ pub struct ReportsConfig {
     pub weekly_schedule: String,
     /// Cron of the monthly report on the previous calendar month. Default empty (none).
     pub monthly_schedule: String,
-    /// Time zone of the schedules and of report days. Default `Asia/Shanghai`; also accepts a fixed
-    /// offset like `+08:00` or `UTC`. (China has no daylight saving: Asia/Shanghai is +08:00.)
+    /// Time zone of the schedules: a firing's local date picks the period it reports on. Default
+    /// `Asia/Shanghai`, handled as the fixed offset +08:00 (China has no daylight saving); also
+    /// accepts a fixed offset like `+05:30` or `UTC`. Report days are the lake's days (+08:00).
     pub time_zone: String,
     /// Folder of the produced reports. Default `<data_dir>/reports`.
     pub dir: Option<PathBuf>,

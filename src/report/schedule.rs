@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::cron::Cron;
 use super::{Period, Report, ReportData, ReportSpec};
 use crate::bus::KafkaBus;
 use crate::config::Config;
@@ -196,16 +197,7 @@ impl Record {
             out.extend(self.sync(bus, &id).await?);
         }
         for (period, cron) in cfg.reports.schedules()? {
-            let fires: Vec<NaiveDateTime> = match self.last_fired(period, tz) {
-                Some(last) => cron.between(last.max(oldest), local_now),
-                // Nothing produced yet: only the latest firing, if it is recent.
-                None => cron
-                    .last_at_or_before(local_now)
-                    .filter(|t| *t > oldest)
-                    .into_iter()
-                    .collect(),
-            };
-            for fire in fires {
+            for fire in due_firings(&cron, self.last_fired(period, tz), local_now, oldest) {
                 let spec = ReportSpec::last_complete(period, fire.date());
                 let fired = fire
                     .and_local_timezone(tz)
@@ -291,6 +283,24 @@ impl Record {
         .await?;
         self.on_topic.insert(m.report_id.clone(), m.data);
         Ok(())
+    }
+}
+
+/// The firings of `cron` due at `now` (local times), oldest first: every firing after the last
+/// recorded one, none older than `oldest`; with nothing recorded, only the latest firing.
+pub fn due_firings(
+    cron: &Cron,
+    last: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    oldest: NaiveDateTime,
+) -> Vec<NaiveDateTime> {
+    match last {
+        Some(last) => cron.between(last.max(oldest), now),
+        None => cron
+            .last_at_or_before(now)
+            .filter(|t| *t > oldest)
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -463,9 +473,15 @@ pub fn read_folder(dir: &Path) -> Result<BTreeMap<String, ReportData>> {
         }
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        let data: ReportData = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a report's JSON", p.display()))?;
-        out.insert(data.report_id.clone(), data);
+        // A stray or damaged file is no report: it is restored from the topic or produced again.
+        match serde_json::from_str::<ReportData>(&text) {
+            Ok(data) => {
+                out.insert(data.report_id.clone(), data);
+            }
+            Err(e) => {
+                tracing::warn!(target: "duban::report", "{} is not a report's JSON, ignored: {e}", p.display());
+            }
+        }
     }
     Ok(out)
 }
@@ -483,4 +499,111 @@ fn read_report(dir: &Path, id: &str) -> Result<Report> {
         markdown: read("md")?,
         json,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time")
+    }
+
+    #[test]
+    fn due_firings_catch_up_from_the_last_one() {
+        let daily = Cron::parse("0 30 7 * * *").expect("cron");
+        let oldest = at("2026-10-01 00:00:00");
+        // First start: only the latest firing.
+        assert_eq!(
+            due_firings(&daily, None, at("2026-11-20 09:00:00"), oldest),
+            vec![at("2026-11-20 07:30:00")]
+        );
+        // Before the first firing of the day: yesterday's.
+        assert_eq!(
+            due_firings(&daily, None, at("2026-11-20 07:29:59"), oldest),
+            vec![at("2026-11-19 07:30:00")]
+        );
+        // After three days down: each missed firing once, the recorded one not again.
+        assert_eq!(
+            due_firings(
+                &daily,
+                Some(at("2026-11-17 07:30:00")),
+                at("2026-11-20 09:00:00"),
+                oldest
+            ),
+            vec![
+                at("2026-11-18 07:30:00"),
+                at("2026-11-19 07:30:00"),
+                at("2026-11-20 07:30:00")
+            ]
+        );
+        assert!(
+            due_firings(
+                &daily,
+                Some(at("2026-11-20 07:30:00")),
+                at("2026-11-20 09:00:00"),
+                oldest
+            )
+            .is_empty()
+        );
+        // Never further back than the catch-up window.
+        let fires = due_firings(
+            &daily,
+            Some(at("2025-01-01 07:30:00")),
+            at("2026-11-20 09:00:00"),
+            at("2026-11-10 09:00:00"),
+        );
+        assert_eq!(fires.first(), Some(&at("2026-11-11 07:30:00")));
+        assert_eq!(fires.len(), 10);
+    }
+
+    #[test]
+    fn weekly_and_monthly_firings_report_on_complete_periods() {
+        let weekly = Cron::parse("0 0 8 * * MON").expect("cron");
+        let fires = due_firings(
+            &weekly,
+            Some(at("2026-11-09 08:00:00")),
+            at("2026-11-24 09:00:00"),
+            at("2026-10-01 00:00:00"),
+        );
+        let ids: Vec<String> = fires
+            .iter()
+            .map(|f| ReportSpec::last_complete(Period::Week, f.date()).id())
+            .collect();
+        assert_eq!(ids, ["week-2026-11-09", "week-2026-11-16"]);
+        let monthly = Cron::parse("0 0 8 1 * *").expect("cron");
+        let fires = due_firings(
+            &monthly,
+            None,
+            at("2026-11-24 09:00:00"),
+            at("2026-10-01 00:00:00"),
+        );
+        assert_eq!(
+            ReportSpec::last_complete(Period::Month, fires[0].date()).id(),
+            "month-2026-10"
+        );
+    }
+
+    #[tokio::test]
+    async fn manual_clock_wakes_waiters_when_moved() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-20T07:00:00+08:00")
+            .expect("time")
+            .with_timezone(&Utc);
+        let clock = ManualClock::new(t0);
+        let target = t0 + Duration::minutes(30);
+        let c = clock.clone();
+        let waiter = tokio::spawn(async move { c.wait_until(target).await });
+        clock.set(t0 + Duration::minutes(29));
+        // Let the waiter run (single-threaded test runtime): it must still be waiting.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished());
+        clock.set(target);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken")
+            .expect("joins");
+        assert_eq!(clock.now(), target);
+    }
 }
