@@ -66,8 +66,14 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("—")
 }
 
+/// A lifecycle number, or a dash where the lake has no lifecycle data (said once beside it).
 fn opt_n(n: Option<u64>) -> String {
-    n.map_or_else(|| "无生命周期数据".to_string(), |n| n.to_string())
+    n.map_or_else(|| "—".to_string(), |n| n.to_string())
+}
+
+fn lifecycle_gap(a: &super::data::AlertSection) -> Option<&'static str> {
+    (a.escalated_red.is_none() || a.recurrences.is_none())
+        .then_some("升级红色、销号绿色、复发：无生命周期数据（“—”）。")
 }
 
 /// The one-paragraph summary that opens both documents.
@@ -274,6 +280,9 @@ pub fn html(d: &ReportData) -> String {
         a.overdue,
         opt_n(a.recurrences)
     );
+    if let Some(gap) = lifecycle_gap(a) {
+        let _ = write!(s, r#"<p class="notes" id="no-lifecycle">{gap}</p>"#);
+    }
     let mut alert_bars = vec![Bar {
         label: "新增黄色",
         value: a.new_yellow,
@@ -564,6 +573,9 @@ pub fn markdown(d: &ReportData) -> String {
         a.overdue,
         opt_n(a.recurrences)
     );
+    if let Some(gap) = lifecycle_gap(a) {
+        let _ = writeln!(s, "{gap}\n");
+    }
     if !a.by_unit.is_empty() {
         s.push_str("### 按责任单位\n\n| 责任单位 | 新增黄色 | 升级红色 | 销号绿色 | 在办 | 超期 |\n|---|---:|---:|---:|---:|---:|\n");
         for u in &a.by_unit {
