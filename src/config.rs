@@ -18,6 +18,8 @@ pub struct Config {
     pub taxonomy: TaxonomyRef,
     pub units: UnitsRef,
     pub connectors: ConnectorsConfig,
+    /// Optional sinks (`[sinks.clickhouse]`).
+    pub sinks: crate::sink::SinksConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }

@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod query;
 pub mod record;
 pub mod sim;
+pub mod sink;
