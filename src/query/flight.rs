@@ -472,8 +472,9 @@ fn authenticate(token: &str, req: &mut Request<()>) -> Result<(), Status> {
     let presented = if let Some(t) = header.strip_prefix("Bearer ") {
         t.trim().to_string()
     } else if let Some(b) = header.strip_prefix("Basic ") {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
+        // Some clients (Go's Flight) send it without padding.
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(b.trim().trim_end_matches('='))
             .map_err(|_| Status::unauthenticated("Basic credentials are not base64"))?;
         let text = String::from_utf8_lossy(&raw).into_owned();
         text.split_once(':')
@@ -553,6 +554,9 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         let basic = base64::engine::general_purpose::STANDARD.encode("analyst:s3cret-token");
         assert!(authenticate(token, &mut req(&format!("Basic {basic}"))).is_ok());
+        let unpadded =
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("analyst:s3cret-token");
+        assert!(authenticate(token, &mut req(&format!("Basic {unpadded}"))).is_ok());
         let bad = base64::engine::general_purpose::STANDARD.encode("analyst:nope");
         assert!(authenticate(token, &mut req(&format!("Basic {bad}"))).is_err());
         assert!(authenticate(token, &mut Request::new(())).is_err());

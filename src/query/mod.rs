@@ -96,7 +96,10 @@ pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<Session
             lake.display()
         );
     }
-    let ctx = SessionContext::new();
+    // information_schema: SHOW TABLES, DESCRIBE and BI tools' catalog queries.
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_information_schema(true),
+    );
     crate::engine::register_udfs(
         &ctx,
         opts.classifier.clone(),

@@ -186,7 +186,8 @@ impl ClickHouseSink {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    async fn execute(&self, sql: &str) -> Result<()> {
+    /// Run a statement that returns nothing (DDL, OPTIMIZE).
+    pub async fn execute(&self, sql: &str) -> Result<()> {
         self.client
             .query(sql)
             .execute()
