@@ -3,7 +3,9 @@
 #   1. install missing build packages (apt; only what `dpkg -s` reports missing)
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
-#   4. start services (scripts/services.sh; default kafka), cargo test --no-fail-fast, stop them
+#   4. the tests' Python venv (scripts/pyenv.sh: the ADBC Flight SQL driver), exported as DUBAN_PYTHON
+#   5. start services (scripts/services.sh; default kafka and clickhouse), cargo test --no-fail-fast,
+#      stop them
 # Exits non-zero if any step fails; every step runs even after an earlier one failed
 # (DUBAN_FAIL_FAST=1 stops at the first failure).
 #
@@ -12,7 +14,7 @@
 # Environment:
 #   CARGO_TARGET_DIR   build cache (default ~/.cache/duban-target, outside the clone so later
 #                      runs on the same machine reuse the build)
-#   DUBAN_SERVICES     comma-separated services to start: kafka (default), clickhouse, or ""
+#   DUBAN_SERVICES     comma-separated services to start (default "kafka,clickhouse"), or ""
 #   DUBAN_KEEP_SERVICES=1  leave the services running afterwards
 #   DUBAN_SKIP_APT=1   do not check/install apt packages
 #   DUBAN_FAIL_FAST=1  stop at the first failing step
@@ -48,7 +50,7 @@ run_step() {
 }
 
 # ------------------------------------------------------------------------------- services
-SERVICES_SPEC="${DUBAN_SERVICES-kafka}"
+SERVICES_SPEC="${DUBAN_SERVICES-kafka,clickhouse}"
 IFS=', ' read -r -a SERVICES <<<"$SERVICES_SPEC"
 
 has_service() {
@@ -77,7 +79,7 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------------- apt packages
 install_packages() {
-  local pkgs=(build-essential gcc g++ make cmake perl python3 pkg-config zlib1g-dev)
+  local pkgs=(build-essential gcc g++ make cmake perl python3 python3-venv pkg-config zlib1g-dev)
   if has_service kafka; then
     command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
@@ -158,6 +160,16 @@ start_services() {
     "$SERVICES_SH" start "$s" || return 1
   done
 }
+
+python_env() {
+  local py
+  py="$("$ROOT/scripts/pyenv.sh")" || return 1
+  export DUBAN_PYTHON="$py"
+  note "DUBAN_PYTHON:      $DUBAN_PYTHON"
+}
+
+section "python venv (ADBC Flight SQL driver)"
+run_step "python" python_env
 
 section "services: ${SERVICES[*]:-none}"
 SERVICES_OK=1

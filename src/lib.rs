@@ -12,3 +12,4 @@ pub mod query;
 pub mod record;
 pub mod report;
 pub mod sim;
+pub mod sink;

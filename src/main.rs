@@ -80,15 +80,79 @@ enum Command {
     Classify(duban::classify::cli::ClassifyArgs),
     /// A situation report (HTML with charts, Markdown, JSON) of a day, week or month of the lake.
     Report(duban::report::ReportArgs),
-    /// SQL over the lake tables `complaints` and `alerts`.
-    Sql {
+    /// SQL over the lake: one query (`duban sql "QUERY"`) or, without one, an interactive REPL.
+    Sql(SqlArgs),
+    /// Serve the lake over Arrow Flight SQL on 127.0.0.1 (read-only; token in DUBAN_SQL_TOKEN).
+    ServeSql {
         /// Lake folder (e.g. out/demo/lake).
         #[arg(long, default_value = "var/data/lake")]
         lake: PathBuf,
-        #[arg(long, value_enum, default_value = "table")]
-        format: duban::query::Format,
-        /// The query.
-        query: String,
+        /// Port on 127.0.0.1 (0: any free port, printed at start).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        #[command(flatten)]
+        classifier: ClassifierArgs,
+    },
+    /// Lake maintenance.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+    /// Copy duban's tables to another store.
+    Sink {
+        #[command(subcommand)]
+        command: SinkCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ClassifierArgs {
+    /// Configuration whose classifier `classify(title, body)` uses (its model, else its taxonomy).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A model from `duban train` for `classify(title, body)` (overrides the configuration's).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SqlArgs {
+    /// Lake folder (e.g. out/demo/lake).
+    #[arg(long, default_value = "var/data/lake")]
+    lake: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    format: duban::query::Format,
+    /// Write the result to FILE instead of stdout (needed for parquet).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// REPL history file (default ~/.duban_sql_history).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    #[command(flatten)]
+    classifier: ClassifierArgs,
+    /// The query; without it, an interactive REPL starts.
+    query: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Merge each day partition's small files into one, dropping superseded versions.
+    Compact {
+        #[arg(long, default_value = "var/data/lake")]
+        lake: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SinkCommand {
+    /// `[sinks.clickhouse]`: with --lake, copy that lake once; else consume the complaints and
+    /// alerts topics (and the data folder's lake snapshots) until stopped.
+    Clickhouse {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+        /// Copy this lake folder once and exit.
+        #[arg(long)]
+        lake: Option<PathBuf>,
     },
 }
 
@@ -96,6 +160,13 @@ enum Command {
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
     Serve(duban::sim::SimServeArgs),
+}
+
+fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
+    if a.config.is_none() && a.model.is_none() {
+        return Ok(duban::query::SqlOptions::default());
+    }
+    duban::query::SqlOptions::from_config(a.config.as_deref(), a.model.as_deref())
 }
 
 fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
@@ -157,8 +228,17 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 duban::report::schedule::SystemClock,
                 ctrl_c(),
             );
-            let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process, reports)?;
+            let process = pipeline::kafka::process(&cfg, bus.clone(), &data, ctrl_c());
+            let sink = async {
+                match &cfg.sinks.clickhouse {
+                    Some(ch) => {
+                        duban::sink::clickhouse::run_consumer(ch, bus, &data.join("lake"), ctrl_c())
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            };
+            tokio::try_join!(ingest, process, reports, sink)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -188,15 +268,67 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
-        Command::Sql {
+        Command::Sql(args) => {
+            let opts = classifier_options(&args.classifier)?;
+            match args.query {
+                Some(q) => {
+                    duban::query::one_shot(
+                        &args.lake,
+                        &q,
+                        &opts,
+                        args.format,
+                        args.output.as_deref(),
+                    )
+                    .await?
+                }
+                None => {
+                    let history = args.history.unwrap_or_else(duban::query::default_history);
+                    duban::query::repl(&args.lake, &opts, args.format, &history).await?
+                }
+            }
+        }
+        Command::ServeSql {
             lake,
-            format,
-            query,
+            port,
+            classifier,
         } => {
-            let batches = duban::query::run_sql(&lake, &query).await?;
-            print!("{}", duban::query::render(&batches, format)?);
-            if format == duban::query::Format::Table {
-                println!();
+            let token = duban::query::flight::token_from_env()?;
+            let opts = classifier_options(&classifier)?;
+            duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
+        }
+        Command::Lake {
+            command: LakeCommand::Compact { lake },
+        } => {
+            let r = duban::lake::compact(&lake)?;
+            println!(
+                "compacted {} partitions: {} files → {}, {} rows, {} superseded rows dropped",
+                r.partitions, r.files_before, r.files_after, r.rows, r.duplicates_dropped
+            );
+        }
+        Command::Sink {
+            command: SinkCommand::Clickhouse { config, lake },
+        } => {
+            let cfg = Config::load(&config)?;
+            let ch = cfg.sinks.clickhouse.clone().with_context(|| {
+                format!("{} has no [sinks.clickhouse] section", config.display())
+            })?;
+            match lake {
+                Some(lake) => {
+                    let sink = duban::sink::clickhouse::ClickHouseSink::connect(&ch).await?;
+                    let r = sink.load_lake(&lake).await?;
+                    println!(
+                        "ClickHouse {}: {} complaints, {} alerts, {} snapshot rows",
+                        sink.database(),
+                        r.complaints,
+                        r.alerts,
+                        r.snapshot_rows
+                    );
+                }
+                None => {
+                    let bus = pipeline::kafka::connect(&cfg).await?;
+                    let lake = cfg.data_dir().join("lake");
+                    duban::sink::clickhouse::run_consumer(&ch, bus, &lake, ctrl_c()).await?;
+                }
             }
         }
     }

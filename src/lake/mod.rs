@@ -1,6 +1,15 @@
-//! The Parquet lake: `complaints/day=YYYY-MM-DD/part-<tag>.parquet` (partitioned by the local day of
-//! received_at), and snapshot tables `alerts`, `issues`, `complainants` (latest state, one file each). Files are written to a temp
-//! name and renamed, and named by the input range they cover, so a replay overwrites.
+//! The Parquet lake: `complaints/day=YYYY-MM-DD/part-*.parquet` (partitioned by the local day of
+//! received_at) and the snapshot tables `alerts`, `issues`, `complainants` (latest state, one file
+//! each; `alert_history` is appended by the lifecycle). Files are written to a temp name and renamed.
+//!
+//! Idempotence: within a day partition a complaint id lives in exactly one file. A write reads the
+//! ids already in the partition, keeps the newer version of each (source version, then fetched_at)
+//! and rewrites the older files without the superseded rows, so a replay with any batch boundaries
+//! overwrites instead of duplicating. Small files are compacted (see `compact`). One writer per lake.
+
+pub mod compact;
+
+pub use compact::{CompactReport, compact, compact_day};
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{
@@ -11,11 +20,23 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::record::{Alert, Complaint, alerts_to_batch, complaints_to_batch};
+
+/// The lake's tables: `complaints` is partitioned by day, the others are snapshots.
+pub const TABLES: [&str; 5] = [
+    "complaints",
+    "issues",
+    "complainants",
+    "alerts",
+    "alert_history",
+];
+
+/// A day partition with more data files than this is compacted after a write.
+pub const AUTO_COMPACT_FILES: usize = 8;
 
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -35,23 +56,111 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
-/// Write complaints into day partitions; `tag` names the input range (e.g. `raw-p0-000000000042`).
-/// Returns the files written.
+/// Write complaints into their day partitions; `tag` names the input range (e.g. `p0o42`) and
+/// is part of the new file's name, with a hash of the rows' ids and versions. Rows superseded by a
+/// newer version already in the partition are dropped; older versions of the written rows are
+/// removed from the partition's other files. Returns the files written.
 pub fn write_complaints(lake: &Path, rows: &[Complaint], tag: &str) -> Result<Vec<PathBuf>> {
-    let mut by_day: BTreeMap<chrono::NaiveDate, Vec<Complaint>> = BTreeMap::new();
+    let mut by_day: BTreeMap<chrono::NaiveDate, Vec<&Complaint>> = BTreeMap::new();
     for c in rows {
-        by_day.entry(c.day()).or_default().push(c.clone());
+        by_day.entry(c.day()).or_default().push(c);
     }
     let mut files = Vec::new();
     for (day, rows) in by_day {
-        let path = lake
-            .join("complaints")
-            .join(format!("day={day}"))
-            .join(format!("part-{tag}.parquet"));
-        write_parquet(&path, &complaints_to_batch(&rows)?)?;
-        files.push(path);
+        let dir = day_dir(lake, day);
+        if let Some(path) = write_day(&dir, rows, tag)? {
+            files.push(path);
+        }
+        if compact::data_files(&dir)?.len() > AUTO_COMPACT_FILES {
+            compact_day(&dir)?;
+        }
     }
     Ok(files)
+}
+
+/// The folder of one day partition of `complaints`.
+pub fn day_dir(lake: &Path, day: chrono::NaiveDate) -> PathBuf {
+    lake.join("complaints").join(format!("day={day}"))
+}
+
+/// Which of two rows of one complaint is newer: source version, then fetch time.
+pub(crate) type VersionKey = (Option<String>, i64);
+
+fn version_of(c: &Complaint) -> VersionKey {
+    (c.source_version.clone(), c.fetched_at.timestamp_micros())
+}
+
+fn write_day(dir: &Path, rows: Vec<&Complaint>, tag: &str) -> Result<Option<PathBuf>> {
+    // The newest version of each complaint in this write.
+    let mut latest: BTreeMap<&str, &Complaint> = BTreeMap::new();
+    for c in rows {
+        match latest.get(c.complaint_id.as_str()) {
+            Some(old) if version_of(old) > version_of(c) => {}
+            _ => {
+                latest.insert(&c.complaint_id, c);
+            }
+        }
+    }
+    // What the partition already holds, and which of its rows the new ones replace.
+    let existing = compact::read_versions(dir)?;
+    let mut replaced: HashMap<PathBuf, HashSet<String>> = HashMap::new();
+    let mut keep: Vec<Complaint> = Vec::with_capacity(latest.len());
+    for (id, c) in latest {
+        match existing.get(id) {
+            Some((_, v)) if *v > version_of(c) => continue,
+            Some((file, _)) => {
+                replaced
+                    .entry(file.clone())
+                    .or_default()
+                    .insert(id.to_string());
+            }
+            None => {}
+        }
+        keep.push(c.clone());
+    }
+    if keep.is_empty() {
+        return Ok(None);
+    }
+    keep.sort_by(|a, b| (a.received_at, &a.complaint_id).cmp(&(b.received_at, &b.complaint_id)));
+    let path = dir.join(format!(
+        "part-{}-{}.parquet",
+        safe_tag(tag),
+        rows_hash(&keep)
+    ));
+    // New rows first, then the old versions go: a crash in between leaves a duplicate that the
+    // replay (offsets are committed after the lake write) or the next compaction removes.
+    write_parquet(&path, &complaints_to_batch(&keep)?)?;
+    for (file, ids) in replaced {
+        if file != path {
+            compact::remove_rows(&file, &ids)?;
+        }
+    }
+    Ok(Some(path))
+}
+
+fn safe_tag(tag: &str) -> String {
+    tag.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn rows_hash(rows: &[Complaint]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in rows {
+        h.update(c.complaint_id.as_bytes());
+        h.update([0x1f]);
+        h.update(c.source_version.as_deref().unwrap_or("").as_bytes());
+        h.update([0x1f]);
+        h.update(c.fetched_at.timestamp_micros().to_le_bytes());
+    }
+    hex::encode(&h.finalize()[..6])
 }
 
 /// Replace the alerts table with the latest state of every alert.
@@ -229,3 +338,6 @@ pub fn complainants_batch(state: &crate::engine::rules::AnalyticState) -> Result
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,94 +1,255 @@
-//! `duban sql`: DataFusion SQL over the lake tables (`complaints`, `alerts`) with duban's UDFs,
-//! printed as a table, CSV or JSON.
+//! `duban sql`: DataFusion SQL over the lake tables with duban's UDFs; one-shot or an interactive
+//! REPL, output as a table, CSV, JSON lines or Parquet. The Flight SQL server (`flight`) reuses it.
+
+pub mod flight;
+mod repl;
+mod udfs;
+
+pub use repl::{default_history, repl};
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use std::path::Path;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::classify::DomainClassifier;
 
 /// Output formats of `duban sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Csv,
+    /// One JSON object per line.
     Json,
+    /// A Parquet file (needs `--output`).
+    Parquet,
+}
+
+/// What a SQL session may do besides reading: `duban sql` may create session-local views
+/// (`CREATE VIEW`), the Flight SQL server may not; neither may write (INSERT, COPY, ...), so the
+/// lake is never changed through SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadOnlyWithViews,
+}
+
+impl Access {
+    fn options(self) -> SQLOptions {
+        SQLOptions::new()
+            .with_allow_dml(false)
+            .with_allow_ddl(self == Access::ReadOnlyWithViews)
+            .with_allow_statements(self == Access::ReadOnlyWithViews)
+    }
+}
+
+/// How the SQL UDF `classify(title, body)` classifies: the configured trained model, or the
+/// taxonomy's vocabulary.
+#[derive(Clone)]
+pub struct SqlOptions {
+    pub classifier: Arc<dyn DomainClassifier>,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        let tax = crate::engine::classify::Taxonomy::builtin();
+        SqlOptions {
+            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+        }
+    }
+}
+
+impl SqlOptions {
+    /// The classifier of a configuration (its model when set, else its taxonomy), with `model`
+    /// overriding the configured one.
+    pub fn from_config(config: Option<&Path>, model: Option<&Path>) -> Result<SqlOptions> {
+        let cfg = match config {
+            Some(p) => crate::config::Config::load(p)?,
+            None => crate::config::Config::default(),
+        };
+        let min = cfg.engine.min_domain_confidence;
+        let model: Option<PathBuf> = model.map(Path::to_path_buf).or(cfg.engine.model.clone());
+        let classifier: Arc<dyn DomainClassifier> = match model {
+            Some(m) => crate::classify::load_model(&m, min)
+                .with_context(|| format!("loading the classifier model {}", m.display()))?,
+            None => {
+                let tax = crate::engine::classify::Taxonomy::load(cfg.taxonomy.path.as_deref())?;
+                crate::engine::classify::KeywordClassifier::new(&tax, min)
+            }
+        };
+        Ok(SqlOptions { classifier })
+    }
 }
 
 /// A context with the lake's tables registered (those that exist) and duban's UDFs.
 pub async fn lake_context(lake: &Path) -> Result<SessionContext> {
+    lake_context_with(lake, &SqlOptions::default()).await
+}
+
+pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<SessionContext> {
     if !lake.is_dir() {
         anyhow::bail!(
             "lake folder {} does not exist (run `duban demo` or `duban run` first)",
             lake.display()
         );
     }
-    let ctx = SessionContext::new();
-    let tax = crate::engine::classify::Taxonomy::builtin();
+    // information_schema: SHOW TABLES, DESCRIBE and BI tools' catalog queries.
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_information_schema(true),
+    );
     crate::engine::register_udfs(
         &ctx,
-        crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+        opts.classifier.clone(),
         crate::engine::pseudonym_key(),
     );
-    let complaints = lake.join("complaints");
-    if complaints.is_dir() {
-        let opts = ParquetReadOptions::default()
-            .table_partition_cols(vec![("day".to_string(), DataType::Utf8)]);
-        ctx.register_parquet("complaints", complaints.to_string_lossy().as_ref(), opts)
-            .await
-            .context("registering table complaints")?;
-    }
-    for table in ["alerts", "issues", "complainants"] {
+    udfs::register(&ctx, opts.classifier.clone());
+    for table in crate::lake::TABLES {
         let dir = lake.join(table);
-        if dir.is_dir() {
-            ctx.register_parquet(
-                table,
-                dir.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .with_context(|| format!("registering table {table}"))?;
+        if !has_parquet(&dir) {
+            continue;
         }
+        let mut read = ParquetReadOptions::default();
+        if table == "complaints" {
+            read = read.table_partition_cols(vec![("day".to_string(), DataType::Utf8)]);
+        }
+        ctx.register_parquet(table, dir.to_string_lossy().as_ref(), read)
+            .await
+            .with_context(|| format!("registering lake table {table}"))?;
     }
     Ok(ctx)
 }
 
-pub async fn run_sql(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
-    let ctx = lake_context(lake).await?;
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
-    Ok(df.collect().await?)
+/// True when `dir` holds a Parquet file (directly or in a partition folder).
+fn has_parquet(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            has_parquet(&p)
+        } else {
+            p.extension().is_some_and(|x| x == "parquet")
+        }
+    })
 }
 
+/// Plan one statement under `access`; errors are one line starting `SQL error:`.
+pub async fn plan(ctx: &SessionContext, sql: &str, access: Access) -> Result<DataFrame> {
+    ctx.sql_with_options(sql, access.options())
+        .await
+        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+}
+
+/// Run one read-only query over the lake (views allowed, writes refused).
+pub async fn run_sql(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
+    run_sql_with(lake, sql, &SqlOptions::default()).await
+}
+
+pub async fn run_sql_with(lake: &Path, sql: &str, opts: &SqlOptions) -> Result<Vec<RecordBatch>> {
+    let ctx = lake_context_with(lake, opts).await?;
+    let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
+    df.collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+}
+
+/// Render batches as text (table, CSV, JSON lines). Parquet is binary: see `write_output`.
 pub fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
+    Ok(String::from_utf8(render_bytes(batches, format, None)?)?)
+}
+
+fn render_bytes(
+    batches: &[RecordBatch],
+    format: Format,
+    schema: Option<&Arc<Schema>>,
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
     match format {
         Format::Table => {
-            Ok(datafusion::arrow::util::pretty::pretty_format_batches(batches)?.to_string())
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
+            buf.extend_from_slice(text.to_string().as_bytes());
+            buf.push(b'\n');
         }
         Format::Csv => {
-            let mut buf = Vec::new();
-            {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut buf);
-                for b in batches {
-                    w.write(b)?;
-                }
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut buf);
+            for b in batches {
+                w.write(b)?;
             }
-            Ok(String::from_utf8(buf)?)
         }
         Format::Json => {
-            let mut buf = Vec::new();
-            {
-                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
-                for b in batches {
-                    w.write(b)?;
-                }
-                w.finish()?;
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+            for b in batches {
+                w.write(b)?;
             }
-            Ok(String::from_utf8(buf)?)
+            w.finish()?;
+        }
+        Format::Parquet => {
+            let schema = match (batches.first(), schema) {
+                (Some(b), _) => b.schema(),
+                (None, Some(s)) => s.clone(),
+                (None, None) => Arc::new(Schema::empty()),
+            };
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None)?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.close()?;
         }
     }
+    Ok(buf)
 }
+
+/// Write a result to `output` (atomically) or stdout. Parquet needs a file.
+pub fn write_output(
+    batches: &[RecordBatch],
+    schema: &Arc<Schema>,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<()> {
+    use std::io::Write;
+    let bytes = render_bytes(batches, format, Some(schema))?;
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None if format == Format::Parquet => {
+            anyhow::bail!("--format parquet writes a file: give --output FILE")
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+/// `duban sql QUERY`: run one query and write its result.
+pub async fn one_shot(
+    lake: &Path,
+    sql: &str,
+    opts: &SqlOptions,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<()> {
+    if format == Format::Parquet && output.is_none() {
+        anyhow::bail!("--format parquet writes a file: give --output FILE");
+    }
+    let ctx = lake_context_with(lake, opts).await?;
+    let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
+    let schema: Arc<Schema> = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
+    write_output(&batches, &schema, format, output)
+}
+
+#[cfg(test)]
+mod tests;

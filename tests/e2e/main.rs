@@ -7,3 +7,4 @@ mod common;
 mod connect;
 mod report;
 mod spine;
+mod sql;

@@ -1,0 +1,194 @@
+//! `duban sql` over a small lake: tables, UDFs, refused writes, output formats.
+
+use super::*;
+use crate::record::Complaint;
+use chrono::DateTime;
+use datafusion::arrow::array::Array;
+
+fn complaint(n: usize, title: &str, body: &str) -> Complaint {
+    let t = DateTime::parse_from_rfc3339("2026-11-01T09:00:00+08:00").expect("time")
+        + chrono::Duration::hours(n as i64 * 7);
+    let sid = format!("Q{n}");
+    Complaint {
+        complaint_id: crate::record::complaint_id("board", &sid),
+        channel: "board".into(),
+        source_id: sid,
+        received_at: t,
+        fetched_at: t,
+        title: title.into(),
+        body: body.into(),
+        complainant: Some(format!("p_{n:016x}")),
+        phone_masked: None,
+        district: Some("镜湖区".into()),
+        address: None,
+        domain: "城市管理".into(),
+        domain_confidence: 0.9,
+        source_category: None,
+        source_status: None,
+        likes: None,
+        content_hash: format!("h{n}"),
+        duplicate_of: None,
+        duplicate_group: String::new(),
+        place: None,
+        issue_id: None,
+        flags: String::new(),
+        source_version: None,
+    }
+}
+
+fn lake() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "duban-query-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    ));
+    let rows = vec![
+        complaint(0, "小区门口夜市噪音扰民", "每天晚上夜市噪音很大，影响休息"),
+        complaint(1, "夜市噪音扰民", "小区门口夜市噪音太大，晚上无法休息"),
+        complaint(2, "路灯不亮", "中山路路灯坏了一个月没人修"),
+        complaint(3, "工资拖欠", "公司拖欠工资三个月"),
+    ];
+    crate::lake::write_complaints(&dir, &rows, "t").expect("lake");
+    dir
+}
+
+fn strings(batches: &[RecordBatch], col: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let a = datafusion::arrow::compute::cast(b.column(col), &DataType::Utf8).expect("cast");
+        let a = a
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("str");
+        out.extend((0..a.len()).map(|i| a.value(i).to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn tables_and_partitions_are_queryable() {
+    let lake = lake();
+    let b = run_sql(
+        &lake,
+        "select day, count(*) from complaints group by day order by day",
+    )
+    .await
+    .expect("query");
+    assert_eq!(strings(&b, 0), vec!["2026-11-01", "2026-11-02"]);
+    assert_eq!(strings(&b, 1), vec!["3", "1"]);
+    // Tables that are not in the lake are not registered: a clear error.
+    let e = run_sql(&lake, "select * from alerts")
+        .await
+        .expect_err("no alerts");
+    assert!(e.to_string().contains("alerts"), "{e}");
+}
+
+#[tokio::test]
+async fn udfs_segment_classify_and_similarity() {
+    let lake = lake();
+    let b = run_sql(
+        &lake,
+        "select source_id, segment(title), classify(title, body), classify_confidence(title, body), \
+         similarity(title, 'ignored') from complaints order by source_id",
+    )
+    .await
+    .expect("udfs");
+    let seg = strings(&b, 1);
+    assert!(seg[3].split(' ').any(|w| w == "工资"), "{seg:?}");
+    assert!(seg[0].split(' ').count() >= 3, "{seg:?}");
+    assert!(!seg[0].contains("  "));
+    let domains = strings(&b, 2);
+    assert!(
+        domains.iter().all(|d| !d.is_empty() && !d.contains('|')),
+        "{domains:?}"
+    );
+    assert_ne!(
+        domains[2], domains[3],
+        "street lights and wages are different domains"
+    );
+    let b = run_sql(
+        &lake,
+        "select a.source_id, b.source_id, similarity(a.body, b.body) as s from complaints a, \
+         complaints b where a.source_id < b.source_id order by s desc",
+    )
+    .await
+    .expect("similarity");
+    assert_eq!(strings(&b, 0)[0], "Q0");
+    assert_eq!(
+        strings(&b, 1)[0],
+        "Q1",
+        "the two night-market complaints are most similar"
+    );
+    let s: Vec<f64> = strings(&b, 2)
+        .iter()
+        .map(|s| s.parse().expect("f64"))
+        .collect();
+    assert!(
+        s[0] > 0.3 && s[0] <= 1.0 && *s.last().expect("last") < s[0],
+        "{s:?}"
+    );
+    let same = run_sql(&lake, "select similarity('夜市噪音扰民', '夜市噪音扰民')")
+        .await
+        .expect("self");
+    let one: f64 = strings(&same, 0)[0].parse().expect("f64");
+    assert!((one - 1.0).abs() < 1e-9, "{one}");
+}
+
+#[tokio::test]
+async fn writes_are_refused_and_views_only_where_allowed() {
+    let lake = lake();
+    for sql in [
+        "insert into complaints select * from complaints",
+        "copy (select * from complaints) to '/tmp/duban-should-not-exist.parquet'",
+    ] {
+        let e = run_sql(&lake, sql).await.expect_err(sql);
+        assert!(e.to_string().contains("not supported"), "{sql}: {e}");
+    }
+    let ctx = lake_context(&lake).await.expect("ctx");
+    assert!(
+        plan(&ctx, "create view v as select 1", Access::ReadOnlyWithViews)
+            .await
+            .is_ok()
+    );
+    let e = plan(&ctx, "create view w as select 1", Access::ReadOnly)
+        .await
+        .expect_err("no DDL");
+    assert!(e.to_string().contains("DDL not supported"), "{e}");
+    assert!(!Path::new("/tmp/duban-should-not-exist.parquet").exists());
+}
+
+#[tokio::test]
+async fn formats_csv_json_and_parquet() {
+    let lake = lake();
+    let b = run_sql(
+        &lake,
+        "select source_id, title from complaints order by source_id limit 2",
+    )
+    .await
+    .expect("query");
+    let csv = render(&b, Format::Csv).expect("csv");
+    assert_eq!(csv.lines().next(), Some("source_id,title"));
+    assert_eq!(csv.lines().count(), 3);
+    let json = render(&b, Format::Json).expect("json");
+    let first: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("line")).expect("json line");
+    assert_eq!(first["source_id"], "Q0");
+    let out = lake.join("result.parquet");
+    let schema = b[0].schema();
+    write_output(&b, &schema, Format::Parquet, Some(&out)).expect("parquet");
+    let file = std::fs::File::open(&out).expect("open");
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 2);
+    assert!(
+        write_output(&b, &schema, Format::Parquet, None).is_err(),
+        "parquet needs a file"
+    );
+}

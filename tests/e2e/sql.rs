@@ -1,0 +1,572 @@
+//! Analysts' SQL end to end: the lake's privacy and replay guarantees, `duban sql` (one-shot and
+//! REPL), the Flight SQL server read by the real ADBC Python driver, and the ClickHouse sink on a
+//! real ClickHouse server (DUBAN_CLICKHOUSE_URL, started by scripts/test.sh).
+
+use crate::common::*;
+use duban::record::{Alert, Complaint};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use tokio::sync::OnceCell;
+
+const SEED: u64 = 31;
+const SIZE: usize = 400;
+
+struct Demo {
+    out: PathBuf,
+    complaints: Vec<Complaint>,
+    alerts: Vec<Alert>,
+}
+
+/// One embedded demo run shared by the tests of this module (read-only for them).
+async fn demo() -> &'static Demo {
+    static DEMO: OnceCell<Demo> = OnceCell::const_new();
+    DEMO.get_or_init(|| async {
+        let cfg = test_config(&unique("sql-demo"));
+        let out = tmpdir("sql-demo");
+        let d = duban::pipeline::embedded::run_demo(
+            &cfg,
+            &cfg.connectors.dir,
+            sim_config(SEED, SIZE),
+            &out,
+        )
+        .await
+        .expect("demo runs");
+        Demo {
+            out,
+            complaints: d.complaints,
+            alerts: d.alerts.into_values().collect(),
+        }
+    })
+    .await
+}
+
+fn duban() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_duban"))
+}
+
+/// Rows of a DataFusion query over the lake as JSON objects (the lake's own answer).
+async fn lake_rows(lake: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let batches = duban::query::run_sql(lake, sql).await.expect("lake query");
+    let text = duban::query::render(&batches, duban::query::Format::Json).expect("json");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_has_no_raw_personal_data() {
+    let d = demo().await;
+    let corpus =
+        duban::sim::corpus::corpus(&sim_config(SEED, SIZE)).expect("the demo's corpus again");
+    // Every identity the simulator gave its complainants, as it appears on the feeds.
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for p in &corpus.people {
+        ids.insert(p.mobile.clone());
+        ids.insert(p.board_user_id.clone());
+        ids.insert(p.wst_uid.clone());
+        if p.name.chars().count() >= 2 {
+            names.insert(p.name.clone());
+        }
+    }
+    ids.retain(|s| s.chars().count() >= 4);
+    assert!(
+        ids.len() > 50 && names.len() > 20,
+        "the corpus has complainants"
+    );
+    let lake = d.out.join("lake");
+    // Free text (title, body, address) is checked for phone numbers and user ids, not for names:
+    // complainants who write "我叫…" in the body are not scrubbed by the engine yet.
+    let free_text = ["title", "body", "address", "summary"];
+    let mut cells = 0usize;
+    for table in ["complaints", "issues", "complainants", "alerts"] {
+        let cols = lake_rows(&lake, &format!("select * from {table}")).await;
+        for row in cols {
+            for (col, v) in row.as_object().expect("row") {
+                let Some(text) = v.as_str() else { continue };
+                cells += 1;
+                let checked = ids
+                    .iter()
+                    .chain(names.iter().filter(|_| !free_text.contains(&col.as_str())));
+                for s in checked {
+                    assert!(
+                        !text.contains(s.as_str()),
+                        "{table}.{col} holds a raw identity: {text}"
+                    );
+                }
+                assert!(
+                    !has_mobile_number(text),
+                    "{table}.{col} holds an unmasked mobile number: {text}"
+                );
+            }
+        }
+    }
+    assert!(cells > 1000, "checked the lake's text: {cells} cells");
+    // Complainants appear as pseudonyms only, phones masked.
+    let people = lake_rows(
+        &lake,
+        "select distinct complainant from complaints where complainant is not null",
+    )
+    .await;
+    assert!(people.len() > 20);
+    for p in &people {
+        let s = p["complainant"].as_str().expect("pseudonym");
+        assert!(s.starts_with("p_") && s.len() == 18, "pseudonym: {s}");
+    }
+    let phones = lake_rows(
+        &lake,
+        "select phone_masked from complaints where phone_masked is not null",
+    )
+    .await;
+    assert!(!phones.is_empty());
+    assert!(phones.iter().all(|p| {
+        p["phone_masked"]
+            .as_str()
+            .is_some_and(|s| s.contains("****"))
+    }));
+}
+
+/// 11 digits in a row starting with 1 (a mainland mobile number), not part of a longer number.
+fn has_mobile_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 11 && b[start] == b'1' && b[start + 1] >= b'3' {
+                return true;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_cli_one_shot_formats_and_repl_with_history() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let want = lake_rows(
+        &lake,
+        "select domain, count(*) as n from complaints group by domain order by domain",
+    )
+    .await;
+    // One-shot to a Parquet file.
+    let dir = tmpdir("sql-cli");
+    let file = dir.join("by_domain.parquet");
+    let out = duban()
+        .args(["sql", "--format", "parquet", "--output"])
+        .arg(&file)
+        .arg("--lake")
+        .arg(&lake)
+        .arg("select domain, count(*) as n from complaints group by domain order by domain")
+        .output()
+        .expect("duban sql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&file).expect("parquet written"),
+        )
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, want.len());
+    // A write is refused with a one-line error and a non-zero exit.
+    let out = duban()
+        .arg("sql")
+        .arg("--lake")
+        .arg(&lake)
+        .arg("insert into complaints select * from complaints")
+        .output()
+        .expect("duban sql runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DML not supported"), "{err}");
+
+    // The REPL: a statement over two lines, a meta command, a bad statement, then quit.
+    let history = dir.join("history");
+    let mut child = duban()
+        .arg("sql")
+        .args(["--format", "csv", "--lake"])
+        .arg(&lake)
+        .arg("--history")
+        .arg(&history)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("repl starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b"select domain, count(*) as n\nfrom complaints group by domain order by domain;\n\\d\nselect nope from complaints;\n\\q\n",
+        )
+        .expect("write");
+    let out = child.wait_with_output().expect("repl ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = &want[0];
+    assert!(
+        text.contains(&format!(
+            "{},{}",
+            first["domain"].as_str().expect("domain"),
+            first["n"]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("complainants"), "\\d lists tables: {text}");
+    assert!(text.contains("error: SQL error"), "{text}");
+    let saved = std::fs::read_to_string(&history).expect("history saved");
+    assert!(saved.contains("from complaints group by domain"), "{saved}");
+}
+
+/// The Python that has adbc-driver-flightsql (DUBAN_PYTHON, set by scripts/test.sh).
+fn python() -> PathBuf {
+    let p = std::env::var_os("DUBAN_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let v = PathBuf::from(std::env::var_os("HOME")?).join(".cache/duban-venv/bin/python");
+            v.exists().then_some(v)
+        })
+        .expect("DUBAN_PYTHON is not set: run scripts/pyenv.sh (scripts/test.sh does)");
+    let ok = Command::new(&p)
+        .args(["-c", "import adbc_driver_flightsql, pyarrow"])
+        .status()
+        .expect("python runs");
+    assert!(
+        ok.success(),
+        "{} lacks adbc-driver-flightsql/pyarrow",
+        p.display()
+    );
+    p
+}
+
+/// Run the ADBC client; its JSON answer.
+fn adbc(uri: &str, token: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo("tests/flightsql_client.py"))
+        .args([uri, token])
+        .args(args)
+        .output()
+        .expect("client runs");
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "client output is JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A `duban serve-sql` child, killed on drop.
+struct Server {
+    child: std::process::Child,
+    uri: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(lake: &Path, token: &str) -> Server {
+    let mut child = duban()
+        .arg("serve-sql")
+        .arg("--lake")
+        .arg(lake)
+        .args(["--port", "0"])
+        .env("DUBAN_SQL_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve-sql starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // The first line names the bound address; read_line blocks until it is printed or the
+    // server exits (EOF), so no polling is needed.
+    let first = lines
+        .next()
+        .and_then(Result::ok)
+        .expect("serve-sql printed its address");
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    Server {
+        child,
+        uri: format!("grpc://{addr}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_serves_the_lake_to_the_adbc_driver() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let token = "e2e-flight-token";
+    let server = serve(&lake, token);
+    let queries = [
+        "select domain, district, cast(received_at as date) as day, count(*) as n \
+         from complaints group by 1, 2, 3 order by 1, 2, 3",
+        "select issue_id, complainants, title from issues order by complainants desc, issue_id limit 10",
+        "select alert_id, trigger, level, complaint_count from alerts order by alert_id",
+        "select complainant, complaints, flagged from complainants order by complaints desc, complainant limit 5",
+    ];
+    for sql in queries {
+        let got = adbc(&server.uri, token, &["query", sql]);
+        let rows = got["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{sql}: {got}"));
+        let want = lake_rows(&lake, sql).await;
+        assert!(!want.is_empty(), "{sql} has rows");
+        assert_eq!(rows.len(), want.len(), "{sql}");
+        for (g, w) in rows.iter().zip(&want) {
+            for (k, wv) in w.as_object().expect("row") {
+                let gv = &g[k];
+                // Dates and timestamps arrive as Python objects printed with str().
+                let same = gv == wv
+                    || (gv.as_str().is_some()
+                        && wv.as_str().is_some_and(|w| {
+                            gv.as_str()
+                                .is_some_and(|g| g.replace(' ', "T").starts_with(&w[..10]))
+                        }));
+                assert!(same, "{sql}: column {k}: {gv} vs {wv}");
+            }
+        }
+    }
+    // Basic auth (the token as password) works too; the catalog lists the lake's tables.
+    let basic = adbc(
+        &server.uri,
+        token,
+        &["basic", "select count(*) as n from complaints"],
+    );
+    assert_eq!(basic["rows"][0]["n"], d.complaints.len());
+    let objects = adbc(&server.uri, token, &["objects"]);
+    let tables: Vec<&str> = objects["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    for t in ["alerts", "complainants", "complaints", "issues"] {
+        assert!(tables.contains(&t), "{t} in {tables:?}");
+    }
+    // A wrong token is refused; so are writes.
+    let wrong = adbc(&server.uri, "not-the-token", &["query", "select 1"]);
+    assert!(
+        wrong["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("UNAUTHENTICATED")),
+        "{wrong}"
+    );
+    for write in [
+        "insert into complaints select * from complaints",
+        "create table t as select 1",
+        "copy (select 1) to '/tmp/duban-flight-should-not-exist.csv'",
+    ] {
+        let refused = adbc(&server.uri, token, &["query", write]);
+        assert!(
+            refused["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("read-only")),
+            "{write}: {refused}"
+        );
+    }
+    assert!(!Path::new("/tmp/duban-flight-should-not-exist.csv").exists());
+    assert_eq!(
+        d.alerts.is_empty(),
+        lake_rows(&lake, "select * from alerts").await.is_empty()
+    );
+}
+
+/// The ClickHouse endpoint (DUBAN_CLICKHOUSE_URL; scripts/test.sh starts the server).
+fn clickhouse_config(db: &str) -> duban::sink::clickhouse::ClickHouseConfig {
+    let url =
+        std::env::var("DUBAN_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    duban::sink::clickhouse::ClickHouseConfig {
+        url,
+        database: db.to_string(),
+        group_id: format!("{db}-sink"),
+        snapshot_every_secs: 1,
+        ..Default::default()
+    }
+}
+
+async fn ch_number(sink: &duban::sink::clickhouse::ClickHouseSink, sql: &str) -> u64 {
+    let t = sink.query_text(sql).await.expect("ClickHouse query");
+    t.trim().parse().unwrap_or_else(|_| panic!("{sql} → {t}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_sink_loads_the_lake_and_replays_idempotently() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let db = unique("sql_ch").replace('-', "_");
+    let cfg = clickhouse_config(&db);
+    let sink = duban::sink::clickhouse::ClickHouseSink::connect(&cfg)
+        .await
+        .expect("ClickHouse reachable (scripts/services.sh start clickhouse)");
+    let first = sink.load_lake(&lake).await.expect("load");
+    assert_eq!(first.complaints, d.complaints.len());
+    // A replay (the same lake again) replaces rows instead of adding them.
+    sink.load_lake(&lake).await.expect("load again");
+    for (table, want) in [
+        ("complaints", d.complaints.len()),
+        ("alerts", d.alerts.len()),
+        (
+            "issues",
+            lake_rows(&lake, "select * from issues").await.len(),
+        ),
+        (
+            "complainants",
+            lake_rows(&lake, "select * from complainants").await.len(),
+        ),
+    ] {
+        let n = ch_number(&sink, &format!("SELECT count() FROM {table} FINAL")).await;
+        assert_eq!(n as usize, want, "{table} FINAL");
+        sink.execute(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .await
+            .expect("optimize");
+        let n = ch_number(&sink, &format!("SELECT count() FROM {table}")).await;
+        assert_eq!(n as usize, want, "{table} after merges: one row per id");
+    }
+    // The analyst query agrees with DataFusion on the lake.
+    let want = lake_rows(
+        &lake,
+        "select domain, coalesce(district, '') as district, count(*) as n from complaints \
+         group by 1, 2 order by 1, 2",
+    )
+    .await;
+    let got = sink
+        .query_text(
+            "SELECT domain, ifNull(district, '') AS d, count() FROM complaints FINAL \
+             GROUP BY domain, d ORDER BY domain, d",
+        )
+        .await
+        .expect("query");
+    let got: Vec<String> = got.lines().map(str::to_string).collect();
+    let want: Vec<String> = want
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{}",
+                r["domain"].as_str().expect("domain"),
+                r["district"].as_str().expect("district"),
+                r["n"]
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    // Timestamps keep their local wall time.
+    let c = &d.complaints[0];
+    let t = sink
+        .query_text(&format!(
+            "SELECT toString(received_at) FROM complaints FINAL WHERE complaint_id = '{}'",
+            c.complaint_id
+        ))
+        .await
+        .expect("time");
+    assert_eq!(
+        t.trim(),
+        c.received_at.format("%Y-%m-%d %H:%M:%S").to_string()
+    );
+    sink.execute(&format!("DROP DATABASE {db}"))
+        .await
+        .expect("drop");
+}
+
+fn ch_group(db: &str, run: usize) -> String {
+    format!("{db}-sink-{run}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
+    let d = demo().await;
+    let prefix = unique("sql-sink");
+    let cfg = test_config(&prefix);
+    let bus = duban::pipeline::kafka::connect(&cfg)
+        .await
+        .expect("Kafka reachable");
+    let topics = bus.topics();
+    let complaints: Vec<(String, Vec<u8>)> = d
+        .complaints
+        .iter()
+        .map(|c| (c.complaint_id.clone(), serde_json::to_vec(c).expect("json")))
+        .collect();
+    let alerts: Vec<(String, Vec<u8>)> = d
+        .alerts
+        .iter()
+        .map(|a| (a.alert_id.clone(), serde_json::to_vec(a).expect("json")))
+        .collect();
+    // Every complaint twice on the topic: an at-least-once producer's retry.
+    bus.send_all(&topics.complaints, &complaints)
+        .await
+        .expect("send");
+    bus.send_all(&topics.complaints, &complaints)
+        .await
+        .expect("send");
+    bus.send_all(&topics.alerts, &alerts).await.expect("send");
+    let db = prefix.replace('-', "_");
+    let ch = clickhouse_config(&db);
+    let sink = duban::sink::clickhouse::ClickHouseSink::connect(&ch)
+        .await
+        .expect("ClickHouse reachable");
+    let lake = d.out.join("lake");
+    for run in 0..2 {
+        // The second run is a replay from the start (a new consumer group).
+        let mut ch = ch.clone();
+        ch.group_id = ch_group(&db, run);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let (bus, lake) = (bus.clone(), lake.clone());
+            tokio::spawn(async move {
+                duban::sink::clickhouse::run_consumer(&ch, bus, &lake, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        };
+        // Done when the sink's group has committed both topics to their ends.
+        wait_committed(&ch_group(&db, run), &topics.complaints).await;
+        wait_committed(&ch_group(&db, run), &topics.alerts).await;
+        let _ = stop_tx.send(());
+        task.await.expect("task").expect("sink ran without error");
+    }
+    for (table, want) in [
+        ("complaints", d.complaints.len()),
+        ("alerts", d.alerts.len()),
+    ] {
+        let n = ch_number(&sink, &format!("SELECT count() FROM {table} FINAL")).await;
+        assert_eq!(
+            n as usize, want,
+            "{table}: once per id after a retry and a replay"
+        );
+    }
+    let issues = lake_rows(&lake, "select * from issues").await.len();
+    let n = ch_number(&sink, "SELECT count() FROM issues FINAL").await;
+    assert_eq!(n as usize, issues, "the lake's issue snapshot was sent");
+    sink.execute(&format!("DROP DATABASE {db}"))
+        .await
+        .expect("drop");
+}
