@@ -767,43 +767,51 @@ async fn lifecycle_alerts_are_counted() {
     assert!(r.html.contains("升级红色") && r.markdown.contains("前次预警 A3"));
 }
 
-/// Run tests/browser/check.mjs (playwright-core driving Debian's Chromium) on the page.
-async fn browser_check(html: &str, name: &str) -> Value {
-    let dir = tmpdir(&format!("report-browser-{name}"));
-    let page = dir.join("report.html");
-    std::fs::write(&page, html).expect("page written");
-    let shot = dir.join("report.png");
+/// Measure a page in headless Chromium with tests/browser/check.mjs (playwright-core driving
+/// Debian's /usr/bin/chromium): `target` is `--file PATH` or `--url URL`. Fails (never skips) when
+/// node, the npm packages or Chromium are missing. Reusable by other areas' browser tests.
+pub(crate) async fn browser_measure(target: (&str, &str), width: u32, screenshot: &Path) -> Value {
     let runner = repo("tests/browser");
     assert!(
         runner.join("node_modules/playwright-core").is_dir(),
         "tests/browser needs its packages: run `npm ci` in tests/browser (scripts/test.sh does)"
     );
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(runner.join("check.mjs"))
+        .args([target.0, target.1])
+        .arg("--screenshot")
+        .arg(screenshot)
+        .args(["--width", &width.to_string()]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("joins")
+        .expect("node runs (install nodejs)");
+    assert!(
+        out.status.success(),
+        "browser check failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).expect("measurements JSON");
+    let png = std::fs::read(screenshot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    m
+}
+
+/// The report page at a desktop and a phone width: nothing fetched, no errors, no sideways
+/// scrolling, no text overflowing. Returns the desktop measurements.
+async fn browser_check(html: &str, name: &str) -> Value {
+    let dir = tmpdir(&format!("report-browser-{name}"));
+    let page = dir.join("report.html");
+    std::fs::write(&page, html).expect("page written");
     let mut results = Vec::new();
-    // A desktop and a phone-sized window: text must fit both.
-    for width in ["1280", "390"] {
-        let mut cmd = std::process::Command::new("node");
-        cmd.arg(runner.join("check.mjs"))
-            .arg("--file")
-            .arg(&page)
-            .arg("--screenshot")
-            .arg(dir.join(format!("report-{width}.png")))
-            .args(["--width", width]);
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .expect("joins")
-            .expect("node runs (install nodejs)");
-        assert!(
-            out.status.success(),
-            "browser check failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let m: Value = serde_json::from_slice(&out.stdout).expect("measurements JSON");
-        let png = std::fs::read(m["screenshot"].as_str().expect("screenshot")).expect("png");
-        assert!(
-            png.starts_with(b"\x89PNG") && png.len() > 10_000,
-            "a real screenshot"
-        );
+    for width in [1280, 390] {
+        let shot = dir.join(format!("report-{width}.png"));
+        let m = browser_measure(("--file", page.to_str().expect("utf-8 path")), width, &shot).await;
+        eprintln!("screenshot: {}", shot.display());
         assert_eq!(m["requests"], serde_json::json!([]), "nothing fetched");
         assert_eq!(m["console_errors"], serde_json::json!([]), "no errors");
         assert!(
@@ -818,7 +826,6 @@ async fn browser_check(html: &str, name: &str) -> Value {
         );
         results.push(m);
     }
-    let _ = std::fs::copy(dir.join("report-1280.png"), &shot);
     results.swap_remove(0)
 }
 
