@@ -193,8 +193,13 @@ pub fn html(d: &ReportData) -> String {
         .collect();
     let _ = write!(
         s,
-        r#"<h3>近30日诉求趋势</h3><div class="panel">{}</div>"#,
-        chart::trend("chart-trend", "近30日每日受理诉求", &pts)
+        r#"<h3>近{n}日诉求趋势</h3><div class="panel">{}</div>"#,
+        chart::trend(
+            "chart-trend",
+            &format!("近{}日每日受理诉求", d.trend.len()),
+            &pts
+        ),
+        n = d.trend.len()
     );
     for (id, name, head, rows) in [
         ("chart-channel", "按渠道", "渠道", &c.by_channel),
@@ -498,7 +503,11 @@ pub fn markdown(d: &ReportData) -> String {
         c.complainants,
         c.duplicates
     );
-    s.push_str("### 近30日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|\n");
+    let _ = writeln!(
+        s,
+        "### 近{}日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|",
+        d.trend.len()
+    );
     for p in &d.trend {
         let _ = writeln!(s, "| {} | {} |", p.day, p.count);
     }
