@@ -194,7 +194,7 @@ async fn check_complaint_numbers(lake: &Path, j: &Value) {
     for (field, col) in [
         ("by_channel", "channel"),
         ("by_domain", "domain"),
-        ("by_district", "coalesce(district, '未注明')"),
+        ("by_district", "coalesce(nullif(district, ''), '未注明')"),
     ] {
         let now = counts(
             lake,
@@ -808,14 +808,14 @@ pub(crate) async fn browser_measure(target: (&str, &str), width: u32, screenshot
     m
 }
 
-/// The report page at a desktop and a phone width: nothing fetched, no errors, no sideways
+/// The report page at a desktop and two phone widths: nothing fetched, no errors, no sideways
 /// scrolling, no text overflowing. Returns the desktop measurements.
 async fn browser_check(html: &str, name: &str) -> Value {
     let dir = tmpdir(&format!("report-browser-{name}"));
     let page = dir.join("report.html");
     std::fs::write(&page, html).expect("page written");
     let mut results = Vec::new();
-    for width in [1280, 390] {
+    for width in [1280, 390, 320] {
         let shot = dir.join(format!("report-{width}.png"));
         let m = browser_measure(("--file", page.to_str().expect("utf-8 path")), width, &shot).await;
         eprintln!("screenshot: {}", shot.display());
