@@ -570,3 +570,81 @@ async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
         .await
         .expect("drop");
 }
+
+/// The simulator's raw records for a corpus, drained onto the in-process bus by the connectors.
+async fn raw_records(cfg: &duban::config::Config, size: usize) -> Vec<(String, Vec<u8>)> {
+    use duban::bus::{Bus, MemoryBus, Topics};
+    use duban::connectors::{ConnectorFiles, Mode, Output, run_pollers};
+    let bus = MemoryBus::new();
+    let topics = Topics::new(&cfg.kafka.topic_prefix);
+    let out = Output {
+        bus: Bus::Memory(bus.clone()),
+        topics: topics.clone(),
+    };
+    let mut files = ConnectorFiles::load(&cfg.connectors.dir).expect("connector configs");
+    let exports = tmpdir("sql-exports");
+    let mut sim = sim_config(SEED + 1, size);
+    sim.export_dir = exports.clone();
+    let (sim, receiver) =
+        duban::pipeline::embedded::start_sim_and_receiver(sim, &files, out.clone())
+            .await
+            .expect("sim");
+    files.point_at_sim(&sim.base_url(), &exports);
+    run_pollers(&files, &cfg.connectors.enabled, out, Mode::Drain)
+        .await
+        .expect("connectors drain the feeds");
+    sim.pushes_done().await.expect("webhooks");
+    receiver.shutdown().await;
+    sim.shutdown().await;
+    bus.read(&topics.raw, 0)
+        .into_iter()
+        .map(|r| {
+            let key = String::from_utf8(r.key.unwrap_or_default()).expect("utf8 key");
+            (key, r.value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lake_replay_on_kafka_with_other_batch_boundaries_keeps_each_complaint_once() {
+    let prefix = unique("sql-replay");
+    let mut cfg = test_config(&prefix);
+    let raw = raw_records(&cfg, 300).await;
+    assert!(raw.len() >= 300, "raw records: {}", raw.len());
+    let bus = duban::pipeline::kafka::connect(&cfg)
+        .await
+        .expect("Kafka reachable");
+    let topics = bus.topics();
+    bus.send_all(&topics.raw, &raw).await.expect("raw sent");
+    let data = tmpdir("sql-replay-data");
+    let lake = data.join("lake");
+    let mut seen = Vec::new();
+    // The first run cuts the raw topic into batches of 37, the replay (a new consumer group, the
+    // same data folder) into batches of 101: no batch boundary is shared.
+    for (run, size) in [(0, 37), (1, 101)] {
+        cfg.engine.batch_max_records = size;
+        cfg.engine.group_id = format!("{prefix}-engine-{run}");
+        let (engine, stop) = spawn_engine(&cfg, &bus, &data);
+        wait_committed(&cfg.engine.group_id, &topics.raw).await;
+        let _ = stop.send(());
+        engine.await.expect("engine task").expect("engine ran");
+        let counts = lake_rows(
+            &lake,
+            "select count(*) as n, count(distinct complaint_id) as ids from complaints",
+        )
+        .await;
+        seen.push((counts[0]["n"].clone(), counts[0]["ids"].clone()));
+    }
+    let (n0, ids0) = &seen[0];
+    assert!(n0.as_u64().is_some_and(|n| n >= 250), "{seen:?}");
+    assert_eq!(n0, ids0, "each complaint once after the first run");
+    assert_eq!(
+        seen[1], seen[0],
+        "the replay overwrote instead of duplicating"
+    );
+    let compacted = duban::lake::compact(&lake).expect("compact");
+    assert_eq!(compacted.duplicates_dropped, 0);
+    assert_eq!(compacted.files_after, compacted.partitions);
+    let after = lake_rows(&lake, "select count(*) as n from complaints").await;
+    assert_eq!(after[0]["n"], *n0);
+}
