@@ -648,3 +648,90 @@ async fn lake_replay_on_kafka_with_other_batch_boundaries_keeps_each_complaint_o
     let after = lake_rows(&lake, "select count(*) as n from complaints").await;
     assert_eq!(after[0]["n"], *n0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_classify_uses_the_configured_model() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let dir = tmpdir("sql-model");
+    // A model whose labels the taxonomy does not have: its answers can only come from it.
+    let data = dir.join("train.csv");
+    let mut csv = String::from("title,body,label\n");
+    let lights = [
+        "路灯不亮",
+        "路灯坏了",
+        "夜里路灯熄灭",
+        "路灯闪烁",
+        "街边路灯损坏",
+    ];
+    let wages = [
+        "工资拖欠",
+        "老板不发工资",
+        "拖欠农民工工资",
+        "工资被克扣",
+        "欠薪三个月",
+    ];
+    for i in 0..60 {
+        let (l, w) = (lights[i % 5], wages[(i * 3) % 5]);
+        csv.push_str(&format!(
+            "{l},{l}请尽快处理{i},灯光类\n{w},{w}请帮忙{i},薪资类\n"
+        ));
+    }
+    std::fs::write(&data, csv).expect("training data");
+    let model = dir.join("m.model");
+    let out = duban()
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .expect("train runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("duban.toml");
+    std::fs::write(
+        &config,
+        format!("[engine]\nmodel = {:?}\n", model.display().to_string()),
+    )
+    .expect("config");
+    let sql = "select classify('路灯不亮', '中山路路灯坏了一个月') as a, \
+               classify('拖欠工资', '公司欠薪三个月') as b";
+    for args in [
+        vec!["--model".to_string(), model.display().to_string()],
+        vec!["--config".to_string(), config.display().to_string()],
+    ] {
+        let out = duban()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .args(&args)
+            .arg(sql)
+            .output()
+            .expect("sql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().nth(1),
+            Some("灯光类,薪资类"),
+            "{args:?}: {text}"
+        );
+    }
+    // Without a model: the taxonomy's vocabulary, which knows neither label.
+    let out = duban()
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(&lake)
+        .arg(sql)
+        .output()
+        .expect("sql runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("灯光类") && text.lines().count() == 2,
+        "{text}"
+    );
+}
