@@ -527,6 +527,9 @@ async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
         .await
         .expect("send");
     bus.send_all(&topics.alerts, &alerts).await.expect("send");
+    // A record the sink cannot read goes to the dead-letter topic.
+    let junk = vec![("junk".to_string(), b"{not json".to_vec())];
+    bus.send_all(&topics.complaints, &junk).await.expect("send");
     let db = prefix.replace('-', "_");
     let ch = clickhouse_config(&db);
     let sink = duban::sink::clickhouse::ClickHouseSink::connect(&ch)
@@ -563,6 +566,15 @@ async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
             "{table}: once per id after a retry and a replay"
         );
     }
+    let dead: Vec<duban::record::DeadLetter> = read_all(&topics.dlq)
+        .iter()
+        .map(|(_, v)| serde_json::from_slice(v).expect("dead letter"))
+        .collect();
+    assert_eq!(dead.len(), 2, "the junk record, once per run");
+    assert!(
+        dead.iter()
+            .all(|d| d.stage == "sink.clickhouse" && d.original() == b"{not json")
+    );
     let issues = lake_rows(&lake, "select * from issues").await.len();
     let n = ch_number(&sink, "SELECT count() FROM issues FINAL").await;
     assert_eq!(n as usize, issues, "the lake's issue snapshot was sent");
