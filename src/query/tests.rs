@@ -192,3 +192,29 @@ async fn formats_csv_json_and_parquet() {
         "parquet needs a file"
     );
 }
+
+#[tokio::test]
+async fn alert_history_is_registered_when_the_lake_has_it() {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let lake = lake();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("alert_id", DataType::Utf8, false),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("action", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["AL-1", "AL-1"])),
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["raise", "escalate"])),
+        ],
+    )
+    .expect("batch");
+    crate::lake::write_parquet(&lake.join("alert_history/history.parquet"), &batch).expect("write");
+    let b = run_sql(&lake, "select action from alert_history order by seq")
+        .await
+        .expect("alert_history is a table");
+    assert_eq!(strings(&b, 0), vec!["raise", "escalate"]);
+}

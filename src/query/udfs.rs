@@ -18,7 +18,7 @@ pub fn register(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
         vec![DataType::Utf8],
         DataType::Utf8,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| map_strings(args, |v| v[0].map(segment), Kind::Text)),
+        Arc::new(|args: &[ColumnarValue]| map_text(args, |v| v[0].map(segment))),
     ));
     let c = classifier.clone();
     ctx.register_udf(create_udf(
@@ -27,11 +27,9 @@ pub fn register(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(move |args: &[ColumnarValue]| {
-            map_strings(
-                args,
-                |v| Some(c.classify(v[0].unwrap_or(""), v[1].unwrap_or("")).0),
-                Kind::Text,
-            )
+            map_text(args, |v| {
+                Some(c.classify(v[0].unwrap_or(""), v[1].unwrap_or("")).0)
+            })
         }),
     ));
     let c = classifier;
@@ -41,14 +39,9 @@ pub fn register(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
         DataType::Float64,
         Volatility::Immutable,
         Arc::new(move |args: &[ColumnarValue]| {
-            map_strings(
-                args,
-                |v| {
-                    let conf = c.classify(v[0].unwrap_or(""), v[1].unwrap_or("")).1;
-                    Some(conf.to_string())
-                },
-                Kind::Number,
-            )
+            map_f64(args, |v| {
+                Some(c.classify(v[0].unwrap_or(""), v[1].unwrap_or("")).1)
+            })
         }),
     ));
     ctx.register_udf(create_udf(
@@ -56,13 +49,7 @@ pub fn register(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
         vec![DataType::Utf8, DataType::Utf8],
         DataType::Float64,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            map_strings(
-                args,
-                |v| Some(similarity(v[0]?, v[1]?).to_string()),
-                Kind::Number,
-            )
-        }),
+        Arc::new(|args: &[ColumnarValue]| map_f64(args, |v| Some(similarity(v[0]?, v[1]?)))),
     ));
 }
 
@@ -96,17 +83,11 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     if d == 0.0 { 0.0 } else { (dot / d).min(1.0) }
 }
 
-enum Kind {
-    Text,
-    Number,
-}
-
-/// Apply `f` row by row over string arguments; `Kind::Number` parses its output as a float.
-fn map_strings(
+/// The string arguments of a UDF call, row by row.
+fn string_rows(
     args: &[ColumnarValue],
-    f: impl Fn(&[Option<&str>]) -> Option<String>,
-    kind: Kind,
-) -> datafusion::error::Result<ColumnarValue> {
+    mut row: impl FnMut(&[Option<&str>]),
+) -> datafusion::error::Result<()> {
     let arrays = ColumnarValue::values_to_arrays(args)?;
     let arrays: Vec<ArrayRef> = arrays
         .iter()
@@ -115,23 +96,33 @@ fn map_strings(
     let cols: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
     let n = arrays.first().map_or(0, |a| a.len());
     let mut vals: Vec<Option<&str>> = Vec::with_capacity(cols.len());
-    let mut text = StringBuilder::new();
-    let mut num = Float64Builder::new();
     for i in 0..n {
         vals.clear();
         vals.extend(
             cols.iter()
                 .map(|c| if c.is_null(i) { None } else { Some(c.value(i)) }),
         );
-        let out = f(&vals);
-        match kind {
-            Kind::Text => text.append_option(out),
-            Kind::Number => num.append_option(out.and_then(|s| s.parse::<f64>().ok())),
-        }
+        row(&vals);
     }
-    let arr: ArrayRef = match kind {
-        Kind::Text => Arc::new(text.finish()),
-        Kind::Number => Arc::new(num.finish()),
-    };
-    Ok(ColumnarValue::Array(arr))
+    Ok(())
+}
+
+/// A text-valued UDF body.
+fn map_text(
+    args: &[ColumnarValue],
+    f: impl Fn(&[Option<&str>]) -> Option<String>,
+) -> datafusion::error::Result<ColumnarValue> {
+    let mut b = StringBuilder::new();
+    string_rows(args, |v| b.append_option(f(v)))?;
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
+/// A number-valued UDF body.
+fn map_f64(
+    args: &[ColumnarValue],
+    f: impl Fn(&[Option<&str>]) -> Option<f64>,
+) -> datafusion::error::Result<ColumnarValue> {
+    let mut b = Float64Builder::new();
+    string_rows(args, |v| b.append_option(f(v)))?;
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::ReportSpec;
 use super::lake::{LakeTables, Rows, local_day};
 
-/// Days in the trend line.
+/// Days in the trend line (more when the period is longer: a month shows all its days).
 pub const TREND_DAYS: i64 = 30;
 /// Rows in the hot-issue and complainant tables.
 pub const TOP_N: usize = 10;
@@ -266,7 +266,8 @@ pub async fn compute(lake: &Path, spec: &ReportSpec, generated_at: &str) -> Resu
     let mut notes = Vec::new();
     let (start, end) = (spec.start, spec.end);
     let (pstart, pend) = spec.previous();
-    let trend_start = end - Duration::days(TREND_DAYS - 1);
+    let trend_days = TREND_DAYS.max((end - start).num_days() + 1);
+    let trend_start = end - Duration::days(trend_days - 1);
     let from = pstart.min(trend_start);
     if !t.has("complaints") {
         notes.push("湖中尚无诉求表（complaints）".to_string());
@@ -392,7 +393,7 @@ pub async fn compute(lake: &Path, spec: &ReportSpec, generated_at: &str) -> Resu
     for c in &complaints {
         *per_day.entry(c.day).or_default() += 1;
     }
-    let trend: Vec<TrendPoint> = (0..TREND_DAYS)
+    let trend: Vec<TrendPoint> = (0..trend_days)
         .map(|i| {
             let day = trend_start + Duration::days(i);
             TrendPoint {

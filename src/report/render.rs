@@ -34,12 +34,15 @@ th,td{border:1px solid #dde1e6;padding:5px 8px;text-align:left;vertical-align:to
 th{background:#eef2f7;font-weight:600}
 td.n,th.n{text-align:right;width:5.5em}
 td.w,th.w{width:9em}
+td.c,th.c{width:8.5em}
+.nw{white-space:nowrap}
 .up{color:#c0392b}.down{color:#2e8b57}
 ul{padding-left:22px}
 .notes{color:#666;font-size:13px}
 .lv{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 .lv.yellow{background:#d9a400}.lv.red{background:#c0392b}.lv.green{background:#2e8b57}
-@media (max-width:700px){body{font-size:12px}main{padding:12px 6px 32px}h1{font-size:19px}h2{font-size:16px}th,td{padding:3px}td.n,th.n{width:2.9em}td.w,th.w{width:4.8em}.card b{font-size:18px}.cards{grid-template-columns:repeat(auto-fit,minmax(100px,1fr))}}
+@media (max-width:700px){body{font-size:12px}main{padding:12px 6px 32px}h1{font-size:19px}h2{font-size:16px}th,td{padding:3px}td.n,th.n{width:2.9em}td.w,th.w{width:4.8em}td.c,th.c{width:6.6em}.card b{font-size:18px}.cards{grid-template-columns:repeat(auto-fit,minmax(100px,1fr))}}
+@media (max-width:420px){body{font-size:11px}td.n,th.n{width:2.6em}td.w,th.w{width:3.8em}td.c,th.c{width:5em}.nw{white-space:normal}}
 "#;
 
 fn change_text(change: i64, pct: Option<f64>) -> String {
@@ -56,10 +59,17 @@ fn change_html(change: i64, pct: Option<f64>) -> String {
         -1 => "down",
         _ => "",
     };
-    format!(
-        r#"<span class="{class}">{}</span>"#,
-        escape(&change_text(change, pct))
-    )
+    // The number and the percentage each stay whole; a narrow column breaks between them.
+    let text = change_text(change, pct);
+    let parts = match text.find('（') {
+        Some(i) => format!(
+            r#"<span class="nw">{}</span><span class="nw">{}</span>"#,
+            escape(&text[..i]),
+            escape(&text[i..])
+        ),
+        None => format!(r#"<span class="nw">{}</span>"#, escape(&text)),
+    };
+    format!(r#"<span class="{class}">{parts}</span>"#)
 }
 
 fn opt(s: &Option<String>) -> &str {
@@ -106,12 +116,12 @@ pub fn lead(d: &ReportData) -> String {
 fn count_table_html(s: &mut String, name: &str, rows: &[Count]) {
     let _ = write!(
         s,
-        r#"<table><thead><tr><th>{name}</th><th class="n">本期</th><th class="n">上期</th><th class="w">变化</th></tr></thead><tbody>"#
+        r#"<table><thead><tr><th>{name}</th><th class="n">本期</th><th class="n">上期</th><th class="c">变化</th></tr></thead><tbody>"#
     );
     for r in rows {
         let _ = write!(
             s,
-            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="w">{}</td></tr>"#,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td></tr>"#,
             escape(&r.label),
             r.count,
             r.previous,
@@ -193,8 +203,13 @@ pub fn html(d: &ReportData) -> String {
         .collect();
     let _ = write!(
         s,
-        r#"<h3>近30日诉求趋势</h3><div class="panel">{}</div>"#,
-        chart::trend("chart-trend", "近30日每日受理诉求", &pts)
+        r#"<h3>近{n}日诉求趋势</h3><div class="panel">{}</div>"#,
+        chart::trend(
+            "chart-trend",
+            &format!("近{}日每日受理诉求", d.trend.len()),
+            &pts
+        ),
+        n = d.trend.len()
     );
     for (id, name, head, rows) in [
         ("chart-channel", "按渠道", "渠道", &c.by_channel),
@@ -214,7 +229,7 @@ pub fn html(d: &ReportData) -> String {
     if d.hot_issues.is_empty() {
         s.push_str("<p>本期没有归入问题的诉求。</p>");
     } else {
-        s.push_str(r#"<table id="hot-issues"><thead><tr><th class="n">序号</th><th>问题（代表性诉求）</th><th class="w">地点</th><th class="w">区县/领域</th><th class="n">投诉人</th><th class="n">诉求</th><th class="w">较上期（投诉人）</th></tr></thead><tbody>"#);
+        s.push_str(r#"<table id="hot-issues"><thead><tr><th class="n">序号</th><th>问题（代表性诉求）</th><th class="w">地点</th><th class="w">区县/领域</th><th class="n">投诉人</th><th class="n">诉求</th><th class="c">较上期（投诉人）</th></tr></thead><tbody>"#);
         for (i, h) in d.hot_issues.iter().enumerate() {
             let flags = if h.flags.is_empty() {
                 String::new()
@@ -223,7 +238,7 @@ pub fn html(d: &ReportData) -> String {
             };
             let _ = write!(
                 s,
-                r#"<tr><td class="n">{}</td><td>{}{flags}</td><td class="w">{}</td><td class="w">{}<br>{}</td><td class="n">{}</td><td class="n">{}</td><td class="w">{}</td></tr>"#,
+                r#"<tr><td class="n">{}</td><td>{}{flags}</td><td class="w">{}</td><td class="w">{}<br>{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td></tr>"#,
                 i + 1,
                 escape(&h.title),
                 escape(opt(&h.place)),
@@ -407,11 +422,11 @@ pub fn html(d: &ReportData) -> String {
     }
 
     // Focus categories.
-    s.push_str(r#"<h2>六、三类重点诉求</h2><table id="focus"><thead><tr><th class="w">类别</th><th class="n">本期诉求</th><th class="n">上期</th><th class="w">变化</th><th class="n">涉及问题</th><th>主要问题</th></tr></thead><tbody>"#);
+    s.push_str(r#"<h2>六、三类重点诉求</h2><table id="focus"><thead><tr><th class="w">类别</th><th class="n">本期诉求</th><th class="n">上期</th><th class="c">变化</th><th class="n">涉及问题</th><th>主要问题</th></tr></thead><tbody>"#);
     for f in &d.focus {
         let _ = write!(
             s,
-            r#"<tr><td class="w">{}</td><td class="n">{}</td><td class="n">{}</td><td class="w">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
+            r#"<tr><td class="w">{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
             escape(&f.category),
             f.complaints,
             f.previous,
@@ -498,7 +513,11 @@ pub fn markdown(d: &ReportData) -> String {
         c.complainants,
         c.duplicates
     );
-    s.push_str("### 近30日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|\n");
+    let _ = writeln!(
+        s,
+        "### 近{}日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|",
+        d.trend.len()
+    );
     for p in &d.trend {
         let _ = writeln!(s, "| {} | {} |", p.day, p.count);
     }

@@ -572,22 +572,31 @@ pub async fn run_consumer(
                 Err(_) => break,
             }
         }
-        let (mut complaints, mut alerts) = (Vec::new(), Vec::new());
+        let (mut complaints, mut alerts, mut dead) = (Vec::new(), Vec::new(), Vec::new());
         for m in &msgs {
             let payload = m.payload().unwrap_or_default();
             let origin = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
-            if m.topic() == topics.complaints {
-                complaints.push(
-                    serde_json::from_slice::<crate::record::Complaint>(payload)
-                        .with_context(|| format!("ClickHouse sink: bad complaint at {origin}"))?,
-                );
+            let parsed = if m.topic() == topics.complaints {
+                serde_json::from_slice::<crate::record::Complaint>(payload)
+                    .map(|c| complaints.push(c))
             } else {
-                alerts.push(
-                    serde_json::from_slice::<crate::record::Alert>(payload)
-                        .with_context(|| format!("ClickHouse sink: bad alert at {origin}"))?,
+                serde_json::from_slice::<crate::record::Alert>(payload).map(|a| alerts.push(a))
+            };
+            // A record the sink cannot read goes to the dead-letter topic, not lost, not fatal.
+            if let Err(e) = parsed {
+                tracing::warn!(target: "duban::sink", %origin, "ClickHouse sink: unreadable record: {e}");
+                let d = crate::record::DeadLetter::new(
+                    "sink.clickhouse",
+                    None,
+                    format!("not a {} record: {e}", m.topic()),
+                    &origin,
+                    m.key(),
+                    payload,
                 );
+                dead.push((origin, serde_json::to_vec(&d)?));
             }
         }
+        bus.send_all(&topics.dlq, &dead).await?;
         sink.write_complaints(&complaints).await?;
         sink.write_alerts(&alerts).await?;
         consumer

@@ -194,7 +194,7 @@ async fn check_complaint_numbers(lake: &Path, j: &Value) {
     for (field, col) in [
         ("by_channel", "channel"),
         ("by_domain", "domain"),
-        ("by_district", "coalesce(district, '未注明')"),
+        ("by_district", "coalesce(nullif(district, ''), '未注明')"),
     ] {
         let now = counts(
             lake,
@@ -233,9 +233,10 @@ async fn check_complaint_numbers(lake: &Path, j: &Value) {
         "{labels:?}"
     );
 
-    // Trend: 30 days ending with the period, each day as SQL counts it.
+    // Trend: 30 days (or the whole period, if longer) ending with it, each day as SQL counts it.
     let trend = j["trend"].as_array().expect("trend");
-    assert_eq!(trend.len(), 30);
+    let period_days = (day(e) - day(s)).num_days() as usize + 1;
+    assert_eq!(trend.len(), period_days.max(30));
     assert_eq!(trend.last().unwrap()["day"].as_str(), Some(e));
     let from = trend[0]["day"].as_str().unwrap();
     let per_day = counts(
@@ -429,6 +430,12 @@ async fn report_numbers_add_up_to_sql_over_the_same_lake() {
             "something changed against the previous period"
         );
     }
+    // A month of 31 days: all its days on the trend, the same sums.
+    let first = sql(lake, "select min(day) from complaints").await;
+    let (_, j) = report(lake, Period::Month, day(&first[0][0])).await;
+    check_complaint_numbers(lake, &j).await;
+    let days = j["trend"].as_array().unwrap().len();
+    assert!(days >= 30, "{days}");
     // Complainants with their topic focus: flagged ones first, each with a pseudonym.
     let (_, j) = report(lake, Period::Month, busy).await;
     let people = j["complainants"]["rows"].as_array().unwrap();
@@ -767,43 +774,51 @@ async fn lifecycle_alerts_are_counted() {
     assert!(r.html.contains("升级红色") && r.markdown.contains("前次预警 A3"));
 }
 
-/// Run tests/browser/check.mjs (playwright-core driving Debian's Chromium) on the page.
-async fn browser_check(html: &str, name: &str) -> Value {
-    let dir = tmpdir(&format!("report-browser-{name}"));
-    let page = dir.join("report.html");
-    std::fs::write(&page, html).expect("page written");
-    let shot = dir.join("report.png");
+/// Measure a page in headless Chromium with tests/browser/check.mjs (playwright-core driving
+/// Debian's /usr/bin/chromium): `target` is `--file PATH` or `--url URL`. Fails (never skips) when
+/// node, the npm packages or Chromium are missing. Reusable by other areas' browser tests.
+pub(crate) async fn browser_measure(target: (&str, &str), width: u32, screenshot: &Path) -> Value {
     let runner = repo("tests/browser");
     assert!(
         runner.join("node_modules/playwright-core").is_dir(),
         "tests/browser needs its packages: run `npm ci` in tests/browser (scripts/test.sh does)"
     );
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(runner.join("check.mjs"))
+        .args([target.0, target.1])
+        .arg("--screenshot")
+        .arg(screenshot)
+        .args(["--width", &width.to_string()]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("joins")
+        .expect("node runs (install nodejs)");
+    assert!(
+        out.status.success(),
+        "browser check failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).expect("measurements JSON");
+    let png = std::fs::read(screenshot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    m
+}
+
+/// The report page at a desktop and two phone widths: nothing fetched, no errors, no sideways
+/// scrolling, no text overflowing. Returns the desktop measurements.
+async fn browser_check(html: &str, name: &str) -> Value {
+    let dir = tmpdir(&format!("report-browser-{name}"));
+    let page = dir.join("report.html");
+    std::fs::write(&page, html).expect("page written");
     let mut results = Vec::new();
-    // A desktop and a phone-sized window: text must fit both.
-    for width in ["1280", "390"] {
-        let mut cmd = std::process::Command::new("node");
-        cmd.arg(runner.join("check.mjs"))
-            .arg("--file")
-            .arg(&page)
-            .arg("--screenshot")
-            .arg(dir.join(format!("report-{width}.png")))
-            .args(["--width", width]);
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .expect("joins")
-            .expect("node runs (install nodejs)");
-        assert!(
-            out.status.success(),
-            "browser check failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let m: Value = serde_json::from_slice(&out.stdout).expect("measurements JSON");
-        let png = std::fs::read(m["screenshot"].as_str().expect("screenshot")).expect("png");
-        assert!(
-            png.starts_with(b"\x89PNG") && png.len() > 10_000,
-            "a real screenshot"
-        );
+    for width in [1280, 390, 320] {
+        let shot = dir.join(format!("report-{width}.png"));
+        let m = browser_measure(("--file", page.to_str().expect("utf-8 path")), width, &shot).await;
+        eprintln!("screenshot: {}", shot.display());
         assert_eq!(m["requests"], serde_json::json!([]), "nothing fetched");
         assert_eq!(m["console_errors"], serde_json::json!([]), "no errors");
         assert!(
@@ -818,7 +833,6 @@ async fn browser_check(html: &str, name: &str) -> Value {
         );
         results.push(m);
     }
-    let _ = std::fs::copy(dir.join("report-1280.png"), &shot);
     results.swap_remove(0)
 }
 

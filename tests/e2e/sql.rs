@@ -527,6 +527,9 @@ async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
         .await
         .expect("send");
     bus.send_all(&topics.alerts, &alerts).await.expect("send");
+    // A record the sink cannot read goes to the dead-letter topic.
+    let junk = vec![("junk".to_string(), b"{not json".to_vec())];
+    bus.send_all(&topics.complaints, &junk).await.expect("send");
     let db = prefix.replace('-', "_");
     let ch = clickhouse_config(&db);
     let sink = duban::sink::clickhouse::ClickHouseSink::connect(&ch)
@@ -563,10 +566,184 @@ async fn clickhouse_sink_consumes_topics_and_a_replay_adds_nothing() {
             "{table}: once per id after a retry and a replay"
         );
     }
+    let dead: Vec<duban::record::DeadLetter> = read_all(&topics.dlq)
+        .iter()
+        .map(|(_, v)| serde_json::from_slice(v).expect("dead letter"))
+        .collect();
+    assert_eq!(dead.len(), 2, "the junk record, once per run");
+    assert!(
+        dead.iter()
+            .all(|d| d.stage == "sink.clickhouse" && d.original() == b"{not json")
+    );
     let issues = lake_rows(&lake, "select * from issues").await.len();
     let n = ch_number(&sink, "SELECT count() FROM issues FINAL").await;
     assert_eq!(n as usize, issues, "the lake's issue snapshot was sent");
     sink.execute(&format!("DROP DATABASE {db}"))
         .await
         .expect("drop");
+}
+
+/// The simulator's raw records for a corpus, drained onto the in-process bus by the connectors.
+async fn raw_records(cfg: &duban::config::Config, size: usize) -> Vec<(String, Vec<u8>)> {
+    use duban::bus::{Bus, MemoryBus, Topics};
+    use duban::connectors::{ConnectorFiles, Mode, Output, run_pollers};
+    let bus = MemoryBus::new();
+    let topics = Topics::new(&cfg.kafka.topic_prefix);
+    let out = Output {
+        bus: Bus::Memory(bus.clone()),
+        topics: topics.clone(),
+    };
+    let mut files = ConnectorFiles::load(&cfg.connectors.dir).expect("connector configs");
+    let exports = tmpdir("sql-exports");
+    let mut sim = sim_config(SEED + 1, size);
+    sim.export_dir = exports.clone();
+    let (sim, receiver) =
+        duban::pipeline::embedded::start_sim_and_receiver(sim, &files, out.clone())
+            .await
+            .expect("sim");
+    files.point_at_sim(&sim.base_url(), &exports);
+    run_pollers(&files, &cfg.connectors.enabled, out, Mode::Drain)
+        .await
+        .expect("connectors drain the feeds");
+    sim.pushes_done().await.expect("webhooks");
+    receiver.shutdown().await;
+    sim.shutdown().await;
+    bus.read(&topics.raw, 0)
+        .into_iter()
+        .map(|r| {
+            let key = String::from_utf8(r.key.unwrap_or_default()).expect("utf8 key");
+            (key, r.value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lake_replay_on_kafka_with_other_batch_boundaries_keeps_each_complaint_once() {
+    let prefix = unique("sql-replay");
+    let mut cfg = test_config(&prefix);
+    let raw = raw_records(&cfg, 300).await;
+    assert!(raw.len() >= 300, "raw records: {}", raw.len());
+    let bus = duban::pipeline::kafka::connect(&cfg)
+        .await
+        .expect("Kafka reachable");
+    let topics = bus.topics();
+    bus.send_all(&topics.raw, &raw).await.expect("raw sent");
+    let data = tmpdir("sql-replay-data");
+    let lake = data.join("lake");
+    let mut seen = Vec::new();
+    // The first run cuts the raw topic into batches of 37, the replay (a new consumer group, the
+    // same data folder) into batches of 101: no batch boundary is shared.
+    for (run, size) in [(0, 37), (1, 101)] {
+        cfg.engine.batch_max_records = size;
+        cfg.engine.group_id = format!("{prefix}-engine-{run}");
+        let (engine, stop) = spawn_engine(&cfg, &bus, &data);
+        wait_committed(&cfg.engine.group_id, &topics.raw).await;
+        let _ = stop.send(());
+        engine.await.expect("engine task").expect("engine ran");
+        let counts = lake_rows(
+            &lake,
+            "select count(*) as n, count(distinct complaint_id) as ids from complaints",
+        )
+        .await;
+        seen.push((counts[0]["n"].clone(), counts[0]["ids"].clone()));
+    }
+    let (n0, ids0) = &seen[0];
+    assert!(n0.as_u64().is_some_and(|n| n >= 250), "{seen:?}");
+    assert_eq!(n0, ids0, "each complaint once after the first run");
+    assert_eq!(
+        seen[1], seen[0],
+        "the replay overwrote instead of duplicating"
+    );
+    let compacted = duban::lake::compact(&lake).expect("compact");
+    assert_eq!(compacted.duplicates_dropped, 0);
+    assert_eq!(compacted.files_after, compacted.partitions);
+    let after = lake_rows(&lake, "select count(*) as n from complaints").await;
+    assert_eq!(after[0]["n"], *n0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_classify_uses_the_configured_model() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let dir = tmpdir("sql-model");
+    // A model whose labels the taxonomy does not have: its answers can only come from it.
+    let data = dir.join("train.csv");
+    let mut csv = String::from("title,body,label\n");
+    let lights = [
+        "路灯不亮",
+        "路灯坏了",
+        "夜里路灯熄灭",
+        "路灯闪烁",
+        "街边路灯损坏",
+    ];
+    let wages = [
+        "工资拖欠",
+        "老板不发工资",
+        "拖欠农民工工资",
+        "工资被克扣",
+        "欠薪三个月",
+    ];
+    for i in 0..60 {
+        let (l, w) = (lights[i % 5], wages[(i * 3) % 5]);
+        csv.push_str(&format!(
+            "{l},{l}请尽快处理{i},灯光类\n{w},{w}请帮忙{i},薪资类\n"
+        ));
+    }
+    std::fs::write(&data, csv).expect("training data");
+    let model = dir.join("m.model");
+    let out = duban()
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .expect("train runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("duban.toml");
+    std::fs::write(
+        &config,
+        format!("[engine]\nmodel = {:?}\n", model.display().to_string()),
+    )
+    .expect("config");
+    let sql = "select classify('路灯不亮', '中山路路灯坏了一个月') as a, \
+               classify('拖欠工资', '公司欠薪三个月') as b";
+    for args in [
+        vec!["--model".to_string(), model.display().to_string()],
+        vec!["--config".to_string(), config.display().to_string()],
+    ] {
+        let out = duban()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .args(&args)
+            .arg(sql)
+            .output()
+            .expect("sql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().nth(1),
+            Some("灯光类,薪资类"),
+            "{args:?}: {text}"
+        );
+    }
+    // Without a model: the taxonomy's vocabulary, which knows neither label.
+    let out = duban()
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(&lake)
+        .arg(sql)
+        .output()
+        .expect("sql runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("灯光类") && text.lines().count() == 2,
+        "{text}"
+    );
 }
