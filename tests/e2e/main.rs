@@ -6,3 +6,4 @@ mod analytics;
 mod common;
 mod connect;
 mod spine;
+mod state;
