@@ -44,7 +44,8 @@ impl KafkaBus {
         Topics::new(&self.config.topic_prefix)
     }
 
-    /// Create duban's topics if missing: raw, complaints, dlq (delete policy) and alerts (compacted).
+    /// Create duban's topics if missing: raw, complaints, dlq, the engine's repartition topics
+    /// (delete policy), alerts, issues and the engine's changelog (compacted).
     pub async fn ensure_topics(&self) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.bootstrap_servers)
@@ -58,6 +59,16 @@ impl KafkaBus {
             NewTopic::new(&t.complaints, parts, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.dlq, 1, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.alerts, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.issues, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.repartition_block, parts, TopicReplication::Fixed(rf)),
+            NewTopic::new(
+                &t.repartition_complainant,
+                parts,
+                TopicReplication::Fixed(rf),
+            ),
+            NewTopic::new(&t.changelog, parts, TopicReplication::Fixed(rf))
                 .set("cleanup.policy", "compact"),
         ];
         let opts =

@@ -17,6 +17,14 @@ pub struct Topics {
     pub complaints: String,
     pub alerts: String,
     pub dlq: String,
+    /// Latest summary of each issue (compacted), written by the engine.
+    pub issues: String,
+    /// Normalized complaints re-keyed by issue block (the engine's internal topics).
+    pub repartition_block: String,
+    /// Complainant events re-keyed by complainant.
+    pub repartition_complainant: String,
+    /// The engine's state: per state partition, the records its state applied and checkpoints.
+    pub changelog: String,
 }
 
 impl Topics {
@@ -26,6 +34,10 @@ impl Topics {
             complaints: format!("{prefix}.complaints"),
             alerts: format!("{prefix}.alerts"),
             dlq: format!("{prefix}.dlq"),
+            issues: format!("{prefix}.issues"),
+            repartition_block: format!("{prefix}.repartition-block"),
+            repartition_complainant: format!("{prefix}.repartition-complainant"),
+            changelog: format!("{prefix}.engine-changelog"),
         }
     }
 }

@@ -19,7 +19,9 @@ pub struct IssueConfig {
     pub join_similarity: f64,
     /// Cosine of two issues' term profiles at which re-clustering merges them. Default 0.6.
     pub merge_similarity: f64,
-    /// Re-cluster the open issues after this many complaints. Default 500.
+    /// Re-cluster the issues changed since the last run after this many complaints of a state
+    /// partition (a count, never a clock or a batch end, so results do not depend on timing).
+    /// Default 50.
     pub recluster_every: usize,
 }
 
@@ -29,7 +31,7 @@ impl Default for IssueConfig {
             window_days: 30,
             join_similarity: 0.45,
             merge_similarity: 0.6,
-            recluster_every: 500,
+            recluster_every: 50,
         }
     }
 }
@@ -134,9 +136,10 @@ pub struct Issue {
     pub likes: i64,
     /// Representative title: the first complaint's.
     pub title: String,
-    /// Term id → count over the issue's complaints (at most `MAX_PROFILE` terms).
+    /// (term id, count) over the issue's complaints, sorted by term id (at most `MAX_PROFILE`
+    /// terms). Sorted so that every sum over it runs in one order: equal inputs, equal floats.
     #[serde(skip)]
-    profile: HashMap<u32, f32>,
+    profile: Vec<(u32, f32)>,
     /// TF-IDF norm of the profile when it last changed.
     #[serde(skip)]
     norm: f32,
@@ -219,7 +222,12 @@ pub struct IssueIndex {
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
     since_recluster: usize,
+    /// Key terms of issues copied from other indexes (see `merged`).
+    cached_terms: HashMap<String, Vec<String>>,
 }
+
+/// Key terms kept per issue in a merged view.
+const KEPT_TERMS: usize = 20;
 
 /// Canonical place: a trailing 小区 after a name that is already a place is dropped
 /// (翠湖花园小区 → 翠湖花园), so both spellings meet.
@@ -243,19 +251,26 @@ fn issue_id(parts: &[&str]) -> String {
 }
 
 /// Add `n` of term `t` to a profile; true when the term is new to it. Full profiles take no new terms.
-fn add_term(profile: &mut HashMap<u32, f32>, t: u32, n: f32) -> bool {
-    let full = profile.len() >= MAX_PROFILE;
-    match profile.get_mut(&t) {
-        Some(e) => {
-            *e += n;
+fn add_term(profile: &mut Vec<(u32, f32)>, t: u32, n: f32) -> bool {
+    match profile.binary_search_by_key(&t, |e| e.0) {
+        Ok(i) => {
+            profile[i].1 += n;
             false
         }
-        None if !full => {
-            profile.insert(t, n);
+        Err(i) if profile.len() < MAX_PROFILE => {
+            profile.insert(i, (t, n));
             true
         }
-        None => false,
+        Err(_) => false,
     }
+}
+
+/// Count of term `t` in a sorted profile.
+fn term_count(profile: &[(u32, f32)], t: u32) -> Option<f32> {
+    profile
+        .binary_search_by_key(&t, |e| e.0)
+        .ok()
+        .map(|i| profile[i].1)
 }
 
 /// A block's key in the indexes (FNV-1a; no allocation per lookup).
@@ -297,7 +312,7 @@ impl IssueIndex {
         (1.0 + tf.ln()) * self.idf(t)
     }
 
-    fn norm_of(&self, profile: &HashMap<u32, f32>) -> f32 {
+    fn norm_of(&self, profile: &[(u32, f32)]) -> f32 {
         profile
             .iter()
             .map(|(t, n)| self.weight(*t, *n).powi(2))
@@ -306,9 +321,13 @@ impl IssueIndex {
             .max(1e-6)
     }
 
-    fn intern(&mut self, text: &str) -> HashMap<u32, f32> {
-        let mut out = HashMap::new();
-        for (w, n) in terms(text) {
+    /// The text's terms as (term id, count) sorted by id. New words get ids in word order, so
+    /// ids depend only on the sequence of texts, never on a hash map's iteration order.
+    fn intern(&mut self, text: &str) -> Vec<(u32, f32)> {
+        let mut words: Vec<(String, f32)> = terms(text).into_iter().collect();
+        words.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(words.len());
+        for (w, n) in words {
             let id = match self.vocab.get(&w) {
                 Some(id) => *id,
                 None => {
@@ -319,13 +338,14 @@ impl IssueIndex {
                     id
                 }
             };
-            out.insert(id, n);
+            out.push((id, n));
         }
+        out.sort_by_key(|e| e.0);
         out
     }
 
     /// Cosine of a query profile against the open issues of a block that share a term with it.
-    fn scores(&self, block: &str, query: &HashMap<u32, f32>) -> HashMap<usize, f32> {
+    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32> {
         let qn = self.norm_of(query);
         let mut acc: HashMap<usize, f32> = HashMap::new();
         let limit = (self.docs as f32 * COMMON_TERM_SHARE).max(3.0);
@@ -338,8 +358,8 @@ impl IssueIndex {
             };
             let wq = self.weight(*t, *n) / qn;
             for &i in list {
-                if let Some(tf) = self.list[i].profile.get(t) {
-                    *acc.entry(i).or_default() += wq * self.weight(*t, *tf);
+                if let Some(tf) = term_count(&self.list[i].profile, *t) {
+                    *acc.entry(i).or_default() += wq * self.weight(*t, tf);
                 }
             }
         }
@@ -350,21 +370,20 @@ impl IssueIndex {
     }
 
     fn cosine(&self, a: &Issue, b: &Issue) -> f64 {
-        let (small, large) = if a.profile.len() < b.profile.len() {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let dot: f32 = small
-            .profile
-            .iter()
-            .filter_map(|(t, x)| {
-                large
-                    .profile
-                    .get(t)
-                    .map(|y| self.weight(*t, *x) * self.weight(*t, *y))
-            })
-            .sum();
+        // Merge join of the two sorted profiles.
+        let (p, q) = (&a.profile, &b.profile);
+        let (mut i, mut j, mut dot) = (0, 0, 0.0f32);
+        while i < p.len() && j < q.len() {
+            match p[i].0.cmp(&q[j].0) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    dot += self.weight(p[i].0, p[i].1) * self.weight(q[j].0, q[j].1);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
         f64::from(dot / (a.norm * b.norm))
     }
 
@@ -397,7 +416,7 @@ impl IssueIndex {
         let block = c.district.unwrap_or("未知").to_string();
         let tf = self.intern(c.text);
         self.docs += 1;
-        for t in tf.keys() {
+        for (t, _) in &tf {
             self.df[*t as usize] += 1;
         }
         let window = cfg.window_days.max(1) * 86_400;
@@ -453,7 +472,7 @@ impl IssueIndex {
                     days: BTreeMap::new(),
                     likes: 0,
                     title: c.title.to_string(),
-                    profile: HashMap::new(),
+                    profile: Vec::new(),
                     norm: 1.0,
                     merged_into: None,
                 });
@@ -539,11 +558,12 @@ impl IssueIndex {
                 .map(|(t, n)| (self.weight(*t, *n), *t, *n))
                 .collect();
             top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            let query: HashMap<u32, f32> = top
+            let mut query: Vec<(u32, f32)> = top
                 .iter()
                 .take(RECLUSTER_QUERY_TERMS)
                 .map(|(_, t, n)| (*t, *n))
                 .collect();
+            query.sort_by_key(|e| e.0);
             for (i, s) in self.scores(&block, &query) {
                 if f64::from(s) >= cfg.merge_similarity / 2.0 {
                     candidates.insert(i);
@@ -662,13 +682,43 @@ impl IssueIndex {
     /// The issue's most characteristic words (highest TF-IDF in its profile).
     pub fn key_terms(&self, id: &str, n: usize) -> Vec<String> {
         let Some(i) = self.get(id) else { return vec![] };
+        if i.profile.is_empty() {
+            // An issue copied into a merged view keeps the terms computed in its own index.
+            return self
+                .cached_terms
+                .get(id)
+                .map(|t| t.iter().take(n).cloned().collect())
+                .unwrap_or_default();
+        }
         let mut w: Vec<(f32, &String)> = i
             .profile
             .iter()
             .map(|(t, c)| (self.weight(*t, *c), &self.words[*t as usize]))
             .collect();
-        w.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        let order = |a: &(f32, &String), b: &(f32, &String)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
+        if w.len() > n && n > 0 {
+            w.select_nth_unstable_by(n - 1, order);
+            w.truncate(n);
+        }
+        w.sort_by(order);
         w.into_iter().take(n).map(|(_, t)| t.clone()).collect()
+    }
+
+    /// One read-only index holding the issues of several (for the lake's snapshot tables):
+    /// issues, their key terms, nothing to cluster with.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a IssueIndex>) -> IssueIndex {
+        let mut out = IssueIndex::default();
+        for part in parts {
+            for issue in &part.list {
+                let terms = part.key_terms(&issue.issue_id, KEPT_TERMS);
+                let mut copy = issue.clone();
+                copy.profile = Vec::new();
+                out.cached_terms.insert(issue.issue_id.clone(), terms);
+                out.by_id.insert(issue.issue_id.clone(), out.list.len());
+                out.list.push(copy);
+            }
+        }
+        out
     }
 }
 

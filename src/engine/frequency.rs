@@ -114,6 +114,10 @@ pub struct Population {
     /// Histogram of max-window counts over the population.
     hist: BTreeMap<u32, u64>,
     sum: u64,
+    /// How many such populations make up the whole (the complainant partitions of an engine):
+    /// each partition is a hash sample of the population, so its baseline estimates the
+    /// whole's, and the multiple-testing correction counts everybody (`people × scale`).
+    pub scale: usize,
 }
 
 impl Population {
@@ -227,9 +231,10 @@ impl Population {
         } else {
             f64::INFINITY
         };
+        let tests = n * self.scale.max(1);
         let flagged = n >= cfg.min_population
             && c >= cfg.min_complaints
-            && tail * n as f64 <= cfg.alpha
+            && tail * tests as f64 <= cfg.alpha
             && z >= cfg.min_z;
         p.p_value = tail;
         p.z_score = if z.is_finite() { z } else { f64::MAX };

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod frequency;
 pub mod minhash;
 pub mod normalize;
+pub mod partition;
 pub mod rules;
 pub mod triage;
 pub mod units;
@@ -28,6 +29,7 @@ use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
 use classify::{DomainClassifier, KeywordClassifier};
 pub use decode::RawInput;
+use partition::Partitioned;
 use rules::{AnalyticState, RuleContext};
 
 /// The per-record SQL of the engine.
@@ -300,10 +302,11 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         .collect()
 }
 
-/// One engine instance: a DataFusion context with the UDFs, and the keyed state.
+/// One engine instance: a DataFusion context with the UDFs, and the keyed state (partitioned
+/// like the Kafka stage's topics, `[kafka] partitions`; see `partition`).
 pub struct Engine {
     ctx: SessionContext,
-    state: AnalyticState,
+    core: Partitioned,
     config: Config,
 }
 
@@ -316,23 +319,27 @@ impl Engine {
             Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
             None => classifier.clone(),
         };
-        let ctx = SessionContext::new();
+        // One partition: rows come out in input order (the keyed operators depend on it).
+        let ctx = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+        );
         register_udfs(&ctx, model, pseudonym_key());
         Ok(Engine {
             ctx,
-            state: AnalyticState::new(&config.dedup),
+            core: Partitioned::new(&config.dedup, config.kafka.partitions.max(1) as usize),
             config: config.clone(),
         })
     }
 
-    /// Process one micro-batch of raw records.
-    pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
+    /// The stateless part: decode and normalize raw records (pipelines/normalize.sql) into
+    /// canonical complaints without analytic columns, and dead letters. Rows keep input order.
+    pub async fn normalize(
+        &mut self,
+        inputs: &[RawInput],
+    ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
         let (rows, dead) = decode::decode_all(inputs);
         if rows.is_empty() {
-            return Ok(EngineOutput {
-                dead,
-                ..Default::default()
-            });
+            return Ok((Vec::new(), dead));
         }
         let batch = decoded_batch(&rows)?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
@@ -349,15 +356,31 @@ impl Engine {
         for b in &batches {
             complaints.extend(batch_to_complaints(b)?);
         }
-        let c = &self.config;
-        let cx = RuleContext {
-            rules: &c.rules,
-            dedup: &c.dedup,
-            issues: &c.issues,
-            frequency: &c.frequency,
+        Ok((complaints, dead))
+    }
+
+    /// The configuration the stateful operators run with.
+    pub fn rule_context(config: &Config) -> RuleContext<'_> {
+        RuleContext {
+            rules: &config.rules,
+            dedup: &config.dedup,
+            issues: &config.issues,
+            frequency: &config.frequency,
             units: units::units(),
-        };
-        let (complaints, alerts) = self.state.apply(complaints, &cx);
+        }
+    }
+
+    /// Process one micro-batch of raw records in order.
+    pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
+        let (complaints, dead) = self.normalize(inputs).await?;
+        if complaints.is_empty() {
+            return Ok(EngineOutput {
+                dead,
+                ..Default::default()
+            });
+        }
+        let cx = Engine::rule_context(&self.config);
+        let (complaints, alerts) = self.core.apply(complaints, &cx);
         Ok(EngineOutput {
             complaints,
             alerts,
@@ -367,12 +390,20 @@ impl Engine {
 
     /// Every alert's latest state.
     pub fn alerts(&self) -> Vec<Alert> {
-        self.state.alerts().cloned().collect()
+        let mut all: Vec<Alert> = self
+            .core
+            .blocks
+            .iter()
+            .chain(&self.core.people)
+            .flat_map(|s| s.alerts().cloned())
+            .collect();
+        all.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+        all
     }
 
-    /// The keyed state (issues, complainants) for the lake's snapshot tables.
-    pub fn state(&self) -> &AnalyticState {
-        &self.state
+    /// A view of the keyed state (issues, complainants) for the lake's snapshot tables.
+    pub fn view(&self) -> AnalyticState {
+        self.core.view()
     }
 
     pub fn config(&self) -> &Config {
@@ -384,6 +415,81 @@ impl Engine {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
+    fn corpus_inputs(size: usize) -> Vec<RawInput> {
+        let cfg = crate::sim::SimConfig {
+            size,
+            seed: 11,
+            push_url: None,
+            ..crate::sim::SimConfig::default()
+        };
+        let corpus = crate::sim::corpus(&cfg).expect("corpus");
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00+08:00").expect("t");
+        corpus
+            .complaints
+            .iter()
+            .map(|c| {
+                let p = &corpus.people[c.person];
+                let env = crate::record::RawEnvelope {
+                    channel: crate::record::Channel::Hotline,
+                    source_id: format!("{}-{}", c.channel, c.source_id),
+                    fetched_at: at,
+                    position: json!({}),
+                    payload: json!({
+                        "call_time": c.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "caller": p.name, "phone": p.mobile, "content": c.content,
+                        "district": c.district, "address": c.location, "category": c.category,
+                    }),
+                    version: None,
+                };
+                RawInput {
+                    key: Some(env.key().into_bytes()),
+                    value: serde_json::to_vec(&env).expect("json"),
+                    origin: String::new(),
+                }
+            })
+            .collect()
+    }
+
+    type Run = (Vec<Complaint>, Vec<Alert>, Vec<String>);
+
+    async fn run_in_batches(inputs: &[RawInput], batch: usize) -> Run {
+        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut complaints = Vec::new();
+        let mut alerts = std::collections::BTreeMap::new();
+        for chunk in inputs.chunks(batch) {
+            let out = e.process(chunk).await.expect("process");
+            complaints.extend(out.complaints);
+            crate::pipeline::merge_alerts(&mut alerts, out.alerts);
+        }
+        let view = e.view();
+        let mut issues: Vec<String> = view
+            .issues
+            .all()
+            .map(|i| serde_json::to_string(i).expect("issue json"))
+            .collect();
+        issues.sort();
+        (complaints, alerts.into_values().collect(), issues)
+    }
+
+    #[tokio::test]
+    async fn results_do_not_depend_on_batch_boundaries() {
+        let inputs = corpus_inputs(500);
+        let whole = run_in_batches(&inputs, 10_000).await;
+        assert!(
+            whole.1.len() >= 2 && whole.0.len() > 400,
+            "the corpus raises alerts: {} complaints, {} alerts",
+            whole.0.len(),
+            whole.1.len()
+        );
+        for batch in [1, 37] {
+            let other = run_in_batches(&inputs, batch).await;
+            assert_eq!(other.0, whole.0, "complaints, batches of {batch}");
+            assert_eq!(other.1, whole.1, "alerts, batches of {batch}");
+            assert_eq!(other.2, whole.2, "issues, batches of {batch}");
+        }
+    }
 
     fn raw(channel: &str, id: &str, payload: serde_json::Value) -> RawInput {
         let v = json!({"channel": channel, "source_id": id, "fetched_at": "2026-11-02T08:00:00+08:00", "position": {}, "payload": payload});

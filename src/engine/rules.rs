@@ -3,6 +3,7 @@
 //! yellow alerts. Pure: complaints in, (complaints, changed alerts) out; no I/O, no clock.
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{DedupConfig, RuleConfig};
@@ -70,7 +71,43 @@ pub struct RuleContext<'a> {
     pub units: &'a UnitTable,
 }
 
+/// What the complainant-keyed operator needs of a complaint. The issue-keyed operator makes it
+/// and it travels, re-keyed by complainant, through the repartition topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonEvent {
+    pub complainant: String,
+    pub complaint_id: String,
+    pub duplicate_group: String,
+    pub at: i64,
+    pub domain: String,
+    pub issue_id: Option<String>,
+    pub district: Option<String>,
+    /// Key terms of the complaint's issue when the complaint joined it.
+    pub issue_terms: Vec<String>,
+}
+
+/// What the issue-keyed operator produced for a batch.
+#[derive(Debug, Default)]
+pub struct BlockOutput {
+    /// New complaints (re-delivered ids dropped) with duplicate, issue and flag columns.
+    pub complaints: Vec<Complaint>,
+    /// Crowd alerts whose state changed, latest state each.
+    pub alerts: Vec<Alert>,
+    /// One event per new complaint with a complainant, in order, for the complainant operator.
+    pub people: Vec<PersonEvent>,
+    /// Issues whose summary changed (ids, merged ones included).
+    pub issues: Vec<String>,
+    /// Per output complaint and per event: the index of the input row it came from.
+    pub complaint_rows: Vec<usize>,
+    pub people_rows: Vec<usize>,
+}
+
 /// Keyed state: seen complaint ids, duplicate index, issues, complainants, alerts.
+///
+/// Determinism: the state after a sequence of complaints, and every column and alert it emits,
+/// is a function of that sequence alone — not of how it was cut into batches, of timing, or of
+/// the process (no hash-map iteration order reaches a decision). Re-clustering runs every
+/// `recluster_every` complaints of the state; alert rules are evaluated after every complaint.
 pub struct AnalyticState {
     hasher: MinHasher,
     /// complaint id → what was decided for it (versions of a record keep those columns).
@@ -83,6 +120,11 @@ pub struct AnalyticState {
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
     pub people: Population,
+    /// Latest key terms of issues seen by the complainant operator.
+    issue_terms: HashMap<String, Vec<String>>,
+    /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
+    /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
+    terms_at_change: HashMap<String, Vec<String>>,
     alerts: BTreeMap<String, Alert>,
 }
 
@@ -97,8 +139,35 @@ impl AnalyticState {
             issue_flags: HashMap::new(),
             issues: IssueIndex::default(),
             people: Population::default(),
+            issue_terms: HashMap::new(),
+            terms_at_change: HashMap::new(),
             alerts: BTreeMap::new(),
         }
+    }
+
+    /// An issue's key terms as of its last change.
+    pub fn key_terms_at_change(&self, issue_id: &str) -> Vec<String> {
+        self.terms_at_change
+            .get(issue_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A read-only view holding the issues, complainants and alerts of several states (the
+    /// partitions of one engine), for the lake's snapshot tables and summaries.
+    pub fn merged(parts: &[&AnalyticState]) -> AnalyticState {
+        let mut out = AnalyticState::new(&DedupConfig::default());
+        out.issues = IssueIndex::merged(parts.iter().map(|p| &p.issues));
+        for p in parts {
+            out.issue_flags
+                .extend(p.issue_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out.people
+                .people
+                .extend(p.people.people.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out.alerts
+                .extend(p.alerts.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
@@ -120,18 +189,29 @@ impl AnalyticState {
         )
     }
 
-    /// Apply a batch in order. Returns the new complaints (re-delivered ids dropped) with
-    /// duplicate, issue and flag columns set, and the alerts whose state changed.
+    /// Both operators on one state (a single partition): the issue-keyed operator, then the
+    /// complainant operator over its events.
     pub fn apply(
         &mut self,
         rows: Vec<Complaint>,
         cx: &RuleContext,
     ) -> (Vec<Complaint>, Vec<Alert>) {
-        let mut out = Vec::with_capacity(rows.len());
+        let out = self.apply_block(rows, cx);
+        let mut alerts = out.alerts;
+        alerts.extend(self.apply_people(&out.people, cx));
+        (out.complaints, alerts)
+    }
+
+    /// The issue-keyed operator: drop re-delivered complaints, mark exact and near duplicates,
+    /// cluster into issues, set triage flags, raise crowd alerts. Rows are applied in order.
+    pub fn apply_block(&mut self, rows: Vec<Complaint>, cx: &RuleContext) -> BlockOutput {
+        let mut out = BlockOutput {
+            complaints: Vec::with_capacity(rows.len()),
+            ..BlockOutput::default()
+        };
         let mut touched_issues: BTreeSet<String> = BTreeSet::new();
-        let mut touched_people: BTreeSet<String> = BTreeSet::new();
         let mut changed: BTreeSet<String> = BTreeSet::new();
-        for mut c in rows {
+        for (row, mut c) in rows.into_iter().enumerate() {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
             if let Some(prev) = self.seen.get_mut(&c.complaint_id) {
@@ -154,7 +234,8 @@ impl AnalyticState {
                 updated.flags = prev.flags.clone();
                 self.seen
                     .insert(updated.complaint_id.clone(), Seen::of(&updated));
-                out.push(updated);
+                out.complaints.push(updated);
+                out.complaint_rows.push(row);
                 continue;
             }
             // Exact duplicates by content hash, near duplicates by MinHash/LSH.
@@ -217,47 +298,79 @@ impl AnalyticState {
                 *fl.entry(f).or_default() += 1;
             }
             c.issue_id = Some(issue.clone());
-            touched_issues.insert(issue);
-            if let Some(p) = &c.complainant {
-                self.people.observe(
-                    cx.frequency,
-                    p,
-                    &c.complaint_id,
-                    &c.duplicate_group,
-                    at,
-                    &c.domain,
-                    c.issue_id.as_deref(),
-                    c.district.as_deref(),
-                );
-                touched_people.insert(p.clone());
+            if let Some(id) = self.crowd_alert(&issue, cx) {
+                changed.insert(id);
             }
+            let terms = self.issues.key_terms(&issue, 6);
+            self.terms_at_change.insert(issue.clone(), terms.clone());
+            touched_issues.insert(issue.clone());
             if self.issues.recluster_due(cx.issues) {
-                self.recluster(cx, &mut touched_issues, &mut changed);
+                let mut survivors = BTreeSet::new();
+                let mut merged = Vec::new();
+                self.recluster(cx, &mut survivors, &mut changed, &mut merged);
+                for s in &survivors {
+                    if let Some(id) = self.crowd_alert(s, cx) {
+                        changed.insert(id);
+                    }
+                    let t = self.issues.key_terms(s, 6);
+                    self.terms_at_change.insert(s.clone(), t);
+                }
+                touched_issues.extend(survivors);
+                touched_issues.extend(merged);
+            }
+            if let Some(p) = &c.complainant {
+                out.people_rows.push(row);
+                out.people.push(PersonEvent {
+                    complainant: p.clone(),
+                    complaint_id: c.complaint_id.clone(),
+                    duplicate_group: c.duplicate_group.clone(),
+                    at,
+                    domain: c.domain.clone(),
+                    issue_id: c.issue_id.clone(),
+                    district: c.district.clone(),
+                    issue_terms: terms,
+                });
             }
             self.seen.insert(c.complaint_id.clone(), Seen::of(&c));
-            out.push(c);
+            out.complaints.push(c);
+            out.complaint_rows.push(row);
         }
-        // Every batch ends re-clustered, so the state after a batch does not depend on where
-        // earlier batches happened to end.
-        self.recluster(cx, &mut touched_issues, &mut changed);
-        for i in &touched_issues {
-            let i = self.issues.resolve(i);
-            if let Some(id) = self.crowd_alert(&i, cx) {
+        out.alerts = changed
+            .iter()
+            .filter_map(|id| self.alerts.get(id).cloned())
+            .collect();
+        out.issues = touched_issues.into_iter().collect();
+        out
+    }
+
+    /// The complainant operator: per-complainant frequency over sliding windows against the
+    /// population of this state, frequency alerts. Events are applied in order.
+    pub fn apply_people(&mut self, events: &[PersonEvent], cx: &RuleContext) -> Vec<Alert> {
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        for e in events {
+            if let Some(i) = &e.issue_id
+                && !e.issue_terms.is_empty()
+            {
+                self.issue_terms.insert(i.clone(), e.issue_terms.clone());
+            }
+            self.people.observe(
+                cx.frequency,
+                &e.complainant,
+                &e.complaint_id,
+                &e.duplicate_group,
+                e.at,
+                &e.domain,
+                e.issue_id.as_deref(),
+                e.district.as_deref(),
+            );
+            if let Some(id) = self.frequency_alert(&e.complainant, cx) {
                 changed.insert(id);
             }
         }
-        for p in &touched_people {
-            if let Some(id) = self.frequency_alert(p, cx) {
-                changed.insert(id);
-            }
-        }
-        (
-            out,
-            changed
-                .iter()
-                .filter_map(|id| self.alerts.get(id).cloned())
-                .collect(),
-        )
+        changed
+            .iter()
+            .filter_map(|id| self.alerts.get(id).cloned())
+            .collect()
     }
 
     /// Merge issues that turned out to be one; their flag counts follow.
@@ -266,8 +379,10 @@ impl AnalyticState {
         cx: &RuleContext,
         touched: &mut BTreeSet<String>,
         changed: &mut BTreeSet<String>,
+        merged: &mut Vec<String>,
     ) {
         for (from, into) in self.issues.recluster(cx.issues) {
+            merged.push(from.clone());
             // The merged issue's alert is redirected to the survivor's, never dropped.
             let gone = alert_id(
                 AlertTrigger::CrowdConcentration,
@@ -405,7 +520,11 @@ impl AnalyticState {
         let period = window_start(start, cx.frequency.window_days);
         let mut ids = p.complaint_ids.clone();
         ids.sort();
-        let key_terms = self.issues.key_terms(&top_issue, 6);
+        let key_terms = self
+            .issue_terms
+            .get(&top_issue)
+            .cloned()
+            .unwrap_or_default();
         let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
             .unwrap_or_default()
             .with_timezone(&local_offset());

@@ -80,10 +80,11 @@ pub async fn process_all(
     }
     summary.dead_letters = bus.len(&topics.dlq);
     summary.set_alerts(&alerts);
-    summary.set_state(engine.state(), config.rules.crowd_min_complainants);
+    let view = engine.view();
+    summary.set_state(&view, config.rules.crowd_min_complainants);
     let alert_list: Vec<Alert> = alerts.values().cloned().collect();
     crate::lake::write_alerts(&lake, &alert_list)?;
-    crate::lake::write_snapshots(&lake, engine.state(), config.rules.crowd_min_complainants)?;
+    crate::lake::write_snapshots(&lake, &view, config.rules.crowd_min_complainants)?;
     write_alerts_jsonl(out_dir, &alerts)?;
     std::fs::write(
         out_dir.join("summary.json"),

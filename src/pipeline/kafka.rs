@@ -1,20 +1,363 @@
-//! The engine's Kafka stage `process` (raw → engine → complaints, alerts, dlq, lake); `ingest`
-//! lives in connectors/run.rs. Offsets are committed only after outputs are stored.
+//! The engine's Kafka stage `process`; `ingest` lives in connectors/run.rs.
+//!
+//! One worker runs three kinds of tasks, one per partition it is assigned in its consumer group
+//! (Kafka Streams' design, scaled by starting more workers):
+//!
+//! - **normalize** (per `raw` partition, stateless but for a timestamp floor): decode and
+//!   normalize raw records; dead letters to `dlq`; complaints re-keyed by issue block (district)
+//!   to `repartition-block`, each with its [`Key`] in the engine's total order; progress markers
+//!   to every `repartition-block` partition.
+//! - **issues** (per `repartition-block` partition): merges its sources in key order
+//!   ([`Merger`]), applies dedup, clustering and crowd alerts; complaints to `complaints`, issue
+//!   summaries to `issues`, crowd alerts to `alerts`, complainant events re-keyed by complainant
+//!   to `repartition-complainant` (with markers).
+//! - **complainants** (per `repartition-complainant` partition): merges, applies frequency and
+//!   frequency alerts to `alerts`.
+//!
+//! State: a stateful task's state is the sequence of records it applied. Each released record is
+//! appended to the compacted `engine-changelog` topic (partition = task partition, key
+//! `B/<p>/<seq>` or `C/<p>/<seq>`) with a checkpoint (`A/<p>`, `B/<p>`, `C/<p>`: the merge
+//! frontier, the sources' promises, the sequence number). Everything a batch produces —
+//! outputs, changelog records, checkpoints — and the consumer offsets it covers are one Kafka
+//! transaction (`send_offsets_to_transaction` with the group's metadata, so a worker that lost a
+//! partition in a rebalance cannot commit it). A worker assigned a partition restores its state
+//! by reading the changelog partition (read_committed) and re-applying the records, then
+//! continues from the committed offsets; records a restarted task re-reads at or below its
+//! frontier are skipped. Exactly once, and, because every state applies its records in key
+//! order, the output is the same whatever the batches, workers, kills and restarts.
 
-use anyhow::{Context, Result};
-use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer};
-use std::collections::BTreeMap;
+use anyhow::{Context, Result, anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{merge_alerts, write_alerts_jsonl};
-use crate::bus::KafkaBus;
+use crate::bus::{KafkaBus, Topics};
 use crate::config::Config;
+use crate::engine::partition::{Key, Merger, block_of, partition_of};
+use crate::engine::rules::{AnalyticState, PersonEvent};
 use crate::engine::{Engine, RawInput};
+use crate::record::{Alert, Complaint};
 
-/// Consume the raw topic in micro-batches, run the engine, write outputs, then commit.
+/// How far behind the wall clock an idle raw partition promises its next timestamp will be.
+const IDLE_MARGIN_MS: i64 = 3_000;
+/// How often the raw partitions' watermarks are asked for (idle partitions' promises advance).
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// At most one progress marker per source task this often (markers are many: sources × partitions).
+const MARK_EVERY: Duration = Duration::from_millis(250);
+/// Transaction timeout of the engine's producer: an open transaction of a killed worker that is
+/// not restarted under the same instance id is aborted by the broker after this.
+const TRANSACTION_TIMEOUT_MS: &str = "10000";
+
+/// A record of the repartition topics: an item in key order, or a source's progress marker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Wire<T> {
+    Item { source: usize, key: Key, item: T },
+    Mark { source: usize, key: Key },
+}
+
+/// Checkpoint of a normalize task (per raw partition).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct NormalizeCkpt {
+    /// Timestamps of this partition are raised to at least this (ms): keys increase.
+    floor: i64,
+    /// Every record still to come from this partition has a key above this.
+    claim: Option<Key>,
+}
+
+/// Checkpoint of a stateful task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StateCkpt {
+    frontier: Option<Key>,
+    claims: Vec<Key>,
+    /// Records applied so far (= changelog records `<stage>/<p>/<seq>` for seq below this).
+    seq: u64,
+}
+
+/// An issue's published summary (the `issues` topic).
+#[derive(Serialize)]
+struct IssueRecord<'a> {
+    #[serde(flatten)]
+    issue: &'a crate::engine::cluster::Issue,
+    key_terms: Vec<String>,
+    growth: f64,
+    heat: f64,
+    flags: Vec<String>,
+}
+
+struct NormalizeTask {
+    ckpt: NormalizeCkpt,
+    emitted: Option<Key>,
+    marked_at: Option<Instant>,
+    /// When the raw partition's watermark used last was asked for.
+    checked: Option<i64>,
+    /// The group's committed offset of the raw partition when the task started.
+    committed: Option<i64>,
+}
+
+struct StateTask<T> {
+    state: AnalyticState,
+    merger: Merger<T>,
+    seq: u64,
+    emitted: Option<Key>,
+    marked_at: Option<Instant>,
+    /// The offset after the last record read from the input partition.
+    next_offset: Option<i64>,
+}
+
+/// Latest high watermark of each raw partition and when it was asked for (ms), kept fresh by a
+/// background thread (read_uncommitted: the true end of the log, open transactions included).
+type Highs = Arc<std::sync::Mutex<HashMap<i32, (i64, i64)>>>;
+
+fn watch_highs(
+    bootstrap: &str,
+    topic: &str,
+    partitions: usize,
+    stop: Arc<AtomicU64>,
+) -> Result<Highs> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .context("cannot create the watermark client")?;
+    let highs: Highs = Arc::default();
+    let (out, topic) = (highs.clone(), topic.to_string());
+    std::thread::spawn(move || {
+        while stop.load(Ordering::SeqCst) == 0 {
+            let round = Instant::now();
+            for p in 0..partitions as i32 {
+                let asked = now_ms();
+                match c.fetch_watermarks(&topic, p, Duration::from_secs(10)) {
+                    Ok((_, high)) => {
+                        if let Ok(mut m) = out.lock() {
+                            m.insert(p, (high, asked));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(target: "duban::engine", "watermarks of {topic}/{p}: {e}")
+                    }
+                }
+            }
+            tracing::debug!(target: "duban::engine", ms = round.elapsed().as_millis() as u64, "raw watermarks");
+            std::thread::sleep(IDLE_CHECK);
+        }
+    });
+    Ok(highs)
+}
+
+/// Counts rebalances, so that a worker drops state it may no longer own.
+struct RebalanceCounter(Arc<AtomicU64>);
+
+impl ClientContext for RebalanceCounter {}
+
+impl ConsumerContext for RebalanceCounter {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, _r: &Rebalance<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Which stage a task of a (topic, partition) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Stage {
+    Normalize,
+    Issues,
+    Complainants,
+}
+
+impl Stage {
+    fn tag(self) -> &'static str {
+        match self {
+            Stage::Normalize => "A",
+            Stage::Issues => "B",
+            Stage::Complainants => "C",
+        }
+    }
+}
+
+/// Everything one transaction writes.
+#[derive(Default)]
+struct Txn {
+    /// (topic, partition or None for the key's default, key, value)
+    records: Vec<(String, Option<i32>, String, Vec<u8>)>,
+    offsets: BTreeMap<(String, i32), i64>,
+    complaints: Vec<Complaint>,
+    alerts: Vec<Alert>,
+    lake_tag: Vec<String>,
+}
+
+impl Txn {
+    fn send(&mut self, topic: &str, partition: Option<i32>, key: String, value: Vec<u8>) {
+        self.records
+            .push((topic.to_string(), partition, key, value));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.offsets.is_empty()
+    }
+}
+
+/// The transactional id of a worker: `<prefix>.engine.<instance>`, the instance from
+/// DUBAN_ENGINE_INSTANCE (a restarted worker with the same instance fences its predecessor and
+/// aborts its open transaction at once), else unique to this process.
+fn transactional_id(prefix: &str) -> String {
+    let instance = instance_id().unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}-{nanos}", std::process::id())
+    });
+    format!("{prefix}.engine.{instance}")
+}
+
+/// DUBAN_ENGINE_INSTANCE: this worker's stable name among the group's workers.
+fn instance_id() -> Option<String> {
+    std::env::var("DUBAN_ENGINE_INSTANCE")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn partitions_of(consumer: &impl Consumer<RebalanceCounter>, topic: &str) -> Result<usize> {
+    // A topic created a moment ago may not have its partitions in the metadata yet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("cannot read metadata of {topic}"))?;
+        let n = md.topics().first().map_or(0, |t| t.partitions().len());
+        if n > 0 {
+            return Ok(n);
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} has no partitions");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ms_of(m: &BorrowedMessage<'_>) -> i64 {
+    match m.timestamp() {
+        Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+        Timestamp::NotAvailable => 0,
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a changelog partition holds for the tasks of one partition number.
+#[derive(Default)]
+struct Restored {
+    normalize: BTreeMap<usize, NormalizeCkpt>,
+    issues: Option<(StateCkpt, Vec<Complaint>)>,
+    complainants: Option<(StateCkpt, Vec<PersonEvent>)>,
+}
+
+/// Read changelog partition `p` to its end (committed records only).
+fn read_changelog(bootstrap: &str, topic: &str, p: usize) -> Result<Restored> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}.restore"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("cannot create the changelog consumer")?;
+    let part = p as i32;
+    let (_, high) = c
+        .fetch_watermarks(topic, part, Duration::from_secs(30))
+        .with_context(|| format!("cannot read the watermarks of {topic}/{p}"))?;
+    let mut out = Restored::default();
+    if high == 0 {
+        return Ok(out);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, part, Offset::Beginning)?;
+    c.assign(&tpl)?;
+    let (b_prefix, c_prefix) = (format!("B/{p}/"), format!("C/{p}/"));
+    let (b_ckpt, c_ckpt) = (format!("B/{p}"), format!("C/{p}"));
+    let mut b_events: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut c_events: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let (mut b_state, mut c_state): (Option<StateCkpt>, Option<StateCkpt>) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let value = m.payload().unwrap_or_default();
+                if let Some(seq) = key.strip_prefix(&b_prefix) {
+                    b_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
+                } else if let Some(seq) = key.strip_prefix(&c_prefix) {
+                    c_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
+                } else if key == b_ckpt {
+                    b_state = Some(serde_json::from_slice(value).context("checkpoint")?);
+                } else if key == c_ckpt {
+                    c_state = Some(serde_json::from_slice(value).context("checkpoint")?);
+                } else if let Some(r) = key.strip_prefix("A/") {
+                    out.normalize.insert(
+                        r.parse().context("raw partition")?,
+                        serde_json::from_slice(value).context("checkpoint")?,
+                    );
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}/{p}")),
+        }
+        let pos = c
+            .position()
+            .ok()
+            .and_then(|l| l.find_partition(topic, part).map(|e| e.offset()));
+        if matches!(pos, Some(Offset::Offset(o)) if o >= high) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("could not read {topic}/{p} to its end ({high}) within 120 s");
+        }
+    }
+    if let Some(ck) = b_state {
+        let events = b_events
+            .range(..ck.seq)
+            .map(|(_, v)| serde_json::from_slice(v).context("changelog complaint"))
+            .collect::<Result<Vec<Complaint>>>()?;
+        if events.len() as u64 != ck.seq {
+            bail!(
+                "{topic}/{p}: checkpoint covers {} records, {} found",
+                ck.seq,
+                events.len()
+            );
+        }
+        out.issues = Some((ck, events));
+    }
+    if let Some(ck) = c_state {
+        let events = c_events
+            .range(..ck.seq)
+            .map(|(_, v)| serde_json::from_slice(v).context("changelog event"))
+            .collect::<Result<Vec<PersonEvent>>>()?;
+        if events.len() as u64 != ck.seq {
+            bail!(
+                "{topic}/{p}: checkpoint covers {} records, {} found",
+                ck.seq,
+                events.len()
+            );
+        }
+        out.complainants = Some((ck, events));
+    }
+    Ok(out)
+}
+
+/// The worker: consume raw and the repartition topics in micro-batches, run the tasks, write
+/// everything with the offsets in one transaction.
 pub async fn process(
     config: &Config,
     bus: Arc<KafkaBus>,
@@ -22,45 +365,465 @@ pub async fn process(
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let topics = bus.topics();
-    let consumer = bus.consumer(&config.engine.group_id)?;
+    let bootstrap = bus.config.bootstrap_servers.clone();
+    let rebalances = Arc::new(AtomicU64::new(0));
+    let mut cc = ClientConfig::new();
+    if let Some(instance) = instance_id() {
+        // Static membership: a restarted worker takes its partitions back without a rebalance.
+        cc.set("group.instance.id", instance);
+    }
+    let consumer: StreamConsumer<RebalanceCounter> = cc
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &config.engine.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .create_with_context(RebalanceCounter(rebalances.clone()))
+        .context("cannot create Kafka consumer")?;
+    let n_raw = partitions_of(&consumer, &topics.raw)?;
+    let n_block = partitions_of(&consumer, &topics.repartition_block)?;
+    let n_people = partitions_of(&consumer, &topics.repartition_complainant)?;
+    let n_log = partitions_of(&consumer, &topics.changelog)?;
+    if n_log < n_block.max(n_people) {
+        bail!(
+            "{} has {n_log} partitions, fewer than {} or {}",
+            topics.changelog,
+            topics.repartition_block,
+            topics.repartition_complainant
+        );
+    }
     consumer
-        .subscribe(&[topics.raw.as_str()])
-        .with_context(|| format!("cannot subscribe to {}", topics.raw))?;
-    let mut engine = Engine::new(config)?;
+        .subscribe(&[
+            topics.raw.as_str(),
+            topics.repartition_block.as_str(),
+            topics.repartition_complainant.as_str(),
+        ])
+        .context("cannot subscribe to the engine's input topics")?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set(
+            "transactional.id",
+            transactional_id(&bus.config.topic_prefix),
+        )
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+        .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS)
+        .create()
+        .context("cannot create the engine's Kafka producer")?;
+    {
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.init_transactions(Timeout::After(Duration::from_secs(60)))
+        })
+        .await
+        .context("init_transactions panicked")?
+        .context("cannot initialise the engine's Kafka transactions")?;
+    }
+    let stop_watch = Arc::new(AtomicU64::new(0));
+    let _stop_watch = StopOnDrop(stop_watch.clone());
+    let highs = watch_highs(&bootstrap, &topics.raw, n_raw, stop_watch)?;
+    let mut w = Worker {
+        highs,
+        config: config.clone(),
+        topics: topics.clone(),
+        bootstrap,
+        engine: Engine::new(config)?,
+        n_raw,
+        n_block,
+        n_people,
+        n_log,
+        normalize: BTreeMap::new(),
+        issues: BTreeMap::new(),
+        complainants: BTreeMap::new(),
+    };
     let lake = data_dir.join("lake");
     let mut alerts = BTreeMap::new();
-    // The snapshot tables (issues, complainants) are rewritten at most this often, and at stop.
     let snapshot_every = Duration::from_secs(5);
     let mut snapshot_at = Instant::now();
     let mut snapshot_due = false;
     let common_min = config.rules.crowd_min_complainants;
-    let linger = Duration::from_millis(config.engine.batch_linger_ms);
+    let linger = Duration::from_millis(config.engine.batch_linger_ms.max(1));
     let max = config.engine.batch_max_records.max(1);
+    let mut generation = rebalances.load(Ordering::SeqCst);
     tokio::pin!(stop);
     loop {
-        // Wait for the first record of a batch (or stop), then fill it until full or lingered.
-        let first = tokio::select! {
-            m = consumer.recv() => m.context("Kafka consumer failed")?.detach(),
-            () = &mut stop => {
-                if snapshot_due {
-                    crate::lake::write_snapshots(&lake, engine.state(), common_min)?;
-                }
-                return Ok(());
-            }
-        };
-        let mut msgs = vec![first];
+        let g = rebalances.load(Ordering::SeqCst);
+        if g != generation {
+            generation = g;
+            w.drop_tasks();
+        }
+        // Gather a batch: until full, or the linger passed (an empty batch still advances idle
+        // partitions' promises and releases what they unblock).
+        let mut msgs: Vec<BorrowedMessage<'_>> = Vec::new();
         let until = Instant::now() + linger;
-        while msgs.len() < max {
+        let mut stopping = false;
+        let mut raw_read = 0;
+        // Markers are small: only raw records (the expensive ones) fill a batch.
+        while raw_read < max && msgs.len() < max * 20 {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match tokio::time::timeout(left, consumer.recv()).await {
-                Ok(m) => msgs.push(m.context("Kafka consumer failed")?.detach()),
-                Err(_) => break,
+            tokio::select! {
+                m = tokio::time::timeout(left, consumer.recv()) => match m {
+                    Ok(m) => {
+                        let m = m.context("Kafka consumer failed")?;
+                        // Rebalance callbacks run inside recv: a message returned after one is
+                        // from the new assignment (read from the committed offsets); what was
+                        // read before may belong to someone else now, and state held for a
+                        // partition may be stale. Drop both and start over.
+                        let g = rebalances.load(Ordering::SeqCst);
+                        if g != generation {
+                            generation = g;
+                            msgs.clear();
+                            raw_read = 0;
+                            w.drop_tasks();
+                        }
+                        raw_read += usize::from(m.topic() == topics.raw);
+                        msgs.push(m);
+                    }
+                    Err(_) => break,
+                },
+                () = &mut stop => { stopping = true; break; }
             }
         }
-        let inputs: Vec<RawInput> = msgs
+        let g = rebalances.load(Ordering::SeqCst);
+        if g != generation {
+            // A rebalance while waiting (no message came after it): what was read is stale.
+            generation = g;
+            msgs.clear();
+            w.drop_tasks();
+        }
+        if stopping {
+            if snapshot_due {
+                crate::lake::write_snapshots(&lake, &w.view(), common_min)?;
+            }
+            return Ok(());
+        }
+        let assignment = consumer
+            .assignment()
+            .context("cannot read the consumer's assignment")?;
+        let mut assigned: BTreeSet<(Stage, usize)> = BTreeSet::new();
+        for e in assignment.elements() {
+            let stage = if e.topic() == topics.raw {
+                Stage::Normalize
+            } else if e.topic() == topics.repartition_block {
+                Stage::Issues
+            } else {
+                Stage::Complainants
+            };
+            assigned.insert((stage, e.partition() as usize));
+        }
+        w.retain(&assigned);
+        let committed = if w.needs_raw_offsets(&assigned) {
+            raw_committed(&consumer, &topics.raw)?
+        } else {
+            HashMap::new()
+        };
+        w.restore(&assigned, &committed).await?;
+        let mut txn = Txn::default();
+        let t0 = Instant::now();
+        w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
+            .await?;
+        let t1 = Instant::now();
+        w.run_issues(&msgs, &mut txn)?;
+        w.run_complainants(&msgs, &mut txn)?;
+        tracing::debug!(target: "duban::engine", read = msgs.len(), normalize_ms = (t1 - t0).as_millis() as u64, state_ms = t1.elapsed().as_millis() as u64, "batch applied");
+        drop(msgs);
+        if txn.is_empty() {
+            continue;
+        }
+        if !txn.complaints.is_empty() {
+            crate::lake::write_complaints(&lake, &txn.complaints, &txn.lake_tag.join("-"))?;
+        }
+        let meta = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow!("the engine's consumer has no group metadata"))?;
+        let t2 = Instant::now();
+        match commit(&producer, &txn, meta).await {
+            Ok(()) => {
+                tracing::debug!(target: "duban::engine", commit_ms = t2.elapsed().as_millis() as u64, "committed");
+            }
+            Err(e) => {
+                let p = producer.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    p.abort_transaction(Timeout::After(Duration::from_secs(30)))
+                })
+                .await;
+                tracing::warn!(target: "duban::engine", "transaction aborted, restarting from the committed offsets: {e:#}");
+                // State and positions go back to the last commit (a rebalance, when that is what
+                // failed the commit, resets the positions itself).
+                w.drop_tasks();
+                if rebalances.load(Ordering::SeqCst) == generation {
+                    rewind(&consumer).context("cannot rewind to the committed offsets")?;
+                }
+                continue;
+            }
+        }
+        tracing::info!(target: "duban::engine", records = txn.records.len(), complaints = txn.complaints.len(), alerts = txn.alerts.len(), "batch committed");
+        if !txn.alerts.is_empty() {
+            merge_alerts(&mut alerts, txn.alerts);
+            let list: Vec<_> = alerts.values().cloned().collect();
+            crate::lake::write_alerts(&lake, &list)?;
+            write_alerts_jsonl(data_dir, &alerts)?;
+        }
+        snapshot_due |= !txn.complaints.is_empty();
+        if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
+            crate::lake::write_snapshots(&lake, &w.view(), common_min)?;
+            snapshot_at = Instant::now();
+            snapshot_due = false;
+        }
+    }
+}
+
+/// The group's committed offsets of the assigned raw partitions.
+fn raw_committed(
+    consumer: &StreamConsumer<RebalanceCounter>,
+    raw: &str,
+) -> Result<HashMap<usize, i64>> {
+    let committed = consumer
+        .committed(Duration::from_secs(30))
+        .context("cannot read the committed offsets")?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter(|e| e.topic() == raw)
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition() as usize, o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Seek every assigned partition back to its committed offset.
+fn rewind(consumer: &StreamConsumer<RebalanceCounter>) -> Result<()> {
+    let committed = consumer.committed(Duration::from_secs(30))?;
+    for e in committed.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        consumer.seek(e.topic(), e.partition(), offset, Duration::from_secs(30))?;
+    }
+    Ok(())
+}
+
+async fn commit(
+    producer: &FutureProducer,
+    txn: &Txn,
+    meta: rdkafka::consumer::ConsumerGroupMetadata,
+) -> Result<()> {
+    producer
+        .begin_transaction()
+        .context("cannot begin a Kafka transaction")?;
+    let sends = txn.records.iter().map(|(topic, part, k, v)| {
+        let mut r = FutureRecord::to(topic)
+            .key(k.as_bytes())
+            .payload(v.as_slice());
+        if let Some(p) = part {
+            r = r.partition(*p);
+        }
+        producer.send(r, Timeout::After(Duration::from_secs(30)))
+    });
+    for r in futures::future::join_all(sends).await {
+        r.map_err(|(e, _)| anyhow!("Kafka did not take a record: {e}"))?;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, p), o) in &txn.offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+    }
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if tpl.count() > 0 {
+            p.send_offsets_to_transaction(&tpl, &meta, Timeout::After(Duration::from_secs(30)))
+                .context("cannot add the offsets to the transaction")?;
+        }
+        p.commit_transaction(Timeout::After(Duration::from_secs(60)))
+            .context("cannot commit the Kafka transaction")?;
+        Ok(())
+    })
+    .await
+    .context("commit panicked")?
+}
+
+/// Sets the flag when dropped (stops the watermark thread).
+struct StopOnDrop(Arc<AtomicU64>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+}
+
+struct Worker {
+    highs: Highs,
+    config: Config,
+    topics: Topics,
+    bootstrap: String,
+    engine: Engine,
+    n_raw: usize,
+    n_block: usize,
+    n_people: usize,
+    n_log: usize,
+    normalize: BTreeMap<usize, NormalizeTask>,
+    issues: BTreeMap<usize, StateTask<Complaint>>,
+    complainants: BTreeMap<usize, StateTask<PersonEvent>>,
+}
+
+impl Worker {
+    fn needs_raw_offsets(&self, assigned: &BTreeSet<(Stage, usize)>) -> bool {
+        assigned
+            .iter()
+            .any(|(s, p)| *s == Stage::Normalize && !self.normalize.contains_key(p))
+    }
+
+    fn drop_tasks(&mut self) {
+        self.normalize.clear();
+        self.issues.clear();
+        self.complainants.clear();
+    }
+
+    fn retain(&mut self, assigned: &BTreeSet<(Stage, usize)>) {
+        self.normalize
+            .retain(|p, _| assigned.contains(&(Stage::Normalize, *p)));
+        self.issues
+            .retain(|p, _| assigned.contains(&(Stage::Issues, *p)));
+        self.complainants
+            .retain(|p, _| assigned.contains(&(Stage::Complainants, *p)));
+    }
+
+    fn view(&self) -> AnalyticState {
+        let parts: Vec<&AnalyticState> = self
+            .issues
+            .values()
+            .map(|t| &t.state)
+            .chain(self.complainants.values().map(|t| &t.state))
+            .collect();
+        AnalyticState::merged(&parts)
+    }
+
+    fn new_state(&self) -> AnalyticState {
+        let mut s = AnalyticState::new(&self.config.dedup);
+        s.people.scale = self.n_people;
+        s
+    }
+
+    /// Restore the tasks of newly assigned partitions from the changelog.
+    async fn restore(
+        &mut self,
+        assigned: &BTreeSet<(Stage, usize)>,
+        committed: &HashMap<usize, i64>,
+    ) -> Result<()> {
+        let mut wanted: BTreeSet<usize> = BTreeSet::new();
+        for (stage, p) in assigned {
+            let missing = match stage {
+                Stage::Normalize => !self.normalize.contains_key(p),
+                Stage::Issues => !self.issues.contains_key(p),
+                Stage::Complainants => !self.complainants.contains_key(p),
+            };
+            if missing {
+                wanted.insert(match stage {
+                    Stage::Normalize => p % self.n_log,
+                    _ => *p,
+                });
+            }
+        }
+        let t = Instant::now();
+        // Read the changelog partitions in parallel.
+        let reads = wanted.iter().map(|lp| {
+            let (bootstrap, topic, lp) =
+                (self.bootstrap.clone(), self.topics.changelog.clone(), *lp);
+            tokio::task::spawn_blocking(move || read_changelog(&bootstrap, &topic, lp))
+        });
+        let results = futures::future::join_all(reads).await;
+        for (lp, restored) in wanted.into_iter().zip(results) {
+            let restored = restored.context("restore panicked")??;
+            let cx = Engine::rule_context(&self.config);
+            let mut replayed = 0;
+            for (stage, p) in assigned {
+                match stage {
+                    Stage::Normalize if p % self.n_log == lp && !self.normalize.contains_key(p) => {
+                        let ckpt = restored.normalize.get(p).copied().unwrap_or_default();
+                        self.normalize.insert(
+                            *p,
+                            NormalizeTask {
+                                ckpt,
+                                emitted: None,
+                                marked_at: None,
+                                checked: None,
+                                committed: committed.get(p).copied(),
+                            },
+                        );
+                    }
+                    Stage::Issues if *p == lp && !self.issues.contains_key(p) => {
+                        let mut state = self.new_state();
+                        let (ck, events) = restored.issues.clone().unwrap_or_default();
+                        replayed += events.len();
+                        for chunk in events.chunks(1000) {
+                            state.apply_block(chunk.to_vec(), &cx);
+                        }
+                        self.issues.insert(
+                            *p,
+                            StateTask {
+                                state,
+                                merger: Merger::new(
+                                    self.n_raw,
+                                    ck.frontier.unwrap_or(Key::MIN),
+                                    Some(ck.claims),
+                                ),
+                                seq: ck.seq,
+                                emitted: None,
+                                marked_at: None,
+                                next_offset: None,
+                            },
+                        );
+                    }
+                    Stage::Complainants if *p == lp && !self.complainants.contains_key(p) => {
+                        let mut state = self.new_state();
+                        let (ck, events) = restored.complainants.clone().unwrap_or_default();
+                        replayed += events.len();
+                        state.apply_people(&events, &cx);
+                        self.complainants.insert(
+                            *p,
+                            StateTask {
+                                state,
+                                merger: Merger::new(
+                                    self.n_block,
+                                    ck.frontier.unwrap_or(Key::MIN),
+                                    Some(ck.claims),
+                                ),
+                                seq: ck.seq,
+                                emitted: None,
+                                marked_at: None,
+                                next_offset: None,
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            tracing::info!(target: "duban::engine", partition = lp, replayed, ms = t.elapsed().as_millis() as u64, "state restored from the changelog");
+        }
+        Ok(())
+    }
+
+    /// Normalize raw records; re-key complaints by issue block; markers.
+    async fn run_normalize(
+        &mut self,
+        consumer: &StreamConsumer<RebalanceCounter>,
+        msgs: &[BorrowedMessage<'_>],
+        assigned: &BTreeSet<(Stage, usize)>,
+        txn: &mut Txn,
+    ) -> Result<()> {
+        let raw: Vec<&BorrowedMessage<'_>> = msgs
+            .iter()
+            .filter(|m| m.topic() == self.topics.raw)
+            .collect();
+        let inputs: Vec<RawInput> = raw
             .iter()
             .map(|m| RawInput {
                 key: m.key().map(<[u8]>::to_vec),
@@ -68,54 +831,363 @@ pub async fn process(
                 origin: format!("{}/{}/{}", m.topic(), m.partition(), m.offset()),
             })
             .collect();
-        let out = engine.process(&inputs).await?;
-        let complaints: Vec<(String, Vec<u8>)> = out
-            .complaints
-            .iter()
-            .map(|c| Ok((c.complaint_id.clone(), serde_json::to_vec(c)?)))
-            .collect::<Result<_>>()?;
-        let changed: Vec<(String, Vec<u8>)> = out
-            .alerts
-            .iter()
-            .map(|a| Ok((a.alert_id.clone(), serde_json::to_vec(a)?)))
-            .collect::<Result<_>>()?;
-        let dead: Vec<(String, Vec<u8>)> = out
-            .dead
-            .iter()
-            .map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?)))
-            .collect::<Result<_>>()?;
-        bus.send_all(&topics.complaints, &complaints).await?;
-        bus.send_all(&topics.alerts, &changed).await?;
-        bus.send_all(&topics.dlq, &dead).await?;
-        // The lake file is named by the first offset of each partition in the batch.
-        let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
-        for m in &msgs {
-            let e = firsts.entry(m.partition()).or_insert(m.offset());
-            *e = (*e).min(m.offset());
+        let mut touched: BTreeSet<usize> = BTreeSet::new();
+        if !inputs.is_empty() {
+            let (complaints, dead) = self.engine.normalize(&inputs).await?;
+            let dead_origins: BTreeSet<&str> = dead.iter().map(|d| d.origin.as_str()).collect();
+            let live: Vec<&BorrowedMessage<'_>> = raw
+                .iter()
+                .zip(&inputs)
+                .filter(|(_, i)| !dead_origins.contains(i.origin.as_str()))
+                .map(|(m, _)| *m)
+                .collect();
+            if live.len() != complaints.len() {
+                bail!(
+                    "normalize returned {} complaints for {} records",
+                    complaints.len(),
+                    live.len()
+                );
+            }
+            let mut keys: HashMap<(i32, i64), Key> = HashMap::new();
+            for m in &raw {
+                let r = m.partition() as usize;
+                let task = self
+                    .normalize
+                    .get_mut(&r)
+                    .context("a raw record of a partition without a task")?;
+                let ts = ms_of(m).max(task.ckpt.floor);
+                task.ckpt.floor = ts;
+                let key = Key(ts, m.partition(), m.offset());
+                task.ckpt.claim = Some(task.ckpt.claim.map_or(key, |c| c.max(key)));
+                keys.insert((m.partition(), m.offset()), key);
+                touched.insert(r);
+                txn.offsets
+                    .insert((self.topics.raw.clone(), m.partition()), m.offset() + 1);
+            }
+            for (m, c) in live.iter().zip(complaints) {
+                let key = keys[&(m.partition(), m.offset())];
+                let part = partition_of(block_of(&c), self.n_block);
+                let wire = Wire::Item {
+                    source: m.partition() as usize,
+                    key,
+                    item: c,
+                };
+                txn.send(
+                    &self.topics.repartition_block,
+                    Some(part as i32),
+                    block_of_wire(&wire),
+                    serde_json::to_vec(&wire)?,
+                );
+            }
+            for d in &dead {
+                txn.send(
+                    &self.topics.dlq,
+                    None,
+                    d.origin.clone(),
+                    serde_json::to_vec(d)?,
+                );
+            }
         }
-        let tag = firsts
-            .iter()
-            .map(|(p, o)| format!("p{p}o{o}"))
-            .collect::<Vec<_>>()
-            .join("-");
-        crate::lake::write_complaints(&lake, &out.complaints, &tag)?;
-        if !out.alerts.is_empty() {
-            merge_alerts(&mut alerts, out.alerts);
-            let list: Vec<_> = alerts.values().cloned().collect();
-            crate::lake::write_alerts(&lake, &list)?;
-            write_alerts_jsonl(data_dir, &alerts)?;
+        // Idle partitions: caught up to their end, so the next record is appended from now on.
+        for (stage, r) in assigned {
+            if *stage != Stage::Normalize || touched.contains(r) {
+                continue;
+            }
+            let Some(task) = self.normalize.get_mut(r) else {
+                continue;
+            };
+            let Some((high, asked)) = self
+                .highs
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&(*r as i32)).copied())
+            else {
+                continue;
+            };
+            if task.checked == Some(asked) {
+                continue;
+            }
+            task.checked = Some(asked);
+            let pos = consumer.position().ok().and_then(|l| {
+                l.find_partition(&self.topics.raw, *r as i32)
+                    .map(|e| e.offset())
+            });
+            let next = match pos {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => task.committed,
+            };
+            let caught_up = high == 0 || next.is_some_and(|o| o >= high);
+            if caught_up {
+                let floor = task.ckpt.floor.max(asked - IDLE_MARGIN_MS);
+                task.ckpt.floor = floor;
+                let promise = Key::before_time(floor);
+                task.ckpt.claim = Some(task.ckpt.claim.map_or(promise, |c| c.max(promise)));
+            }
         }
-        snapshot_due |= !out.complaints.is_empty();
-        if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
-            crate::lake::write_snapshots(&lake, engine.state(), common_min)?;
-            snapshot_at = Instant::now();
-            snapshot_due = false;
+        for (r, task) in self.normalize.iter_mut() {
+            let Some(claim) = task.ckpt.claim else {
+                continue;
+            };
+            if task.emitted.is_some_and(|e| e >= claim)
+                || task.marked_at.is_some_and(|t| t.elapsed() < MARK_EVERY)
+            {
+                continue;
+            }
+            task.emitted = Some(claim);
+            task.marked_at = Some(Instant::now());
+            let mark: Wire<Complaint> = Wire::Mark {
+                source: *r,
+                key: claim,
+            };
+            let v = serde_json::to_vec(&mark)?;
+            for b in 0..self.n_block {
+                txn.send(
+                    &self.topics.repartition_block,
+                    Some(b as i32),
+                    format!("mark/{r}"),
+                    v.clone(),
+                );
+            }
+            txn.send(
+                &self.topics.changelog,
+                Some((r % self.n_log) as i32),
+                format!("A/{r}"),
+                serde_json::to_vec(&task.ckpt)?,
+            );
+            // A checkpoint without a raw offset commit is fine: it only raised the floor.
         }
-        consumer
-            .commit_consumer_state(CommitMode::Sync)
-            .context("cannot commit offsets")?;
-        tracing::info!(target: "duban::engine", records = msgs.len(), complaints = out.complaints.len(), dead = out.dead.len(), "batch done");
+        Ok(())
     }
+
+    /// Issue-keyed tasks: merge, apply, publish; events re-keyed by complainant.
+    fn run_issues(&mut self, msgs: &[BorrowedMessage<'_>], txn: &mut Txn) -> Result<()> {
+        let cx = Engine::rule_context(&self.config);
+        let mut read: BTreeSet<usize> = BTreeSet::new();
+        for m in msgs
+            .iter()
+            .filter(|m| m.topic() == self.topics.repartition_block)
+        {
+            let p = m.partition() as usize;
+            let task = self
+                .issues
+                .get_mut(&p)
+                .context("a repartition record of a partition without a task")?;
+            let wire: Wire<Complaint> = serde_json::from_slice(m.payload().unwrap_or_default())
+                .with_context(|| {
+                    format!("{}/{p}/{}: not an engine record", m.topic(), m.offset())
+                })?;
+            match wire {
+                Wire::Item { source, key, item } => {
+                    task.merger.push(source, key, m.offset(), item);
+                }
+                Wire::Mark { source, key } => task.merger.claim(source, key),
+            }
+            task.next_offset = Some(m.offset() + 1);
+            read.insert(p);
+        }
+        for (p, task) in self.issues.iter_mut() {
+            let released = task.merger.release();
+            let changed_bound = task.emitted.is_none_or(|e| task.merger.bound() > e);
+            if released.is_empty() && !read.contains(p) && !changed_bound {
+                continue;
+            }
+            if !released.is_empty() {
+                let (keys, rows): (Vec<Key>, Vec<Complaint>) = released.into_iter().unzip();
+                for c in &rows {
+                    txn.send(
+                        &self.topics.changelog,
+                        Some(*p as i32),
+                        format!("B/{p}/{:012}", task.seq),
+                        serde_json::to_vec(c)?,
+                    );
+                    task.seq += 1;
+                }
+                txn.lake_tag.push(format!("b{p}s{}", task.seq));
+                let out = task.state.apply_block(rows, &cx);
+                for c in &out.complaints {
+                    txn.send(
+                        &self.topics.complaints,
+                        None,
+                        c.complaint_id.clone(),
+                        serde_json::to_vec(c)?,
+                    );
+                }
+                for a in &out.alerts {
+                    txn.send(
+                        &self.topics.alerts,
+                        None,
+                        a.alert_id.clone(),
+                        serde_json::to_vec(a)?,
+                    );
+                }
+                for id in &out.issues {
+                    if let Some(issue) = task.state.issues.get(id) {
+                        let rec = IssueRecord {
+                            issue,
+                            key_terms: task.state.key_terms_at_change(id),
+                            growth: issue.growth(),
+                            heat: issue.heat(),
+                            flags: task
+                                .state
+                                .flags_of_issue(issue, self.config.rules.crowd_min_complainants),
+                        };
+                        txn.send(
+                            &self.topics.issues,
+                            None,
+                            id.clone(),
+                            serde_json::to_vec(&rec)?,
+                        );
+                    }
+                }
+                for (row, e) in out.people_rows.iter().zip(out.people) {
+                    let q = partition_of(&e.complainant, self.n_people);
+                    let wire = Wire::Item {
+                        source: *p,
+                        key: keys[*row],
+                        item: e,
+                    };
+                    txn.send(
+                        &self.topics.repartition_complainant,
+                        Some(q as i32),
+                        format!("{p}"),
+                        serde_json::to_vec(&wire)?,
+                    );
+                }
+                txn.complaints.extend(out.complaints);
+                txn.alerts.extend(out.alerts);
+            }
+            let bound = task.merger.bound();
+            if task.emitted.is_none_or(|e| bound > e)
+                && task.marked_at.is_none_or(|t| t.elapsed() >= MARK_EVERY)
+            {
+                task.emitted = Some(bound);
+                task.marked_at = Some(Instant::now());
+                let mark: Wire<PersonEvent> = Wire::Mark {
+                    source: *p,
+                    key: bound,
+                };
+                let v = serde_json::to_vec(&mark)?;
+                for q in 0..self.n_people {
+                    txn.send(
+                        &self.topics.repartition_complainant,
+                        Some(q as i32),
+                        format!("mark/{p}"),
+                        v.clone(),
+                    );
+                }
+            }
+            checkpoint(
+                txn,
+                &self.topics,
+                Stage::Issues,
+                *p,
+                &self.topics.repartition_block,
+                task,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Complainant-keyed tasks: merge, apply, publish frequency alerts.
+    fn run_complainants(&mut self, msgs: &[BorrowedMessage<'_>], txn: &mut Txn) -> Result<()> {
+        let cx = Engine::rule_context(&self.config);
+        let mut read: BTreeSet<usize> = BTreeSet::new();
+        for m in msgs
+            .iter()
+            .filter(|m| m.topic() == self.topics.repartition_complainant)
+        {
+            let p = m.partition() as usize;
+            let task = self
+                .complainants
+                .get_mut(&p)
+                .context("a repartition record of a partition without a task")?;
+            let wire: Wire<PersonEvent> = serde_json::from_slice(m.payload().unwrap_or_default())
+                .with_context(|| {
+                format!("{}/{p}/{}: not an engine record", m.topic(), m.offset())
+            })?;
+            match wire {
+                Wire::Item { source, key, item } => {
+                    task.merger.push(source, key, m.offset(), item);
+                }
+                Wire::Mark { source, key } => task.merger.claim(source, key),
+            }
+            task.next_offset = Some(m.offset() + 1);
+            read.insert(p);
+        }
+        for (p, task) in self.complainants.iter_mut() {
+            let released = task.merger.release();
+            if released.is_empty() && !read.contains(p) {
+                continue;
+            }
+            if !released.is_empty() {
+                let events: Vec<PersonEvent> = released.into_iter().map(|(_, e)| e).collect();
+                for e in &events {
+                    txn.send(
+                        &self.topics.changelog,
+                        Some(*p as i32),
+                        format!("C/{p}/{:012}", task.seq),
+                        serde_json::to_vec(e)?,
+                    );
+                    task.seq += 1;
+                }
+                let alerts = task.state.apply_people(&events, &cx);
+                for a in &alerts {
+                    txn.send(
+                        &self.topics.alerts,
+                        None,
+                        a.alert_id.clone(),
+                        serde_json::to_vec(a)?,
+                    );
+                }
+                txn.alerts.extend(alerts);
+            }
+            checkpoint(
+                txn,
+                &self.topics,
+                Stage::Complainants,
+                *p,
+                &self.topics.repartition_complainant,
+                task,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The repartition record's key (informational: the partition is chosen explicitly).
+fn block_of_wire(w: &Wire<Complaint>) -> String {
+    match w {
+        Wire::Item { item, .. } => block_of(item).to_string(),
+        Wire::Mark { source, .. } => format!("mark/{source}"),
+    }
+}
+
+/// A stateful task's checkpoint and input offset: the offset is the first record still
+/// buffered (re-read after a restart; applied ones are skipped by the frontier), else the next.
+fn checkpoint<T>(
+    txn: &mut Txn,
+    topics: &Topics,
+    stage: Stage,
+    p: usize,
+    input: &str,
+    task: &StateTask<T>,
+) -> Result<()> {
+    let ck = StateCkpt {
+        frontier: Some(task.merger.frontier).filter(|f| *f != Key::MIN),
+        claims: task.merger.claims.clone(),
+        seq: task.seq,
+    };
+    txn.send(
+        &topics.changelog,
+        Some(p as i32),
+        format!("{}/{p}", stage.tag()),
+        serde_json::to_vec(&ck)?,
+    );
+    if let Some(next) = task.next_offset {
+        let offset = task.merger.min_offset().unwrap_or(next).min(next);
+        txn.offsets.insert((input.to_string(), p as i32), offset);
+    }
+    Ok(())
 }
 
 /// Connect to Kafka and create the topics.

@@ -64,11 +64,14 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-/// Every record of `topic` up to the current high watermarks.
+/// Every committed record of `topic` up to the current high watermarks (read_committed: records
+/// of aborted transactions, e.g. of a killed worker, are not there; transaction markers take
+/// offsets but are no records, so reading ends at the partitions' positions, not at a count).
 pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     let md = c
@@ -76,25 +79,32 @@ pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
         .expect("metadata");
     let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
     let mut tpl = TopicPartitionList::new();
-    let mut left = 0i64;
+    let mut highs = BTreeMap::new();
     for p in &parts {
-        let (lo, hi) = c
+        let (_, hi) = c
             .fetch_watermarks(topic, *p, Duration::from_secs(10))
             .expect("watermarks");
-        left += hi - lo;
+        highs.insert(*p, hi);
         tpl.add_partition_offset(topic, *p, Offset::Beginning)
             .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let start = Instant::now();
-    while (out.len() as i64) < left {
+    loop {
+        let done = c.position().expect("position").elements().iter().all(|e| {
+            let hi = highs[&e.partition()];
+            hi == 0 || matches!(e.offset(), Offset::Offset(o) if o >= hi)
+        });
+        if done {
+            return out;
+        }
         assert!(
             start.elapsed() < WAIT,
-            "reading {topic}: got {} of {left}",
+            "reading {topic}: got {} records, not at {highs:?}",
             out.len()
         );
-        if let Some(m) = c.poll(Duration::from_millis(500)) {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.expect("message");
             out.push((
                 m.key().map(<[u8]>::to_vec),
@@ -102,7 +112,96 @@ pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
             ));
         }
     }
-    out
+}
+
+/// Wait until the engine group has applied everything: it committed every record of raw, and
+/// past every item of both repartition topics (a stateful task commits a repartition offset only
+/// past records it has released; what follows may only be progress markers and transaction
+/// markers, which keep coming while the engine idles).
+pub async fn wait_engine_caught_up(cfg: &Config) {
+    let t = Topics::new(&cfg.kafka.topic_prefix);
+    let group = cfg.engine.group_id.clone();
+    let start = Instant::now();
+    loop {
+        let (g, t2) = (group.clone(), t.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            pending(&g, &t2.raw, false) == 0
+                && pending(&g, &t2.repartition_block, true) == 0
+                && pending(&g, &t2.repartition_complainant, true) == 0
+        })
+        .await
+        .expect("check");
+        if done {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "engine group {} did not catch up",
+            cfg.engine.group_id
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Records of `topic` after `group`'s committed offsets (only engine items when `items_only`;
+/// transaction markers, which take offsets, are no records).
+fn pending(group: &str, topic: &str, items_only: bool) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut highs = BTreeMap::new();
+    for p in md.topics()[0].partitions() {
+        let (_, hi) = c
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        highs.insert(p.id(), hi);
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed");
+    let mut from = TopicPartitionList::new();
+    for e in committed.elements() {
+        let hi = highs[&e.partition()];
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        if at < hi {
+            from.add_partition_offset(topic, e.partition(), Offset::Offset(at))
+                .expect("tpl");
+        }
+    }
+    if from.count() == 0 {
+        return 0;
+    }
+    c.assign(&from).expect("assign");
+    let mut items = 0;
+    let start = Instant::now();
+    loop {
+        let done = c
+            .position()
+            .expect("position")
+            .elements()
+            .iter()
+            .all(|e| matches!(e.offset(), Offset::Offset(o) if o >= highs[&e.partition()]));
+        if done || start.elapsed() > Duration::from_secs(30) {
+            return items + usize::from(!done);
+        }
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
+            items += usize::from(!items_only || v.get("item").is_some());
+        }
+    }
 }
 
 /// Wait until the group has committed every record of `topic` (the engine caught up).

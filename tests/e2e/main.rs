@@ -8,3 +8,4 @@ mod connect;
 mod report;
 mod spine;
 mod sql;
+mod state;

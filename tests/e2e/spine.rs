@@ -69,7 +69,7 @@ async fn kafka_pipeline_delivers_every_complaint_once_and_matches_embedded() {
     sim.pushes_done().await.expect("webhooks acknowledged");
     pollers.abort();
     receiver.shutdown().await;
-    wait_committed(&cfg.engine.group_id, &topics.raw).await;
+    wait_engine_caught_up(&cfg).await;
     let _ = stop_tx.send(());
     engine
         .await
@@ -189,7 +189,7 @@ async fn malformed_raw_record_goes_to_dlq_and_engine_keeps_going() {
         &BTreeSet::from([complaint_id("hotline", "RX-OK-1")]),
     )
     .await;
-    wait_committed(&cfg.engine.group_id, &topics.raw).await;
+    wait_engine_caught_up(&cfg).await;
     let _ = stop_tx.send(());
     engine.await.expect("engine task").expect("engine ran");
     let dead: Vec<DeadLetter> = read_all(&topics.dlq)
