@@ -18,6 +18,8 @@ pub struct Config {
     pub taxonomy: TaxonomyRef,
     pub units: UnitsRef,
     pub connectors: ConnectorsConfig,
+    /// The alert lifecycle (deadlines, API, notifications).
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }
