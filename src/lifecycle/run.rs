@@ -54,8 +54,9 @@ pub fn write_outputs(data_dir: &Path, board: &Board, documents: &[String]) -> Re
     Ok(())
 }
 
-/// Every record of `topic` (all partitions) up to its end at the time of the call, committed only.
-fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Every record of `topic` (all partitions) up to its end at the time of the call, committed only
+/// (transaction markers count as read).
+pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("{topic}.restore"))

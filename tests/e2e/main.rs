@@ -5,4 +5,5 @@
 mod analytics;
 mod common;
 mod connect;
+mod lifecycle;
 mod spine;
