@@ -22,6 +22,8 @@ pub struct Config {
     pub reports: crate::report::ReportsConfig,
     /// Optional sinks (`[sinks.clickhouse]`).
     pub sinks: crate::sink::SinksConfig,
+    /// The alert lifecycle (deadlines, API, notifications).
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }

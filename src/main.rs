@@ -57,6 +57,14 @@ enum Command {
         #[arg(long, default_value = "config/duban.toml")]
         config: PathBuf,
     },
+    /// Only the alert lifecycle: raised alerts and actions → the board (yellow/red/green), deadlines,
+    /// documents, notifications, and the alerts HTTP API.
+    Lifecycle {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// Alerts through the lifecycle's HTTP API: list, show, assign, feedback, verify, escalate, reopen.
+    Alerts(duban::lifecycle::cli::AlertsArgs),
     /// Run the engine over a historical export (CSV/JSONL/XLSX) with a mapping, writing the lake and alerts.
     Backfill {
         /// The export file.
@@ -229,16 +237,23 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 ctrl_c(),
             );
             let process = pipeline::kafka::process(&cfg, bus.clone(), &data, ctrl_c());
+            let sink_bus = bus.clone();
             let sink = async {
                 match &cfg.sinks.clickhouse {
                     Some(ch) => {
-                        duban::sink::clickhouse::run_consumer(ch, bus, &data.join("lake"), ctrl_c())
-                            .await
+                        duban::sink::clickhouse::run_consumer(
+                            ch,
+                            sink_bus,
+                            &data.join("lake"),
+                            ctrl_c(),
+                        )
+                        .await
                     }
                     None => Ok(()),
                 }
             };
-            tokio::try_join!(ingest, process, reports, sink)?;
+            let lifecycle = duban::lifecycle::run::run_kafka(&cfg, bus, &data, ctrl_c());
+            tokio::try_join!(ingest, process, reports, sink, lifecycle)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -250,6 +265,12 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
+        Command::Lifecycle { config } => {
+            let cfg = Config::load(&config)?;
+            let bus = pipeline::kafka::connect(&cfg).await?;
+            duban::lifecycle::run::run_kafka(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
+        }
+        Command::Alerts(args) => duban::lifecycle::cli::run(args).await?,
         Command::Backfill {
             input,
             mapping,

@@ -44,8 +44,9 @@ impl KafkaBus {
         Topics::new(&self.config.topic_prefix)
     }
 
-    /// Create duban's topics if missing: raw, complaints, dlq, the engine's repartition topics
-    /// (delete policy), alerts, issues and the engine's changelog (compacted).
+    /// Create duban's topics if missing: raw, complaints, dlq, alert-actions, the engine's
+    /// repartition topics (delete policy), alerts, alerts-raised, alert-notifications, issues and
+    /// the engine's changelog (compacted).
     pub async fn ensure_topics(&self) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.bootstrap_servers)
@@ -69,6 +70,11 @@ impl KafkaBus {
                 TopicReplication::Fixed(rf),
             ),
             NewTopic::new(&t.changelog, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.alerts_raised, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.alert_actions, parts, TopicReplication::Fixed(rf)),
+            NewTopic::new(&t.alert_notifications, 1, TopicReplication::Fixed(rf))
                 .set("cleanup.policy", "compact"),
         ];
         let opts =

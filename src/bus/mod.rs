@@ -25,6 +25,13 @@ pub struct Topics {
     pub repartition_complainant: String,
     /// The engine's state: per state partition, the records its state applied and checkpoints.
     pub changelog: String,
+    /// Alerts as the engine raises and updates them (compacted); the lifecycle reads them and is
+    /// the one writer of the board, `alerts`.
+    pub alerts_raised: String,
+    /// Bureau and unit actions on alerts.
+    pub alert_actions: String,
+    /// The lifecycle's notification log (compacted, by notification id).
+    pub alert_notifications: String,
 }
 
 impl Topics {
@@ -38,6 +45,9 @@ impl Topics {
             repartition_block: format!("{prefix}.repartition-block"),
             repartition_complainant: format!("{prefix}.repartition-complainant"),
             changelog: format!("{prefix}.engine-changelog"),
+            alerts_raised: format!("{prefix}.alerts-raised"),
+            alert_actions: format!("{prefix}.alert-actions"),
+            alert_notifications: format!("{prefix}.alert-notifications"),
         }
     }
 }

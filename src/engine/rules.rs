@@ -489,6 +489,7 @@ impl AnalyticState {
             raised_at: raised,
             updated_at: raised,
             merged_into: None,
+            lifecycle: Default::default(),
         };
         self.upsert(alert)
     }
@@ -558,6 +559,7 @@ impl AnalyticState {
             raised_at: raised,
             updated_at: raised,
             merged_into: None,
+            lifecycle: Default::default(),
         };
         self.upsert(alert)
     }

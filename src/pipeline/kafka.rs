@@ -40,7 +40,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{merge_alerts, write_alerts_jsonl};
 use crate::bus::{KafkaBus, Topics};
 use crate::config::Config;
 use crate::engine::partition::{Key, Merger, block_of, partition_of};
@@ -441,7 +440,6 @@ pub async fn process(
         complainants: BTreeMap::new(),
     };
     let lake = data_dir.join("lake");
-    let mut alerts = BTreeMap::new();
     let snapshot_every = Duration::from_secs(5);
     let mut snapshot_at = Instant::now();
     let mut snapshot_due = false;
@@ -565,12 +563,7 @@ pub async fn process(
             }
         }
         tracing::info!(target: "duban::engine", records = txn.records.len(), complaints = txn.complaints.len(), alerts = txn.alerts.len(), "batch committed");
-        if !txn.alerts.is_empty() {
-            merge_alerts(&mut alerts, txn.alerts);
-            let list: Vec<_> = alerts.values().cloned().collect();
-            crate::lake::write_alerts(&lake, &list)?;
-            write_alerts_jsonl(data_dir, &alerts)?;
-        }
+        // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
         snapshot_due |= !txn.complaints.is_empty();
         if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
             crate::lake::write_snapshots(&lake, &w.view(), common_min)?;
@@ -1014,7 +1007,7 @@ impl Worker {
                 }
                 for a in &out.alerts {
                     txn.send(
-                        &self.topics.alerts,
+                        &self.topics.alerts_raised,
                         None,
                         a.alert_id.clone(),
                         serde_json::to_vec(a)?,
@@ -1133,7 +1126,7 @@ impl Worker {
                 let alerts = task.state.apply_people(&events, &cx);
                 for a in &alerts {
                     txn.send(
-                        &self.topics.alerts,
+                        &self.topics.alerts_raised,
                         None,
                         a.alert_id.clone(),
                         serde_json::to_vec(a)?,

@@ -5,6 +5,7 @@
 mod analytics;
 mod common;
 mod connect;
+mod lifecycle;
 mod report;
 mod spine;
 mod sql;

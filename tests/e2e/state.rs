@@ -88,7 +88,7 @@ async fn deploy(name: &str) -> Deployment {
         .create()
         .expect("client");
     let start = Instant::now();
-    for topic in [&t.raw, &t.complaints, &t.alerts, &t.issues] {
+    for topic in [&t.raw, &t.complaints, &t.alerts_raised, &t.issues] {
         for p in 0..PARTITIONS {
             while rdkafka::consumer::Consumer::fetch_watermarks(
                 &c,
@@ -206,7 +206,7 @@ impl Deployment {
                 serde_json::from_slice::<Value>(&v).expect("issue JSON"),
             );
         }
-        let alerts = latest_alerts(&read_all(&t.alerts));
+        let alerts = latest_alerts(&read_all(&t.alerts_raised));
         Outputs {
             complaints,
             issues,
