@@ -24,7 +24,7 @@ h3{font-size:16px;margin:18px 0 8px}
 .nodata{background:#fff4d6;border:1px solid #e6c35c;border-radius:6px;padding:12px 16px;margin:16px 0;font-weight:bold}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:12px 0}
 .card{background:#fff;border-radius:6px;padding:10px 14px;border-top:4px solid #1f5fa8}
-.card b{display:block;font-size:24px}
+.card b{display:block;font-size:24px;overflow-wrap:anywhere}
 .card .lbl{display:block;color:#555;font-size:13px}
 .card.yellow{border-color:#d9a400}.card.red{border-color:#c0392b}.card.green{border-color:#2e8b57}.card.grey{border-color:#7f8c8d}
 .panel{background:#fff;border-radius:6px;padding:12px 16px;margin:12px 0;overflow:hidden}
@@ -36,20 +36,21 @@ td.n,th.n{text-align:right;width:5.5em}
 td.w,th.w{width:9em}
 td.c,th.c{width:8.5em}
 .nw{white-space:nowrap}
+.card .nw{white-space:normal}
 .up{color:#c0392b}.down{color:#2e8b57}
 ul{padding-left:22px}
 .notes{color:#666;font-size:13px}
 .lv{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 .lv.yellow{background:#d9a400}.lv.red{background:#c0392b}.lv.green{background:#2e8b57}
 @media (max-width:700px){body{font-size:12px}main{padding:12px 6px 32px}h1{font-size:19px}h2{font-size:16px}th,td{padding:3px}td.n,th.n{width:2.9em}td.w,th.w{width:4.8em}td.c,th.c{width:6.6em}.card b{font-size:18px}.cards{grid-template-columns:repeat(auto-fit,minmax(100px,1fr))}}
-@media (max-width:420px){body{font-size:11px}td.n,th.n{width:2.6em}td.w,th.w{width:3.8em}td.c,th.c{width:5em}.nw{white-space:normal}}
+@media (max-width:420px){body{font-size:11px}td.n,th.n{width:2.6em}td.w,th.w{width:3.8em}td.c,th.c{width:6.2em}}
 "#;
 
 fn change_text(change: i64, pct: Option<f64>) -> String {
     match pct {
         _ if change == 0 => "持平".to_string(),
-        Some(p) => format!("{change:+}（{p:+.1}%）"),
-        None => format!("{change:+}（上期为0）"),
+        Some(p) => format!("{change:+} ({p:+.1}%)"),
+        None => format!("{change:+} (上期为0)"),
     }
 }
 
@@ -61,7 +62,7 @@ fn change_html(change: i64, pct: Option<f64>) -> String {
     };
     // The number and the percentage each stay whole; a narrow column breaks between them.
     let text = change_text(change, pct);
-    let parts = match text.find('（') {
+    let parts = match text.find(" (") {
         Some(i) => format!(
             r#"<span class="nw">{}</span><span class="nw">{}</span>"#,
             escape(&text[..i]),
