@@ -357,6 +357,13 @@ pub fn ch_type(dt: &DataType, nullable: bool) -> Result<String> {
         DataType::Timestamp(TimeUnit::Microsecond, tz) => {
             format!("DateTime('{}')", ch_timezone(tz.as_deref())?)
         }
+        DataType::List(item) => {
+            // Arrays cannot be Nullable in ClickHouse: a null list is written as [].
+            return Ok(format!(
+                "Array({})",
+                ch_type(item.data_type(), item.is_nullable())?
+            ));
+        }
         other => anyhow::bail!("the ClickHouse sink has no mapping for Arrow type {other}"),
     };
     Ok(if nullable {
@@ -466,7 +473,11 @@ pub fn json_each_row(batch: &RecordBatch, version: Version, written_at: u64) -> 
 
 fn json_value(col: &dyn Array, i: usize) -> Result<String> {
     if col.is_null(i) {
-        return Ok("null".into());
+        return Ok(if matches!(col.data_type(), DataType::List(_)) {
+            "[]".into()
+        } else {
+            "null".into()
+        });
     }
     let float = |x: f64| {
         if x.is_finite() {
@@ -518,6 +529,13 @@ fn json_value(col: &dyn Array, i: usize) -> Result<String> {
                 .context("timestamp out of range")?;
             // Wall time in the column's zone, which `DateTime('Etc/GMT-8')` reads back as such.
             format!("\"{}\"", t.format("%Y-%m-%d %H:%M:%S"))
+        }
+        DataType::List(_) => {
+            let items = col.as_list::<i32>().value(i);
+            let vals = (0..items.len())
+                .map(|j| json_value(items.as_ref(), j))
+                .collect::<Result<Vec<_>>>()?;
+            format!("[{}]", vals.join(","))
         }
         other => anyhow::bail!("the ClickHouse sink has no mapping for Arrow type {other}"),
     })
@@ -647,6 +665,15 @@ mod tests {
         assert!(sql.contains("phone_masked Nullable(String)"));
         assert!(sql.contains("PARTITION BY toYYYYMM(received_at)"));
         assert_eq!(ch_timezone(Some("-05:00")).expect("tz"), "Etc/GMT+5");
+        let list = DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+            "item",
+            DataType::Utf8,
+            true,
+        )));
+        assert_eq!(
+            ch_type(&list, true).expect("list"),
+            "Array(Nullable(String))"
+        );
     }
 
     #[test]
