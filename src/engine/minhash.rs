@@ -1,5 +1,9 @@
 //! Near-duplicate detection: MinHash signatures over character n-grams with LSH banding.
 //! Candidates from shared bands are confirmed by the signatures' estimated Jaccard similarity.
+//! Signatures are one-permutation MinHash (Li, Owen & Zhang 2012): each n-gram is hashed once
+//! and lands in one of the `bands × rows` bins, which keeps its minimum; empty bins borrow from
+//! the next non-empty bin (rotation densification, Shrivastava & Li 2014). The share of equal
+//! bins estimates Jaccard similarity like k independent hash functions do, at 1/k of the cost.
 
 use std::collections::HashMap;
 
@@ -20,7 +24,17 @@ fn gram_hash(chars: &[char]) -> u64 {
     mix(h)
 }
 
-/// MinHash with `bands × rows` hash functions.
+/// FNV-1a over an n-gram held in two slices (a ring buffer's halves), then mixed.
+fn gram_hash2(a: &[char], b: &[char]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in a.iter().chain(b) {
+        h ^= *c as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// MinHash with `bands × rows` bins.
 #[derive(Debug, Clone)]
 pub struct MinHasher {
     pub ngram: usize,
@@ -44,22 +58,58 @@ impl MinHasher {
         }
     }
 
-    /// The signature of a text: per hash function, the minimum over the text's n-grams.
+    /// The signature of a text: per bin, the minimum over the n-grams hashed into it.
     /// Whitespace and punctuation are ignored so that re-spaced copies match.
     pub fn signature(&self, text: &str) -> Signature {
-        let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
-        let mut sig = vec![u32::MAX; self.seeds.len()];
-        if chars.is_empty() {
-            return sig;
+        let k = self.seeds.len();
+        let mut sig = vec![u32::MAX; k];
+        let mut window: std::collections::VecDeque<char> = std::collections::VecDeque::new();
+        let chars = text.chars().filter(|c| c.is_alphanumeric());
+        let mut all: Vec<char> = Vec::new();
+        let mut any = false;
+        let n = self.ngram;
+        let put = |g: u64, sig: &mut Vec<u32>| {
+            let h = mix(g ^ self.seeds[0]);
+            let bin = ((h >> 32) as usize * k) >> 32;
+            let v = h as u32;
+            if v < sig[bin] {
+                sig[bin] = v;
+            }
+        };
+        for c in chars {
+            if all.len() < n {
+                all.push(c);
+            }
+            window.push_back(c);
+            if window.len() > n {
+                window.pop_front();
+            }
+            if window.len() == n {
+                let (a, b) = window.as_slices();
+                put(gram_hash2(a, b), &mut sig);
+                any = true;
+            }
         }
-        let n = self.ngram.min(chars.len());
-        for w in chars.windows(n) {
-            let g = gram_hash(w);
-            for (s, seed) in sig.iter_mut().zip(&self.seeds) {
-                let h = (mix(g ^ seed) >> 32) as u32;
-                if h < *s {
-                    *s = h;
+        if !any {
+            if all.is_empty() {
+                return sig;
+            }
+            // Shorter than one n-gram: the whole text is the only gram.
+            put(gram_hash(&all), &mut sig);
+        }
+        // Densify: an empty bin takes the next non-empty bin's value, salted by the distance.
+        if sig.contains(&u32::MAX) {
+            let filled = sig.clone();
+            for i in 0..k {
+                if filled[i] != u32::MAX {
+                    continue;
                 }
+                let mut d = 1;
+                while filled[(i + d) % k] == u32::MAX {
+                    d += 1;
+                }
+                sig[i] = (mix(u64::from(filled[(i + d) % k]) ^ (d as u64).wrapping_mul(0x9e37_79b9))
+                    >> 32) as u32;
             }
         }
         sig

@@ -325,9 +325,20 @@ static SUFFIX_CHARS: std::sync::LazyLock<Vec<Vec<char>>> = std::sync::LazyLock::
     v
 });
 
+/// The suffixes by their first char, longest first (most chars start none: one lookup).
+static SUFFIX_BY_FIRST: std::sync::LazyLock<std::collections::HashMap<char, Vec<Vec<char>>>> =
+    std::sync::LazyLock::new(|| {
+        let mut m: std::collections::HashMap<char, Vec<Vec<char>>> = Default::default();
+        for s in SUFFIX_CHARS.iter() {
+            m.entry(s[0]).or_default().push(s.clone());
+        }
+        m
+    });
+
 /// Length in chars of the longest place suffix starting at `i`.
 fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
-    SUFFIX_CHARS
+    SUFFIX_BY_FIRST
+        .get(chars.get(i)?)?
         .iter()
         .find(|s| chars.len() >= i + s.len() && chars[i..i + s.len()] == s[..])
         .map(Vec::len)
