@@ -134,12 +134,21 @@ impl MinHasher {
     }
 }
 
+/// Estimated Jaccard similarity of a signature and a stored (16-bit) one.
+fn similarity16(a: &Signature, b: &[u16]) -> f64 {
+    if a.is_empty() || a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| **x as u16 == **y).count() as f64 / a.len() as f64
+}
+
 /// An LSH index of signatures: items sharing a band are candidates.
 #[derive(Debug, Default, Clone)]
 pub struct LshIndex {
     buckets: HashMap<(usize, u64), Vec<u32>>,
-    /// Per item: its signature and the id of its duplicate group's first member.
-    items: Vec<(Signature, String)>,
+    /// Per item: its signature's low 16 bits per bin (half the memory; a chance collision of
+    /// two bins is 1 in 65,536) and the id of its duplicate group's first member.
+    items: Vec<(Box<[u16]>, String)>,
 }
 
 impl LshIndex {
@@ -157,7 +166,7 @@ impl LshIndex {
         for k in &keys {
             if let Some(ids) = self.buckets.get(k) {
                 for &i in ids {
-                    let s = MinHasher::similarity(&sig, &self.items[i as usize].0);
+                    let s = similarity16(&sig, &self.items[i as usize].0);
                     if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
                         best = Some((s, i));
                     }
@@ -172,8 +181,9 @@ impl LshIndex {
                 bucket.push(idx);
             }
         }
+        let compact: Box<[u16]> = sig.iter().map(|v| *v as u16).collect();
         self.items
-            .push((sig, first.clone().unwrap_or_else(|| id.to_string())));
+            .push((compact, first.clone().unwrap_or_else(|| id.to_string())));
         first
     }
 

@@ -114,8 +114,6 @@ pub struct AnalyticState {
     seen: HashMap<String, Seen>,
     first_by_content: HashMap<String, String>,
     lsh: LshIndex,
-    /// complaint id → issue id, so duplicates join their original's issue.
-    issue_of: HashMap<String, String>,
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
@@ -135,7 +133,6 @@ impl AnalyticState {
             seen: HashMap::new(),
             first_by_content: HashMap::new(),
             lsh: LshIndex::default(),
-            issue_of: HashMap::new(),
             issue_flags: HashMap::new(),
             issues: IssueIndex::default(),
             people: Population::default(),
@@ -264,7 +261,9 @@ impl AnalyticState {
                 .clone()
                 .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
             // A duplicate belongs to its original's issue; others are clustered.
-            let issue = match c.duplicate_of.as_ref().and_then(|d| self.issue_of.get(d)) {
+            // (`seen` holds each complaint's issue, so duplicates join their original's.)
+            let original = c.duplicate_of.as_ref().and_then(|d| self.seen.get(d));
+            let issue = match original.and_then(|s| s.issue_id.as_ref()) {
                 Some(i) => {
                     let i = self.issues.resolve(i);
                     self.issues.add_member(
@@ -292,7 +291,6 @@ impl AnalyticState {
                     },
                 ),
             };
-            self.issue_of.insert(c.complaint_id.clone(), issue.clone());
             let fl = self.issue_flags.entry(issue.clone()).or_default();
             for f in flags {
                 *fl.entry(f).or_default() += 1;
@@ -638,7 +636,7 @@ mod tests {
             assert_eq!(out[0].duplicate_group, first);
             assert_eq!(
                 out[0].issue_id,
-                st.issue_of.get(&first).cloned(),
+                st.seen.get(&first).and_then(|s| s.issue_id.clone()),
                 "a duplicate joins its original's issue"
             );
             assert_eq!(out[1].duplicate_of, None);

@@ -328,6 +328,21 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
         "only {mid_run} of 5 kills came while the output was partly there: {published:?} of {}",
         want.complaints.len()
     );
+    // The worker's lake holds every complaint once: files of batches whose transaction a kill
+    // aborted were removed when their partition was restored.
+    let lake = d.dir.join("data").join("lake");
+    let batches = duban::query::run_sql(
+        &lake,
+        "select count(*) as n, count(distinct complaint_id) as ids from complaints",
+    )
+    .await
+    .expect("sql over the lake");
+    let text = duban::query::render(&batches, duban::query::Format::Csv).expect("csv");
+    assert_eq!(
+        text.trim(),
+        format!("n,ids\n{},{}", want.complaints.len(), want.complaints.len()),
+        "lake complaints after 5 kills"
+    );
     let got = tokio::task::spawn_blocking(move || (d.outputs(), d.dir.clone()))
         .await
         .expect("outputs");
