@@ -142,10 +142,30 @@ fn similarity16(a: &Signature, b: &[u16]) -> f64 {
     a.iter().zip(b).filter(|(x, y)| **x as u16 == **y).count() as f64 / a.len() as f64
 }
 
+/// Items of one LSH bucket, in insertion order: most buckets hold one item, kept inline.
+#[derive(Debug, Clone)]
+enum Bucket {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Bucket {
+    fn items(&self) -> &[u32] {
+        match self {
+            Bucket::One(i) => std::slice::from_ref(i),
+            Bucket::Many(v) => v,
+        }
+    }
+}
+
+/// Most items a bucket keeps.
+const BUCKET_CAP: usize = 64;
+
 /// An LSH index of signatures: items sharing a band are candidates.
 #[derive(Debug, Default, Clone)]
 pub struct LshIndex {
-    buckets: HashMap<(usize, u64), Vec<u32>>,
+    /// (band key mixed with the band number) → items.
+    buckets: HashMap<u64, Bucket>,
     /// Per item: its signature's low 16 bits per bin (half the memory; a chance collision of
     /// two bins is 1 in 65,536) and the id of its duplicate group's first member.
     items: Vec<(Box<[u16]>, String)>,
@@ -162,10 +182,13 @@ impl LshIndex {
         threshold: f64,
     ) -> Option<String> {
         let mut best: Option<(f64, u32)> = None;
-        let keys: Vec<(usize, u64)> = h.band_keys(&sig).collect();
+        let keys: Vec<u64> = h
+            .band_keys(&sig)
+            .map(|(b, k)| mix(k ^ (b as u64).wrapping_mul(0xa076_1d64_78bd_642f)))
+            .collect();
         for k in &keys {
             if let Some(ids) = self.buckets.get(k) {
-                for &i in ids {
+                for &i in ids.items() {
                     let s = similarity16(&sig, &self.items[i as usize].0);
                     if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
                         best = Some((s, i));
@@ -176,9 +199,15 @@ impl LshIndex {
         let first = best.map(|(_, i)| self.items[i as usize].1.clone());
         let idx = self.items.len() as u32;
         for k in keys {
-            let bucket = self.buckets.entry(k).or_default();
-            if bucket.len() < 64 {
-                bucket.push(idx);
+            match self.buckets.get_mut(&k) {
+                None => {
+                    self.buckets.insert(k, Bucket::One(idx));
+                }
+                Some(b) => match b {
+                    Bucket::One(i) => *b = Bucket::Many(vec![*i, idx]),
+                    Bucket::Many(v) if v.len() < BUCKET_CAP => v.push(idx),
+                    Bucket::Many(_) => {}
+                },
             }
         }
         let compact: Box<[u16]> = sig.iter().map(|v| *v as u16).collect();

@@ -40,6 +40,18 @@ fn local_day(ts: i64) -> NaiveDate {
         .unwrap_or_default()
 }
 
+/// Key terms kept compactly (one string; terms are words, never holding the separator).
+fn join_terms(terms: &[String]) -> Box<str> {
+    terms.join("\u{1f}").into_boxed_str()
+}
+
+fn split_terms(t: &str) -> Vec<String> {
+    if t.is_empty() {
+        return Vec::new();
+    }
+    t.split('\u{1f}').map(str::to_string).collect()
+}
+
 /// The analytic columns decided for a complaint id, and the version they were decided on.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -119,10 +131,10 @@ pub struct AnalyticState {
     pub issues: IssueIndex,
     pub people: Population,
     /// Latest key terms of issues seen by the complainant operator.
-    issue_terms: HashMap<String, Vec<String>>,
+    issue_terms: HashMap<String, Box<str>>,
     /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
     /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
-    terms_at_change: HashMap<String, Vec<String>>,
+    terms_at_change: HashMap<String, Box<str>>,
     alerts: BTreeMap<String, Alert>,
 }
 
@@ -146,7 +158,7 @@ impl AnalyticState {
     pub fn key_terms_at_change(&self, issue_id: &str) -> Vec<String> {
         self.terms_at_change
             .get(issue_id)
-            .cloned()
+            .map(|t| split_terms(t))
             .unwrap_or_default()
     }
 
@@ -300,7 +312,8 @@ impl AnalyticState {
                 changed.insert(id);
             }
             let terms = self.issues.key_terms(&issue, 6);
-            self.terms_at_change.insert(issue.clone(), terms.clone());
+            self.terms_at_change
+                .insert(issue.clone(), join_terms(&terms));
             touched_issues.insert(issue.clone());
             if self.issues.recluster_due(cx.issues) {
                 let mut survivors = BTreeSet::new();
@@ -311,7 +324,7 @@ impl AnalyticState {
                         changed.insert(id);
                     }
                     let t = self.issues.key_terms(s, 6);
-                    self.terms_at_change.insert(s.clone(), t);
+                    self.terms_at_change.insert(s.clone(), join_terms(&t));
                 }
                 touched_issues.extend(survivors);
                 touched_issues.extend(merged);
@@ -349,7 +362,8 @@ impl AnalyticState {
             if let Some(i) = &e.issue_id
                 && !e.issue_terms.is_empty()
             {
-                self.issue_terms.insert(i.clone(), e.issue_terms.clone());
+                self.issue_terms
+                    .insert(i.clone(), join_terms(&e.issue_terms));
             }
             self.people.observe(
                 cx.frequency,
@@ -521,7 +535,7 @@ impl AnalyticState {
         let key_terms = self
             .issue_terms
             .get(&top_issue)
-            .cloned()
+            .map(|t| split_terms(t))
             .unwrap_or_default();
         let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
             .unwrap_or_default()
