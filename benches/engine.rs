@@ -2,6 +2,10 @@
 //! normalization with UDFs, classification, near duplicates, clustering, frequency, alert rules)
 //! on one core's worth of work, reported beside a baseline measured in the same run: decoding
 //! the same raw records alone (JSON parse + field mapping), the floor any engine pays.
+//! Then the time to backfill the seed's one-city volume (`DUBAN_BENCH_BACKFILL`, default 140000
+//! generated complaints written as a message-board export CSV, through `duban backfill`: decode,
+//! engine, lake), and the engine state's memory: resident memory of the process before and after
+//! the backfill, per complaint, extrapolated to 10M complaints (an estimate, said so).
 //! Run: `cargo bench --bench engine` (`DUBAN_BENCH_SIZE`, default 20000 complaints).
 
 use duban::config::Config;
@@ -68,6 +72,12 @@ fn main() {
         .expect("runtime");
     let mut cfg = Config::default();
     cfg.engine.batch_max_records = batch;
+    // Warm-up: dictionaries and models load once per process, not per complaint.
+    let mut warm = Engine::new(&cfg).expect("engine");
+    rt.block_on(warm.process(&raw[..raw.len().min(50)]))
+        .expect("warm-up");
+    drop(warm);
+    let (rss_before, _) = memory();
     let mut engine = Engine::new(&cfg).expect("engine");
     let t = Instant::now();
     let mut out = 0;
@@ -96,4 +106,108 @@ fn main() {
         "ratio engine/baseline: {:.3} ({out} complaints, {alerts} alert updates)",
         (out as f64 / full) / (decoded as f64 / base)
     );
+    let (rss_after, _) = memory();
+    let per = rss_after.saturating_sub(rss_before) as f64 / out.max(1) as f64;
+    println!(
+        "engine state: {:.0} MiB resident for {out} complaints ({per:.0} bytes each); \
+         10M complaints ≈ {:.1} GiB (extrapolated)",
+        rss_after.saturating_sub(rss_before) as f64 / 1048576.0,
+        per * 1e7 / 1073741824.0
+    );
+    drop(engine);
+    backfill(&cfg, &rt);
+}
+
+/// Resident and peak memory of this process (VmRSS, VmHWM), in bytes.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// `duban backfill` of a generated message-board export.
+fn backfill(cfg: &Config, rt: &tokio::runtime::Runtime) {
+    let size: usize = std::env::var("DUBAN_BENCH_BACKFILL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(140_000);
+    if size == 0 {
+        return;
+    }
+    let sim = SimConfig {
+        size,
+        seed: 9,
+        push_url: None,
+        ..SimConfig::default()
+    };
+    let corpus = duban::sim::corpus(&sim).expect("corpus");
+    let dir = std::env::temp_dir().join(format!("duban-bench-backfill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = dir.join("export.csv");
+    {
+        let mut w = csv::Writer::from_path(&input).expect("csv");
+        w.write_record([
+            "留言编号",
+            "留言用户",
+            "留言主题",
+            "留言时间",
+            "留言详情",
+            "反对数",
+            "点赞数",
+        ])
+        .expect("header");
+        for (i, c) in corpus.complaints.iter().enumerate() {
+            w.write_record([
+                format!("{}", 100_000 + i),
+                format!("U{:07}", c.person),
+                String::new(),
+                c.at.format("%Y/%-m/%-d %H:%M:%S").to_string(),
+                c.content.clone(),
+                "0".into(),
+                "0".into(),
+            ])
+            .expect("row");
+        }
+        w.flush().expect("flush");
+    }
+    let n = corpus.complaints.len();
+    drop(corpus);
+    let mapping =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors/board-export.toml");
+    let (rss0, _) = memory();
+    let t = Instant::now();
+    let summary = rt
+        .block_on(duban::pipeline::backfill::run(
+            cfg,
+            &input,
+            &mapping,
+            &dir.join("out"),
+        ))
+        .expect("backfill");
+    let secs = t.elapsed().as_secs_f64();
+    let (_, peak) = memory();
+    let grown = peak.saturating_sub(rss0);
+    let per = grown as f64 / summary.complaints.max(1) as f64;
+    println!(
+        "backfill: {n} export rows → {} complaints, {} issues, {} flagged, in {secs:.1} s ({:.0} rows/s)",
+        summary.complaints,
+        summary.issues,
+        summary.complainants_flagged,
+        n as f64 / secs
+    );
+    println!(
+        "backfill memory: peak {:.0} MiB, {:.0} MiB above the start ({per:.0} bytes per complaint: \
+         state plus the backfill's in-memory topics and rows)",
+        peak as f64 / 1048576.0,
+        grown as f64 / 1048576.0,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -107,13 +107,24 @@ const STOP: &[&str] = &[
     "存在",
 ];
 
+static STOP_SET: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| STOP.iter().copied().collect());
+
 /// Words of a text for clustering: jieba words of two or more characters, stop words removed.
 pub fn terms(text: &str) -> HashMap<String, f32> {
     let mut tf: HashMap<String, f32> = HashMap::new();
     for t in JIEBA.cut(text, false) {
         let w = t.word;
-        if w.chars().count() >= 2 && w.chars().all(|c| c.is_alphanumeric()) && !STOP.contains(&w) {
-            *tf.entry(w.to_string()).or_default() += 1.0;
+        if w.chars().nth(1).is_some()
+            && w.chars().all(|c| c.is_alphanumeric())
+            && !STOP_SET.contains(w)
+        {
+            match tf.get_mut(w) {
+                Some(n) => *n += 1.0,
+                None => {
+                    tf.insert(w.to_string(), 1.0);
+                }
+            }
         }
     }
     tf

@@ -1,5 +1,9 @@
 //! Near-duplicate detection: MinHash signatures over character n-grams with LSH banding.
 //! Candidates from shared bands are confirmed by the signatures' estimated Jaccard similarity.
+//! Signatures are one-permutation MinHash (Li, Owen & Zhang 2012): each n-gram is hashed once
+//! and lands in one of the `bands × rows` bins, which keeps its minimum; empty bins borrow from
+//! the next non-empty bin (rotation densification, Shrivastava & Li 2014). The share of equal
+//! bins estimates Jaccard similarity like k independent hash functions do, at 1/k of the cost.
 
 use std::collections::HashMap;
 
@@ -20,7 +24,17 @@ fn gram_hash(chars: &[char]) -> u64 {
     mix(h)
 }
 
-/// MinHash with `bands × rows` hash functions.
+/// FNV-1a over an n-gram held in two slices (a ring buffer's halves), then mixed.
+fn gram_hash2(a: &[char], b: &[char]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in a.iter().chain(b) {
+        h ^= *c as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// MinHash with `bands × rows` bins.
 #[derive(Debug, Clone)]
 pub struct MinHasher {
     pub ngram: usize,
@@ -44,22 +58,58 @@ impl MinHasher {
         }
     }
 
-    /// The signature of a text: per hash function, the minimum over the text's n-grams.
+    /// The signature of a text: per bin, the minimum over the n-grams hashed into it.
     /// Whitespace and punctuation are ignored so that re-spaced copies match.
     pub fn signature(&self, text: &str) -> Signature {
-        let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
-        let mut sig = vec![u32::MAX; self.seeds.len()];
-        if chars.is_empty() {
-            return sig;
+        let k = self.seeds.len();
+        let mut sig = vec![u32::MAX; k];
+        let mut window: std::collections::VecDeque<char> = std::collections::VecDeque::new();
+        let chars = text.chars().filter(|c| c.is_alphanumeric());
+        let mut all: Vec<char> = Vec::new();
+        let mut any = false;
+        let n = self.ngram;
+        let put = |g: u64, sig: &mut Vec<u32>| {
+            let h = mix(g ^ self.seeds[0]);
+            let bin = ((h >> 32) as usize * k) >> 32;
+            let v = h as u32;
+            if v < sig[bin] {
+                sig[bin] = v;
+            }
+        };
+        for c in chars {
+            if all.len() < n {
+                all.push(c);
+            }
+            window.push_back(c);
+            if window.len() > n {
+                window.pop_front();
+            }
+            if window.len() == n {
+                let (a, b) = window.as_slices();
+                put(gram_hash2(a, b), &mut sig);
+                any = true;
+            }
         }
-        let n = self.ngram.min(chars.len());
-        for w in chars.windows(n) {
-            let g = gram_hash(w);
-            for (s, seed) in sig.iter_mut().zip(&self.seeds) {
-                let h = (mix(g ^ seed) >> 32) as u32;
-                if h < *s {
-                    *s = h;
+        if !any {
+            if all.is_empty() {
+                return sig;
+            }
+            // Shorter than one n-gram: the whole text is the only gram.
+            put(gram_hash(&all), &mut sig);
+        }
+        // Densify: an empty bin takes the next non-empty bin's value, salted by the distance.
+        if sig.contains(&u32::MAX) {
+            let filled = sig.clone();
+            for i in 0..k {
+                if filled[i] != u32::MAX {
+                    continue;
                 }
+                let mut d = 1;
+                while filled[(i + d) % k] == u32::MAX {
+                    d += 1;
+                }
+                sig[i] = (mix(u64::from(filled[(i + d) % k]) ^ (d as u64).wrapping_mul(0x9e37_79b9))
+                    >> 32) as u32;
             }
         }
         sig
@@ -84,12 +134,41 @@ impl MinHasher {
     }
 }
 
+/// Estimated Jaccard similarity of a signature and a stored (16-bit) one.
+fn similarity16(a: &Signature, b: &[u16]) -> f64 {
+    if a.is_empty() || a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| **x as u16 == **y).count() as f64 / a.len() as f64
+}
+
+/// Items of one LSH bucket, in insertion order: most buckets hold one item, kept inline.
+#[derive(Debug, Clone)]
+enum Bucket {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Bucket {
+    fn items(&self) -> &[u32] {
+        match self {
+            Bucket::One(i) => std::slice::from_ref(i),
+            Bucket::Many(v) => v,
+        }
+    }
+}
+
+/// Most items a bucket keeps.
+const BUCKET_CAP: usize = 64;
+
 /// An LSH index of signatures: items sharing a band are candidates.
 #[derive(Debug, Default, Clone)]
 pub struct LshIndex {
-    buckets: HashMap<(usize, u64), Vec<u32>>,
-    /// Per item: its signature and the id of its duplicate group's first member.
-    items: Vec<(Signature, String)>,
+    /// (band key mixed with the band number) → items.
+    buckets: HashMap<u64, Bucket>,
+    /// Per item: its signature's low 16 bits per bin (half the memory; a chance collision of
+    /// two bins is 1 in 65,536) and the id of its duplicate group's first member.
+    items: Vec<(Box<[u16]>, String)>,
 }
 
 impl LshIndex {
@@ -103,11 +182,14 @@ impl LshIndex {
         threshold: f64,
     ) -> Option<String> {
         let mut best: Option<(f64, u32)> = None;
-        let keys: Vec<(usize, u64)> = h.band_keys(&sig).collect();
+        let keys: Vec<u64> = h
+            .band_keys(&sig)
+            .map(|(b, k)| mix(k ^ (b as u64).wrapping_mul(0xa076_1d64_78bd_642f)))
+            .collect();
         for k in &keys {
             if let Some(ids) = self.buckets.get(k) {
-                for &i in ids {
-                    let s = MinHasher::similarity(&sig, &self.items[i as usize].0);
+                for &i in ids.items() {
+                    let s = similarity16(&sig, &self.items[i as usize].0);
                     if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
                         best = Some((s, i));
                     }
@@ -117,13 +199,20 @@ impl LshIndex {
         let first = best.map(|(_, i)| self.items[i as usize].1.clone());
         let idx = self.items.len() as u32;
         for k in keys {
-            let bucket = self.buckets.entry(k).or_default();
-            if bucket.len() < 64 {
-                bucket.push(idx);
+            match self.buckets.get_mut(&k) {
+                None => {
+                    self.buckets.insert(k, Bucket::One(idx));
+                }
+                Some(b) => match b {
+                    Bucket::One(i) => *b = Bucket::Many(vec![*i, idx]),
+                    Bucket::Many(v) if v.len() < BUCKET_CAP => v.push(idx),
+                    Bucket::Many(_) => {}
+                },
             }
         }
+        let compact: Box<[u16]> = sig.iter().map(|v| *v as u16).collect();
         self.items
-            .push((sig, first.clone().unwrap_or_else(|| id.to_string())));
+            .push((compact, first.clone().unwrap_or_else(|| id.to_string())));
         first
     }
 

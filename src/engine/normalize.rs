@@ -290,9 +290,61 @@ const NOT_IN_PLACE: &[char] = &[
 
 /// Words that precede a place name without being part of it (反映翠湖小区 → 翠湖小区).
 const LEADING_NOT_PLACE: &[&str] = &[
-    "反映", "投诉", "举报", "关于", "位于", "地处", "希望", "要求", "请求", "建议", "咨询", "市民",
-    "居民", "业主", "本人", "附近", "周边", "旁边", "对面", "经过", "路过", "靠近", "发现", "目前",
-    "现在", "最近", "今天", "昨天", "每天", "晚上", "白天", "导致", "造成",
+    "反映",
+    "投诉",
+    "举报",
+    "关于",
+    "位于",
+    "地处",
+    "希望",
+    "要求",
+    "请求",
+    "建议",
+    "咨询",
+    "市民",
+    "居民",
+    "业主",
+    "本人",
+    "附近",
+    "周边",
+    "旁边",
+    "对面",
+    "经过",
+    "路过",
+    "靠近",
+    "发现",
+    "目前",
+    "现在",
+    "最近",
+    "今天",
+    "昨天",
+    "每天",
+    "晚上",
+    "白天",
+    "导致",
+    "造成",
+    "今年",
+    "去年",
+    "前年",
+    "当年",
+    "购买",
+    "购置",
+    "购得",
+    "买了",
+    "买的",
+    "认购",
+    "商品房",
+    "二手房",
+    "房子",
+    "房屋",
+    "楼盘",
+    "新房",
+    "入住",
+    "居住",
+    "租住",
+    "所在",
+    "就读",
+    "开发商",
 ];
 
 /// Words that make a kind of place, not a name (物业公司 is any estate's management company).
@@ -305,6 +357,25 @@ const GENERIC_NAMES: &[&str] = &[
 /// Drop leading words that are not part of a name; `None` when nothing of a name is left
 /// (投诉小区 is no place).
 fn strip_leading_words(chars: &[char], mut start: usize, end: usize) -> Option<usize> {
+    // Such a word anywhere in the run ends what precedes the name (去年购买商品房金色家园: the
+    // run may begin mid-phrase, cut at ten chars).
+    static WORDS: std::sync::LazyLock<Vec<Vec<char>>> = std::sync::LazyLock::new(|| {
+        LEADING_NOT_PLACE
+            .iter()
+            .map(|w| w.chars().collect())
+            .collect()
+    });
+    let mut cut = start;
+    for w in WORDS.iter() {
+        for at in start..end.saturating_sub(w.len()) {
+            if chars[at..at + w.len()] == w[..] {
+                cut = cut.max(at + w.len());
+            }
+        }
+    }
+    if end - cut >= 2 {
+        start = cut;
+    }
     'again: loop {
         for w in LEADING_NOT_PLACE {
             let n = w.chars().count();
@@ -325,9 +396,20 @@ static SUFFIX_CHARS: std::sync::LazyLock<Vec<Vec<char>>> = std::sync::LazyLock::
     v
 });
 
+/// The suffixes by their first char, longest first (most chars start none: one lookup).
+static SUFFIX_BY_FIRST: std::sync::LazyLock<std::collections::HashMap<char, Vec<Vec<char>>>> =
+    std::sync::LazyLock::new(|| {
+        let mut m: std::collections::HashMap<char, Vec<Vec<char>>> = Default::default();
+        for s in SUFFIX_CHARS.iter() {
+            m.entry(s[0]).or_default().push(s.clone());
+        }
+        m
+    });
+
 /// Length in chars of the longest place suffix starting at `i`.
 fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
-    SUFFIX_CHARS
+    SUFFIX_BY_FIRST
+        .get(chars.get(i)?)?
         .iter()
         .find(|s| chars.len() >= i + s.len() && chars[i..i + s.len()] == s[..])
         .map(Vec::len)
@@ -491,6 +573,19 @@ mod tests {
         assert_eq!(
             extract_place("明新大道湾长商贸有限公司拖欠").as_deref(),
             Some("湾长商贸有限公司")
+        );
+        // Leading phrases of buying or living somewhere are no part of the name.
+        assert_eq!(
+            extract_place("本人去年购买商品房金色家园，至今未交房").as_deref(),
+            Some("金色家园")
+        );
+        assert_eq!(
+            extract_place("我们购买的楼盘翡翠苑延期交房").as_deref(),
+            Some("翡翠苑")
+        );
+        assert_eq!(
+            extract_place("业主入住丽景小区后发现墙体开裂").as_deref(),
+            Some("丽景小区")
         );
     }
 }

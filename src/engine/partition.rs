@@ -161,22 +161,37 @@ impl Partitioned {
         let mut complaints: Vec<(usize, Complaint)> = Vec::new();
         let mut events: Vec<(usize, PersonEvent)> = Vec::new();
         let mut alerts = Vec::new();
-        for (p, rows) in per.into_iter().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            let (idx, rows): (Vec<usize>, Vec<Complaint>) = rows.into_iter().unzip();
+        // Partitions are independent: apply them on parallel threads.
+        let outs: Vec<(Vec<usize>, BlockOutput)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .blocks
+                .iter_mut()
+                .zip(per)
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(state, rows)| {
+                    scope.spawn(move || {
+                        let (idx, rows): (Vec<usize>, Vec<Complaint>) = rows.into_iter().unzip();
+                        (idx, state.apply_block(rows, cx))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a partition's operator panicked"))
+                .collect()
+        });
+        for (idx, out) in outs {
             let BlockOutput {
-                complaints: out,
+                complaints: out_rows,
                 complaint_rows,
                 alerts: a,
                 people,
                 people_rows,
                 ..
-            } = self.blocks[p].apply_block(rows, cx);
+            } = out;
             // Outputs keep their input row's position.
             events.extend(people_rows.into_iter().map(|r| idx[r]).zip(people));
-            complaints.extend(complaint_rows.into_iter().map(|r| idx[r]).zip(out));
+            complaints.extend(complaint_rows.into_iter().map(|r| idx[r]).zip(out_rows));
             alerts.extend(a);
         }
         complaints.sort_by_key(|(i, _)| *i);
@@ -185,11 +200,20 @@ impl Partitioned {
         for (_, e) in events {
             per_person[partition_of(&e.complainant, n)].push(e);
         }
-        for (q, evs) in per_person.iter().enumerate() {
-            if !evs.is_empty() {
-                alerts.extend(self.people[q].apply_people(evs, cx));
-            }
-        }
+        let person_alerts: Vec<Vec<Alert>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .people
+                .iter_mut()
+                .zip(&per_person)
+                .filter(|(_, evs)| !evs.is_empty())
+                .map(|(state, evs)| scope.spawn(move || state.apply_people(evs, cx)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a partition's operator panicked"))
+                .collect()
+        });
+        alerts.extend(person_alerts.into_iter().flatten());
         (complaints.into_iter().map(|(_, c)| c).collect(), alerts)
     }
 

@@ -40,6 +40,18 @@ fn local_day(ts: i64) -> NaiveDate {
         .unwrap_or_default()
 }
 
+/// Key terms kept compactly (one string; terms are words, never holding the separator).
+fn join_terms(terms: &[String]) -> Box<str> {
+    terms.join("\u{1f}").into_boxed_str()
+}
+
+fn split_terms(t: &str) -> Vec<String> {
+    if t.is_empty() {
+        return Vec::new();
+    }
+    t.split('\u{1f}').map(str::to_string).collect()
+}
+
 /// The analytic columns decided for a complaint id, and the version they were decided on.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -114,17 +126,15 @@ pub struct AnalyticState {
     seen: HashMap<String, Seen>,
     first_by_content: HashMap<String, String>,
     lsh: LshIndex,
-    /// complaint id → issue id, so duplicates join their original's issue.
-    issue_of: HashMap<String, String>,
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
     pub people: Population,
     /// Latest key terms of issues seen by the complainant operator.
-    issue_terms: HashMap<String, Vec<String>>,
+    issue_terms: HashMap<String, Box<str>>,
     /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
     /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
-    terms_at_change: HashMap<String, Vec<String>>,
+    terms_at_change: HashMap<String, Box<str>>,
     alerts: BTreeMap<String, Alert>,
 }
 
@@ -135,7 +145,6 @@ impl AnalyticState {
             seen: HashMap::new(),
             first_by_content: HashMap::new(),
             lsh: LshIndex::default(),
-            issue_of: HashMap::new(),
             issue_flags: HashMap::new(),
             issues: IssueIndex::default(),
             people: Population::default(),
@@ -149,7 +158,7 @@ impl AnalyticState {
     pub fn key_terms_at_change(&self, issue_id: &str) -> Vec<String> {
         self.terms_at_change
             .get(issue_id)
-            .cloned()
+            .map(|t| split_terms(t))
             .unwrap_or_default()
     }
 
@@ -264,7 +273,9 @@ impl AnalyticState {
                 .clone()
                 .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
             // A duplicate belongs to its original's issue; others are clustered.
-            let issue = match c.duplicate_of.as_ref().and_then(|d| self.issue_of.get(d)) {
+            // (`seen` holds each complaint's issue, so duplicates join their original's.)
+            let original = c.duplicate_of.as_ref().and_then(|d| self.seen.get(d));
+            let issue = match original.and_then(|s| s.issue_id.as_ref()) {
                 Some(i) => {
                     let i = self.issues.resolve(i);
                     self.issues.add_member(
@@ -292,7 +303,6 @@ impl AnalyticState {
                     },
                 ),
             };
-            self.issue_of.insert(c.complaint_id.clone(), issue.clone());
             let fl = self.issue_flags.entry(issue.clone()).or_default();
             for f in flags {
                 *fl.entry(f).or_default() += 1;
@@ -302,7 +312,8 @@ impl AnalyticState {
                 changed.insert(id);
             }
             let terms = self.issues.key_terms(&issue, 6);
-            self.terms_at_change.insert(issue.clone(), terms.clone());
+            self.terms_at_change
+                .insert(issue.clone(), join_terms(&terms));
             touched_issues.insert(issue.clone());
             if self.issues.recluster_due(cx.issues) {
                 let mut survivors = BTreeSet::new();
@@ -313,7 +324,7 @@ impl AnalyticState {
                         changed.insert(id);
                     }
                     let t = self.issues.key_terms(s, 6);
-                    self.terms_at_change.insert(s.clone(), t);
+                    self.terms_at_change.insert(s.clone(), join_terms(&t));
                 }
                 touched_issues.extend(survivors);
                 touched_issues.extend(merged);
@@ -351,7 +362,8 @@ impl AnalyticState {
             if let Some(i) = &e.issue_id
                 && !e.issue_terms.is_empty()
             {
-                self.issue_terms.insert(i.clone(), e.issue_terms.clone());
+                self.issue_terms
+                    .insert(i.clone(), join_terms(&e.issue_terms));
             }
             self.people.observe(
                 cx.frequency,
@@ -524,7 +536,7 @@ impl AnalyticState {
         let key_terms = self
             .issue_terms
             .get(&top_issue)
-            .cloned()
+            .map(|t| split_terms(t))
             .unwrap_or_default();
         let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
             .unwrap_or_default()
@@ -640,7 +652,7 @@ mod tests {
             assert_eq!(out[0].duplicate_group, first);
             assert_eq!(
                 out[0].issue_id,
-                st.issue_of.get(&first).cloned(),
+                st.seen.get(&first).and_then(|s| s.issue_id.clone()),
                 "a duplicate joins its original's issue"
             );
             assert_eq!(out[1].duplicate_of, None);

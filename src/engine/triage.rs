@@ -86,11 +86,26 @@ const IMPACT: &[&str] = &[
 
 /// Flags of one complaint from its text.
 pub fn complaint_flags(text: &str) -> Vec<&'static str> {
+    // One pass over the text for both lists (patterns: DISPUTE, then IMPACT).
+    static MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new(DISPUTE.iter().chain(IMPACT)).expect("triage words")
+        });
+    let mut dispute = false;
+    let mut impact: Vec<usize> = Vec::new();
+    for m in MATCHER.find_overlapping_iter(text) {
+        let p = m.pattern().as_usize();
+        if p < DISPUTE.len() {
+            dispute = true;
+        } else if !impact.contains(&p) {
+            impact.push(p);
+        }
+    }
     let mut flags = Vec::new();
-    if DISPUTE.iter().any(|w| text.contains(w)) {
+    if dispute {
         flags.push(RESPONSIBILITY_DISPUTE);
     }
-    if IMPACT.iter().filter(|w| text.contains(*w)).count() >= 2 {
+    if impact.len() >= 2 {
         flags.push(SOCIAL_IMPACT);
     }
     flags

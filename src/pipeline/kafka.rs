@@ -191,7 +191,8 @@ struct Txn {
     offsets: BTreeMap<(String, i32), i64>,
     complaints: Vec<Complaint>,
     alerts: Vec<Alert>,
-    lake_tag: Vec<String>,
+    /// Lake files: (tag `b<p>-<first seq>-<last seq>`, complaints of that partition's batch).
+    lake: Vec<(String, Vec<Complaint>)>,
 }
 
 impl Txn {
@@ -426,6 +427,7 @@ pub async fn process(
     let _stop_watch = StopOnDrop(stop_watch.clone());
     let highs = watch_highs(&bootstrap, &topics.raw, n_raw, stop_watch)?;
     let mut w = Worker {
+        lake: data_dir.join("lake"),
         highs,
         config: config.clone(),
         topics: topics.clone(),
@@ -535,8 +537,10 @@ pub async fn process(
         if txn.is_empty() {
             continue;
         }
-        if !txn.complaints.is_empty() {
-            crate::lake::write_complaints(&lake, &txn.complaints, &txn.lake_tag.join("-"))?;
+        // Lake files are named by the changelog sequence range they cover; files of a batch whose
+        // transaction then fails are removed when the partition's task is restored.
+        for (tag, rows) in &txn.lake {
+            crate::lake::write_complaints(&lake, rows, tag)?;
         }
         let meta = consumer
             .group_metadata()
@@ -652,7 +656,34 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Delete this worker's lake files of partition `p` that start at or after `seq`: written for a
+/// batch whose transaction did not commit (that batch is processed again).
+fn remove_uncommitted_lake_files(lake: &Path, p: usize, seq: u64) -> Result<()> {
+    let prefix = format!("part-b{p}-");
+    let Ok(days) = std::fs::read_dir(lake.join("complaints")) else {
+        return Ok(());
+    };
+    for day in days.flatten() {
+        let Ok(files) = std::fs::read_dir(day.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let first = name
+                .strip_prefix(&prefix)
+                .and_then(|r| r.split('-').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if first.is_some_and(|first| first >= seq) {
+                std::fs::remove_file(f.path())
+                    .with_context(|| format!("cannot remove {}", f.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 struct Worker {
+    lake: std::path::PathBuf,
     highs: Highs,
     config: Config,
     topics: Topics,
@@ -756,6 +787,7 @@ impl Worker {
                         let mut state = self.new_state();
                         let (ck, events) = restored.issues.clone().unwrap_or_default();
                         replayed += events.len();
+                        remove_uncommitted_lake_files(&self.lake, *p, ck.seq)?;
                         for chunk in events.chunks(1000) {
                             state.apply_block(chunk.to_vec(), &cx);
                         }
@@ -995,8 +1027,14 @@ impl Worker {
                     );
                     task.seq += 1;
                 }
-                txn.lake_tag.push(format!("b{p}s{}", task.seq));
+                let first_seq = task.seq - rows.len() as u64;
                 let out = task.state.apply_block(rows, &cx);
+                if !out.complaints.is_empty() {
+                    txn.lake.push((
+                        format!("b{p}-{first_seq:012}-{:012}", task.seq - 1),
+                        out.complaints.clone(),
+                    ));
+                }
                 for c in &out.complaints {
                     txn.send(
                         &self.topics.complaints,

@@ -226,6 +226,21 @@ struct Outputs {
     alerts: BTreeMap<String, Alert>,
 }
 
+/// Log text without terminal colour codes.
+fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
 fn stop(mut child: Child) {
     child.kill().expect("kill");
     child.wait().expect("reaped");
@@ -328,6 +343,21 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
         "only {mid_run} of 5 kills came while the output was partly there: {published:?} of {}",
         want.complaints.len()
     );
+    // The worker's lake holds every complaint once: files of batches whose transaction a kill
+    // aborted were removed when their partition was restored.
+    let lake = d.dir.join("data").join("lake");
+    let batches = duban::query::run_sql(
+        &lake,
+        "select count(*) as n, count(distinct complaint_id) as ids from complaints",
+    )
+    .await
+    .expect("sql over the lake");
+    let text = duban::query::render(&batches, duban::query::Format::Csv).expect("csv");
+    assert_eq!(
+        text.trim(),
+        format!("n,ids\n{},{}", want.complaints.len(), want.complaints.len()),
+        "lake complaints after 5 kills"
+    );
     let got = tokio::task::spawn_blocking(move || (d.outputs(), d.dir.clone()))
         .await
         .expect("outputs");
@@ -380,6 +410,13 @@ async fn three_workers_one_killed_midway_give_the_single_worker_output() {
             d.log()
         );
     }
+    // The survivors took over partitions by restoring state from the changelog.
+    let restored = ["s0", "s2"].iter().any(|i| {
+        plain(&logs(i))
+            .lines()
+            .any(|l| l.contains("state restored") && !l.contains("replayed=0"))
+    });
+    assert!(restored, "a survivor restored state (logs in {})", d.log());
     let got = tokio::task::spawn_blocking(move || (d.outputs(), d.dir.clone()))
         .await
         .expect("outputs");
