@@ -20,6 +20,8 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     /// Scheduled reports (`[reports]`).
     pub reports: crate::report::ReportsConfig,
+    /// The alert lifecycle (deadlines, API, notifications).
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }

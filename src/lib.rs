@@ -7,6 +7,7 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod lake;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod query;
 pub mod record;

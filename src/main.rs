@@ -57,6 +57,14 @@ enum Command {
         #[arg(long, default_value = "config/duban.toml")]
         config: PathBuf,
     },
+    /// Only the alert lifecycle: raised alerts and actions → the board (yellow/red/green), deadlines,
+    /// documents, notifications, and the alerts HTTP API.
+    Lifecycle {
+        #[arg(long, default_value = "config/duban.toml")]
+        config: PathBuf,
+    },
+    /// Alerts through the lifecycle's HTTP API: list, show, assign, feedback, verify, escalate, reopen.
+    Alerts(duban::lifecycle::cli::AlertsArgs),
     /// Run the engine over a historical export (CSV/JSONL/XLSX) with a mapping, writing the lake and alerts.
     Backfill {
         /// The export file.
@@ -157,8 +165,9 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 duban::report::schedule::SystemClock,
                 ctrl_c(),
             );
-            let process = pipeline::kafka::process(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process, reports)?;
+            let process = pipeline::kafka::process(&cfg, bus.clone(), &data, ctrl_c());
+            let lifecycle = duban::lifecycle::run::run_kafka(&cfg, bus, &data, ctrl_c());
+            tokio::try_join!(ingest, process, reports, lifecycle)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -170,6 +179,12 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
+        Command::Lifecycle { config } => {
+            let cfg = Config::load(&config)?;
+            let bus = pipeline::kafka::connect(&cfg).await?;
+            duban::lifecycle::run::run_kafka(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
+        }
+        Command::Alerts(args) => duban::lifecycle::cli::run(args).await?,
         Command::Backfill {
             input,
             mapping,

@@ -291,9 +291,80 @@ impl AlertTrigger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertLevel {
+    /// 黄色预警: assigned to a unit, to be resolved within the warning period.
     Yellow,
+    /// 红色督办: formal supervision with a written recommendation.
     Red,
+    /// 绿色清零: the fix was verified; closed (对账销号).
     Green,
+}
+
+impl AlertLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Yellow => "yellow",
+            AlertLevel::Red => "red",
+            AlertLevel::Green => "green",
+        }
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            AlertLevel::Yellow => "黄色预警",
+            AlertLevel::Red => "红色督办",
+            AlertLevel::Green => "绿色清零",
+        }
+    }
+}
+
+/// Where an alert stands inside its colour (the lifecycle's own field; the engine leaves `raised`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Raised by the engine, not yet taken up by the lifecycle.
+    #[default]
+    Raised,
+    /// Assigned to its unit, waiting for the unit's feedback.
+    Assigned,
+    /// The unit reported its fix; waiting for the bureau's verification.
+    FeedbackReceived,
+    /// Verified and closed (green).
+    Closed,
+    /// Its issue turned out to be part of another alert's (`merged_into`); no more deadlines.
+    Merged,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Raised => "raised",
+            AlertStatus::Assigned => "assigned",
+            AlertStatus::FeedbackReceived => "feedback_received",
+            AlertStatus::Closed => "closed",
+            AlertStatus::Merged => "merged",
+        }
+    }
+}
+
+/// One step of an alert's history: who did what, when, from which state to which, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertTransition {
+    /// 1, 2, 3 … within the alert; histories only grow.
+    pub seq: u32,
+    pub at: DateTime<FixedOffset>,
+    /// Who: a token's name, a unit, or `system` for deadlines and engine evidence.
+    pub actor: String,
+    /// `supervisor`, `unit:<unit name>` or `system`.
+    pub role: String,
+    /// raise, assign, feedback, verify, reject, escalate, reply_overdue, reopen, recur, merge.
+    pub action: String,
+    pub from_level: Option<AlertLevel>,
+    pub to_level: AlertLevel,
+    pub from_status: AlertStatus,
+    pub to_status: AlertStatus,
+    pub reason: String,
+    /// The action that caused it (bureau and unit actions); applied once per id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<String>,
 }
 
 /// Latest state of one alert (schemas/alert.schema.json).
@@ -321,6 +392,57 @@ pub struct Alert {
     /// carries on (its evidence includes this one's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// Lifecycle fields: written by the lifecycle (src/lifecycle) only; the engine leaves the
+    /// defaults, so an engine record never carries (or resets) a lifecycle state.
+    #[serde(flatten)]
+    pub lifecycle: AlertLifecycle,
+}
+
+/// The lifecycle's part of an alert (flattened into the alert's JSON).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertLifecycle {
+    #[serde(default)]
+    pub status: AlertStatus,
+    /// When the lifecycle assigned the alert (the warning period counts from this day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<DateTime<FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<DateTime<FixedOffset>>,
+    /// Red: the unit's written reply is due by this day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_deadline: Option<chrono::NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<FixedOffset>>,
+    /// The unit's latest feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_at: Option<DateTime<FixedOffset>>,
+    /// 屡治屡犯: the green alert of the same issue this one reopens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_of: Option<String>,
+    #[serde(default)]
+    pub recurrent: bool,
+    /// 0 for the first alert of an issue, n for its n-th recurrence.
+    #[serde(default)]
+    pub recurrence: u32,
+    /// The engine's alert id this alert follows (its own id unless it is a recurrence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_alert_id: Option<String>,
+    /// Complaints that arrived after the previous alert of the issue was closed (recurrences).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_complaint_ids: Vec<String>,
+    /// 行政执法监督建议书 number, once red.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_no: Option<String>,
+    /// The document's Markdown file, relative to the data folder (the HTML beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_path: Option<String>,
+    /// Grows by one with every lifecycle write (`version` counts evidence changes).
+    #[serde(default)]
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AlertTransition>,
 }
 
 /// Alert ids are derived from (trigger, subject, window), so re-raising never duplicates.
@@ -334,88 +456,83 @@ pub fn alert_id(trigger: AlertTrigger, subject: &str, window_start: chrono::Naiv
     format!("AL-{}", &hex::encode(h.finalize())[..20])
 }
 
-/// Alerts (latest state) → Arrow batch for the lake table `alerts`.
+/// Alerts (latest state) → Arrow batch for the lake table `alerts` (columns in
+/// schemas/alert.schema.json, `x-lake`).
 pub fn alerts_to_batch(rows: &[Alert]) -> datafusion::error::Result<RecordBatch> {
-    use datafusion::arrow::array::{Date32Array, UInt64Array};
+    use datafusion::arrow::array::{BooleanArray, Date32Array, UInt64Array};
     let date = |d: chrono::NaiveDate| {
         (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
     };
-    let schema = alert_schema();
+    let strs = |f: &dyn Fn(&Alert) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let opts = |f: &dyn Fn(&Alert) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
+    let u64s = |f: &dyn Fn(&Alert) -> u64| -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let ts = |f: &dyn Fn(&Alert) -> Option<DateTime<FixedOffset>>| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                rows.iter().map(|a| f(a).map(|t| t.timestamp_micros())),
+            )
+            .with_timezone(TZ),
+        )
+    };
+    let dates = |f: &dyn Fn(&Alert) -> Option<chrono::NaiveDate>| -> ArrayRef {
+        Arc::new(Date32Array::from_iter(rows.iter().map(|a| f(a).map(date))))
+    };
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|a| a.alert_id.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|a| a.trigger.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(
-            |a| match a.level {
-                AlertLevel::Yellow => "yellow",
-                AlertLevel::Red => "red",
-                AlertLevel::Green => "green",
-            },
-        ))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|a| a.subject.as_str()),
-        )),
-        Arc::new(Date32Array::from_iter_values(
-            rows.iter().map(|a| date(a.window_start)),
-        )),
-        Arc::new(Date32Array::from_iter_values(
-            rows.iter().map(|a| date(a.window_end)),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|a| a.summary.as_str()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|a| a.domain.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|a| a.district.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|a| a.unit.as_str()),
-        )),
-        Arc::new(Date32Array::from_iter_values(
-            rows.iter().map(|a| date(a.deadline)),
-        )),
+        strs(&|a| &a.alert_id),
+        strs(&|a| a.trigger.as_str()),
+        strs(&|a| a.level.as_str()),
+        strs(&|a| &a.subject),
+        dates(&|a| Some(a.window_start)),
+        dates(&|a| Some(a.window_end)),
+        strs(&|a| &a.summary),
+        opts(&|a| a.domain.as_deref()),
+        opts(&|a| a.district.as_deref()),
+        strs(&|a| &a.unit),
+        dates(&|a| Some(a.deadline)),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|a| a.complaint_ids.join(",")),
         )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|a| a.complaint_count),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|a| a.distinct_complainants),
-        )),
+        u64s(&|a| a.complaint_count),
+        u64s(&|a| a.distinct_complainants),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|a| a.key_terms.join(",")),
         )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|a| a.version),
+        u64s(&|a| a.version),
+        ts(&|a| Some(a.raised_at)),
+        ts(&|a| Some(a.updated_at)),
+        opts(&|a| a.merged_into.as_deref()),
+        strs(&|a| a.lifecycle.status.as_str()),
+        ts(&|a| a.lifecycle.opened_at),
+        ts(&|a| a.lifecycle.escalated_at),
+        dates(&|a| a.lifecycle.reply_deadline),
+        ts(&|a| a.lifecycle.closed_at),
+        opts(&|a| a.lifecycle.feedback.as_deref()),
+        ts(&|a| a.lifecycle.feedback_at),
+        opts(&|a| a.lifecycle.recurrence_of.as_deref()),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|a| Some(a.lifecycle.recurrent)),
         )),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(
-                rows.iter().map(|a| a.raised_at.timestamp_micros()),
-            )
-            .with_timezone(TZ),
-        ),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(
-                rows.iter().map(|a| a.updated_at.timestamp_micros()),
-            )
-            .with_timezone(TZ),
-        ),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|a| a.merged_into.as_deref()),
-        )),
+        u64s(&|a| u64::from(a.lifecycle.recurrence)),
+        opts(&|a| a.lifecycle.source_alert_id.as_deref()),
+        opts(&|a| a.lifecycle.document_no.as_deref()),
+        opts(&|a| a.lifecycle.document_path.as_deref()),
+        u64s(&|a| a.lifecycle.revision),
+        u64s(&|a| a.lifecycle.history.len() as u64),
     ];
-    Ok(RecordBatch::try_new(schema, cols)?)
+    Ok(RecordBatch::try_new(alert_schema(), cols)?)
 }
 
 /// Arrow schema of the lake table `alerts` (list fields flattened to comma-joined strings).
 pub fn alert_schema() -> SchemaRef {
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let ts = |n: &str, null: bool| Field::new(n, ts_type(), null);
+    let u = |n: &str| Field::new(n, DataType::UInt64, false);
     Arc::new(Schema::new(vec![
         s("alert_id", false),
         s("trigger", false),
@@ -429,14 +546,87 @@ pub fn alert_schema() -> SchemaRef {
         s("unit", false),
         Field::new("deadline", DataType::Date32, false),
         s("complaint_ids", false),
-        Field::new("complaint_count", DataType::UInt64, false),
-        Field::new("distinct_complainants", DataType::UInt64, false),
+        u("complaint_count"),
+        u("distinct_complainants"),
         s("key_terms", false),
-        Field::new("version", DataType::UInt64, false),
-        Field::new("raised_at", ts_type(), false),
-        Field::new("updated_at", ts_type(), false),
+        u("version"),
+        ts("raised_at", false),
+        ts("updated_at", false),
         s("merged_into", true),
+        s("status", false),
+        ts("opened_at", true),
+        ts("escalated_at", true),
+        Field::new("reply_deadline", DataType::Date32, true),
+        ts("closed_at", true),
+        s("feedback", true),
+        ts("feedback_at", true),
+        s("recurrence_of", true),
+        Field::new("recurrent", DataType::Boolean, false),
+        u("recurrence"),
+        s("source_alert_id", true),
+        s("document_no", true),
+        s("document_path", true),
+        u("revision"),
+        u("transitions"),
     ]))
+}
+
+/// Arrow schema of the lake table `alert_history` (schemas/alert-history.schema.json): one row
+/// per transition of every alert.
+pub fn alert_history_schema() -> SchemaRef {
+    let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    Arc::new(Schema::new(vec![
+        s("alert_id", false),
+        Field::new("seq", DataType::UInt64, false),
+        Field::new("at", ts_type(), false),
+        s("actor", false),
+        s("role", false),
+        s("action", false),
+        s("from_level", true),
+        s("to_level", false),
+        s("from_status", false),
+        s("to_status", false),
+        s("reason", false),
+        s("unit", false),
+    ]))
+}
+
+/// Every alert's history → Arrow batch for the lake table `alert_history`.
+pub fn alert_history_to_batch(rows: &[Alert]) -> datafusion::error::Result<RecordBatch> {
+    use datafusion::arrow::array::UInt64Array;
+    let t: Vec<(&Alert, &AlertTransition)> = rows
+        .iter()
+        .flat_map(|a| a.lifecycle.history.iter().map(move |h| (a, h)))
+        .collect();
+    let strs = |f: &dyn Fn(&Alert, &AlertTransition) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            t.iter().map(|(a, h)| f(a, h)),
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        strs(&|a, _| a.alert_id.clone()),
+        Arc::new(UInt64Array::from_iter_values(
+            t.iter().map(|(_, h)| u64::from(h.seq)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                t.iter().map(|(_, h)| h.at.timestamp_micros()),
+            )
+            .with_timezone(TZ),
+        ),
+        strs(&|_, h| h.actor.clone()),
+        strs(&|_, h| h.role.clone()),
+        strs(&|_, h| h.action.clone()),
+        Arc::new(StringArray::from_iter(
+            t.iter().map(|(_, h)| h.from_level.map(AlertLevel::as_str)),
+        )),
+        strs(&|_, h| h.to_level.as_str().to_string()),
+        strs(&|_, h| h.from_status.as_str().to_string()),
+        strs(&|_, h| h.to_status.as_str().to_string()),
+        strs(&|_, h| h.reason.clone()),
+        strs(&|a, _| a.unit.clone()),
+    ];
+    Ok(RecordBatch::try_new(alert_history_schema(), cols)?)
 }
 
 #[cfg(test)]
@@ -530,6 +720,92 @@ mod tests {
         );
         assert_eq!("wanshitong".parse::<Channel>(), Ok(Channel::Wanshitong));
         assert!("fax".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn alert_json_and_history_columns_are_in_their_schemas() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/alert.schema.json")).expect("parses");
+        let props = schema["properties"].as_object().expect("properties");
+        let t = DateTime::parse_from_rfc3339("2026-11-20T10:00:00+08:00").expect("time");
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+        let step = AlertTransition {
+            seq: 1,
+            at: t,
+            actor: "system".into(),
+            role: "system".into(),
+            action: "raise".into(),
+            from_level: None,
+            to_level: AlertLevel::Yellow,
+            from_status: AlertStatus::Raised,
+            to_status: AlertStatus::Assigned,
+            reason: "r".into(),
+            action_id: Some("a1".into()),
+        };
+        let a = Alert {
+            alert_id: "AL-1".into(),
+            trigger: AlertTrigger::CrowdConcentration,
+            level: AlertLevel::Red,
+            subject: "s".into(),
+            window_start: d,
+            window_end: d,
+            summary: "s".into(),
+            domain: None,
+            district: None,
+            unit: "u".into(),
+            deadline: d,
+            complaint_ids: vec!["c".into()],
+            complaint_count: 1,
+            distinct_complainants: 1,
+            key_terms: vec![],
+            version: 1,
+            raised_at: t,
+            updated_at: t,
+            merged_into: Some("AL-2".into()),
+            lifecycle: AlertLifecycle {
+                status: AlertStatus::Assigned,
+                opened_at: Some(t),
+                escalated_at: Some(t),
+                reply_deadline: Some(d),
+                closed_at: Some(t),
+                feedback: Some("f".into()),
+                feedback_at: Some(t),
+                recurrence_of: Some("AL-0".into()),
+                recurrent: true,
+                recurrence: 1,
+                source_alert_id: Some("AL-0".into()),
+                new_complaint_ids: vec!["c".into()],
+                document_no: Some("n".into()),
+                document_path: Some("p".into()),
+                revision: 3,
+                history: vec![step],
+            },
+        };
+        let v = serde_json::to_value(&a).expect("serializes");
+        for k in v.as_object().expect("object").keys() {
+            assert!(props.contains_key(k), "{k} is not in alert.schema.json");
+        }
+        assert_eq!(serde_json::from_value::<Alert>(v).expect("round trip"), a);
+        let h: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/alert-history.schema.json"))
+                .expect("parses");
+        let t = serde_json::to_value(&a.lifecycle.history[0]).expect("serializes");
+        for k in t.as_object().expect("object").keys() {
+            assert!(
+                h["$defs"]["transition"]["properties"].get(k).is_some(),
+                "{k}"
+            );
+        }
+        for f in alert_history_schema().fields() {
+            assert!(h["properties"].get(f.name()).is_some(), "{}", f.name());
+        }
+        assert_eq!(
+            alerts_to_batch(std::slice::from_ref(&a))
+                .expect("batch")
+                .num_rows(),
+            1
+        );
+        assert_eq!(alert_history_to_batch(&[a]).expect("batch").num_rows(), 1);
     }
 
     pub(crate) fn sample() -> Complaint {

@@ -44,7 +44,8 @@ impl KafkaBus {
         Topics::new(&self.config.topic_prefix)
     }
 
-    /// Create duban's topics if missing: raw, complaints, dlq (delete policy) and alerts (compacted).
+    /// Create duban's topics if missing: raw, complaints, dlq, alert-actions (delete policy) and
+    /// alerts, alerts-raised, alert-notifications (compacted).
     pub async fn ensure_topics(&self) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.bootstrap_servers)
@@ -58,6 +59,11 @@ impl KafkaBus {
             NewTopic::new(&t.complaints, parts, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.dlq, 1, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.alerts, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.alerts_raised, parts, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.alert_actions, parts, TopicReplication::Fixed(rf)),
+            NewTopic::new(&t.alert_notifications, 1, TopicReplication::Fixed(rf))
                 .set("cleanup.policy", "compact"),
         ];
         let opts =

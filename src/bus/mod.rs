@@ -17,6 +17,13 @@ pub struct Topics {
     pub complaints: String,
     pub alerts: String,
     pub dlq: String,
+    /// Alerts as the engine raises and updates them (compacted); the lifecycle reads them and is
+    /// the one writer of the board, `alerts`.
+    pub alerts_raised: String,
+    /// Bureau and unit actions on alerts.
+    pub alert_actions: String,
+    /// The lifecycle's notification log (compacted, by notification id).
+    pub alert_notifications: String,
 }
 
 impl Topics {
@@ -26,6 +33,9 @@ impl Topics {
             complaints: format!("{prefix}.complaints"),
             alerts: format!("{prefix}.alerts"),
             dlq: format!("{prefix}.dlq"),
+            alerts_raised: format!("{prefix}.alerts-raised"),
+            alert_actions: format!("{prefix}.alert-actions"),
+            alert_notifications: format!("{prefix}.alert-notifications"),
         }
     }
 }

@@ -374,6 +374,7 @@ impl AnalyticState {
             raised_at: raised,
             updated_at: raised,
             merged_into: None,
+            lifecycle: Default::default(),
         };
         self.upsert(alert)
     }
@@ -439,6 +440,7 @@ impl AnalyticState {
             raised_at: raised,
             updated_at: raised,
             merged_into: None,
+            lifecycle: Default::default(),
         };
         self.upsert(alert)
     }

@@ -58,7 +58,7 @@ pub async fn process_all(
         }
         for a in &result.alerts {
             bus.send(
-                &topics.alerts,
+                &topics.alerts_raised,
                 Some(a.alert_id.as_bytes()),
                 &serde_json::to_vec(a)?,
             );

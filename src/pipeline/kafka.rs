@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{merge_alerts, write_alerts_jsonl};
 use crate::bus::KafkaBus;
 use crate::config::Config;
 use crate::engine::{Engine, RawInput};
@@ -28,7 +27,6 @@ pub async fn process(
         .with_context(|| format!("cannot subscribe to {}", topics.raw))?;
     let mut engine = Engine::new(config)?;
     let lake = data_dir.join("lake");
-    let mut alerts = BTreeMap::new();
     // The snapshot tables (issues, complainants) are rewritten at most this often, and at stop.
     let snapshot_every = Duration::from_secs(5);
     let mut snapshot_at = Instant::now();
@@ -85,7 +83,8 @@ pub async fn process(
             .map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?)))
             .collect::<Result<_>>()?;
         bus.send_all(&topics.complaints, &complaints).await?;
-        bus.send_all(&topics.alerts, &changed).await?;
+        // The lifecycle (src/lifecycle) takes raised alerts from here and writes the board.
+        bus.send_all(&topics.alerts_raised, &changed).await?;
         bus.send_all(&topics.dlq, &dead).await?;
         // The lake file is named by the first offset of each partition in the batch.
         let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
@@ -99,12 +98,7 @@ pub async fn process(
             .collect::<Vec<_>>()
             .join("-");
         crate::lake::write_complaints(&lake, &out.complaints, &tag)?;
-        if !out.alerts.is_empty() {
-            merge_alerts(&mut alerts, out.alerts);
-            let list: Vec<_> = alerts.values().cloned().collect();
-            crate::lake::write_alerts(&lake, &list)?;
-            write_alerts_jsonl(data_dir, &alerts)?;
-        }
+        // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
         snapshot_due |= !out.complaints.is_empty();
         if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
             crate::lake::write_snapshots(&lake, engine.state(), common_min)?;

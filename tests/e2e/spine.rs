@@ -104,7 +104,8 @@ async fn kafka_pipeline_delivers_every_complaint_once_and_matches_embedded() {
     assert_eq!(channels.len(), 4, "all four channels: {channels:?}");
 
     // The same alerts as the embedded run, and the planted issues raised them.
-    let alerts = latest_alerts(&read_all(&topics.alerts));
+    // The engine raises alerts on `alerts-raised`; the lifecycle (not running here) owns `alerts`.
+    let alerts = latest_alerts(&read_all(&topics.alerts_raised));
     // Same alerts: the same triggers with the same evidence. (Ids derive from trigger, subject and
     // window; where a cluster straddles a window boundary the arrival order picks the window.)
     let evidence = |m: &BTreeMap<String, Alert>| -> BTreeSet<(String, Vec<String>)> {

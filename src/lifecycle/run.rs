@@ -1,0 +1,486 @@
+//! The lifecycle's Kafka process: restores the board from the compacted `alerts` topic, consumes
+//! `alerts-raised` (engine) and `alert-actions` (bureau, units), checks deadlines on a timer, and
+//! writes board records, notification-log records and its input offsets in one transaction.
+//!
+//! Delivery guarantee: exactly once for transitions (a restarted instance fences the old one,
+//! aborts its open transaction, restores the committed board and resumes from the committed
+//! offsets; deadlines are in the board, so due escalations are re-derived at start). Webhooks:
+//! see notify.rs. Runs as one instance per deployment (the transactional id is fixed).
+
+use anyhow::{Context, Result, anyhow};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::api::{Api, View};
+use super::board::{Board, Effects};
+use super::clock::Clock;
+use super::decide::{AlertAction, Event};
+use super::notify::{Delivery, DeliveryStatus, NotificationRecord};
+use crate::bus::{Bus, KafkaBus, Topics};
+use crate::config::Config;
+use crate::record::{Alert, DeadLetter};
+
+/// Transactional id of a deployment's lifecycle.
+pub fn transactional_id(topics: &Topics) -> String {
+    let prefix = topics.raw.strip_suffix(".raw").unwrap_or(&topics.raw);
+    format!("{prefix}.lifecycle")
+}
+
+/// Files the lifecycle keeps in the data folder: lake tables, alerts.jsonl, documents.
+pub fn write_outputs(data_dir: &Path, board: &Board, documents: &[String]) -> Result<()> {
+    for id in documents {
+        if let Some(a) = board.alerts.get(id) {
+            super::document::write(data_dir, a)?;
+        }
+    }
+    let alerts: Vec<Alert> = board.alerts.values().cloned().collect();
+    let lake = data_dir.join("lake");
+    crate::lake::write_parquet(
+        &lake.join("alerts").join("alerts.parquet"),
+        &crate::record::alerts_to_batch(&alerts)?,
+    )?;
+    crate::lake::write_parquet(
+        &lake.join("alert_history").join("alert_history.parquet"),
+        &crate::record::alert_history_to_batch(&alerts)?,
+    )?;
+    crate::pipeline::write_alerts_jsonl(data_dir, &board.alerts)?;
+    Ok(())
+}
+
+/// Every record of `topic` (all partitions) up to its end at the time of the call, committed only.
+fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}.restore"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("cannot create the restore consumer")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let md = loop {
+        match c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            Ok(m)
+                if m.topics()
+                    .first()
+                    .is_some_and(|t| !t.partitions().is_empty()) =>
+            {
+                break m;
+            }
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Ok(_) => return Err(anyhow!("topic {topic} has no partitions")),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
+        }
+    };
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut highs = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        let (_, hi) = c
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .with_context(|| format!("cannot read {topic}"))?;
+        if hi > 0 {
+            highs.insert(*p, hi);
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+        }
+    }
+    if highs.is_empty() {
+        return Ok(Vec::new());
+    }
+    c.assign(&tpl)?;
+    let mut out = Vec::new();
+    loop {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+            )),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
+        }
+        let pos = c.position()?;
+        let done = highs.iter().all(|(p, hi)| {
+            matches!(pos.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *hi)
+        });
+        if done {
+            return Ok(out);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("could not read {topic} to its end within 120 s");
+        }
+    }
+}
+
+type Keyed = Vec<(String, Vec<u8>)>;
+
+/// One transaction: records on several topics, plus the consumer offsets they cover.
+async fn transact(
+    producer: &FutureProducer,
+    batches: &[(&str, &Keyed)],
+    offsets: Option<(&StreamConsumer, TopicPartitionList)>,
+) -> Result<()> {
+    if batches.iter().all(|(_, r)| r.is_empty()) && offsets.is_none() {
+        return Ok(());
+    }
+    producer
+        .begin_transaction()
+        .context("cannot begin a Kafka transaction")?;
+    let r = async {
+        let mut sends = Vec::new();
+        for (topic, recs) in batches {
+            for (k, v) in recs.iter() {
+                sends.push(
+                    producer.send(
+                        FutureRecord::to(topic)
+                            .key(k.as_bytes())
+                            .payload(v.as_slice()),
+                        Timeout::After(Duration::from_secs(30)),
+                    ),
+                );
+            }
+        }
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| anyhow!("Kafka did not take a record: {e}"))?;
+        }
+        if let Some((consumer, tpl)) = offsets {
+            let cgm = consumer
+                .group_metadata()
+                .context("the consumer has no group metadata")?;
+            producer
+                .send_offsets_to_transaction(&tpl, &cgm, Duration::from_secs(30))
+                .context("cannot add offsets to the transaction")?;
+        }
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(60)))
+            .await
+            .context("commit_transaction panicked")?
+            .context("cannot commit the Kafka transaction")
+    }
+    .await;
+    if let Err(e) = r {
+        let p = producer.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || p.abort_transaction(Duration::from_secs(30))).await;
+        return Err(e.context("lifecycle transaction aborted"));
+    }
+    Ok(())
+}
+
+/// The running lifecycle's moving parts.
+struct Runner {
+    board: Board,
+    units: crate::engine::units::UnitTable,
+    topics: Topics,
+    data_dir: PathBuf,
+    view: Arc<RwLock<View>>,
+    log: BTreeMap<String, NotificationRecord>,
+    delivery: Delivery,
+    client: reqwest::Client,
+    clock: Clock,
+    delivered_tx: tokio::sync::mpsc::UnboundedSender<NotificationRecord>,
+}
+
+impl Runner {
+    fn send_pending(&self, recs: &[NotificationRecord]) {
+        for r in recs
+            .iter()
+            .filter(|r| r.status == DeliveryStatus::Pending)
+            .cloned()
+        {
+            let (d, c, clock, tx) = (
+                self.delivery.clone(),
+                self.client.clone(),
+                self.clock.clone(),
+                self.delivered_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let done = d.deliver(&c, r, &clock).await;
+                let _ = tx.send(done);
+            });
+        }
+    }
+
+    /// Turn effects into the records of one transaction.
+    fn records(&self, fx: &Effects) -> Result<(Keyed, Vec<NotificationRecord>)> {
+        let board: Keyed = fx
+            .changed
+            .values()
+            .map(|a| Ok((a.alert_id.clone(), serde_json::to_vec(a)?)))
+            .collect::<Result<_>>()?;
+        let notes: Vec<NotificationRecord> = fx
+            .notifications
+            .iter()
+            .filter(|n| !self.log.contains_key(&n.notification_id))
+            .map(|n| NotificationRecord::new(n.clone(), self.units.webhook(&n.unit)))
+            .collect();
+        Ok((board, notes))
+    }
+
+    /// After a commit: files, the API's view, webhooks.
+    fn committed(&mut self, fx: Effects, notes: Vec<NotificationRecord>) -> Result<()> {
+        for n in &notes {
+            self.log
+                .insert(n.notification.notification_id.clone(), n.clone());
+        }
+        if !fx.changed.is_empty() {
+            write_outputs(&self.data_dir, &self.board, &fx.documents)?;
+        }
+        {
+            let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+            for (id, a) in &fx.changed {
+                v.alerts.insert(id.clone(), a.clone());
+            }
+            v.recurrences = self.board.recurrences();
+            for r in &fx.results {
+                v.results.insert(r.action_id.clone(), r.clone());
+            }
+        }
+        for a in fx.changed.values() {
+            tracing::info!(target: "duban::lifecycle", alert = %a.alert_id, level = a.level.as_str(), status = a.lifecycle.status.as_str(), unit = %a.unit, "board updated");
+        }
+        self.send_pending(&notes);
+        Ok(())
+    }
+}
+
+fn encode_notes(notes: &[NotificationRecord]) -> Result<Keyed> {
+    notes
+        .iter()
+        .map(|n| {
+            Ok((
+                n.notification.notification_id.clone(),
+                serde_json::to_vec(n)?,
+            ))
+        })
+        .collect()
+}
+
+/// Run the lifecycle on Kafka until `stop` resolves.
+pub async fn run_kafka(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    data_dir: &Path,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let lc = &config.lifecycle;
+    let topics = bus.topics();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let policy = lc.policy(&config.rules)?;
+    let units = crate::engine::units::load(config.units.path.as_deref())?;
+    let tokens = lc.all_tokens()?;
+    let clock = Clock::new(lc.clock_file());
+
+    // Fence any previous instance first: its open transaction is aborted before we restore.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", transactional_id(&topics))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", "20000")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .context("lifecycle: cannot create the Kafka producer")?;
+    {
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(60)))
+            .await
+            .context("init_transactions panicked")?
+            .context("lifecycle: cannot initialise Kafka transactions")?;
+    }
+
+    let (b, t) = (bootstrap.clone(), topics.alerts.clone());
+    let board_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
+    let mut latest: BTreeMap<String, Alert> = BTreeMap::new();
+    for (k, v) in &board_recs {
+        match serde_json::from_slice::<Alert>(v) {
+            Ok(a) => {
+                latest.insert(a.alert_id.clone(), a);
+            }
+            Err(e) => {
+                tracing::warn!(target: "duban::lifecycle", key = %String::from_utf8_lossy(k), "skipping an unreadable board record: {e}")
+            }
+        }
+    }
+    let (b, t) = (bootstrap.clone(), topics.alert_notifications.clone());
+    let log_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
+    let mut log = BTreeMap::new();
+    for (_, v) in &log_recs {
+        if let Ok(r) = serde_json::from_slice::<NotificationRecord>(v) {
+            log.insert(r.notification.notification_id.clone(), r);
+        }
+    }
+    let board = Board::new(policy, latest.into_values());
+    tracing::info!(target: "duban::lifecycle", alerts = board.alerts.len(), notifications = log.len(), "board restored");
+
+    let view = Arc::new(RwLock::new(View {
+        alerts: board.alerts.clone(),
+        recurrences: board.recurrences(),
+        results: Default::default(),
+    }));
+    let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = Runner {
+        board,
+        units,
+        topics: topics.clone(),
+        data_dir: data_dir.to_path_buf(),
+        view: view.clone(),
+        log,
+        delivery: Delivery::from_config(lc),
+        client: reqwest::Client::new(),
+        clock: clock.clone(),
+        delivered_tx,
+    };
+    // Documents of red alerts (rewritten: their content follows the state), lake, pending webhooks.
+    let reds: Vec<String> = runner
+        .board
+        .alerts
+        .values()
+        .filter(|a| a.lifecycle.document_path.is_some())
+        .map(|a| a.alert_id.clone())
+        .collect();
+    write_outputs(data_dir, &runner.board, &reds)?;
+    let pending: Vec<NotificationRecord> = runner.log.values().cloned().collect();
+    runner.send_pending(&pending);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = if lc.http_bind.is_empty() {
+        None
+    } else {
+        let api = Api::new(
+            view.clone(),
+            tokens,
+            Bus::Kafka(bus.clone()),
+            topics.alert_actions.clone(),
+            clock.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind(&lc.http_bind)
+            .await
+            .with_context(|| format!("lifecycle API: cannot bind {}", lc.http_bind))?;
+        let addr = listener.local_addr()?;
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(data_dir.join("lifecycle-api.addr"), addr.to_string())?;
+        tracing::info!(target: "duban::lifecycle", "alerts API on http://{addr}/api/alerts");
+        let mut rx = stop_rx.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, super::api::router(api))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        }))
+    };
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &lc.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .context("cannot create the lifecycle consumer")?;
+    consumer
+        .subscribe(&[topics.alerts_raised.as_str(), topics.alert_actions.as_str()])
+        .context("cannot subscribe to the lifecycle's inputs")?;
+
+    let mut ticker = tokio::time::interval(Duration::from_millis(lc.tick_interval_ms.max(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    let result: Result<()> = async {
+        loop {
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                m = consumer.recv() => {
+                    let first = m.context("lifecycle consumer failed")?.detach();
+                    let mut msgs = vec![first];
+                    let until = Instant::now() + Duration::from_millis(50);
+                    while msgs.len() < 500 {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() { break; }
+                        match tokio::time::timeout(left, consumer.recv()).await {
+                            Ok(m) => msgs.push(m.context("lifecycle consumer failed")?.detach()),
+                            Err(_) => break,
+                        }
+                    }
+                    let now = clock.now()?;
+                    let mut fx = Effects::default();
+                    let mut dead: Keyed = Vec::new();
+                    let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+                    for m in &msgs {
+                        offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                        let payload = m.payload().unwrap_or_default();
+                        let origin = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
+                        let event = if m.topic() == topics.alerts_raised {
+                            serde_json::from_slice::<Alert>(payload).map(|a| Event::Raised(Box::new(a)))
+                        } else {
+                            serde_json::from_slice::<AlertAction>(payload).map(Event::Action)
+                        };
+                        match event {
+                            Ok(e) => fx.extend(runner.board.apply(&e, now)),
+                            Err(e) => {
+                                let reason = format!("{origin}: not a valid {} record: {e}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" });
+                                tracing::warn!(target: "duban::lifecycle", "{reason}");
+                                let d = DeadLetter::new("lifecycle", None, reason, &origin, m.key(), payload);
+                                dead.push((origin.clone(), serde_json::to_vec(&d)?));
+                            }
+                        }
+                    }
+                    let mut tpl = TopicPartitionList::new();
+                    for ((t, p), o) in &offsets {
+                        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+                    }
+                    let (board, notes) = runner.records(&fx)?;
+                    let log = encode_notes(&notes)?;
+                    transact(
+                        &producer,
+                        &[(&topics.alerts, &board), (&topics.alert_notifications, &log), (&topics.dlq, &dead)],
+                        Some((&consumer, tpl)),
+                    )
+                    .await?;
+                    runner.committed(fx, notes)?;
+                }
+                _ = ticker.tick() => {
+                    let now = match clock.now() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(target: "duban::lifecycle", "deadline check skipped: {e:#}");
+                            continue;
+                        }
+                    };
+                    let fx = runner.board.tick(now);
+                    if fx.is_empty() { continue; }
+                    let (board, notes) = runner.records(&fx)?;
+                    let log = encode_notes(&notes)?;
+                    transact(&producer, &[(&topics.alerts, &board), (&topics.alert_notifications, &log)], None).await?;
+                    runner.committed(fx, notes)?;
+                }
+                Some(rec) = delivered_rx.recv() => {
+                    let mut done = vec![rec];
+                    while let Ok(r) = delivered_rx.try_recv() { done.push(r); }
+                    let log = encode_notes(&done)?;
+                    transact(&producer, &[(&topics.alert_notifications, &log)], None).await?;
+                    for r in done {
+                        runner.log.insert(r.notification.notification_id.clone(), r);
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    let _ = stop_tx.send(true);
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    let _ = runner.topics;
+    result
+}
