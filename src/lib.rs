@@ -13,3 +13,4 @@ pub mod query;
 pub mod record;
 pub mod report;
 pub mod sim;
+pub mod web;
