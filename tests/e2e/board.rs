@@ -539,3 +539,205 @@ fn board_check_fails_without_chromium() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Chromium not found"));
 }
+
+/// `duban serve` on a folder written without Kafka (demo, backfill): the lifecycle runs in the
+/// server, seeded from alerts.jsonl; actions through the lifecycle API; a red alert's
+/// recommendation; live events; the state written back to the folder survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_lifecycle_in_process_for_a_folder() {
+    let data = tmpdir("board-local");
+    let clock = data.join("clock.txt");
+    Clock::set(&clock, t("2026-11-20T10:00:00+08:00")).expect("clock set");
+    let rows_a = complaints("北岸", "测试甲区", "ISS-LA", 5, 1);
+    let rows_b = complaints("中桥", "测试乙区", "ISS-LB", 5, 0);
+    write_lake(&data, &[&rows_a[..], &rows_b[..]].concat());
+    let a = engine_alert("ISS-LA", "测试甲区", UNIT_A, &rows_a);
+    let b = engine_alert("ISS-LB", "测试乙区", UNIT_B, &rows_b);
+    let jsonl: String = [&a, &b]
+        .iter()
+        .map(|x| serde_json::to_string(x).expect("json") + "\n")
+        .collect();
+    std::fs::write(data.join("alerts.jsonl"), jsonl).expect("alerts.jsonl");
+    let tokens = format!("{SUP}=supervisor;{TOKEN_A}=unit:{UNIT_A};{TOKEN_B}=unit:{UNIT_B}");
+    let start = |data: &Path| {
+        let _ = std::fs::remove_file(data.join("board.addr"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_duban"))
+            .args(["serve", "--port", "0", "--data"])
+            .arg(data)
+            .env("DUBAN_API_TOKENS", &tokens)
+            .env("DUBAN_CLOCK_FILE", &clock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("duban serve starts");
+        let begun = Instant::now();
+        let addr = loop {
+            if let Ok(s) = std::fs::read_to_string(data.join("board.addr"))
+                && !s.is_empty()
+            {
+                break s;
+            }
+            assert!(
+                begun.elapsed() < Duration::from_secs(60),
+                "serve wrote no address"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (child, format!("http://{addr}"))
+    };
+    let (mut child, base) = start(&data);
+    let (a_id, b_id) = (a.alert_id.clone(), b.alert_id.clone());
+    let list = wait_board(&base, SUP, "the folder's alerts opened yellow", |v| {
+        v["counts"]["yellow"] == 2
+    })
+    .await;
+    assert!(
+        list["cards"]
+            .as_array()
+            .expect("cards")
+            .iter()
+            .all(|c| c["status"] == "assigned")
+    );
+
+    // Live events, as the page receives them.
+    let events = {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/board/api/events"))
+            .bearer_auth(SUP)
+            .send()
+            .await
+            .expect("event stream");
+        assert_eq!(resp.status().as_u16(), 200);
+        let (tx, rx) = tokio::sync::watch::channel(String::new());
+        tokio::spawn(async move {
+            let mut resp = resp;
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                let _ = tx.send(text.clone());
+            }
+        });
+        rx
+    };
+    let http = reqwest::Client::new();
+    let act = |id: &str, action: &str, token: &str, body: Value| {
+        http.post(format!("{base}/api/alerts/{id}/{action}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let r = act(
+        &a_id,
+        "feedback",
+        TOKEN_A,
+        serde_json::json!({"text": "已整改"}),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = act(&a_id, "verify", SUP, serde_json::json!({}))
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["level"], "green");
+    // A conflicting action is refused at once with the lifecycle's reason.
+    let r = act(&a_id, "verify", SUP, serde_json::json!({}))
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 409);
+    let r = act(
+        &b_id,
+        "escalate",
+        SUP,
+        serde_json::json!({"reason": "逾期未处置", "finding": "inaction"}),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["level"], "red");
+    let no = v["document_no"]
+        .as_str()
+        .expect("document number")
+        .to_string();
+    let doc = reqwest::Client::new()
+        .get(format!("{base}/board/api/alerts/{b_id}/document"))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .expect("document");
+    assert_eq!(doc.status().as_u16(), 200);
+    let html = doc.text().await.expect("html");
+    assert!(
+        html.contains("行政执法监督建议书") && html.contains(&no),
+        "{html}"
+    );
+    assert!(html.contains("《芜湖市行政执法监督办法》"));
+    let (code, _) = get(
+        &format!("{base}/board/api/alerts/{a_id}/document"),
+        Some(SUP),
+    )
+    .await;
+    assert_eq!(
+        code, 404,
+        "no recommendation for an alert that never went red"
+    );
+    let (code, _) = get(
+        &format!("{base}/board/api/alerts/{b_id}/document"),
+        Some(TOKEN_A),
+    )
+    .await;
+    assert_eq!(code, 403);
+
+    // The events arrived: feedback and verification of A, escalation of B.
+    let mut rx = events;
+    let begun = Instant::now();
+    loop {
+        let text = rx.borrow().clone();
+        let seen = |id: &str, action: &str| {
+            text.lines().any(|l| {
+                l.starts_with("data:")
+                    && l.contains(id)
+                    && l.contains(&format!("\"action\":\"{action}\""))
+            })
+        };
+        if seen(&a_id, "feedback") && seen(&a_id, "verify") && seen(&b_id, "escalate") {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "events seen: {text}"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+    }
+
+    // Written back to the folder; a restarted server restores it as it was.
+    let saved = std::fs::read_to_string(data.join("alerts.jsonl")).expect("alerts.jsonl");
+    let saved: BTreeMap<String, Alert> = saved
+        .lines()
+        .map(|l| serde_json::from_str::<Alert>(l).expect("alert"))
+        .map(|x| (x.alert_id.clone(), x))
+        .collect();
+    assert_eq!(saved[&a_id].level, AlertLevel::Green);
+    assert_eq!(saved[&b_id].level, AlertLevel::Red);
+    assert!(
+        data.join(
+            saved[&b_id]
+                .lifecycle
+                .document_path
+                .as_deref()
+                .expect("path")
+        )
+        .is_file()
+    );
+    child.kill().expect("kill serve");
+    child.wait().expect("reaped");
+    let (mut child, base) = start(&data);
+    let list = wait_board(&base, SUP, "the restored board", |v| {
+        v["counts"]["green"] == 1 && v["counts"]["red"] == 1
+    })
+    .await;
+    assert_eq!(list["counts"]["yellow"], 0);
+    child.kill().expect("kill serve");
+    child.wait().expect("reaped");
+}
