@@ -102,12 +102,12 @@ pub(crate) fn start(
                     continue;
                 }
             };
-            let event = BoardEvent::of(&a);
-            let changed = {
+            let event = {
                 let mut v = view.write().unwrap_or_else(|e| e.into_inner());
-                apply_record(&mut v, a)
+                let event = BoardEvent::of(&a, v.alerts.get(&a.alert_id));
+                apply_record(&mut v, a).then_some(event)
             };
-            if changed {
+            if let Some(event) = event {
                 let _ = events.send(event);
             }
         }

@@ -56,9 +56,11 @@ impl Local {
         for n in &fx.notifications {
             tracing::info!(target: "duban::web", unit = %n.unit, alert = %n.alert_id, "notification (in-process mode: logged, not sent): {}", n.title);
         }
+        let mut events = Vec::new();
         {
             let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
             for (id, a) in &fx.changed {
+                events.push(BoardEvent::of(a, v.alerts.get(id)));
                 v.alerts.insert(id.clone(), a.clone());
             }
             v.recurrences = super::recurrences(&v.alerts);
@@ -66,8 +68,8 @@ impl Local {
                 v.results.insert(r.action_id.clone(), r.clone());
             }
         }
-        for a in fx.changed.values() {
-            let _ = self.events.send(BoardEvent::of(a));
+        for e in events {
+            let _ = self.events.send(e);
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ mod dashboard;
 mod evidence;
 mod follow;
 mod local;
+mod precheck;
 mod routes;
 
 use anyhow::{Context, Result};
@@ -56,13 +57,17 @@ pub struct BoardEvent {
     pub level: &'static str,
     pub status: &'static str,
     pub revision: u64,
+    /// The unit it was assigned to before, when this change moved it to another unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_unit: Option<String>,
     /// The latest transition's action (raise, feedback, verify, …).
     pub action: String,
 }
 
 impl BoardEvent {
-    pub fn of(a: &Alert) -> BoardEvent {
+    pub fn of(a: &Alert, before: Option<&Alert>) -> BoardEvent {
         BoardEvent {
+            previous_unit: before.filter(|b| b.unit != a.unit).map(|b| b.unit.clone()),
             alert_id: a.alert_id.clone(),
             unit: a.unit.clone(),
             level: a.level.as_str(),
@@ -158,6 +163,7 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let topics = Topics::new(&cfg.kafka.topic_prefix);
     let mut tasks = Vec::new();
+    let policy = cfg.lifecycle.policy(&cfg.rules)?;
     let (bus, mode) = match source {
         Source::Kafka(cfg) => {
             let bus = crate::pipeline::kafka::connect(&cfg).await?;
@@ -197,7 +203,18 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         clock,
         mode,
     });
-    let app = routes::router(shared).merge(crate::lifecycle::api::router(api));
+    let mut lifecycle_api = crate::lifecycle::api::router(api);
+    if mode == "kafka" {
+        let p = Arc::new(precheck::Precheck {
+            view: shared.view.clone(),
+            tokens: shared.tokens.clone(),
+            policy,
+            clock: shared.clock.clone(),
+        });
+        lifecycle_api =
+            lifecycle_api.layer(axum::middleware::from_fn_with_state(p, precheck::precheck));
+    }
+    let app = routes::router(shared).merge(lifecycle_api);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("duban serve: cannot bind {bind}"))?;

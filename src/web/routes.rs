@@ -378,6 +378,7 @@ async fn events(State(shared): S, headers: HeaderMap) -> Response {
                 Ok(ev) => {
                     if let Role::Unit(u) = &r
                         && *u != ev.unit
+                        && ev.previous_unit.as_ref() != Some(u)
                     {
                         continue;
                     }

@@ -305,6 +305,24 @@ async fn board_in_chromium_on_kafka() {
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 403);
+    // An action that does not fit the state is refused with the lifecycle's reason (409), and
+    // nothing is sent to the lifecycle.
+    let r = http
+        .post(format!("{base}/api/alerts/{b_id}/verify"))
+        .bearer_auth(SUP)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 409);
+    let why: Value = r.json().await.expect("json");
+    assert!(
+        why["error"]
+            .as_str()
+            .expect("reason")
+            .contains("nothing to verify"),
+        "{why}"
+    );
 
     // Evidence from the lake, as the API gives it.
     let (code, d) = get(&format!("{base}/board/api/alerts/{a_id}"), Some(SUP)).await;
