@@ -156,6 +156,19 @@ async function main() {
       actions: await sup.$$eval('#d-actions button[data-action]', (l) => l.map((b) => b.dataset.action)),
     };
     await sup.click('#d-close');
+
+    // Filters: the other alert's district shows only it; clearing brings both back.
+    step = 'filters';
+    const district = await sup.$eval(card(o.other), (e) => e.querySelector('.meta').textContent.split(' · ')[1]);
+    await sup.selectOption('#f-district', district);
+    await sup.waitForFunction((id) => {
+      const cards = [...document.querySelectorAll('article.card')];
+      return cards.length === 1 && cards[0].dataset.alertId === id;
+    }, o.other);
+    out.filter_district = { district, note: await sup.textContent('#board-note') };
+    await sup.click('#filters button[type="reset"]');
+    await sup.waitForSelector(card(o.alert));
+    await sup.waitForSelector(card(o.other));
     const marker = await sup.evaluate(() => { window.__boardMarker = Math.random(); return window.__boardMarker; });
     const navsBefore = navigations;
 

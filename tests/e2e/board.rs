@@ -324,6 +324,22 @@ async fn board_in_chromium_on_kafka() {
         "{why}"
     );
 
+    // Filters on the server: district, unit, trigger, level, raising day.
+    let q = |query: &str| format!("{base}/board/api/alerts?{query}");
+    let (_, v) = get(
+        &q("district=%E6%B5%8B%E8%AF%95%E4%B9%99%E5%8C%BA"),
+        Some(SUP),
+    )
+    .await;
+    assert_eq!(ids_of(&v), vec![b_id.clone()], "district 测试乙区");
+    assert_eq!(v["total_visible"], 2);
+    let (_, v) = get(&q("trigger=high_frequency"), Some(SUP)).await;
+    assert!(ids_of(&v).is_empty());
+    let (_, v) = get(&q("from=2026-11-21"), Some(SUP)).await;
+    assert!(ids_of(&v).is_empty(), "raised on 2026-11-20");
+    let (_, v) = get(&q("from=2026-11-20&to=2026-11-20&level=yellow"), Some(SUP)).await;
+    assert_eq!(ids_of(&v).len(), 2);
+
     // Evidence from the lake, as the API gives it.
     let (code, d) = get(&format!("{base}/board/api/alerts/{a_id}"), Some(SUP)).await;
     assert_eq!(code, 200);
@@ -426,6 +442,8 @@ async fn board_in_chromium_on_kafka() {
     assert_eq!(ev["people"].as_array().expect("people").len(), 6);
     assert!(ev["history"][0].as_str().expect("row").contains("预警"));
     assert_eq!(ev["actions"], serde_json::json!(["assign", "escalate"]));
+    assert_eq!(r["filter_district"]["district"], "测试乙区");
+    assert_eq!(r["filter_district"]["note"], "筛选后 1 条（共 2 条）");
     assert_eq!(r["fresh_seen"], c_id.as_str());
     // The unit's window: its two alerts, never unit B's.
     assert_eq!(r["unit_who"], format!("执法单位：{UNIT_A}"));
