@@ -149,6 +149,7 @@ async function main() {
     await sup.waitForSelector('#d-complaints li');
     out.evidence = {
       title: await sup.textContent('#d-title'),
+      facts: await sup.$$eval('#d-facts dt', (l) => l.map((x) => `${x.textContent}=${x.nextElementSibling.textContent}`)),
       complaints: await sup.$$eval('#d-complaints li', (l) => l.map((x) => x.dataset.complaintId)),
       timeline_days: await sup.$$eval('#d-timeline li', (l) => l.length),
       people: await sup.$$eval('#d-people .pseudonym', (l) => l.map((x) => x.textContent)),

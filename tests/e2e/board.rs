@@ -438,6 +438,12 @@ async fn board_in_chromium_on_kafka() {
                 .contains(&Value::from(c.complaint_id.clone()))
         );
     }
+    let facts = ev["facts"].to_string();
+    assert!(
+        facts.contains(&format!("编号={a_id}")) && facts.contains(&format!("责任单位={UNIT_A}")),
+        "{facts}"
+    );
+    assert!(!facts.contains("[object"), "{facts}");
     assert_eq!(ev["timeline_days"], 4);
     assert_eq!(ev["people"].as_array().expect("people").len(), 6);
     assert!(ev["history"][0].as_str().expect("row").contains("预警"));

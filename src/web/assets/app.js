@@ -224,7 +224,7 @@ async function renderDetail(id) {
     a.recurrence_of ? ['复发自', a.recurrence_of] : null,
   ].filter(Boolean);
   const parts = [
-    el('dl', { class: 'facts' }, facts.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })])),
+    el('dl', { class: 'facts', id: 'd-facts' }, facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])),
     actionBar(a, d.actions),
     el('h3', { text: '流转记录' }),
     table(['#', '时间', '操作', '操作人', '颜色', '状态', '说明'],
