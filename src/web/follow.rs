@@ -113,3 +113,65 @@ pub(crate) fn start(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(revision: u64, action_id: Option<&str>) -> Alert {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00+08:00").expect("t");
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("d");
+        let mut a = Alert {
+            alert_id: "AL-1".into(),
+            trigger: crate::record::AlertTrigger::CrowdConcentration,
+            level: crate::record::AlertLevel::Yellow,
+            subject: "IS-1".into(),
+            window_start: d,
+            window_end: d,
+            summary: String::new(),
+            domain: None,
+            district: None,
+            unit: "U".into(),
+            deadline: d,
+            complaint_ids: vec![],
+            complaint_count: 0,
+            distinct_complainants: 0,
+            key_terms: vec![],
+            version: 1,
+            raised_at: t,
+            updated_at: t,
+            merged_into: None,
+            lifecycle: Default::default(),
+        };
+        a.lifecycle.revision = revision;
+        if let Some(id) = action_id {
+            a.lifecycle.history.push(crate::record::AlertTransition {
+                seq: 1,
+                at: t,
+                actor: "x".into(),
+                role: "supervisor".into(),
+                action: "verify".into(),
+                from_level: None,
+                to_level: crate::record::AlertLevel::Green,
+                from_status: crate::record::AlertStatus::FeedbackReceived,
+                to_status: crate::record::AlertStatus::Closed,
+                reason: String::new(),
+                action_id: Some(id.into()),
+            });
+        }
+        a
+    }
+
+    #[test]
+    fn board_records_apply_newest_first_and_mark_actions_applied() {
+        let mut v = View::default();
+        assert!(apply_record(&mut v, alert(2, Some("act-1"))));
+        assert!(v.results["act-1"].applied);
+        // An older revision (a replay of the compacted topic's history) never wins.
+        assert!(!apply_record(&mut v, alert(1, None)));
+        assert_eq!(v.alerts["AL-1"].lifecycle.revision, 2);
+        // The same record again changes nothing (no event).
+        assert!(!apply_record(&mut v, alert(2, Some("act-1"))));
+        assert!(apply_record(&mut v, alert(3, None)));
+    }
+}
