@@ -14,3 +14,4 @@ pub mod record;
 pub mod report;
 pub mod sim;
 pub mod sink;
+pub mod web;

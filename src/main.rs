@@ -88,6 +88,8 @@ enum Command {
     Classify(duban::classify::cli::ClassifyArgs),
     /// A situation report (HTML with charts, Markdown, JSON) of a day, week or month of the lake.
     Report(duban::report::ReportArgs),
+    /// The supervision board in the browser (three colours, evidence, actions, dashboard, live).
+    Serve(duban::web::ServeArgs),
     /// SQL over the lake: one query (`duban sql "QUERY"`) or, without one, an interactive REPL.
     Sql(SqlArgs),
     /// Serve the lake over Arrow Flight SQL on 127.0.0.1 (read-only; token in DUBAN_SQL_TOKEN).
@@ -286,6 +288,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             );
         }
         Command::Report(args) => duban::report::run_cli(args).await?,
+        Command::Serve(args) => duban::web::serve(args).await?,
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,

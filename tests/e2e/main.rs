@@ -3,6 +3,7 @@
 //! its own module, each test its own topic prefix.
 
 mod analytics;
+mod board;
 mod common;
 mod connect;
 mod lifecycle;
