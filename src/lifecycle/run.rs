@@ -188,7 +188,6 @@ async fn transact(
 struct Runner {
     board: Board,
     units: crate::engine::units::UnitTable,
-    topics: Topics,
     data_dir: PathBuf,
     view: Arc<RwLock<View>>,
     log: BTreeMap<String, NotificationRecord>,
@@ -344,7 +343,6 @@ pub async fn run_kafka(
     let mut runner = Runner {
         board,
         units,
-        topics: topics.clone(),
         data_dir: data_dir.to_path_buf(),
         view: view.clone(),
         log,
@@ -499,6 +497,5 @@ pub async fn run_kafka(
     if let Some(s) = server {
         let _ = s.await;
     }
-    let _ = runner.topics;
     result
 }

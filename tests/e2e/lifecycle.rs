@@ -111,7 +111,6 @@ fn unit_tokens() -> BTreeMap<String, String> {
 
 /// A deployment under test: topics, a data folder, a clock file, a config for `duban lifecycle`.
 struct Rig {
-    prefix: String,
     cfg: duban::config::Config,
     bus: Arc<KafkaBus>,
     topics: Topics,
@@ -178,7 +177,6 @@ webhook_attempts = 20
             duban::lifecycle::run::read_to_end(&bootstrap(), t).expect("topic ready");
         }
         Rig {
-            prefix,
             cfg,
             bus,
             topics,
@@ -930,6 +928,5 @@ async fn unit_tokens_may_only_give_feedback_on_their_own_alerts() {
         vec!["raise", "feedback"],
         "refused actions left no trace in the history"
     );
-    let _ = &rig.prefix;
     kill9(life);
 }
