@@ -104,16 +104,21 @@ fn blocks(a: &Alert) -> Vec<Block> {
             a.alert_id
         ));
     }
-    let history: Vec<Vec<String>> = a
+    // The document as issued: the history up to (and with) its escalation.
+    let issued = a
         .lifecycle
         .history
+        .iter()
+        .rposition(|t| t.action == "escalate")
+        .map_or(a.lifecycle.history.len(), |i| i + 1);
+    let history: Vec<Vec<String>> = a.lifecycle.history[..issued]
         .iter()
         .map(|t| {
             vec![
                 t.seq.to_string(),
                 t.at.format("%Y-%m-%d %H:%M").to_string(),
                 format!("{}（{}）", t.actor, t.role),
-                t.action.clone(),
+                action_zh(&t.action).to_string(),
                 format!(
                     "{} → {}",
                     t.from_level.map(|l| l.label_zh()).unwrap_or("—"),
@@ -179,6 +184,23 @@ fn blocks(a: &Alert) -> Vec<Block> {
                 .unwrap_or_default()
         )),
     ]
+}
+
+/// The Chinese name of a history action.
+pub fn action_zh(action: &str) -> &str {
+    match action {
+        "raise" => "预警下发",
+        "assign" => "改派",
+        "feedback" => "单位反馈",
+        "verify" => "核实办结",
+        "reject" => "核实未通过",
+        "escalate" => "升级督办",
+        "reply_overdue" => "回复逾期",
+        "reopen" => "重新打开",
+        "recur" => "复发",
+        "merge" => "合并",
+        other => other,
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -272,7 +294,8 @@ pub fn html(a: &Alert) -> String {
 }
 
 /// Write the alert's document (Markdown and HTML) under `data_dir`; returns the Markdown path.
-/// Rewriting is harmless: the content is a function of the alert's state.
+/// The content is the document as issued (history up to the escalation), so a rewrite after a
+/// restart gives the same document under the same number.
 pub fn write(data_dir: &Path, a: &Alert) -> Result<PathBuf> {
     let rel = a
         .lifecycle

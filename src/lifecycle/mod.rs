@@ -11,6 +11,7 @@ pub mod config;
 pub mod decide;
 pub mod document;
 pub mod notify;
+pub mod replay;
 pub mod run;
 
 pub use config::LifecycleConfig;

@@ -86,9 +86,17 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, Vec<u8>
     let mut highs = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
-        let (_, hi) = c
-            .fetch_watermarks(topic, *p, Duration::from_secs(10))
-            .with_context(|| format!("cannot read {topic}"))?;
+        // A topic just created may not have its leaders yet: retry until the deadline.
+        let (_, hi) = loop {
+            match c.fetch_watermarks(topic, *p, Duration::from_secs(10)) {
+                Ok(w) => break w,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("waiting for {topic}/{p}: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
+            }
+        };
         if hi > 0 {
             highs.insert(*p, hi);
             tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
@@ -180,7 +188,6 @@ async fn transact(
 struct Runner {
     board: Board,
     units: crate::engine::units::UnitTable,
-    topics: Topics,
     data_dir: PathBuf,
     view: Arc<RwLock<View>>,
     log: BTreeMap<String, NotificationRecord>,
@@ -241,6 +248,10 @@ impl Runner {
                 v.alerts.insert(id.clone(), a.clone());
             }
             v.recurrences = self.board.recurrences();
+            // Outcomes are kept for the API's waiting callers; old ones are dropped.
+            if v.results.len() > 10_000 {
+                v.results.clear();
+            }
             for r in &fx.results {
                 v.results.insert(r.action_id.clone(), r.clone());
             }
@@ -332,7 +343,6 @@ pub async fn run_kafka(
     let mut runner = Runner {
         board,
         units,
-        topics: topics.clone(),
         data_dir: data_dir.to_path_buf(),
         view: view.clone(),
         log,
@@ -341,12 +351,17 @@ pub async fn run_kafka(
         clock: clock.clone(),
         delivered_tx,
     };
-    // Documents of red alerts (rewritten: their content follows the state), lake, pending webhooks.
+    // Documents a crash kept from being written, the lake, pending webhooks.
     let reds: Vec<String> = runner
         .board
         .alerts
         .values()
-        .filter(|a| a.lifecycle.document_path.is_some())
+        .filter(|a| {
+            a.lifecycle
+                .document_path
+                .as_ref()
+                .is_some_and(|p| !data_dir.join(p).exists())
+        })
         .map(|a| a.alert_id.clone())
         .collect();
     write_outputs(data_dir, &runner.board, &reds)?;
@@ -482,6 +497,5 @@ pub async fn run_kafka(
     if let Some(s) = server {
         let _ = s.await;
     }
-    let _ = runner.topics;
     result
 }

@@ -235,12 +235,15 @@ fn document_holds_issue_evidence_history_deadline_and_basis() {
         "《芜湖市行政执法监督办法》",
         "c004",
         "2026-12-11",
-        "escalate",
+        "升级督办",
     ] {
         assert!(md.contains(want), "markdown lacks {want}:\n{md}");
         assert!(html.contains(want), "html lacks {want}");
     }
     assert!(html.starts_with("<!doctype html>"));
+    // The document stays as issued when the history grows afterwards.
+    let (later, _) = run(Some(r.clone()), &Event::Tick, "2026-12-12T09:00:00+08:00");
+    assert_eq!(super::document::markdown(&later.expect("state")), md);
 }
 
 #[test]

@@ -67,6 +67,15 @@ pub async fn run_demo(
     sim.shutdown().await;
 
     let drained = super::drain::process_all(config, &bus, &topics, out_dir, None).await?;
+    // The lifecycle replays the raised alerts on the corpus's own clock (yellow, and red where
+    // the warning period ran out), writing the board's lake tables, alerts.jsonl and documents.
+    let until = drained.complaints.iter().map(|c| c.received_at).max();
+    crate::lifecycle::replay::replay(
+        config,
+        &drained.alerts,
+        until.unwrap_or_else(|| chrono::Utc::now().with_timezone(&crate::record::local_offset())),
+        out_dir,
+    )?;
     // What the simulator planted, so a reader can check the alerts against it.
     std::fs::write(
         out_dir.join("sim").join("manifest.json"),
