@@ -663,7 +663,7 @@ async fn lake_replay_on_kafka_with_other_batch_boundaries_keeps_each_complaint_o
         cfg.engine.batch_max_records = size;
         cfg.engine.group_id = format!("{prefix}-engine-{run}");
         let (engine, stop) = spawn_engine(&cfg, &bus, &data);
-        wait_committed(&cfg.engine.group_id, &topics.raw).await;
+        wait_engine_caught_up(&cfg).await;
         let _ = stop.send(());
         engine.await.expect("engine task").expect("engine ran");
         let counts = lake_rows(
