@@ -3,7 +3,7 @@
 //! actions topic through the lifecycle API. tests/browser/board.mjs plays the supervisor and a
 //! unit; the test checks the page's report and, independently, the board topic.
 
-use crate::common::{bootstrap, repo, test_config, tmpdir, unique};
+use crate::common::{read_all, repo, test_config, tmpdir, unique};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use duban::lifecycle::clock::Clock;
 use duban::record::{
@@ -141,55 +141,6 @@ fn ids_of(list: &Value) -> Vec<String> {
         .iter()
         .map(|c| c["alert_id"].as_str().expect("id").to_string())
         .collect()
-}
-
-/// Every committed record of a transactional topic (its offsets include commit markers, so read
-/// until the consumer's position reaches the high watermark of each partition).
-fn read_committed(topic: &str) -> Vec<Vec<u8>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("board-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    let mut highs = BTreeMap::new();
-    for p in md.topics()[0].partitions() {
-        let (_, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .expect("watermarks");
-        highs.insert(p.id(), hi);
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let start = Instant::now();
-    loop {
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.expect("message");
-            out.push(m.payload().unwrap_or_default().to_vec());
-        }
-        let pos = c.position().expect("position");
-        let done = highs.iter().all(|(p, hi)| {
-            *hi == 0
-                || matches!(pos.find_partition(topic, *p).map(|e| e.offset()),
-                    Some(Offset::Offset(o)) if o >= *hi)
-        });
-        if done {
-            return out;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "could not read {topic} to its end"
-        );
-    }
 }
 
 fn write_lake(data: &Path, rows: &[Complaint]) {
@@ -504,7 +455,7 @@ async fn board_in_chromium_on_kafka() {
     // and the supervisor's verification (who, when, why).
     let latest: BTreeMap<String, Alert> = {
         let mut m = BTreeMap::new();
-        for v in read_committed(&topics.alerts) {
+        for (_, v) in read_all(&topics.alerts) {
             let a: Alert = serde_json::from_slice(&v).expect("alert");
             let newer = m
                 .get(&a.alert_id)

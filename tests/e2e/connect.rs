@@ -6,68 +6,20 @@ use duban::bus::{Bus, KafkaBus, Topics};
 use duban::connectors::{ConnectorFiles, Mode, Output, wanshitong};
 use duban::record::{Channel, DeadLetter, RawEnvelope};
 use duban::sim::faults::{Faults, FeedFaults, WebhookFaults};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Every committed record of `topic` (read_committed, up to the end as of now; transaction
-/// markers occupy offsets, so the end is a position, not a count).
-fn read_committed(topic: &str) -> Vec<(String, Vec<u8>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("rc"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    let mut highs = BTreeMap::new();
-    for p in md.topics()[0].partitions() {
-        let (_, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .expect("watermarks");
-        highs.insert(p.id(), hi);
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let start = Instant::now();
-    loop {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.expect("message");
-            out.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
-        }
-        let pos = c.position().expect("position");
-        let done = highs.iter().all(|(p, hi)| {
-            *hi == 0
-                || matches!(pos.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *hi)
-        });
-        if done {
-            return out;
-        }
-        assert!(start.elapsed() < WAIT, "reading {topic} to {highs:?}");
-    }
-}
-
 fn envelopes(prefix: &str) -> Vec<RawEnvelope> {
-    read_committed(&Topics::new(prefix).raw)
+    read_all(&Topics::new(prefix).raw)
         .iter()
         .map(|(_, v)| serde_json::from_slice(v).expect("raw envelope JSON"))
         .collect()
 }
 
 fn dead_letters(prefix: &str) -> Vec<DeadLetter> {
-    read_committed(&Topics::new(prefix).dlq)
+    read_all(&Topics::new(prefix).dlq)
         .iter()
         .map(|(_, v)| serde_json::from_slice(v).expect("dead letter JSON"))
         .collect()
@@ -599,9 +551,11 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         "no record beyond the simulator's (log: {})",
         log.display()
     );
-    let offsets = read_committed(&format!("{prefix}.connect-offsets"));
+    let offsets = read_all(&format!("{prefix}.connect-offsets"));
     assert!(
-        offsets.iter().any(|(k, _)| k == "board"),
+        offsets
+            .iter()
+            .any(|(k, _)| k.as_deref() == Some(b"board".as_slice())),
         "positions are stored in Kafka"
     );
 }

@@ -260,10 +260,17 @@ async function renderDetail(id) {
   $('#d-body').replaceChildren(...parts);
 }
 
+// The outcome of the last action stays visible when the detail is drawn again after it.
+function resultLine(a) {
+  const r = state.actResult && state.actResult.id === a.alert_id ? state.actResult : null;
+  return el('p', { id: 'act-result', role: 'status', class: r ? r.cls : '', text: r ? r.text : '' });
+}
+
 function actionBar(a, actions) {
   const bar = el('div', { class: 'actions', id: 'd-actions' });
   if (!actions.length) {
-    bar.append(el('p', { class: 'note', text: state.me.role === 'unit' ? '当前无需本单位操作' : '当前无可执行的操作' }));
+    bar.append(el('p', { class: 'note', text: state.me.role === 'unit' ? '当前无需本单位操作' : '当前无可执行的操作' }),
+      resultLine(a));
     return bar;
   }
   const form = el('form', { id: 'act-form', hidden: true });
@@ -271,7 +278,7 @@ function actionBar(a, actions) {
     bar.append(el('button', { type: 'button', 'data-action': k, text: BUTTON[k],
       class: k === 'escalate' ? 'danger' : '', onclick: () => actionForm(form, a, k) }));
   }
-  bar.append(form, el('p', { id: 'act-result', role: 'status' }));
+  bar.append(form, resultLine(a));
   return bar;
 }
 
@@ -307,10 +314,12 @@ function actionForm(form, a, kind) {
     const out = $('#act-result');
     out.className = '';
     out.textContent = '提交中…';
+    state.actResult = null;
     try {
       const r = await api(`/api/alerts/${encodeURIComponent(a.alert_id)}/${kind}`, { method: 'POST', body });
       out.textContent = r.status === 202 ? '已提交，等待督办流程处理' : `已${BUTTON[kind]}`;
       out.className = 'ok';
+      state.actResult = { id: a.alert_id, cls: 'ok', text: out.textContent };
       form.hidden = true;
       scheduleRefresh();
       if (state.openId === a.alert_id) renderDetail(a.alert_id);
