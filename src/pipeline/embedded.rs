@@ -70,7 +70,7 @@ pub async fn run_demo(
     // The lifecycle replays the raised alerts on the corpus's own clock (yellow, and red where
     // the warning period ran out), writing the board's lake tables, alerts.jsonl and documents.
     let until = drained.complaints.iter().map(|c| c.received_at).max();
-    crate::lifecycle::replay::replay(
+    let board = crate::lifecycle::replay::replay(
         config,
         &drained.alerts,
         until.unwrap_or_else(|| chrono::Utc::now().with_timezone(&crate::record::local_offset())),
@@ -81,8 +81,10 @@ pub async fn run_demo(
         out_dir.join("sim").join("manifest.json"),
         serde_json::to_string_pretty(&manifest)?,
     )?;
+    let mut summary = drained.summary;
+    summary.set_board(&board.alerts);
     Ok(DemoOutcome {
-        summary: drained.summary,
+        summary,
         complaints: drained.complaints,
         alerts: drained.alerts,
         manifest,

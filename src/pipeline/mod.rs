@@ -48,6 +48,8 @@ pub struct Summary {
     pub by_channel: BTreeMap<String, usize>,
     pub by_domain: BTreeMap<String, usize>,
     pub alerts_by_trigger: BTreeMap<String, usize>,
+    /// After the lifecycle (demo): alerts per colour (`level`).
+    pub alerts_by_level: BTreeMap<String, usize>,
     pub issues: usize,
     pub issues_with_crowd: usize,
     pub complainants: usize,
@@ -70,6 +72,17 @@ impl Summary {
             *self
                 .alerts_by_trigger
                 .entry(a.trigger.as_str().to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// Count the lifecycle's board by colour.
+    pub fn set_board(&mut self, alerts: &BTreeMap<String, Alert>) {
+        self.alerts_by_level.clear();
+        for a in alerts.values() {
+            *self
+                .alerts_by_level
+                .entry(a.level.as_str().to_string())
                 .or_default() += 1;
         }
     }
@@ -107,9 +120,15 @@ impl Summary {
             "issues: {} ({} raised by a crowd), complainants: {} ({} flagged high-frequency)\n",
             self.issues, self.issues_with_crowd, self.complainants, self.complainants_flagged
         ));
-        s.push_str("alerts (yellow)\n");
+        s.push_str("alerts raised (by trigger)\n");
         for (k, v) in &self.alerts_by_trigger {
             row(&mut s, k, *v);
+        }
+        if !self.alerts_by_level.is_empty() {
+            s.push_str("alert board after the lifecycle (by colour)\n");
+            for (k, v) in &self.alerts_by_level {
+                row(&mut s, k, *v);
+            }
         }
         s
     }
