@@ -153,6 +153,15 @@ pub(crate) fn remove_rows(file: &Path, ids: &HashSet<String>) -> Result<()> {
 /// Merge the files of one day partition into one: newest version of each complaint id, sorted
 /// by (received_at, complaint_id). A partition already in one file without duplicates is left.
 pub fn compact_day(dir: &Path) -> Result<CompactReport> {
+    if !dir.is_dir() {
+        return Ok(CompactReport::default());
+    }
+    let _lock = super::lock_partition(dir)?;
+    compact_day_locked(dir)
+}
+
+/// `compact_day` for a caller that holds the partition's lock.
+pub(crate) fn compact_day_locked(dir: &Path) -> Result<CompactReport> {
     let files = data_files(dir)?;
     let schema = complaint_schema();
     let mut batches = Vec::new();

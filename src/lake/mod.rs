@@ -5,7 +5,9 @@
 //! Idempotence: within a day partition a complaint id lives in exactly one file. A write reads the
 //! ids already in the partition, keeps the newer version of each (source version, then fetched_at)
 //! and rewrites the older files without the superseded rows, so a replay with any batch boundaries
-//! overwrites instead of duplicating. Small files are compacted (see `compact`). One writer per lake.
+//! overwrites instead of duplicating. Small files are compacted (see `compact`). Writers of one day
+//! partition (the workers of `duban process` share a lake, and `duban lake compact` may run beside
+//! them) take the partition's lock file `.lock` for the whole read-modify-write.
 
 pub mod compact;
 
@@ -42,7 +44,10 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("parquet.tmp");
+    // A temp name of its own per process and write, so concurrent writers never share one.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("parquet.{}-{n}.tmp", std::process::id()));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let props = WriterProperties::builder()
@@ -68,14 +73,32 @@ pub fn write_complaints(lake: &Path, rows: &[Complaint], tag: &str) -> Result<Ve
     let mut files = Vec::new();
     for (day, rows) in by_day {
         let dir = day_dir(lake, day);
+        let _lock = lock_partition(&dir)?;
         if let Some(path) = write_day(&dir, rows, tag)? {
             files.push(path);
         }
         if compact::data_files(&dir)?.len() > AUTO_COMPACT_FILES {
-            compact_day(&dir)?;
+            compact::compact_day_locked(&dir)?;
         }
     }
     Ok(files)
+}
+
+/// Take the exclusive lock of a day partition (created if missing); held until the file is dropped.
+/// Every process that changes the partition's files takes it, so concurrent writers never read a
+/// file another one is replacing.
+pub fn lock_partition(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 /// The folder of one day partition of `complaints`.

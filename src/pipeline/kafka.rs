@@ -220,6 +220,9 @@ fn transactional_id(prefix: &str) -> String {
     format!("{prefix}.engine.{instance}")
 }
 
+/// How long consumption errors may go on without a message in between before a worker gives up.
+const CONSUMER_ERROR_GRACE: Duration = Duration::from_secs(60);
+
 /// DUBAN_ENGINE_INSTANCE: this worker's stable name among the group's workers.
 fn instance_id() -> Option<String> {
     std::env::var("DUBAN_ENGINE_INSTANCE")
@@ -449,6 +452,7 @@ pub async fn process(
     let linger = Duration::from_millis(config.engine.batch_linger_ms.max(1));
     let max = config.engine.batch_max_records.max(1);
     let mut generation = rebalances.load(Ordering::SeqCst);
+    let mut failing_since: Option<Instant> = None;
     tokio::pin!(stop);
     loop {
         let g = rebalances.load(Ordering::SeqCst);
@@ -470,8 +474,19 @@ pub async fn process(
             }
             tokio::select! {
                 m = tokio::time::timeout(left, consumer.recv()) => match m {
-                    Ok(m) => {
-                        let m = m.context("Kafka consumer failed")?;
+                    Ok(Err(e)) => {
+                        // Consumption errors are mostly transient (a topic created a moment ago
+                        // not yet in the metadata, a leader moving); librdkafka retries them.
+                        // Only one that persists stops the worker.
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > CONSUMER_ERROR_GRACE {
+                            return Err(e).context("Kafka consumer failed");
+                        }
+                        tracing::warn!(target: "duban::engine", "Kafka consumer: {e} (retrying)");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Ok(Ok(m)) => {
+                        failing_since = None;
                         // Rebalance callbacks run inside recv: a message returned after one is
                         // from the new assignment (read from the committed offsets); what was
                         // read before may belong to someone else now, and state held for a
@@ -664,6 +679,7 @@ fn remove_uncommitted_lake_files(lake: &Path, p: usize, seq: u64) -> Result<()> 
         return Ok(());
     };
     for day in days.flatten() {
+        let _lock = crate::lake::lock_partition(&day.path())?;
         let Ok(files) = std::fs::read_dir(day.path()) else {
             continue;
         };
