@@ -8,6 +8,7 @@ pub mod frequency;
 pub mod minhash;
 pub mod normalize;
 pub mod partition;
+pub mod pii;
 pub mod rules;
 pub mod triage;
 pub mod units;
@@ -125,6 +126,9 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     }));
     ctx.register_udf(string_udf("mask_phones", 1, move |v| {
         s(v, 0).map(n::mask_phones_in_text)
+    }));
+    ctx.register_udf(string_udf("mask_personal", 2, move |v| {
+        s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
     }));
     ctx.register_udf(string_udf("mask_phone", 1, move |v| {
         s(v, 0).and_then(n::mask_phone)
