@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod memory;
+pub mod txn;
 
 use anyhow::Result;
 use std::sync::Arc;

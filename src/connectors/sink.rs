@@ -14,7 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureProducer;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -131,23 +131,13 @@ impl Sink {
             Bus::Kafka(k) => {
                 let bootstrap = k.config.bootstrap_servers.clone();
                 ensure_offsets_topic(&bootstrap, topics, k.config.replication_factor).await?;
-                let producer: FutureProducer = ClientConfig::new()
-                    .set("bootstrap.servers", &bootstrap)
-                    .set("transactional.id", transactional_id(topics, name))
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set("linger.ms", "5")
-                    .set("transaction.timeout.ms", "20000")
-                    .set("message.timeout.ms", "20000")
-                    .create()
-                    .with_context(|| format!("{name}: cannot create Kafka producer"))?;
-                let p = producer.clone();
-                tokio::task::spawn_blocking(move || {
-                    p.init_transactions(Timeout::After(Duration::from_secs(60)))
-                })
-                .await
-                .context("init_transactions panicked")?
-                .with_context(|| format!("{name}: cannot initialise Kafka transactions"))?;
+                let producer = crate::bus::txn::producer(
+                    &bootstrap,
+                    &transactional_id(topics, name),
+                    20_000,
+                    name,
+                )
+                .await?;
                 SinkKind::Kafka {
                     producer,
                     topics: topics.clone(),
@@ -225,18 +215,16 @@ impl Sink {
             } => {
                 let _one_at_a_time = lock.lock().await;
                 let offsets = offsets_topic(topics);
-                let r = transact(
-                    producer,
-                    &[(&topics.raw, &raw), (&topics.dlq, &dead), (&offsets, &pos)],
-                )
-                .await;
+                let records = [(&topics.raw, &raw), (&topics.dlq, &dead), (&offsets, &pos)]
+                    .into_iter()
+                    .flat_map(|(topic, recs)| {
+                        recs.iter()
+                            .map(move |(k, v)| (topic.as_str(), None, k.as_bytes(), v.as_slice()))
+                    })
+                    .collect();
+                let r = crate::bus::txn::transact(producer, records, None).await;
                 if let Err(e) = r {
                     self.metrics.error();
-                    let p = producer.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        p.abort_transaction(Timeout::After(Duration::from_secs(30)))
-                    })
-                    .await;
                     return Err(e.context(format!("{}: transaction aborted", self.name)));
                 }
             }
@@ -254,39 +242,6 @@ impl Sink {
         );
         Ok(())
     }
-}
-
-/// Keyed records to send.
-type Keyed = Vec<(String, Vec<u8>)>;
-
-async fn transact(producer: &FutureProducer, batches: &[(&String, &Keyed)]) -> Result<()> {
-    producer
-        .begin_transaction()
-        .context("cannot begin a Kafka transaction")?;
-    let mut sends = Vec::new();
-    for (topic, recs) in batches {
-        for (k, v) in recs.iter() {
-            sends.push(
-                producer.send(
-                    FutureRecord::to(topic)
-                        .key(k.as_bytes())
-                        .payload(v.as_slice()),
-                    Timeout::After(Duration::from_secs(30)),
-                ),
-            );
-        }
-    }
-    for r in futures::future::join_all(sends).await {
-        r.map_err(|(e, _)| anyhow!("Kafka did not take a record: {e}"))?;
-    }
-    let p = producer.clone();
-    tokio::task::spawn_blocking(move || {
-        p.commit_transaction(Timeout::After(Duration::from_secs(60)))
-    })
-    .await
-    .context("commit_transaction panicked")?
-    .context("cannot commit the Kafka transaction")?;
-    Ok(())
 }
 
 async fn ensure_offsets_topic(bootstrap: &str, topics: &Topics, rf: i32) -> Result<()> {

@@ -48,10 +48,10 @@ pub fn mask_personal_in_text(text: &str, name: Option<&str>) -> String {
     // Only a real personal name (a known surname, 2–4 characters): a channel's placeholder such
     // as 市民 or 网友 is not masked out of the text.
     let real_name = |n: &&str| (2..=4).contains(&n.chars().count()) && surname_len(n).is_some();
-    if let Some(name) = name.map(str::trim).filter(real_name) {
-        if text.contains(name) {
-            text = text.replace(name, &masked_name(name));
-        }
+    if let Some(name) = name.map(str::trim).filter(real_name)
+        && text.contains(name)
+    {
+        text = text.replace(name, &masked_name(name));
     }
     mask_introduced_names(&text)
 }

@@ -10,8 +10,7 @@
 use anyhow::{Context, Result, anyhow};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,48 +139,23 @@ async fn transact(
     if batches.iter().all(|(_, r)| r.is_empty()) && offsets.is_none() {
         return Ok(());
     }
-    producer
-        .begin_transaction()
-        .context("cannot begin a Kafka transaction")?;
-    let r = async {
-        let mut sends = Vec::new();
-        for (topic, recs) in batches {
-            for (k, v) in recs.iter() {
-                sends.push(
-                    producer.send(
-                        FutureRecord::to(topic)
-                            .key(k.as_bytes())
-                            .payload(v.as_slice()),
-                        Timeout::After(Duration::from_secs(30)),
-                    ),
-                );
-            }
-        }
-        for r in futures::future::join_all(sends).await {
-            r.map_err(|(e, _)| anyhow!("Kafka did not take a record: {e}"))?;
-        }
-        if let Some((consumer, tpl)) = offsets {
-            let cgm = consumer
+    let offsets = match offsets {
+        Some((consumer, tpl)) => Some((
+            tpl,
+            consumer
                 .group_metadata()
-                .context("the consumer has no group metadata")?;
-            producer
-                .send_offsets_to_transaction(&tpl, &cgm, Duration::from_secs(30))
-                .context("cannot add offsets to the transaction")?;
-        }
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(60)))
-            .await
-            .context("commit_transaction panicked")?
-            .context("cannot commit the Kafka transaction")
-    }
-    .await;
-    if let Err(e) = r {
-        let p = producer.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || p.abort_transaction(Duration::from_secs(30))).await;
-        return Err(e.context("lifecycle transaction aborted"));
-    }
-    Ok(())
+                .context("the consumer has no group metadata")?,
+        )),
+        None => None,
+    };
+    let records = batches.iter().flat_map(|(topic, recs)| {
+        recs.iter()
+            .map(move |(k, v)| (*topic, None, k.as_bytes(), v.as_slice()))
+    });
+    let records = records.collect();
+    crate::bus::txn::transact(producer, records, offsets)
+        .await
+        .context("lifecycle transaction aborted")
 }
 
 /// The running lifecycle's moving parts.
@@ -292,23 +266,9 @@ pub async fn run_kafka(
     let clock = Clock::new(lc.clock_file());
 
     // Fence any previous instance first: its open transaction is aborted before we restore.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("transactional.id", transactional_id(&topics))
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("transaction.timeout.ms", "20000")
-        .set("message.timeout.ms", "20000")
-        .create()
-        .context("lifecycle: cannot create the Kafka producer")?;
-    {
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(60)))
-            .await
-            .context("init_transactions panicked")?
-            .context("lifecycle: cannot initialise Kafka transactions")?;
-    }
+    let producer =
+        crate::bus::txn::producer(&bootstrap, &transactional_id(&topics), 20_000, "lifecycle")
+            .await?;
 
     let (b, t) = (bootstrap.clone(), topics.alerts.clone());
     let board_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;

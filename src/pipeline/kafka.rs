@@ -30,8 +30,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -55,7 +54,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 const MARK_EVERY: Duration = Duration::from_millis(250);
 /// Transaction timeout of the engine's producer: an open transaction of a killed worker that is
 /// not restarted under the same instance id is aborted by the broker after this.
-const TRANSACTION_TIMEOUT_MS: &str = "10000";
+const TRANSACTION_TIMEOUT_MS: u32 = 10_000;
 
 /// A record of the repartition topics: an item in key order, or a source's progress marker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -204,6 +203,22 @@ impl Txn {
     fn is_empty(&self) -> bool {
         self.records.is_empty() && self.offsets.is_empty()
     }
+
+    /// A progress marker of `source` (nothing at or below `key` will come from it) to every one
+    /// of the `partitions` of a repartition topic.
+    fn broadcast_mark<T: Serialize>(
+        &mut self,
+        topic: &str,
+        partitions: usize,
+        source: usize,
+        key: Key,
+    ) -> Result<()> {
+        let v = serde_json::to_vec(&Wire::<T>::Mark { source, key })?;
+        for q in 0..partitions {
+            self.send(topic, Some(q as i32), format!("mark/{source}"), v.clone());
+        }
+        Ok(())
+    }
 }
 
 /// The transactional id of a worker: `<prefix>.engine.<instance>`, the instance from
@@ -328,34 +343,12 @@ fn read_changelog(bootstrap: &str, topic: &str, p: usize) -> Result<Restored> {
             bail!("could not read {topic}/{p} to its end ({high}) within 120 s");
         }
     }
-    if let Some(ck) = b_state {
-        let events = b_events
-            .range(..ck.seq)
-            .map(|(_, v)| serde_json::from_slice(v).context("changelog complaint"))
-            .collect::<Result<Vec<Complaint>>>()?;
-        if events.len() as u64 != ck.seq {
-            bail!(
-                "{topic}/{p}: checkpoint covers {} records, {} found",
-                ck.seq,
-                events.len()
-            );
-        }
-        out.issues = Some((ck, events));
-    }
-    if let Some(ck) = c_state {
-        let events = c_events
-            .range(..ck.seq)
-            .map(|(_, v)| serde_json::from_slice(v).context("changelog event"))
-            .collect::<Result<Vec<PersonEvent>>>()?;
-        if events.len() as u64 != ck.seq {
-            bail!(
-                "{topic}/{p}: checkpoint covers {} records, {} found",
-                ck.seq,
-                events.len()
-            );
-        }
-        out.complainants = Some((ck, events));
-    }
+    out.issues = b_state
+        .map(|ck| replay_of(topic, p, ck, &b_events))
+        .transpose()?;
+    out.complainants = c_state
+        .map(|ck| replay_of(topic, p, ck, &c_events))
+        .transpose()?;
     Ok(out)
 }
 
@@ -404,28 +397,13 @@ pub async fn process(
             topics.repartition_complainant.as_str(),
         ])
         .context("cannot subscribe to the engine's input topics")?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set(
-            "transactional.id",
-            transactional_id(&bus.config.topic_prefix),
-        )
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
-        .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS)
-        .create()
-        .context("cannot create the engine's Kafka producer")?;
-    {
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            p.init_transactions(Timeout::After(Duration::from_secs(60)))
-        })
-        .await
-        .context("init_transactions panicked")?
-        .context("cannot initialise the engine's Kafka transactions")?;
-    }
+    let producer = crate::bus::txn::producer(
+        &bootstrap,
+        &transactional_id(&bus.config.topic_prefix),
+        TRANSACTION_TIMEOUT_MS,
+        "engine",
+    )
+    .await?;
     let stop_watch = Arc::new(AtomicU64::new(0));
     let _stop_watch = StopOnDrop(stop_watch.clone());
     let highs = watch_highs(&bootstrap, &topics.raw, n_raw, stop_watch)?;
@@ -566,11 +544,6 @@ pub async fn process(
                 tracing::debug!(target: "duban::engine", commit_ms = t2.elapsed().as_millis() as u64, "committed");
             }
             Err(e) => {
-                let p = producer.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    p.abort_transaction(Timeout::After(Duration::from_secs(30)))
-                })
-                .await;
                 tracing::warn!(target: "duban::engine", "transaction aborted, restarting from the committed offsets: {e:#}");
                 // State and positions go back to the last commit (a rebalance, when that is what
                 // failed the commit, resets the positions itself).
@@ -629,37 +602,40 @@ async fn commit(
     txn: &Txn,
     meta: rdkafka::consumer::ConsumerGroupMetadata,
 ) -> Result<()> {
-    producer
-        .begin_transaction()
-        .context("cannot begin a Kafka transaction")?;
-    let sends = txn.records.iter().map(|(topic, part, k, v)| {
-        let mut r = FutureRecord::to(topic)
-            .key(k.as_bytes())
-            .payload(v.as_slice());
-        if let Some(p) = part {
-            r = r.partition(*p);
-        }
-        producer.send(r, Timeout::After(Duration::from_secs(30)))
-    });
-    for r in futures::future::join_all(sends).await {
-        r.map_err(|(e, _)| anyhow!("Kafka did not take a record: {e}"))?;
-    }
     let mut tpl = TopicPartitionList::new();
     for ((topic, p), o) in &txn.offsets {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
     }
-    let p = producer.clone();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        if tpl.count() > 0 {
-            p.send_offsets_to_transaction(&tpl, &meta, Timeout::After(Duration::from_secs(30)))
-                .context("cannot add the offsets to the transaction")?;
-        }
-        p.commit_transaction(Timeout::After(Duration::from_secs(60)))
-            .context("cannot commit the Kafka transaction")?;
-        Ok(())
-    })
-    .await
-    .context("commit panicked")?
+    let records = txn
+        .records
+        .iter()
+        .map(|(t, p, k, v)| (t.as_str(), *p, k.as_bytes(), v.as_slice()))
+        .collect();
+    crate::bus::txn::transact(producer, records, Some((tpl, meta))).await
+}
+
+/// The changelog records a checkpoint covers (sequence numbers below its `seq`), decoded.
+fn replay_of<T: serde::de::DeserializeOwned>(
+    topic: &str,
+    p: usize,
+    ck: StateCkpt,
+    records: &BTreeMap<u64, Vec<u8>>,
+) -> Result<(StateCkpt, Vec<T>)> {
+    let events = records
+        .range(..ck.seq)
+        .map(|(seq, v)| {
+            serde_json::from_slice(v)
+                .with_context(|| format!("{topic}/{p}: changelog record {seq}"))
+        })
+        .collect::<Result<Vec<T>>>()?;
+    if events.len() as u64 != ck.seq {
+        bail!(
+            "{topic}/{p}: checkpoint covers {} records, {} found",
+            ck.seq,
+            events.len()
+        );
+    }
+    Ok((ck, events))
 }
 
 /// Sets the flag when dropped (stops the watermark thread).
@@ -696,6 +672,33 @@ fn remove_uncommitted_lake_files(lake: &Path, p: usize, seq: u64) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Hand the records of a repartition `topic` in `msgs` to their partitions' tasks (items to the
+/// merger, markers as promises); returns the partitions that read something.
+fn feed_tasks<T: serde::de::DeserializeOwned>(
+    msgs: &[BorrowedMessage<'_>],
+    topic: &str,
+    tasks: &mut BTreeMap<usize, StateTask<T>>,
+) -> Result<BTreeSet<usize>> {
+    let mut read = BTreeSet::new();
+    for m in msgs.iter().filter(|m| m.topic() == topic) {
+        let p = m.partition() as usize;
+        let task = tasks
+            .get_mut(&p)
+            .context("a repartition record of a partition without a task")?;
+        let wire: Wire<T> = serde_json::from_slice(m.payload().unwrap_or_default())
+            .with_context(|| format!("{topic}/{p}/{}: not an engine record", m.offset()))?;
+        match wire {
+            Wire::Item { source, key, item } => {
+                task.merger.push(source, key, m.offset(), item);
+            }
+            Wire::Mark { source, key } => task.merger.claim(source, key),
+        }
+        task.next_offset = Some(m.offset() + 1);
+        read.insert(p);
+    }
+    Ok(read)
 }
 
 struct Worker {
@@ -976,19 +979,12 @@ impl Worker {
             }
             task.emitted = Some(claim);
             task.marked_at = Some(Instant::now());
-            let mark: Wire<Complaint> = Wire::Mark {
-                source: *r,
-                key: claim,
-            };
-            let v = serde_json::to_vec(&mark)?;
-            for b in 0..self.n_block {
-                txn.send(
-                    &self.topics.repartition_block,
-                    Some(b as i32),
-                    format!("mark/{r}"),
-                    v.clone(),
-                );
-            }
+            txn.broadcast_mark::<Complaint>(
+                &self.topics.repartition_block,
+                self.n_block,
+                *r,
+                claim,
+            )?;
             txn.send(
                 &self.topics.changelog,
                 Some((r % self.n_log) as i32),
@@ -1003,29 +999,7 @@ impl Worker {
     /// Issue-keyed tasks: merge, apply, publish; events re-keyed by complainant.
     fn run_issues(&mut self, msgs: &[BorrowedMessage<'_>], txn: &mut Txn) -> Result<()> {
         let cx = Engine::rule_context(&self.config);
-        let mut read: BTreeSet<usize> = BTreeSet::new();
-        for m in msgs
-            .iter()
-            .filter(|m| m.topic() == self.topics.repartition_block)
-        {
-            let p = m.partition() as usize;
-            let task = self
-                .issues
-                .get_mut(&p)
-                .context("a repartition record of a partition without a task")?;
-            let wire: Wire<Complaint> = serde_json::from_slice(m.payload().unwrap_or_default())
-                .with_context(|| {
-                    format!("{}/{p}/{}: not an engine record", m.topic(), m.offset())
-                })?;
-            match wire {
-                Wire::Item { source, key, item } => {
-                    task.merger.push(source, key, m.offset(), item);
-                }
-                Wire::Mark { source, key } => task.merger.claim(source, key),
-            }
-            task.next_offset = Some(m.offset() + 1);
-            read.insert(p);
-        }
+        let read = feed_tasks(msgs, &self.topics.repartition_block, &mut self.issues)?;
         for (p, task) in self.issues.iter_mut() {
             let released = task.merger.release();
             let changed_bound = task.emitted.is_none_or(|e| task.merger.bound() > e);
@@ -1109,19 +1083,12 @@ impl Worker {
             {
                 task.emitted = Some(bound);
                 task.marked_at = Some(Instant::now());
-                let mark: Wire<PersonEvent> = Wire::Mark {
-                    source: *p,
-                    key: bound,
-                };
-                let v = serde_json::to_vec(&mark)?;
-                for q in 0..self.n_people {
-                    txn.send(
-                        &self.topics.repartition_complainant,
-                        Some(q as i32),
-                        format!("mark/{p}"),
-                        v.clone(),
-                    );
-                }
+                txn.broadcast_mark::<PersonEvent>(
+                    &self.topics.repartition_complainant,
+                    self.n_people,
+                    *p,
+                    bound,
+                )?;
             }
             checkpoint(
                 txn,
@@ -1138,29 +1105,11 @@ impl Worker {
     /// Complainant-keyed tasks: merge, apply, publish frequency alerts.
     fn run_complainants(&mut self, msgs: &[BorrowedMessage<'_>], txn: &mut Txn) -> Result<()> {
         let cx = Engine::rule_context(&self.config);
-        let mut read: BTreeSet<usize> = BTreeSet::new();
-        for m in msgs
-            .iter()
-            .filter(|m| m.topic() == self.topics.repartition_complainant)
-        {
-            let p = m.partition() as usize;
-            let task = self
-                .complainants
-                .get_mut(&p)
-                .context("a repartition record of a partition without a task")?;
-            let wire: Wire<PersonEvent> = serde_json::from_slice(m.payload().unwrap_or_default())
-                .with_context(|| {
-                format!("{}/{p}/{}: not an engine record", m.topic(), m.offset())
-            })?;
-            match wire {
-                Wire::Item { source, key, item } => {
-                    task.merger.push(source, key, m.offset(), item);
-                }
-                Wire::Mark { source, key } => task.merger.claim(source, key),
-            }
-            task.next_offset = Some(m.offset() + 1);
-            read.insert(p);
-        }
+        let read = feed_tasks(
+            msgs,
+            &self.topics.repartition_complainant,
+            &mut self.complainants,
+        )?;
         for (p, task) in self.complainants.iter_mut() {
             let released = task.merger.release();
             if released.is_empty() && !read.contains(p) {
