@@ -487,9 +487,11 @@ impl AnalyticState {
                     format!("（{}）", flags.join("、"))
                 }
             ),
-            unit: cx
-                .units
-                .responsible(domain.as_deref(), issue.district.as_deref()),
+            unit: cx.units.responsible_at(
+                domain.as_deref(),
+                issue.district.as_deref(),
+                &[issue.place.as_deref().unwrap_or(""), &issue.title],
+            ),
             domain,
             district: issue.district.clone(),
             deadline: add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days),

@@ -11,6 +11,9 @@ pub struct UnitTable {
     pub city_prefix: String,
     pub districts: Vec<String>,
     pub domain: BTreeMap<String, DomainUnits>,
+    /// District → its towns and streets (full names, e.g. 范罗山街道, 沈巷镇).
+    #[serde(default)]
+    pub towns: BTreeMap<String, Vec<String>>,
     pub fallback: Fallback,
     /// Where each unit's alert notifications are posted.
     #[serde(default)]
@@ -34,6 +37,9 @@ pub struct Webhooks {
 pub struct DomainUnits {
     pub city: String,
     pub district_suffix: String,
+    /// Set when the domain is enforced at town/street level: the unit is `<town><town_suffix>`.
+    #[serde(default)]
+    pub town_suffix: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,13 +90,47 @@ impl UnitTable {
     /// The unit responsible for `domain` in `district`: district level when both are known, city
     /// level when only the domain is, the bureau's triage desk otherwise.
     pub fn responsible(&self, domain: Option<&str>, district: Option<&str>) -> String {
-        match (domain.and_then(|d| self.domain.get(d)), district) {
+        self.responsible_at(domain, district, &[])
+    }
+
+    /// The unit responsible for `domain` in `district` for an issue whose place and texts are
+    /// `texts`: the town/street unit when the domain is enforced at that level and a text names one
+    /// of the district's towns (the first named, in text order), else as [`Self::responsible`].
+    pub fn responsible_at(
+        &self,
+        domain: Option<&str>,
+        district: Option<&str>,
+        texts: &[&str],
+    ) -> String {
+        let units = domain.and_then(|d| self.domain.get(d));
+        if let (Some(u), Some(d)) = (units, district)
+            && let Some(suffix) = &u.town_suffix
+            && let Some(town) = self.town_in(d, texts)
+        {
+            return format!("{town}{suffix}");
+        }
+        match (units, district) {
             (Some(u), Some(d)) if self.districts.iter().any(|x| x == d) => {
                 format!("{d}{}", u.district_suffix)
             }
             (Some(u), _) => u.city.clone(),
             (None, _) => self.fallback.city.clone(),
         }
+    }
+}
+
+impl UnitTable {
+    /// The first of `district`'s towns that a text names (earliest position in the first text that
+    /// names any).
+    fn town_in(&self, district: &str, texts: &[&str]) -> Option<&str> {
+        let towns = self.towns.get(district)?;
+        texts.iter().find_map(|t| {
+            towns
+                .iter()
+                .filter_map(|town| t.find(town.as_str()).map(|at| (at, town.as_str())))
+                .min()
+                .map(|(_, town)| town)
+        })
     }
 }
 
@@ -111,6 +151,33 @@ mod tests {
             u.responsible(Some("unclassified"), Some("镜湖区")),
             u.fallback.city
         );
+        // Town/street level: domains enforced there, when the text names a town of the district.
+        assert_eq!(
+            u.responsible_at(
+                Some("城市管理"),
+                Some("鸠江区"),
+                &["", "沈巷镇老街夜市占道经营，清水街道也有"]
+            ),
+            "沈巷镇综合行政执法队"
+        );
+        assert_eq!(
+            u.responsible_at(
+                Some("市场监管"),
+                Some("镜湖区"),
+                &["赭山街道某超市过期食品"]
+            ),
+            "赭山街道市场监督管理所"
+        );
+        // A town of another district, or a domain without town-level enforcement: district level.
+        assert_eq!(
+            u.responsible_at(Some("城市管理"), Some("镜湖区"), &["沈巷镇占道经营"]),
+            "镜湖区城市管理局"
+        );
+        assert_eq!(
+            u.responsible_at(Some("教育培训"), Some("鸠江区"), &["沈巷镇培训机构"]),
+            "鸠江区教育局"
+        );
+        assert!(u.towns.values().map(Vec::len).sum::<usize>() > 50);
         let t: UnitTable = crate::config::parse_toml(
             &format!(
                 "{}\ndefault = \"http://d/\"\nunit.\"镜湖区城市管理局\" = \"http://j/\"\n",
