@@ -283,3 +283,97 @@ async fn supervise(job: Job, mut sink: Sink, out: Output, mode: Mode) -> Result<
 pub async fn pause(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Load the repo's connector files with one text replaced in `file`; the error, if any.
+    fn load_with(dir: &Path, file: &str, from: &str, to: &str) -> Option<String> {
+        for f in [
+            "hotline.toml",
+            "board.toml",
+            "portal.toml",
+            "wanshitong.toml",
+        ] {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors");
+            let text = std::fs::read_to_string(repo.join(f)).expect("repo file");
+            assert!(f != file || text.contains(from), "{f} holds {from}");
+            let text = if f == file {
+                text.replacen(from, to, 1)
+            } else {
+                text
+            };
+            std::fs::write(dir.join(f), text).expect("write");
+        }
+        ConnectorFiles::load(dir).err().map(|e| format!("{e:#}"))
+    }
+
+    /// The shared feed tables (`[http]`, `[fields]`, `required`) sit in each connector's own
+    /// struct, not a `#[serde(flatten)]` one: flatten makes toml report such errors at line 1
+    /// without the field (toml-rs/toml#589). Every error names the file, line and field.
+    #[test]
+    fn bad_feed_tables_name_file_line_and_field() {
+        let dir = std::env::temp_dir().join(format!("duban-conn-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        assert_eq!(
+            load_with(&dir, "board.toml", "", ""),
+            None,
+            "the repo's files load"
+        );
+        for (file, from, to, expect) in [
+            (
+                "board.toml",
+                "page_size = 50",
+                "page_sise = 50",
+                ":6: `page_sise = 50`",
+            ),
+            (
+                "board.toml",
+                "timeout_secs = 10",
+                "timeout_secs = \"x\"",
+                ":13: `timeout_secs",
+            ),
+            (
+                "board.toml",
+                "timeout_secs = 10",
+                "timeout = 10",
+                ":13: `timeout = 10`",
+            ),
+            (
+                "board.toml",
+                "[fields]\n",
+                "[fields]\nx = 3\n",
+                ":24: `x = 3`",
+            ),
+            (
+                "board.toml",
+                "required = [",
+                "required = [\"z\", ",
+                ": `required` names `z`",
+            ),
+            (
+                "hotline.toml",
+                "timeout_secs = 10",
+                "timeout_secs = -1",
+                ":12: `timeout_secs",
+            ),
+            (
+                "hotline.toml",
+                "page_size = 200",
+                "page_size = 200\nbo = 1",
+                ":8: `bo = 1`",
+            ),
+            (
+                "hotline.toml",
+                "required = [",
+                "required = [\"z\", ",
+                ": `api.required` names `z`",
+            ),
+        ] {
+            let err = load_with(&dir, file, from, to).expect("refused");
+            assert!(err.contains(&format!("{file}{expect}")), "{to}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
