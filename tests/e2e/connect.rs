@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Where the connectors of a test write: the real broker, the test's topics.
+async fn kafka_output(cfg: &duban::config::Config) -> Output {
+    let bus: Arc<KafkaBus> = duban::pipeline::kafka::connect(cfg)
+        .await
+        .expect("Kafka reachable");
+    Output {
+        bus: Bus::Kafka(bus.clone()),
+        topics: bus.topics(),
+    }
+}
+
 fn envelopes(prefix: &str) -> Vec<RawEnvelope> {
     read_json(&Topics::new(prefix).raw)
 }
@@ -166,13 +177,7 @@ fn noisy_feed() -> FeedFaults {
 async fn faults_on_every_feed_every_good_record_once_and_malformed_in_dlq() {
     let prefix = unique("faults");
     let cfg = test_config(&prefix);
-    let bus: Arc<KafkaBus> = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let mut files = ConnectorFiles::load(&cfg.connectors.dir).expect("connector configs");
     files.hotline.api.poll_interval_secs = 1;
     files.hotline.exports.poll_interval_secs = 1;
@@ -572,13 +577,7 @@ fn signed(secret: &str, ts: i64, body: &str) -> reqwest::header::HeaderMap {
 async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() {
     let prefix = unique("wst");
     let cfg = test_config(&prefix);
-    let bus = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let mut wcfg = ConnectorFiles::load(&cfg.connectors.dir)
         .expect("configs")
         .wanshitong;
@@ -691,13 +690,7 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
 async fn gbk_csv_and_xlsx_exports_are_ingested_with_correct_chinese_text_once() {
     let prefix = unique("exports");
     let cfg = test_config(&prefix);
-    let bus = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let dir = tmpdir("gbk");
     let header =
         "工单编号,来电时间,来电人,联系电话,诉求内容,诉求分类,所属区域,事发地址,承办单位,办理状态";
