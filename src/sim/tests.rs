@@ -318,6 +318,10 @@ async fn webhook_receiver(secret: &'static str) -> (String, std::sync::Arc<Mutex
     (url, seen)
 }
 
+async fn status(client: &reqwest::Client, url: String) -> reqwest::StatusCode {
+    client.get(url).send().await.unwrap().status()
+}
+
 async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
     let resp = client.get(url).send().await.unwrap();
     assert!(resp.status().is_success(), "GET {url} → {}", resp.status());
@@ -334,15 +338,7 @@ async fn real_server_serves_every_channel_exactly_once() {
     let base = handle.base_url();
     let m = handle.manifest().clone();
     let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&client, format!("{base}/healthz")).await, 200);
     let served: Manifest = get_json(&client, &format!("{base}/sim/manifest")).await;
     assert_eq!(served, m);
 
@@ -497,12 +493,7 @@ async fn real_server_serves_every_channel_exactly_once() {
     assert_eq!(field("phone"), c.people[letter.person].mobile);
     assert_eq!(field("area"), letter.district);
     assert_eq!(
-        client
-            .get(format!("{base}/portal/letters/nope.html"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(&client, format!("{base}/portal/letters/nope.html")).await,
         404
     );
 
