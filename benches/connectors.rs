@@ -73,7 +73,8 @@ async fn timed<F: Future<Output = anyhow::Result<()>>>(
     let secs = start.elapsed().as_secs_f64();
     let sent = sink
         .metrics
-        .sent_records
+        .sent
+        .records
         .load(std::sync::atomic::Ordering::Relaxed);
     (secs, sent)
 }

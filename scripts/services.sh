@@ -92,6 +92,30 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"
 }
 
+# wait_started NAME WHAT PID PIDFILE PATTERN T0 TIMEOUT READY DUMP NOT_READY: poll READY until
+# it succeeds. If PID exits first, or TIMEOUT seconds pass since T0, show its logs with DUMP,
+# stop it (PIDFILE, PATTERN as for stop_pid) and die saying WHAT exited or NOT_READY.
+wait_started() {
+  local name=$1 what=$2 pid=$3 pidfile=$4 pattern=$5 t0=$6 timeout=$7 ready=$8 dump=$9
+  local not_ready=${10}
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$pidfile"
+      "$dump"
+      die "$name: $what exited during startup"
+    fi
+    if "$ready"; then
+      return 0
+    fi
+    if awk -v s="$t0" -v e="$(now)" -v t="$timeout" 'BEGIN { exit !(e - s > t) }'; then
+      "$dump"
+      stop_pid "$name" "$pidfile" "$pattern" 10
+      die "$name: $not_ready within ${timeout}s"
+    fi
+    sleep 0.5
+  done
+}
+
 # stop_pid NAME PIDFILE PATTERN TIMEOUT: SIGTERM, wait, SIGKILL; removes the pid file.
 stop_pid() {
   local name="$1" pidfile="$2" pattern="$3" timeout="$4" pid i
@@ -260,22 +284,8 @@ kafka_start_locked() {
     >"$KAFKA_LOGS/kafka.out" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$KAFKA_PID"
-  for ((i = 0; ; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$KAFKA_PID"
-      kafka_dump_logs
-      die "kafka: broker process $pid exited during startup"
-    fi
-    if kafka_ready; then
-      break
-    fi
-    if awk -v s="$t0" -v e="$(now)" -v t="$KAFKA_START_TIMEOUT" 'BEGIN { exit !(e - s > t) }'; then
-      kafka_dump_logs
-      stop_pid kafka "$KAFKA_PID" "kafka.Kafka" 10
-      die "kafka: broker did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s"
-    fi
-    sleep 0.5
-  done
+  wait_started kafka "broker process $pid" "$pid" "$KAFKA_PID" "kafka.Kafka" "$t0" \
+    "$KAFKA_START_TIMEOUT" kafka_ready kafka_dump_logs "broker did not answer on 127.0.0.1:$KAFKA_PORT"
   log "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $pid) after $(elapsed "$t0")s"
 }
 
@@ -467,22 +477,9 @@ clickhouse_start_locked() {
     >"$CH_HOME/logs/clickhouse.out" 2>&1 </dev/null 9>&-) &
   pid=$!
   echo "$pid" >"$CH_PID"
-  while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$CH_PID"
-      clickhouse_dump_logs
-      die "clickhouse: server process $pid exited during startup"
-    fi
-    if clickhouse_ready; then
-      break
-    fi
-    if awk -v s="$t0" -v e="$(now)" -v t="$CLICKHOUSE_START_TIMEOUT" 'BEGIN { exit !(e - s > t) }'; then
-      clickhouse_dump_logs
-      stop_pid clickhouse "$CH_PID" "clickhouse" 10
-      die "clickhouse: server did not answer SELECT 1 on 127.0.0.1:$CLICKHOUSE_HTTP_PORT within ${CLICKHOUSE_START_TIMEOUT}s"
-    fi
-    sleep 0.5
-  done
+  wait_started clickhouse "server process $pid" "$pid" "$CH_PID" "clickhouse" "$t0" \
+    "$CLICKHOUSE_START_TIMEOUT" clickhouse_ready clickhouse_dump_logs \
+    "server did not answer SELECT 1 on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
   log "clickhouse: ready on http://127.0.0.1:$CLICKHOUSE_HTTP_PORT (pid $pid) after $(elapsed "$t0")s"
 }
 

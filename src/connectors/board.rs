@@ -54,11 +54,7 @@ impl BoardConfig {
                 self.page_size
             );
         }
-        for f in &self.required {
-            if !self.fields.is_empty() && !self.fields.contains_key(f) {
-                anyhow::bail!("`required` names `{f}`, which `[fields]` does not map");
-            }
-        }
+        FieldMap::checked("", &self.fields, &self.required)?;
         Ok(())
     }
 }
@@ -158,6 +154,73 @@ impl<'a> ListWalk<'a> {
     }
 }
 
+/// The items of a list-and-detail feed (board messages, portal letters): what they are called,
+/// where each one's detail is and how a detail becomes the record's payload.
+pub struct Details<U, P> {
+    pub channel: Channel,
+    /// What an item is, for dead-letter reasons (`board message`).
+    pub noun: &'static str,
+    /// The key of the item's id in its envelope's position (`tid`).
+    pub id_key: &'static str,
+    /// The detail URL of an item; None skips it (not taken).
+    pub url_of: U,
+    pub parse: P,
+}
+
+impl<U, P> Details<U, P>
+where
+    U: Fn(&str) -> Option<String>,
+    P: Fn(&[u8]) -> Result<Value, String>,
+{
+    /// Fetch the details of `new` (oldest first) and commit them `per_commit` at a time with the
+    /// ids taken. A detail becomes a raw envelope, or a dead letter naming the item and why (a
+    /// refused request, a detail that does not parse); any other feed error ends the pass.
+    pub async fn take(
+        &self,
+        feed: &Feed,
+        sink: &Sink,
+        taken: &mut Taken,
+        new: &[String],
+        per_commit: usize,
+    ) -> Result<()> {
+        let (channel, noun) = (self.channel, self.noun);
+        for chunk in new.chunks(per_commit.max(1)) {
+            let mut c = Commit::default();
+            for id in chunk {
+                let Some(url) = (self.url_of)(id) else {
+                    continue;
+                };
+                let body = match feed.get(&url, &[]).await {
+                    Ok(b) => b,
+                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                        let why = format!("{noun} {id}: detail {e:#}");
+                        c.dead.push(dead_letter(channel, why, &url, &[]));
+                        taken.insert(id.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                sink.metrics.received(1, body.len());
+                match (self.parse)(&body) {
+                    Ok(payload) => {
+                        let position = json!({ self.id_key: id });
+                        c.records
+                            .push(envelope(channel, id, position, payload, None));
+                    }
+                    Err(why) => {
+                        let why = format!("{noun} {id}: {why}");
+                        c.dead.push(dead_letter(channel, why, &url, &body));
+                    }
+                }
+                taken.insert(id.clone());
+            }
+            c.positions.push((String::new(), taken.to_position()));
+            sink.commit(c).await?;
+        }
+        Ok(())
+    }
+}
+
 fn tid_of(item: &Value) -> Option<String> {
     let t = item.get("tid")?;
     Some(
@@ -169,10 +232,7 @@ fn tid_of(item: &Value) -> Option<String> {
 
 pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
     let feed = Feed::new("board", &cfg.http, mode, sink.metrics.clone())?;
-    let map = FieldMap {
-        names: cfg.fields.clone(),
-        required: cfg.required.clone(),
-    };
+    let map = FieldMap::checked("", &cfg.fields, &cfg.required)?;
     let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
         let new = {
@@ -202,48 +262,20 @@ pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> 
             }
             walk.oldest_first()
         };
-        for chunk in new.chunks(cfg.records_per_commit.max(1)) {
-            let mut c = Commit::default();
-            for tid in chunk {
-                let url = cfg.detail_url.replace("{id}", tid);
-                let body = match feed.get(&url, &[]).await {
-                    Ok(b) => b,
-                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
-                        c.dead.push(dead_letter(
-                            Channel::Board,
-                            format!("board message {tid}: detail {e:#}"),
-                            &url,
-                            &[],
-                        ));
-                        taken.insert(tid.clone());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                sink.metrics.received(1, body.len());
-                let parsed = serde_json::from_slice::<Value>(&body)
+        let details = Details {
+            channel: Channel::Board,
+            noun: "board message",
+            id_key: "tid",
+            url_of: |tid: &str| Some(cfg.detail_url.replace("{id}", tid)),
+            parse: |body: &[u8]| {
+                serde_json::from_slice::<Value>(body)
                     .map_err(|e| format!("detail is not JSON ({e})"))
-                    .and_then(|d| map.apply(&d));
-                match parsed {
-                    Ok(detail) => c.records.push(envelope(
-                        Channel::Board,
-                        tid,
-                        json!({"tid": tid}),
-                        detail,
-                        None,
-                    )),
-                    Err(why) => c.dead.push(dead_letter(
-                        Channel::Board,
-                        format!("board message {tid}: {why}"),
-                        &url,
-                        &body,
-                    )),
-                }
-                taken.insert(tid.clone());
-            }
-            c.positions.push((String::new(), taken.to_position()));
-            sink.commit(c).await?;
-        }
+                    .and_then(|d| map.apply(&d))
+            },
+        };
+        details
+            .take(&feed, sink, &mut taken, &new, cfg.records_per_commit)
+            .await?;
         if mode == Mode::Drain {
             return Ok(());
         }

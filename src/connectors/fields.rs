@@ -19,6 +19,26 @@ pub struct FieldMap {
 }
 
 impl FieldMap {
+    /// The mapping of a feed's `[fields]` and `required` (board, hotline API). `table` is where
+    /// they sit in their file (`""` at the top, `"api."` in `[api]`): a required field that a
+    /// non-empty `[fields]` does not map fails naming both.
+    pub fn checked(
+        table: &str,
+        fields: &BTreeMap<String, Vec<String>>,
+        required: &[String],
+    ) -> anyhow::Result<FieldMap> {
+        if let Some(f) = required
+            .iter()
+            .find(|f| !fields.is_empty() && !fields.contains_key(*f))
+        {
+            anyhow::bail!("`{table}required` names `{f}`, which `[{table}fields]` does not map");
+        }
+        Ok(FieldMap {
+            names: fields.clone(),
+            required: required.to_vec(),
+        })
+    }
+
     /// Map one record; the error names the missing field.
     pub fn apply(&self, record: &Value) -> Result<Value, String> {
         let Some(obj) = record.as_object() else {

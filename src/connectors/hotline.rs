@@ -31,11 +31,7 @@ impl HotlineConfig {
                 self.api.page_size
             );
         }
-        for f in &self.api.required {
-            if !self.api.fields.is_empty() && !self.api.fields.contains_key(f) {
-                anyhow::bail!("`api.required` names `{f}`, which `[api.fields]` does not map");
-            }
-        }
+        self.api.field_map()?;
         if !self.exports.columns.values().any(|f| f == "order_no") {
             anyhow::bail!("`[exports.columns]` maps no column to `order_no`");
         }
@@ -65,11 +61,8 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    pub fn field_map(&self) -> FieldMap {
-        FieldMap {
-            names: self.fields.clone(),
-            required: self.required.clone(),
-        }
+    pub fn field_map(&self) -> Result<FieldMap> {
+        FieldMap::checked("api.", &self.fields, &self.required)
     }
 }
 
@@ -191,7 +184,7 @@ pub fn api_page(
 
 pub async fn run_api(cfg: &ApiConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
     let feed = Feed::new("hotline-api", &cfg.http, mode, sink.metrics.clone())?;
-    let map = cfg.field_map();
+    let map = cfg.field_map()?;
     let mut cursor = Cursor::from_position(pos.get(""));
     loop {
         let mut query = vec![("limit", cfg.page_size.to_string())];

@@ -5,41 +5,45 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
+/// Records and their bytes that went one way (received, sent or dropped).
+#[derive(Debug, Default)]
+pub struct Flow {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Flow {
+    fn add(&self, records: usize, bytes: usize) {
+        self.records.fetch_add(records as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// The counters of one connector. Every connector counts the same events (as Vector's do).
 #[derive(Debug, Default)]
 pub struct ConnectorMetrics {
-    pub received_records: AtomicU64,
-    pub received_bytes: AtomicU64,
-    pub sent_records: AtomicU64,
-    pub sent_bytes: AtomicU64,
+    pub received: Flow,
+    pub sent: Flow,
+    pub dropped: Flow,
     pub errors: AtomicU64,
-    pub dropped_records: AtomicU64,
-    pub dropped_bytes: AtomicU64,
-}
-
-fn add(c: &AtomicU64, n: usize) {
-    c.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 impl ConnectorMetrics {
     /// Records read from the feed (before parsing), with their bytes.
     pub fn received(&self, records: usize, bytes: usize) {
-        add(&self.received_records, records);
-        add(&self.received_bytes, bytes);
+        self.received.add(records, bytes);
     }
     /// Records committed to the raw topic.
     pub fn sent(&self, records: usize, bytes: usize) {
-        add(&self.sent_records, records);
-        add(&self.sent_bytes, bytes);
+        self.sent.add(records, bytes);
     }
     /// Records not forwarded to the raw topic (dead-lettered or collapsed duplicates).
     pub fn dropped(&self, records: usize, bytes: usize) {
-        add(&self.dropped_records, records);
-        add(&self.dropped_bytes, bytes);
+        self.dropped.add(records, bytes);
     }
     /// A failed request, refused webhook or failed commit.
     pub fn error(&self) {
-        add(&self.errors, 1);
+        self.errors.fetch_add(1, Ordering::Relaxed);
     }
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
@@ -59,55 +63,13 @@ pub fn connector(name: &str) -> Arc<ConnectorMetrics> {
         .clone()
 }
 
-/// (metric name, help, the counter of a connector).
-type Series = (
-    &'static str,
-    &'static str,
-    fn(&ConnectorMetrics) -> &AtomicU64,
-);
+type FlowOf = fn(&ConnectorMetrics) -> &Flow;
 
 /// Prometheus text exposition (format 0.0.4) of every connector's counters.
 pub fn render() -> String {
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let mut s = String::new();
-    let series: [Series; 7] = [
-        (
-            "duban_connector_received_records_total",
-            "Records read from the feed.",
-            |m| &m.received_records,
-        ),
-        (
-            "duban_connector_received_bytes_total",
-            "Bytes of records read from the feed.",
-            |m| &m.received_bytes,
-        ),
-        (
-            "duban_connector_sent_records_total",
-            "Records committed to the raw topic.",
-            |m| &m.sent_records,
-        ),
-        (
-            "duban_connector_sent_bytes_total",
-            "Bytes committed to the raw topic.",
-            |m| &m.sent_bytes,
-        ),
-        (
-            "duban_connector_errors_total",
-            "Failed requests, refused webhooks and failed commits.",
-            |m| &m.errors,
-        ),
-        (
-            "duban_connector_dropped_records_total",
-            "Records not forwarded: dead-lettered or collapsed duplicates.",
-            |m| &m.dropped_records,
-        ),
-        (
-            "duban_connector_dropped_bytes_total",
-            "Bytes of records not forwarded.",
-            |m| &m.dropped_bytes,
-        ),
-    ];
-    for (name, help, get) in series {
+    let mut series = |name: &str, help: &str, get: &dyn Fn(&ConnectorMetrics) -> &AtomicU64| {
         s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
         for (connector, m) in reg.iter() {
             s.push_str(&format!(
@@ -115,7 +77,33 @@ pub fn render() -> String {
                 ConnectorMetrics::get(get(m))
             ));
         }
+    };
+    let flows: [(&str, &str, FlowOf); 3] = [
+        ("received", "read from the feed", |m| &m.received),
+        ("sent", "committed to the raw topic", |m| &m.sent),
+        (
+            "dropped",
+            "not forwarded: dead-lettered or collapsed duplicates",
+            |m| &m.dropped,
+        ),
+    ];
+    for (event, what, flow) in flows {
+        series(
+            &format!("duban_connector_{event}_records_total"),
+            &format!("Records {what}."),
+            &|m| &flow(m).records,
+        );
+        series(
+            &format!("duban_connector_{event}_bytes_total"),
+            &format!("Bytes of records {what}."),
+            &|m| &flow(m).bytes,
+        );
     }
+    series(
+        "duban_connector_errors_total",
+        "Failed requests, refused webhooks and failed commits.",
+        &|m| &m.errors,
+    );
     s
 }
 
@@ -131,6 +119,17 @@ mod tests {
         m.dropped(1, 100);
         m.error();
         let text = render();
+        for event in ["received", "sent", "dropped"] {
+            for unit in ["records", "bytes"] {
+                let name = format!("duban_connector_{event}_{unit}_total");
+                assert!(text.contains(&format!("# TYPE {name} counter\n")), "{name}");
+            }
+        }
+        assert!(
+            text.contains(
+                "duban_connector_dropped_bytes_total{connector=\"unit-test-metrics\"} 100"
+            )
+        );
         assert!(text.contains("# TYPE duban_connector_sent_records_total counter"));
         assert!(
             text.contains("duban_connector_sent_records_total{connector=\"unit-test-metrics\"} 2")

@@ -4,12 +4,12 @@
 use anyhow::{Result, anyhow};
 use scraper::{Html, Selector};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
-use super::board::{ListWalk, Taken};
-use super::feed::{Feed, HttpPolicy, Refused};
-use super::{Commit, Mode, Positions, Sink, dead_letter, envelope, pause};
+use super::board::{Details, ListWalk, Taken};
+use super::feed::{Feed, HttpPolicy};
+use super::{Mode, Positions, Sink, pause};
 use crate::record::Channel;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,47 +187,20 @@ pub async fn run(cfg: &PortalConfig, sink: &Sink, pos: Positions, mode: Mode) ->
             }
             walk.oldest_first()
         };
-        for chunk in new.chunks(cfg.records_per_commit.max(1)) {
-            let mut c = Commit::default();
-            for no in chunk {
-                let Some(detail_url) = links.get(no) else {
-                    continue;
-                };
-                let page = match feed.get(detail_url, &[]).await {
-                    Ok(b) => b,
-                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
-                        c.dead.push(dead_letter(
-                            Channel::Portal,
-                            format!("portal letter {no}: detail {e:#}"),
-                            detail_url,
-                            &[],
-                        ));
-                        taken.insert(no.clone());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                sink.metrics.received(1, page.len());
-                match scraper.detail(&String::from_utf8_lossy(&page)) {
-                    Ok(fields) => c.records.push(envelope(
-                        Channel::Portal,
-                        no,
-                        json!({"no": no}),
-                        fields,
-                        None,
-                    )),
-                    Err(e) => c.dead.push(dead_letter(
-                        Channel::Portal,
-                        format!("portal letter {no} ({detail_url}): {e}"),
-                        detail_url,
-                        &page,
-                    )),
-                }
-                taken.insert(no.clone());
-            }
-            c.positions.push((String::new(), taken.to_position()));
-            sink.commit(c).await?;
-        }
+        let details = Details {
+            channel: Channel::Portal,
+            noun: "portal letter",
+            id_key: "no",
+            url_of: |no: &str| links.get(no).cloned(),
+            parse: |page: &[u8]| {
+                scraper
+                    .detail(&String::from_utf8_lossy(page))
+                    .map_err(|e| e.to_string())
+            },
+        };
+        details
+            .take(&feed, sink, &mut taken, &new, cfg.records_per_commit)
+            .await?;
         if mode == Mode::Drain {
             return Ok(());
         }

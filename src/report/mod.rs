@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod cron;
 pub mod data;
+pub mod doc;
 pub mod lake;
 pub mod render;
 pub mod schedule;

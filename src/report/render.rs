@@ -1,10 +1,14 @@
-//! The report as documents: a self-contained HTML page (inline CSS and SVG, nothing fetched at
-//! view time) and the same content as Markdown. Both are pure functions of `ReportData`.
+//! The report as documents: one `doc::Document` built from `ReportData`, written as a
+//! self-contained HTML page (inline CSS and SVG, nothing fetched at view time) and as Markdown.
 
 use std::fmt::Write;
 
-use super::chart::{self, Bar, escape};
-use super::data::{Count, ReportData, level_label};
+use super::chart::{self, Bar};
+use super::data::{AlertSection, Count, FREQUENT_MIN_30D, ReportData, level_label, pct};
+use super::doc::{
+    Block, Card, ColKind, Document, Inline, ParaKind, Picture, Table, Text, cards_table,
+    change_text, para, text,
+};
 
 const BLUE: &str = "#1f5fa8";
 const YELLOW: &str = "#d9a400";
@@ -12,66 +16,7 @@ const RED: &str = "#c0392b";
 const GREEN: &str = "#2e8b57";
 const GREY: &str = "#7f8c8d";
 
-const CSS: &str = r#"
-*{box-sizing:border-box}
-body{margin:0;background:#f4f5f7;color:#222;font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",sans-serif;font-size:15px;line-height:1.6}
-main{max-width:1000px;margin:0 auto;padding:24px 20px 48px}
-h1{font-size:24px;margin:0 0 4px}
-h2{font-size:19px;margin:32px 0 12px;border-left:4px solid #1f5fa8;padding-left:10px}
-h3{font-size:16px;margin:18px 0 8px}
-.meta{color:#666;font-size:13px}
-.lead{background:#fff;border-radius:6px;padding:14px 16px;margin:16px 0}
-.nodata{background:#fff4d6;border:1px solid #e6c35c;border-radius:6px;padding:12px 16px;margin:16px 0;font-weight:bold}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:12px 0}
-.card{background:#fff;border-radius:6px;padding:10px 14px;border-top:4px solid #1f5fa8}
-.card b{display:block;font-size:24px;overflow-wrap:anywhere}
-.card .lbl{display:block;color:#555;font-size:13px}
-.card.yellow{border-color:#d9a400}.card.red{border-color:#c0392b}.card.green{border-color:#2e8b57}.card.grey{border-color:#7f8c8d}
-.panel{background:#fff;border-radius:6px;padding:12px 16px;margin:12px 0;overflow:hidden}
-svg.chart{display:block;width:100%;height:auto;max-width:760px}
-table{width:100%;border-collapse:collapse;background:#fff;table-layout:fixed;margin:8px 0}
-th,td{border:1px solid #dde1e6;padding:5px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
-th{background:#eef2f7;font-weight:600}
-td.n,th.n{text-align:right;width:5.5em}
-td.w,th.w{width:9em}
-td.c,th.c{width:8.5em}
-.nw{white-space:nowrap}
-.card .nw{white-space:normal}
-.up{color:#c0392b}.down{color:#2e8b57}
-ul{padding-left:22px}
-.notes{color:#666;font-size:13px}
-.lv{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
-.lv.yellow{background:#d9a400}.lv.red{background:#c0392b}.lv.green{background:#2e8b57}
-@media (max-width:700px){body{font-size:12px}main{padding:12px 6px 32px}h1{font-size:19px}h2{font-size:16px}th,td{padding:3px}td.n,th.n{width:2.9em}td.w,th.w{width:4.8em}td.c,th.c{width:6.6em}.card b{font-size:18px}.cards{grid-template-columns:repeat(auto-fit,minmax(100px,1fr))}}
-@media (max-width:420px){body{font-size:11px}td.n,th.n{width:2.6em}td.w,th.w{width:3.8em}td.c,th.c{width:6.2em}}
-"#;
-
-fn change_text(change: i64, pct: Option<f64>) -> String {
-    match pct {
-        _ if change == 0 => "持平".to_string(),
-        Some(p) => format!("{change:+} ({p:+.1}%)"),
-        None => format!("{change:+} (上期为0)"),
-    }
-}
-
-fn change_html(change: i64, pct: Option<f64>) -> String {
-    let class = match change.signum() {
-        1 => "up",
-        -1 => "down",
-        _ => "",
-    };
-    // The number and the percentage each stay whole; a narrow column breaks between them.
-    let text = change_text(change, pct);
-    let parts = match text.find(" (") {
-        Some(i) => format!(
-            r#"<span class="nw">{}</span><span class="nw">{}</span>"#,
-            escape(&text[..i]),
-            escape(&text[i..])
-        ),
-        None => format!(r#"<span class="nw">{}</span>"#, escape(&text)),
-    };
-    format!(r#"<span class="{class}">{parts}</span>"#)
-}
+use ColKind::{Change, Free, Num, Short};
 
 fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("—")
@@ -82,9 +27,17 @@ fn opt_n(n: Option<u64>) -> String {
     n.map_or_else(|| "—".to_string(), |n| n.to_string())
 }
 
-fn lifecycle_gap(a: &super::data::AlertSection) -> Option<&'static str> {
+fn lifecycle_gap(a: &AlertSection) -> Option<&'static str> {
     (a.escalated_red.is_none() || a.recurrences.is_none())
         .then_some("升级红色、销号绿色、复发：无生命周期数据（“—”）。")
+}
+
+fn num(n: impl ToString) -> Text {
+    text(n.to_string())
+}
+
+fn change(c: i64, p: Option<f64>) -> Text {
+    vec![Inline::Change(c, p)]
 }
 
 /// The one-paragraph summary that opens both documents.
@@ -114,30 +67,32 @@ pub fn lead(d: &ReportData) -> String {
     s
 }
 
-fn count_table_html(s: &mut String, name: &str, rows: &[Count]) {
-    let _ = write!(
-        s,
-        r#"<table><thead><tr><th>{name}</th><th class="n">本期</th><th class="n">上期</th><th class="c">变化</th></tr></thead><tbody>"#
-    );
-    for r in rows {
-        let _ = write!(
-            s,
-            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td></tr>"#,
-            escape(&r.label),
-            r.count,
-            r.previous,
-            change_html(r.change, r.change_pct)
-        );
-    }
-    let total: u64 = rows.iter().map(|r| r.count).sum();
-    let prev: u64 = rows.iter().map(|r| r.previous).sum();
-    let _ = write!(
-        s,
-        r#"<tr><th>合计</th><th class="n">{total}</th><th class="n">{prev}</th><th class="w"></th></tr></tbody></table>"#
-    );
+/// Counts by channel, domain or district against the previous period, with their sums.
+fn count_table(head: &'static str, rows: &[Count]) -> Block {
+    Block::Table(Table {
+        id: None,
+        columns: vec![(head, Free), ("本期", Num), ("上期", Num), ("变化", Change)],
+        rows: rows
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r.label),
+                    num(r.count),
+                    num(r.previous),
+                    change(r.change, r.change_pct),
+                ]
+            })
+            .collect(),
+        total: Some(vec![
+            text("合计"),
+            num(rows.iter().map(|r| r.count).sum::<u64>()),
+            num(rows.iter().map(|r| r.previous).sum::<u64>()),
+            Vec::new(),
+        ]),
+    })
 }
 
-fn count_bars<'a>(rows: &'a [Count]) -> Vec<Bar<'a>> {
+fn count_bars(rows: &[Count]) -> Vec<Bar<'_>> {
     rows.iter()
         .map(|r| Bar {
             label: &r.label,
@@ -148,533 +103,625 @@ fn count_bars<'a>(rows: &'a [Count]) -> Vec<Bar<'a>> {
         .collect()
 }
 
-pub fn html(d: &ReportData) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{t}</title><style>{CSS}</style></head><body><main data-report-id="{id}"><h1>{t}</h1><p class="meta">报告编号 {id} · 统计区间 {s0} 至 {e0} · 对比上期 {ps} 至 {pe} · 生成于 {g}</p>"#,
-        t = escape(&d.title),
-        id = escape(&d.report_id),
-        s0 = d.start,
-        e0 = d.end,
-        ps = d.previous_start,
-        pe = d.previous_end,
-        g = escape(&d.generated_at),
-    );
+fn chart(
+    caption: Option<(String, Option<&'static str>)>,
+    svg: String,
+    in_text: Vec<Block>,
+) -> Block {
+    Block::Figure {
+        caption,
+        picture: Picture::Chart(svg),
+        in_text,
+    }
+}
+
+fn card(value: Text, label: &'static str, color: Option<&'static str>) -> Card {
+    Card {
+        value,
+        label,
+        color,
+    }
+}
+
+fn h2(t: &str) -> Block {
+    Block::Heading(2, t.to_string())
+}
+
+fn h3(t: &str) -> Block {
+    Block::Heading(3, t.to_string())
+}
+
+fn head(d: &ReportData, out: &mut Vec<Block>) {
+    out.push(Block::Para {
+        kind: ParaKind::Meta,
+        id: None,
+        text: text(format!(
+            "报告编号 {} · 统计区间 {} 至 {} · 对比上期 {} 至 {} · 生成于 {}",
+            d.report_id, d.start, d.end, d.previous_start, d.previous_end, d.generated_at
+        )),
+    });
     if !d.has_data {
-        s.push_str(r#"<p class="nodata" id="no-data">本期无数据：统计区间内没有受理诉求，也没有预警变化。</p>"#);
+        out.push(Block::Para {
+            kind: ParaKind::Warning,
+            id: Some("no-data"),
+            text: text("本期无数据：统计区间内没有受理诉求，也没有预警变化。"),
+        });
     }
-    let _ = write!(s, r#"<p class="lead">{}</p>"#, escape(&lead(d)));
+    out.push(Block::Para {
+        kind: ParaKind::Lead,
+        id: None,
+        text: text(lead(d)),
+    });
+}
 
-    // What changed most.
-    s.push_str("<h2>一、变化最大</h2>");
+fn changes(d: &ReportData, out: &mut Vec<Block>) {
+    out.push(h2("一、变化最大"));
     if d.changes.is_empty() {
-        s.push_str("<p>与上期相比没有变化。</p>");
-    } else {
-        s.push_str(r#"<ul id="changes">"#);
-        for c in &d.changes {
-            let _ = write!(
-                s,
-                "<li>{}「{}」：本期{}，上期{}，{}</li>",
-                escape(&c.dimension),
-                escape(&c.label),
-                c.count,
-                c.previous,
-                change_html(c.change, c.change_pct)
-            );
-        }
-        s.push_str("</ul>");
+        out.push(para(text("与上期相比没有变化。")));
+        return;
     }
+    out.push(Block::List {
+        id: Some("changes"),
+        class: None,
+        items: d
+            .changes
+            .iter()
+            .map(|c| {
+                vec![
+                    Inline::Text(format!(
+                        "{}「{}」：本期{}，上期{}，",
+                        c.dimension, c.label, c.count, c.previous
+                    )),
+                    Inline::Change(c.change, c.change_pct),
+                ]
+            })
+            .collect(),
+    });
+}
 
-    // Complaints.
+fn complaints(d: &ReportData, out: &mut Vec<Block>) {
     let c = &d.complaints;
-    let _ = write!(
-        s,
-        r#"<h2>二、诉求受理</h2><div class="cards"><div class="card"><b>{}</b><span class="lbl">受理诉求（件）</span></div><div class="card grey"><b>{}</b><span class="lbl">上期（件）</span></div><div class="card"><b>{}</b><span class="lbl">较上期</span></div><div class="card grey"><b>{}</b><span class="lbl">投诉人（名）</span></div><div class="card grey"><b>{}</b><span class="lbl">重复提交（件）</span></div></div>"#,
-        c.total,
-        c.previous_total,
-        change_html(c.change, c.change_pct),
-        c.complainants,
-        c.duplicates
-    );
+    out.push(h2("二、诉求受理"));
+    out.push(Block::Figure {
+        caption: None,
+        picture: Picture::Cards(vec![
+            card(num(c.total), "受理诉求（件）", None),
+            card(num(c.previous_total), "上期（件）", Some("grey")),
+            card(change(c.change, c.change_pct), "较上期", None),
+            card(num(c.complainants), "投诉人（名）", Some("grey")),
+            card(num(c.duplicates), "重复提交（件）", Some("grey")),
+        ]),
+        in_text: vec![para(vec![
+            Inline::Text("受理诉求 ".into()),
+            Inline::Strong(c.total.to_string()),
+            Inline::Text(format!(" 件（上期 {}，", c.previous_total)),
+            Inline::Change(c.change, c.change_pct),
+            Inline::Text(format!(
+                "），投诉人 {} 名，重复提交 {} 件。",
+                c.complainants, c.duplicates
+            )),
+        ])],
+    });
     let pts: Vec<(String, u64)> = d
         .trend
         .iter()
         .map(|p| (p.day.format("%m-%d").to_string(), p.count))
         .collect();
-    let _ = write!(
-        s,
-        r#"<h3>近{n}日诉求趋势</h3><div class="panel">{}</div>"#,
-        chart::trend(
-            "chart-trend",
-            &format!("近{}日每日受理诉求", d.trend.len()),
-            &pts
-        ),
-        n = d.trend.len()
-    );
+    let n = d.trend.len();
+    let days = Table {
+        id: None,
+        columns: vec![("日期", Free), ("诉求", Num)],
+        rows: d
+            .trend
+            .iter()
+            .map(|p| vec![num(p.day), num(p.count)])
+            .collect(),
+        total: None,
+    };
+    out.push(chart(
+        Some((format!("近{n}日诉求趋势"), None)),
+        chart::trend("chart-trend", &format!("近{n}日每日受理诉求"), &pts),
+        vec![Block::Table(days)],
+    ));
     for (id, name, head, rows) in [
         ("chart-channel", "按渠道", "渠道", &c.by_channel),
         ("chart-domain", "按领域", "领域", &c.by_domain),
         ("chart-district", "按区县", "区县", &c.by_district),
     ] {
-        let _ = write!(
-            s,
-            r#"<h3>{name}（竖线为上期）</h3><div class="panel">{}</div>"#,
-            chart::bars(id, &format!("{name}受理诉求"), &count_bars(rows))
-        );
-        count_table_html(&mut s, head, rows);
+        out.push(chart(
+            Some((name.to_string(), Some("竖线为上期"))),
+            chart::bars(id, &format!("{name}受理诉求"), &count_bars(rows)),
+            Vec::new(),
+        ));
+        out.push(count_table(head, rows));
     }
+}
 
-    // Hot issues.
-    s.push_str("<h2>三、热点问题</h2>");
+fn hot_issues(d: &ReportData, out: &mut Vec<Block>) {
+    out.push(h2("三、热点问题"));
     if d.hot_issues.is_empty() {
-        s.push_str("<p>本期没有归入问题的诉求。</p>");
-    } else {
-        s.push_str(r#"<table id="hot-issues"><thead><tr><th class="n">序号</th><th>问题（代表性诉求）</th><th class="w">地点</th><th class="w">区县/领域</th><th class="n">投诉人</th><th class="n">诉求</th><th class="c">较上期（投诉人）</th></tr></thead><tbody>"#);
-        for (i, h) in d.hot_issues.iter().enumerate() {
-            let flags = if h.flags.is_empty() {
-                String::new()
-            } else {
-                format!("<br><small>{}</small>", escape(&h.flags.join("、")))
-            };
-            let _ = write!(
-                s,
-                r#"<tr><td class="n">{}</td><td>{}{flags}</td><td class="w">{}</td><td class="w">{}<br>{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td></tr>"#,
-                i + 1,
-                escape(&h.title),
-                escape(opt(&h.place)),
-                escape(opt(&h.district)),
-                escape(opt(&h.domain)),
-                h.complainants,
-                h.complaints,
-                change_html(
-                    h.growth,
-                    super::data::pct(h.complainants as i64, h.previous_complainants as i64)
-                ),
-            );
-        }
-        s.push_str("</tbody></table>");
+        out.push(para(text("本期没有归入问题的诉求。")));
+        return;
     }
+    let rows = d.hot_issues.iter().enumerate().map(|(i, h)| {
+        let mut title = text(&h.title);
+        if !h.flags.is_empty() {
+            title.push(Inline::Note(h.flags.join("、")));
+        }
+        vec![
+            num(i + 1),
+            title,
+            text(opt(&h.place)),
+            vec![
+                Inline::Text(opt(&h.district).into()),
+                Inline::Break,
+                Inline::Text(opt(&h.domain).into()),
+            ],
+            num(h.complainants),
+            num(h.complaints),
+            change(
+                h.growth,
+                pct(h.complainants as i64, h.previous_complainants as i64),
+            ),
+        ]
+    });
+    out.push(Block::Table(Table {
+        id: Some("hot-issues"),
+        columns: vec![
+            ("序号", Num),
+            ("问题（代表性诉求）", Free),
+            ("地点", Short),
+            ("区县/领域", Short),
+            ("投诉人", Num),
+            ("诉求", Num),
+            ("较上期（投诉人）", Change),
+        ],
+        rows: rows.collect(),
+        total: None,
+    }));
+}
 
-    // Complainants.
+fn complainants(d: &ReportData, out: &mut Vec<Block>) {
     let p = &d.complainants;
-    let _ = write!(
-        s,
-        "<h2>四、高频投诉人</h2><p>本期有投诉的已标记高频投诉人{}名（以化名显示；列表含近30日投诉{}件及以上者）。</p>",
-        p.flagged_active,
-        super::data::FREQUENT_MIN_30D
-    );
+    out.push(h2("四、高频投诉人"));
+    out.push(para(text(format!(
+        "本期有投诉的已标记高频投诉人{}名（以化名显示；列表含近30日投诉{FREQUENT_MIN_30D}件及以上者）。",
+        p.flagged_active
+    ))));
     if p.rows.is_empty() {
-        s.push_str("<p>本期没有高频投诉人。</p>");
-    } else {
-        s.push_str(r#"<table id="complainants"><thead><tr><th>化名</th><th class="n">本期</th><th class="n">近30日</th><th class="n">高频标记</th><th class="w">主要领域</th><th>主要问题</th></tr></thead><tbody>"#);
-        for r in &p.rows {
-            let _ = write!(
-                s,
-                r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="w">{}（{:.0}%）</td><td>{}</td></tr>"#,
-                escape(&r.pseudonym),
-                r.complaints,
-                r.complaints_30d,
-                if r.flagged { "是" } else { "否" },
-                escape(opt(&r.focus_domain)),
-                r.focus_share * 100.0,
-                escape(opt(&r.focus_issue))
-            );
-        }
-        s.push_str("</tbody></table>");
+        out.push(para(text("本期没有高频投诉人。")));
+        return;
     }
+    let rows = p.rows.iter().map(|r| {
+        vec![
+            text(&r.pseudonym),
+            num(r.complaints),
+            num(r.complaints_30d),
+            text(if r.flagged { "是" } else { "否" }),
+            text(format!(
+                "{}（{:.0}%）",
+                opt(&r.focus_domain),
+                r.focus_share * 100.0
+            )),
+            text(opt(&r.focus_issue)),
+        ]
+    });
+    out.push(Block::Table(Table {
+        id: Some("complainants"),
+        columns: vec![
+            ("化名", Free),
+            ("本期", Num),
+            ("近30日", Num),
+            ("高频标记", Num),
+            ("主要领域", Short),
+            ("主要问题", Free),
+        ],
+        rows: rows.collect(),
+        total: None,
+    }));
+}
 
-    // Alerts.
-    let a = &d.alerts;
-    let _ = write!(
-        s,
-        r#"<h2>五、预警督办</h2><div class="cards"><div class="card yellow"><b>{}</b><span class="lbl">新增黄色预警</span></div><div class="card red"><b>{}</b><span class="lbl">升级红色</span></div><div class="card green"><b>{}</b><span class="lbl">销号绿色</span></div><div class="card"><b>{}</b><span class="lbl">期末在办</span></div><div class="card red"><b>{}</b><span class="lbl">超期</span></div><div class="card grey"><b>{}</b><span class="lbl">复发</span></div></div>"#,
-        a.new_yellow,
-        opt_n(a.escalated_red),
-        opt_n(a.closed_green),
-        a.open,
-        a.overdue,
-        opt_n(a.recurrences)
-    );
-    if let Some(gap) = lifecycle_gap(a) {
-        let _ = write!(s, r#"<p class="notes" id="no-lifecycle">{gap}</p>"#);
-    }
-    let mut alert_bars = vec![Bar {
-        label: "新增黄色",
-        value: a.new_yellow,
+fn alert_bars(a: &AlertSection) -> Vec<Bar<'static>> {
+    let bar = |label, value, color| Bar {
+        label,
+        value,
         previous: None,
-        color: YELLOW,
-    }];
+        color,
+    };
+    let mut bars = vec![bar("新增黄色", a.new_yellow, YELLOW)];
     if let Some(n) = a.escalated_red {
-        alert_bars.push(Bar {
-            label: "升级红色",
-            value: n,
-            previous: None,
-            color: RED,
-        });
+        bars.push(bar("升级红色", n, RED));
     }
     if let Some(n) = a.closed_green {
-        alert_bars.push(Bar {
-            label: "销号绿色",
-            value: n,
-            previous: None,
-            color: GREEN,
+        bars.push(bar("销号绿色", n, GREEN));
+    }
+    bars.push(bar("期末在办", a.open, BLUE));
+    bars.push(bar("超期", a.overdue, GREY));
+    bars
+}
+
+fn alerts(d: &ReportData, out: &mut Vec<Block>) {
+    let a = &d.alerts;
+    out.push(h2("五、预警督办"));
+    let cards = vec![
+        card(num(a.new_yellow), "新增黄色预警", Some("yellow")),
+        card(text(opt_n(a.escalated_red)), "升级红色", Some("red")),
+        card(text(opt_n(a.closed_green)), "销号绿色", Some("green")),
+        card(num(a.open), "期末在办", None),
+        card(num(a.overdue), "超期", Some("red")),
+        card(text(opt_n(a.recurrences)), "复发", Some("grey")),
+    ];
+    out.push(Block::Figure {
+        caption: None,
+        in_text: vec![cards_table(&cards)],
+        picture: Picture::Cards(cards),
+    });
+    if let Some(gap) = lifecycle_gap(a) {
+        out.push(Block::Para {
+            kind: ParaKind::Note,
+            id: Some("no-lifecycle"),
+            text: text(gap),
         });
     }
-    alert_bars.push(Bar {
-        label: "期末在办",
-        value: a.open,
-        previous: None,
-        color: BLUE,
-    });
-    alert_bars.push(Bar {
-        label: "超期",
-        value: a.overdue,
-        previous: None,
-        color: GREY,
-    });
-    let _ = write!(
-        s,
-        r#"<div class="panel">{}</div>"#,
-        chart::bars("chart-alerts", "预警督办", &alert_bars)
-    );
+    out.push(chart(
+        None,
+        chart::bars("chart-alerts", "预警督办", &alert_bars(a)),
+        Vec::new(),
+    ));
     if !a.by_level.is_empty() {
         let levels: Vec<String> = a
             .by_level
             .iter()
             .map(|(k, v)| format!("{}{}条", level_label(k), v))
             .collect();
-        let _ = write!(
-            s,
-            "<p>期末各级预警（当前等级）：{}。</p>",
+        out.push(para(text(format!(
+            "期末各级预警（当前等级）：{}。",
             levels.join("，")
-        );
+        ))));
     }
     if !a.by_unit.is_empty() {
-        s.push_str(r#"<h3>按责任单位</h3><table id="alerts-by-unit"><thead><tr><th>责任单位</th><th class="n">新增黄色</th><th class="n">升级红色</th><th class="n">销号绿色</th><th class="n">在办</th><th class="n">超期</th></tr></thead><tbody>"#);
-        for u in &a.by_unit {
-            let lc = |n: u64| {
-                if a.lifecycle {
-                    n.to_string()
-                } else {
-                    "—".to_string()
-                }
-            };
-            let _ = write!(
-                s,
-                r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
-                escape(&u.unit),
-                u.new_yellow,
-                lc(u.escalated_red),
-                lc(u.closed_green),
-                u.open,
-                u.overdue
-            );
-        }
-        s.push_str("</tbody></table>");
+        let lc = |n: u64| {
+            if a.lifecycle { num(n) } else { text("—") }
+        };
+        out.push(h3("按责任单位"));
+        out.push(Block::Table(Table {
+            id: Some("alerts-by-unit"),
+            columns: vec![
+                ("责任单位", Free),
+                ("新增黄色", Num),
+                ("升级红色", Num),
+                ("销号绿色", Num),
+                ("在办", Num),
+                ("超期", Num),
+            ],
+            rows: a
+                .by_unit
+                .iter()
+                .map(|u| {
+                    vec![
+                        text(&u.unit),
+                        num(u.new_yellow),
+                        lc(u.escalated_red),
+                        lc(u.closed_green),
+                        num(u.open),
+                        num(u.overdue),
+                    ]
+                })
+                .collect(),
+            total: None,
+        }));
     }
+    out.push(h3("复发预警"));
     match a.recurrences {
-        None => s.push_str("<h3>复发预警</h3><p>无生命周期数据。</p>"),
-        Some(0) => s.push_str("<h3>复发预警</h3><p>本期没有复发预警。</p>"),
-        Some(_) => {
-            s.push_str(r#"<h3>复发预警</h3><ul id="recurrences">"#);
-            for r in &a.recurrent {
-                let _ = write!(
-                    s,
-                    "<li>{}（{}，{}），前次预警 {}</li>",
-                    escape(&r.subject),
-                    escape(&r.trigger),
-                    escape(&r.unit),
-                    escape(opt(&r.recurrence_of))
-                );
-            }
-            s.push_str("</ul>");
-        }
+        None => out.push(para(text("无生命周期数据。"))),
+        Some(0) => out.push(para(text("本期没有复发预警。"))),
+        Some(_) => out.push(Block::List {
+            id: Some("recurrences"),
+            class: None,
+            items: a
+                .recurrent
+                .iter()
+                .map(|r| {
+                    text(format!(
+                        "{}（{}，{}），前次预警 {}",
+                        r.subject,
+                        r.trigger,
+                        r.unit,
+                        opt(&r.recurrence_of)
+                    ))
+                })
+                .collect(),
+        }),
     }
     if let Some(actions) = &a.actions {
         let list: Vec<String> = actions.iter().map(|(k, v)| format!("{k} {v}次")).collect();
-        let _ = write!(
-            s,
-            "<p>本期处置记录：{}。</p>",
-            if list.is_empty() {
-                "无".to_string()
-            } else {
-                escape(&list.join("，"))
-            }
-        );
+        let list = if list.is_empty() {
+            "无".to_string()
+        } else {
+            list.join("，")
+        };
+        out.push(para(text(format!("本期处置记录：{list}。"))));
     }
     if !a.list.is_empty() {
-        s.push_str(r#"<h3>本期新增及超期预警</h3><table id="alerts"><thead><tr><th class="w">等级</th><th class="w">类型</th><th>对象</th><th class="w">责任单位</th><th class="w">发起</th><th class="w">期限</th></tr></thead><tbody>"#);
-        for r in &a.list {
-            let _ = write!(
-                s,
-                r#"<tr><td class="w"><span class="lv {lv}">{}</span>{}</td><td class="w">{}</td><td>{}</td><td class="w">{}</td><td class="w">{}</td><td class="w">{}</td></tr>"#,
-                level_label(&r.level),
-                if r.overdue { " 超期" } else { "" },
-                escape(&r.trigger),
-                escape(&r.subject),
-                escape(&r.unit),
-                r.raised.map(|d| d.to_string()).unwrap_or_default(),
-                r.deadline.map(|d| d.to_string()).unwrap_or_default(),
-                lv = escape(&r.level),
-            );
-        }
-        s.push_str("</tbody></table>");
+        let date =
+            |d: Option<chrono::NaiveDate>| text(d.map(|d| d.to_string()).unwrap_or_default());
+        out.push(h3("本期新增及超期预警"));
+        out.push(Block::Table(Table {
+            id: Some("alerts"),
+            columns: vec![
+                ("等级", Short),
+                ("类型", Short),
+                ("对象", Free),
+                ("责任单位", Short),
+                ("发起", Short),
+                ("期限", Short),
+            ],
+            rows: a
+                .list
+                .iter()
+                .map(|r| {
+                    vec![
+                        vec![
+                            Inline::Level(r.level.clone()),
+                            Inline::Text(if r.overdue { " 超期" } else { "" }.into()),
+                        ],
+                        text(&r.trigger),
+                        text(&r.subject),
+                        text(&r.unit),
+                        date(r.raised),
+                        date(r.deadline),
+                    ]
+                })
+                .collect(),
+            total: None,
+        }));
     }
+}
 
-    // Focus categories.
-    s.push_str(r#"<h2>六、三类重点诉求</h2><table id="focus"><thead><tr><th class="w">类别</th><th class="n">本期诉求</th><th class="n">上期</th><th class="c">变化</th><th class="n">涉及问题</th><th>主要问题</th></tr></thead><tbody>"#);
-    for f in &d.focus {
-        let _ = write!(
-            s,
-            r#"<tr><td class="w">{}</td><td class="n">{}</td><td class="n">{}</td><td class="c">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
-            escape(&f.category),
-            f.complaints,
-            f.previous,
-            change_html(
-                f.change,
-                super::data::pct(f.complaints as i64, f.previous as i64)
-            ),
-            f.issues,
-            escape(&f.examples.join("；"))
-        );
-    }
-    s.push_str("</tbody></table>");
+fn focus(d: &ReportData, out: &mut Vec<Block>) {
+    out.push(h2("六、三类重点诉求"));
+    out.push(Block::Table(Table {
+        id: Some("focus"),
+        columns: vec![
+            ("类别", Short),
+            ("本期诉求", Num),
+            ("上期", Num),
+            ("变化", Change),
+            ("涉及问题", Num),
+            ("主要问题", Free),
+        ],
+        rows: d
+            .focus
+            .iter()
+            .map(|f| {
+                vec![
+                    text(&f.category),
+                    num(f.complaints),
+                    num(f.previous),
+                    change(f.change, pct(f.complaints as i64, f.previous as i64)),
+                    num(f.issues),
+                    text(f.examples.join("；")),
+                ]
+            })
+            .collect(),
+        total: None,
+    }));
     if !d.notes.is_empty() {
-        s.push_str(r#"<h2>说明</h2><ul class="notes">"#);
-        for n in &d.notes {
-            let _ = write!(s, "<li>{}</li>", escape(n));
-        }
-        s.push_str("</ul>");
+        out.push(h2("说明"));
+        out.push(Block::List {
+            id: None,
+            class: Some("notes"),
+            items: d.notes.iter().map(text).collect(),
+        });
     }
-    s.push_str("</main></body></html>\n");
-    s
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// The report's content, section by section, once for both documents.
+pub fn document(d: &ReportData) -> Document {
+    let mut blocks = Vec::new();
+    for section in [
+        head,
+        changes,
+        complaints,
+        hot_issues,
+        complainants,
+        alerts,
+        focus,
+    ] {
+        section(d, &mut blocks);
+    }
+    Document {
+        title: d.title.clone(),
+        id: d.report_id.clone(),
+        blocks,
+    }
 }
 
-fn md_count_table(s: &mut String, head: &str, rows: &[Count]) {
-    let _ = writeln!(s, "| {head} | 本期 | 上期 | 变化 |\n|---|---:|---:|---|");
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            md_cell(&r.label),
-            r.count,
-            r.previous,
-            change_text(r.change, r.change_pct)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "| **合计** | **{}** | **{}** | |\n",
-        rows.iter().map(|r| r.count).sum::<u64>(),
-        rows.iter().map(|r| r.previous).sum::<u64>()
-    );
+pub fn html(d: &ReportData) -> String {
+    super::doc::html(&document(d))
 }
 
 pub fn markdown(d: &ReportData) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# {}\n", d.title);
-    let _ = writeln!(
-        s,
-        "报告编号 {} · 统计区间 {} 至 {} · 对比上期 {} 至 {} · 生成于 {}\n",
-        d.report_id, d.start, d.end, d.previous_start, d.previous_end, d.generated_at
-    );
-    if !d.has_data {
-        s.push_str("> **本期无数据：统计区间内没有受理诉求，也没有预警变化。**\n\n");
+    super::doc::markdown(&document(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A small report with text that needs escaping in both documents.
+    fn sample(lifecycle: bool) -> ReportData {
+        let count = |label: &str, count: u64, previous: u64| {
+            json!({"key": label, "label": label, "count": count, "previous": previous,
+                   "change": count as i64 - previous as i64,
+                   "change_pct": pct(count as i64, previous as i64)})
+        };
+        let alert = |id: &str, level: &str, overdue: bool| {
+            json!({"alert_id": id, "trigger": "群众诉求集中", "level": level, "subject": "A<1>",
+                   "unit": "甲单位", "raised": "2026-11-17", "deadline": "2026-11-24",
+                   "overdue": overdue, "recurrence_of": "A0"})
+        };
+        let n = |v: u64| if lifecycle { json!(v) } else { json!(null) };
+        serde_json::from_value(json!({
+            "report_id": "week-2026-11-16", "period": "week", "title": "周报 <测试>",
+            "start": "2026-11-16", "end": "2026-11-22",
+            "previous_start": "2026-11-09", "previous_end": "2026-11-15",
+            "generated_at": "2026-11-23T07:30:00+08:00", "has_data": lifecycle,
+            "complaints": {"total": 12, "previous_total": 8, "change": 4, "change_pct": 50.0,
+                "duplicates": 1, "complainants": 9,
+                "by_channel": [count("12345热线", 7, 5), count("市长信箱", 5, 3)],
+                "by_domain": [count("城乡建设", 12, 8)], "by_district": [count("镜湖区", 12, 8)]},
+            "trend": [{"day": "2026-11-21", "count": 4}, {"day": "2026-11-22", "count": 8}],
+            "hot_issues": [{"issue_id": "i1", "title": "物业费 a|b <上调>", "place": "香荷小区",
+                "district": "南陵县", "domain": null, "complainants": 5, "complaints": 6,
+                "previous_complainants": 1, "growth": 4, "flags": ["共性问题", "职责争议"]}],
+            "complainants": {"flagged_active": 1, "rows": [{"pseudonym": "p_ab12",
+                "complaints": 4, "complaints_30d": 9, "flagged": true,
+                "focus_domain": "城乡建设", "focus_share": 0.75, "focus_issue": null}]},
+            "alerts": {"lifecycle": lifecycle, "new_yellow": 2, "escalated_red": n(1),
+                "closed_green": n(1), "open": 3, "overdue": 1,
+                "by_level": {"red": 1, "yellow": 2},
+                "by_unit": [{"unit": "甲单位", "new_yellow": 2, "escalated_red": 1,
+                    "closed_green": 1, "open": 3, "overdue": 1}],
+                "recurrences": n(1), "recurrent": [alert("A4", "yellow", false)],
+                "actions": if lifecycle { json!({"raise": 2}) } else { json!(null) },
+                "list": [alert("A4", "yellow", false), alert("A2", "red", true)]},
+            "focus": [{"category": "职责争议", "complaints": 3, "previous": 0, "change": 3,
+                "issues": 1, "examples": ["物业费"]}],
+            "changes": [{"dimension": "渠道", "label": "12345热线", "count": 7, "previous": 5,
+                "change": 2, "change_pct": 40.0}],
+            "notes": ["湖中尚无诉求表"]
+        }))
+        .expect("sample report")
     }
-    let _ = writeln!(s, "{}\n", lead(d));
-    s.push_str("## 一、变化最大\n\n");
-    if d.changes.is_empty() {
-        s.push_str("与上期相比没有变化。\n\n");
-    } else {
-        for c in &d.changes {
-            let _ = writeln!(
-                s,
-                "- {}「{}」：本期{}，上期{}，{}",
-                c.dimension,
-                c.label,
-                c.count,
-                c.previous,
-                change_text(c.change, c.change_pct)
-            );
+
+    fn tables(doc: &Document) -> Vec<&Table> {
+        let mut out = Vec::new();
+        for b in &doc.blocks {
+            match b {
+                Block::Table(t) => out.push(t),
+                Block::Figure { in_text, .. } => out.extend(in_text.iter().filter_map(|b| {
+                    if let Block::Table(t) = b {
+                        Some(t)
+                    } else {
+                        None
+                    }
+                })),
+                _ => {}
+            }
         }
-        s.push('\n');
+        out
     }
-    let c = &d.complaints;
-    let _ = writeln!(
-        s,
-        "## 二、诉求受理\n\n受理诉求 **{}** 件（上期 {}，{}），投诉人 {} 名，重复提交 {} 件。\n",
-        c.total,
-        c.previous_total,
-        change_text(c.change, c.change_pct),
-        c.complainants,
-        c.duplicates
-    );
-    let _ = writeln!(
-        s,
-        "### 近{}日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|",
-        d.trend.len()
-    );
-    for p in &d.trend {
-        let _ = writeln!(s, "| {} | {} |", p.day, p.count);
-    }
-    s.push('\n');
-    for (name, head, rows) in [
-        ("按渠道", "渠道", &c.by_channel),
-        ("按领域", "领域", &c.by_domain),
-        ("按区县", "区县", &c.by_district),
-    ] {
-        let _ = writeln!(s, "### {name}\n");
-        md_count_table(&mut s, head, rows);
-    }
-    s.push_str("## 三、热点问题\n\n");
-    if d.hot_issues.is_empty() {
-        s.push_str("本期没有归入问题的诉求。\n\n");
-    } else {
-        s.push_str("| 序号 | 问题（代表性诉求） | 地点 | 区县 | 领域 | 投诉人 | 诉求 | 较上期（投诉人） | 重点类别 |\n|---:|---|---|---|---|---:|---:|---|---|\n");
-        for (i, h) in d.hot_issues.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
-                md_cell(&h.title),
-                md_cell(opt(&h.place)),
-                md_cell(opt(&h.district)),
-                md_cell(opt(&h.domain)),
-                h.complainants,
-                h.complaints,
-                change_text(
-                    h.growth,
-                    super::data::pct(h.complainants as i64, h.previous_complainants as i64)
-                ),
-                h.flags.join("、")
-            );
-        }
-        s.push('\n');
-    }
-    let p = &d.complainants;
-    let _ = writeln!(
-        s,
-        "## 四、高频投诉人\n\n本期有投诉的已标记高频投诉人 {} 名（以化名显示；列表含近30日投诉{}件及以上者）。\n",
-        p.flagged_active,
-        super::data::FREQUENT_MIN_30D
-    );
-    if p.rows.is_empty() {
-        s.push_str("本期没有高频投诉人。\n\n");
-    } else {
-        s.push_str("| 化名 | 本期 | 近30日 | 高频标记 | 主要领域 | 主要问题 |\n|---|---:|---:|---|---|---|\n");
-        for r in &p.rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {}（{:.0}%） | {} |",
-                r.pseudonym,
-                r.complaints,
-                r.complaints_30d,
-                if r.flagged { "是" } else { "否" },
-                md_cell(opt(&r.focus_domain)),
-                r.focus_share * 100.0,
-                md_cell(opt(&r.focus_issue))
-            );
-        }
-        s.push('\n');
-    }
-    let a = &d.alerts;
-    let _ = writeln!(
-        s,
-        "## 五、预警督办\n\n| 新增黄色 | 升级红色 | 销号绿色 | 期末在办 | 超期 | 复发 |\n|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} |\n",
-        a.new_yellow,
-        opt_n(a.escalated_red),
-        opt_n(a.closed_green),
-        a.open,
-        a.overdue,
-        opt_n(a.recurrences)
-    );
-    if let Some(gap) = lifecycle_gap(a) {
-        let _ = writeln!(s, "{gap}\n");
-    }
-    if !a.by_unit.is_empty() {
-        s.push_str("### 按责任单位\n\n| 责任单位 | 新增黄色 | 升级红色 | 销号绿色 | 在办 | 超期 |\n|---|---:|---:|---:|---:|---:|\n");
-        for u in &a.by_unit {
-            let lc = |n: u64| {
-                if a.lifecycle {
-                    n.to_string()
-                } else {
-                    "—".to_string()
-                }
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                md_cell(&u.unit),
-                u.new_yellow,
-                lc(u.escalated_red),
-                lc(u.closed_green),
-                u.open,
-                u.overdue
-            );
-        }
-        s.push('\n');
-    }
-    s.push_str("### 复发预警\n\n");
-    match a.recurrences {
-        None => s.push_str("无生命周期数据。\n\n"),
-        Some(0) => s.push_str("本期没有复发预警。\n\n"),
-        Some(_) => {
-            for r in &a.recurrent {
-                let _ = writeln!(
-                    s,
-                    "- {}（{}，{}），前次预警 {}",
-                    r.subject,
-                    r.trigger,
-                    r.unit,
-                    opt(&r.recurrence_of)
+
+    #[test]
+    fn both_documents_carry_every_section_and_table() {
+        for lifecycle in [true, false] {
+            let d = sample(lifecycle);
+            let (h, m) = (html(&d), markdown(&d));
+            for heading in [
+                "一、变化最大",
+                "二、诉求受理",
+                "三、热点问题",
+                "四、高频投诉人",
+            ] {
+                assert!(h.contains(&format!("<h2>{heading}</h2>")), "{heading}");
+                assert!(m.contains(&format!("## {heading}\n")), "{heading}");
+            }
+            for id in [
+                "changes",
+                "hot-issues",
+                "complainants",
+                "alerts-by-unit",
+                "alerts",
+                "focus",
+            ] {
+                assert!(
+                    h.contains(&format!(r#"<table id="{id}">"#))
+                        || h.contains(&format!(r#"<ul id="{id}">"#)),
+                    "{id}"
                 );
             }
-            s.push('\n');
-        }
-    }
-    if !a.list.is_empty() {
-        s.push_str("### 本期新增及超期预警\n\n| 等级 | 类型 | 对象 | 责任单位 | 发起 | 期限 |\n|---|---|---|---|---|---|\n");
-        for r in &a.list {
-            let _ = writeln!(
-                s,
-                "| {}{} | {} | {} | {} | {} | {} |",
-                level_label(&r.level),
-                if r.overdue { " 超期" } else { "" },
-                r.trigger,
-                md_cell(&r.subject),
-                md_cell(&r.unit),
-                r.raised.map(|d| d.to_string()).unwrap_or_default(),
-                r.deadline.map(|d| d.to_string()).unwrap_or_default()
+            for chart in [
+                "chart-trend",
+                "chart-channel",
+                "chart-domain",
+                "chart-district",
+                "chart-alerts",
+            ] {
+                assert!(h.contains(&format!(r#"<svg id="{chart}""#)), "{chart}");
+            }
+            // Markdown: every table has as many cells in each row as in its head.
+            for block in m.split("\n\n").filter(|b| b.starts_with('|')) {
+                let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+                let lines: Vec<&str> = block.lines().collect();
+                assert!(lines.iter().all(|l| cells(l) == cells(lines[0])), "{block}");
+            }
+            // Text is escaped for each format, never lost.
+            assert!(h.contains("物业费 a|b &lt;上调&gt;<br><small>共性问题、职责争议</small>"));
+            assert!(
+                m.contains("| 物业费 a\\|b <上调>（共性问题、职责争议） | 香荷小区 | 南陵县 / — |")
             );
+            assert!(
+                h.contains("<title>周报 &lt;测试&gt;</title>") && m.starts_with("# 周报 <测试>\n")
+            );
+            assert_eq!(h.contains(r#"id="no-data""#), !lifecycle);
+            assert_eq!(m.contains("> **本期无数据"), !lifecycle);
+            assert_eq!(h.contains(r#"id="no-lifecycle""#), !lifecycle);
+            assert_eq!(m.contains("无生命周期数据（“—”）"), !lifecycle);
         }
-        s.push('\n');
     }
-    s.push_str("## 六、三类重点诉求\n\n| 类别 | 本期诉求 | 上期 | 变化 | 涉及问题 | 主要问题 |\n|---|---:|---:|---|---:|---|\n");
-    for f in &d.focus {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} |",
-            f.category,
-            f.complaints,
-            f.previous,
-            change_text(
-                f.change,
-                super::data::pct(f.complaints as i64, f.previous as i64)
-            ),
-            f.issues,
-            md_cell(&f.examples.join("；"))
+
+    #[test]
+    fn figures_stand_in_markdown_by_their_text() {
+        let d = sample(true);
+        let (h, m) = (html(&d), markdown(&d));
+        // Cards on the page, a sentence or a one-row table in Markdown.
+        assert!(h.contains(
+            r#"<div class="card"><b>12</b><span class="lbl">受理诉求（件）</span></div>"#
+        ));
+        assert!(
+            m.contains("受理诉求 **12** 件（上期 8，+4 (+50.0%)），投诉人 9 名，重复提交 1 件。")
         );
-    }
-    if !d.notes.is_empty() {
-        s.push_str("\n## 说明\n\n");
-        for n in &d.notes {
-            let _ = writeln!(s, "- {n}");
+        assert!(m.contains("| 新增黄色预警 | 升级红色 | 销号绿色 | 期末在办 | 超期 | 复发 |\n|---:|---:|---:|---:|---:|---:|\n| 2 | 1 | 1 | 3 | 1 | 1 |\n"));
+        // The trend chart is a table of days in Markdown; bar charts only on the page.
+        assert!(
+            m.contains("### 近2日诉求趋势\n\n| 日期 | 诉求 |\n|---|---:|\n| 2026-11-21 | 4 |\n")
+        );
+        assert!(h.contains("<h3>按渠道（竖线为上期）</h3><div class=\"panel\"><svg"));
+        assert!(m.contains("### 按渠道\n\n| 渠道 | 本期 | 上期 | 变化 |") && !m.contains("<svg"));
+        // Sums close the count tables in both.
+        assert!(m.contains("| **合计** | **12** | **8** | |"));
+        assert!(h.contains(
+            r#"<tr><th>合计</th><th class="n">12</th><th class="n">8</th><th class="c"></th></tr>"#
+        ));
+        // Changes are coloured on the page, plain in Markdown.
+        assert!(h.contains(
+            r#"<span class="up"><span class="nw">+2</span><span class="nw"> (+40.0%)</span></span>"#
+        ));
+        assert!(m.contains("- 渠道「12345热线」：本期7，上期5，+2 (+40.0%)\n"));
+        // Alert levels: a badge on the page, the word in Markdown.
+        assert!(h.contains(r#"<td class="w"><span class="lv red">红色</span> 超期</td>"#));
+        assert!(
+            m.contains("| 红色 超期 | 群众诉求集中 | A<1> | 甲单位 | 2026-11-17 | 2026-11-24 |")
+        );
+        // The same cells in both: every table of the document, row by row.
+        let doc = document(&d);
+        let all = tables(&doc);
+        assert_eq!(
+            all.len(),
+            10,
+            "alert cards, trend, 3 counts, issues, people, units, alerts, focus"
+        );
+        for t in all {
+            for row in &t.rows {
+                let plain: Vec<String> =
+                    row.iter().map(crate::report::doc::markdown_cell).collect();
+                assert!(
+                    m.contains(&format!("| {} |", plain.join(" | "))),
+                    "{plain:?}"
+                );
+            }
         }
     }
-    s
 }

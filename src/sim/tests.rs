@@ -318,6 +318,10 @@ async fn webhook_receiver(secret: &'static str) -> (String, std::sync::Arc<Mutex
     (url, seen)
 }
 
+async fn status(client: &reqwest::Client, url: String) -> reqwest::StatusCode {
+    client.get(url).send().await.unwrap().status()
+}
+
 async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
     let resp = client.get(url).send().await.unwrap();
     assert!(resp.status().is_success(), "GET {url} → {}", resp.status());
@@ -334,15 +338,7 @@ async fn real_server_serves_every_channel_exactly_once() {
     let base = handle.base_url();
     let m = handle.manifest().clone();
     let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&client, format!("{base}/healthz")).await, 200);
     let served: Manifest = get_json(&client, &format!("{base}/sim/manifest")).await;
     assert_eq!(served, m);
 
@@ -497,12 +493,7 @@ async fn real_server_serves_every_channel_exactly_once() {
     assert_eq!(field("phone"), c.people[letter.person].mobile);
     assert_eq!(field("area"), letter.district);
     assert_eq!(
-        client
-            .get(format!("{base}/portal/letters/nope.html"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(&client, format!("{base}/portal/letters/nope.html")).await,
         404
     );
 
@@ -573,38 +564,18 @@ async fn pushes_done_is_immediate_without_push_url() {
 #[test]
 fn raw_schemas_match_the_wire_shapes() {
     let c = corpus(&test_config(9, 200)).unwrap();
-    let first = |ch: Channel| c.of_channel(ch).next().unwrap();
-    let p = |x: &SimComplaint| &c.people[x.person];
-    let samples = [
-        (
-            "hotline",
-            serde_json::to_value(wire::hotline_order(
-                first(Channel::Hotline),
-                p(first(Channel::Hotline)),
-            )),
-        ),
-        (
-            "board",
-            serde_json::to_value(wire::board_message(
-                first(Channel::Board),
-                p(first(Channel::Board)),
-            )),
-        ),
-        (
-            "portal",
-            serde_json::to_value(wire::portal_letter(
-                first(Channel::Portal),
-                p(first(Channel::Portal)),
-            )),
-        ),
-        (
-            "wanshitong",
-            serde_json::to_value(wire::wst_submission(
-                first(Channel::Wanshitong),
-                p(first(Channel::Wanshitong)),
-            )),
-        ),
-    ];
+    // What each channel's feed serves for its first complaint.
+    let served = |ch: Channel| {
+        let x = c.of_channel(ch).next().unwrap();
+        let p = &c.people[x.person];
+        match ch {
+            Channel::Hotline => serde_json::to_value(wire::hotline_order(x, p)),
+            Channel::Board => serde_json::to_value(wire::board_message(x, p)),
+            Channel::Portal => serde_json::to_value(wire::portal_letter(x, p)),
+            Channel::Wanshitong => serde_json::to_value(wire::wst_submission(x, p)),
+        }
+    };
+    let samples = Channel::ALL.map(|ch| (ch.as_str(), served(ch)));
     for (name, value) in samples {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("schemas/raw/{name}.schema.json"));

@@ -64,27 +64,71 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// A `read_committed` consumer in `group` that commits nothing itself.
+fn consumer(group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// Every partition of `topic` with its high watermark.
+fn high_watermarks(c: &BaseConsumer, topic: &str) -> BTreeMap<i32, i64> {
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (_, hi) = c
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            (p.id(), hi)
+        })
+        .collect()
+}
+
+/// Every partition of `tpl` is at or past its high watermark (an empty partition always is).
+fn at_highs(tpl: &TopicPartitionList, highs: &BTreeMap<i32, i64>) -> bool {
+    tpl.elements().iter().all(|e| {
+        let hi = highs[&e.partition()];
+        hi == 0 || matches!(e.offset(), Offset::Offset(o) if o >= hi)
+    })
+}
+
+/// The committed offsets of `c`'s group on the partitions of `highs`.
+fn committed(c: &BaseConsumer, topic: &str, highs: &BTreeMap<i32, i64>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in highs.keys() {
+        tpl.add_partition(topic, *p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed")
+}
+
+/// The values of `read_all(topic)` as JSON records of type `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(topic: &str) -> Vec<T> {
+    read_all(topic)
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(v)
+                .unwrap_or_else(|e| panic!("{topic}: not a {}: {e}", std::any::type_name::<T>()))
+        })
+        .collect()
+}
+
 /// Every committed record of `topic` up to the current high watermarks (read_committed: records
 /// of aborted transactions, e.g. of a killed worker, are not there; transaction markers take
 /// offsets but are no records, so reading ends at the partitions' positions, not at a count).
 pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("reader"))
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let c = consumer(&unique("reader"));
+    let highs = high_watermarks(&c, topic);
     let mut tpl = TopicPartitionList::new();
-    let mut highs = BTreeMap::new();
-    for p in &parts {
-        let (_, hi) = c
-            .fetch_watermarks(topic, *p, Duration::from_secs(10))
-            .expect("watermarks");
-        highs.insert(*p, hi);
+    for p in highs.keys() {
         tpl.add_partition_offset(topic, *p, Offset::Beginning)
             .expect("tpl");
     }
@@ -92,11 +136,7 @@ pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let mut out = Vec::new();
     let start = Instant::now();
     loop {
-        let done = c.position().expect("position").elements().iter().all(|e| {
-            let hi = highs[&e.partition()];
-            hi == 0 || matches!(e.offset(), Offset::Offset(o) if o >= hi)
-        });
-        if done {
+        if at_highs(&c.position().expect("position"), &highs) {
             return out;
         }
         assert!(
@@ -146,28 +186,9 @@ pub async fn wait_engine_caught_up(cfg: &Config) {
 /// Records of `topic` after `group`'s committed offsets (only engine items when `items_only`;
 /// transaction markers, which take offsets, are no records).
 fn pending(group: &str, topic: &str, items_only: bool) -> usize {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    let mut highs = BTreeMap::new();
-    for p in md.topics()[0].partitions() {
-        let (_, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .expect("watermarks");
-        highs.insert(p.id(), hi);
-        tpl.add_partition(topic, p.id());
-    }
-    let committed = c
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed");
+    let c = consumer(group);
+    let highs = high_watermarks(&c, topic);
+    let committed = committed(&c, topic, &highs);
     let mut from = TopicPartitionList::new();
     for e in committed.elements() {
         let hi = highs[&e.partition()];
@@ -187,12 +208,7 @@ fn pending(group: &str, topic: &str, items_only: bool) -> usize {
     let mut items = 0;
     let start = Instant::now();
     loop {
-        let done = c
-            .position()
-            .expect("position")
-            .elements()
-            .iter()
-            .all(|e| matches!(e.offset(), Offset::Offset(o) if o >= highs[&e.partition()]));
+        let done = at_highs(&c.position().expect("position"), &highs);
         if done || start.elapsed() > Duration::from_secs(30) {
             return items + usize::from(!done);
         }
@@ -206,33 +222,12 @@ fn pending(group: &str, topic: &str, items_only: bool) -> usize {
 
 /// Wait until the group has committed every record of `topic` (the engine caught up).
 pub async fn wait_committed(group: &str, topic: &str) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let c = consumer(group);
     let start = Instant::now();
     loop {
-        let md = c
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        let mut tpl = TopicPartitionList::new();
-        let mut highs = BTreeMap::new();
-        for p in md.topics()[0].partitions() {
-            let (_, hi) = c
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            highs.insert(p.id(), hi);
-            tpl.add_partition(topic, p.id());
-        }
-        let committed = c
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .expect("committed");
-        let caught_up = committed.elements().iter().all(|e| {
-            let hi = highs[&e.partition()];
-            hi == 0 || matches!(e.offset(), Offset::Offset(o) if o >= hi)
-        });
-        if caught_up {
+        let highs = high_watermarks(&c, topic);
+        let committed = committed(&c, topic, &highs);
+        if at_highs(&committed, &highs) {
             return;
         }
         assert!(

@@ -11,18 +11,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Where the connectors of a test write: the real broker, the test's topics.
+async fn kafka_output(cfg: &duban::config::Config) -> Output {
+    let bus: Arc<KafkaBus> = duban::pipeline::kafka::connect(cfg)
+        .await
+        .expect("Kafka reachable");
+    Output {
+        bus: Bus::Kafka(bus.clone()),
+        topics: bus.topics(),
+    }
+}
+
 fn envelopes(prefix: &str) -> Vec<RawEnvelope> {
-    read_all(&Topics::new(prefix).raw)
-        .iter()
-        .map(|(_, v)| serde_json::from_slice(v).expect("raw envelope JSON"))
-        .collect()
+    read_json(&Topics::new(prefix).raw)
 }
 
 fn dead_letters(prefix: &str) -> Vec<DeadLetter> {
-    read_all(&Topics::new(prefix).dlq)
-        .iter()
-        .map(|(_, v)| serde_json::from_slice(v).expect("dead letter JSON"))
-        .collect()
+    read_json(&Topics::new(prefix).dlq)
 }
 
 /// Which connector path delivered an envelope: the hotline's API and exports carry the same
@@ -172,13 +177,7 @@ fn noisy_feed() -> FeedFaults {
 async fn faults_on_every_feed_every_good_record_once_and_malformed_in_dlq() {
     let prefix = unique("faults");
     let cfg = test_config(&prefix);
-    let bus: Arc<KafkaBus> = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let mut files = ConnectorFiles::load(&cfg.connectors.dir).expect("connector configs");
     files.hotline.api.poll_interval_secs = 1;
     files.hotline.exports.poll_interval_secs = 1;
@@ -578,13 +577,7 @@ fn signed(secret: &str, ts: i64, body: &str) -> reqwest::header::HeaderMap {
 async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() {
     let prefix = unique("wst");
     let cfg = test_config(&prefix);
-    let bus = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let mut wcfg = ConnectorFiles::load(&cfg.connectors.dir)
         .expect("configs")
         .wanshitong;
@@ -697,13 +690,7 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
 async fn gbk_csv_and_xlsx_exports_are_ingested_with_correct_chinese_text_once() {
     let prefix = unique("exports");
     let cfg = test_config(&prefix);
-    let bus = duban::pipeline::kafka::connect(&cfg)
-        .await
-        .expect("Kafka reachable");
-    let out = Output {
-        bus: Bus::Kafka(bus.clone()),
-        topics: bus.topics(),
-    };
+    let out = kafka_output(&cfg).await;
     let dir = tmpdir("gbk");
     let header =
         "工单编号,来电时间,来电人,联系电话,诉求内容,诉求分类,所属区域,事发地址,承办单位,办理状态";
@@ -774,54 +761,108 @@ async fn gbk_csv_and_xlsx_exports_are_ingested_with_correct_chinese_text_once() 
     );
 }
 
-#[test]
-fn an_invalid_connector_file_fails_at_start_naming_file_and_field() {
-    let dir = tmpdir("badconf");
+/// A connector folder holding the repo's files, with `from` replaced by `to` in `file`; the
+/// error of loading it, if any.
+fn load_changed(dir: &Path, file: &str, from: &str, to: &str) -> Option<String> {
     for f in [
         "hotline.toml",
         "board.toml",
         "portal.toml",
         "wanshitong.toml",
     ] {
-        std::fs::copy(repo(&format!("connectors/{f}")), dir.join(f)).expect("copy");
+        let text = std::fs::read_to_string(repo(&format!("connectors/{f}"))).expect("read");
+        assert!(f != file || text.contains(from), "{f} holds {from}");
+        let text = if f == file {
+            text.replacen(from, to, 1)
+        } else {
+            text
+        };
+        std::fs::write(dir.join(f), text).expect("write");
     }
-    let board = std::fs::read_to_string(dir.join("board.toml")).expect("read");
-    std::fs::write(
-        dir.join("board.toml"),
-        board.replace("page_size = 50", "page_size = 500"),
-    )
-    .expect("write");
-    let err = format!(
-        "{:#}",
-        ConnectorFiles::load(&dir).expect_err("invalid page size")
+    ConnectorFiles::load(dir).err().map(|e| format!("{e:#}"))
+}
+
+/// Each error names the file, and the line with its text where the mistake is in the TOML (the
+/// shared `[http]`, `[fields]` and `required` are declared in each connector's struct, not a
+/// `#[serde(flatten)]` one: with flatten, toml reports them at line 1 without the field,
+/// toml-rs/toml#589).
+#[test]
+fn an_invalid_connector_file_fails_at_start_naming_file_and_field() {
+    let dir = tmpdir("badconf");
+    assert_eq!(
+        load_changed(&dir, "", "", ""),
+        None,
+        "the repo's files load"
     );
-    assert!(
-        err.contains("board.toml") && err.contains("page_size"),
-        "{err}"
-    );
-    std::fs::write(
-        dir.join("board.toml"),
-        board.replace("page_size = 50", "page_size = \"x\""),
-    )
-    .expect("write");
-    let err = format!("{:#}", ConnectorFiles::load(&dir).expect_err("mistyped"));
-    assert!(
-        err.contains("board.toml") && err.contains("page_size"),
-        "{err}"
-    );
-    std::fs::write(dir.join("board.toml"), &board).expect("write");
-    let portal = std::fs::read_to_string(dir.join("portal.toml")).expect("read");
-    std::fs::write(
-        dir.join("portal.toml"),
-        portal.replace("row = \"table.letter-list tr\"", "row = \"tr[\""),
-    )
-    .expect("write");
-    let err = format!(
-        "{:#}",
-        ConnectorFiles::load(&dir).expect_err("bad selector")
-    );
-    assert!(
-        err.contains("portal.toml") && err.contains("list.row"),
-        "{err}"
-    );
+    for (file, from, to, expect) in [
+        (
+            "board.toml",
+            "page_size = 50",
+            "page_size = 500",
+            ": `page_size` must be",
+        ),
+        (
+            "board.toml",
+            "page_size = 50",
+            "page_size = \"x\"",
+            ":6: `page_size = \"x\"`",
+        ),
+        (
+            "board.toml",
+            "page_size = 50",
+            "page_sise = 50",
+            ":6: `page_sise = 50`",
+        ),
+        (
+            "board.toml",
+            "timeout_secs = 10",
+            "timeout_secs = \"x\"",
+            ":13: `timeout_secs",
+        ),
+        (
+            "board.toml",
+            "timeout_secs = 10",
+            "timeout = 10",
+            ":13: `timeout = 10`",
+        ),
+        (
+            "board.toml",
+            "[fields]\n",
+            "[fields]\nx = 3\n",
+            ":24: `x = 3`",
+        ),
+        (
+            "board.toml",
+            "required = [",
+            "required = [\"z\", ",
+            ": `required` names `z`",
+        ),
+        (
+            "hotline.toml",
+            "timeout_secs = 10",
+            "timeout_secs = -1",
+            ":12: `timeout_secs",
+        ),
+        (
+            "hotline.toml",
+            "page_size = 200",
+            "page_size = 200\nbo = 1",
+            ":8: `bo = 1`",
+        ),
+        (
+            "hotline.toml",
+            "required = [",
+            "required = [\"z\", ",
+            ": `api.required` names `z`",
+        ),
+        (
+            "portal.toml",
+            "row = \"table.letter-list tr\"",
+            "row = \"tr[\"",
+            ": connectors/portal.toml: selector for `list.row`",
+        ),
+    ] {
+        let err = load_changed(&dir, file, from, to).expect("refused");
+        assert!(err.contains(&format!("{file}{expect}")), "{to}: {err}");
+    }
 }

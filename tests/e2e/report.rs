@@ -104,29 +104,16 @@ async fn counts(lake: &Path, q: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn section_counts(list: &Value) -> BTreeMap<String, u64> {
+/// The non-zero `field` (`count` or `previous`) of each row of a section, by key.
+fn section_field(list: &Value, field: &str) -> BTreeMap<String, u64> {
     list.as_array()
         .expect("list")
         .iter()
-        .filter(|c| c["count"].as_u64().expect("count") > 0)
+        .filter(|c| c[field].as_u64().expect(field) > 0)
         .map(|c| {
             (
                 c["key"].as_str().expect("key").to_string(),
-                c["count"].as_u64().expect("count"),
-            )
-        })
-        .collect()
-}
-
-fn section_previous(list: &Value) -> BTreeMap<String, u64> {
-    list.as_array()
-        .expect("list")
-        .iter()
-        .filter(|c| c["previous"].as_u64().expect("previous") > 0)
-        .map(|c| {
-            (
-                c["key"].as_str().expect("key").to_string(),
-                c["previous"].as_u64().expect("previous"),
+                c[field].as_u64().expect(field),
             )
         })
         .collect()
@@ -206,8 +193,12 @@ async fn check_complaint_numbers(lake: &Path, j: &Value) {
             &format!("select {col}, count(*) from complaints where {prange} group by 1"),
         )
         .await;
-        assert_eq!(section_counts(&c[field]), now, "{field}");
-        assert_eq!(section_previous(&c[field]), before, "{field} previous");
+        assert_eq!(section_field(&c[field], "count"), now, "{field}");
+        assert_eq!(
+            section_field(&c[field], "previous"),
+            before,
+            "{field} previous"
+        );
         let sum: u64 = now.values().sum();
         assert_eq!(sum, total, "{field} adds up to the total");
         for row in c[field].as_array().unwrap() {
