@@ -7,7 +7,14 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// Bumped whenever the mapping text → (bucket, sign) changes; stored in every model file.
-pub const HASH_VERSION: u32 = 1;
+/// Version 2 takes a title-less body's lead (`lead_chars`) from the body's own segmentation
+/// (a word counts as lead when it starts in the lead, a character n-gram when it ends there);
+/// version 1 segmented the lead a second time. Models of both versions are read and featurize
+/// as they were trained.
+pub const HASH_VERSION: u32 = 2;
+
+/// The oldest feature hash version this build still featurizes.
+pub const OLDEST_HASH_VERSION: u32 = 1;
 
 /// The process-wide jieba segmenter with its default dictionary (loaded once, ~0.3 s).
 pub fn jieba() -> &'static Jieba {
@@ -201,6 +208,9 @@ impl Featurizer {
         let tw = self.config.title_weight;
         if !title.trim().is_empty() {
             self.featurize_part(title, tw, scratch);
+        } else if self.config.lead_chars > 0 && tw > 1.0 && self.config.hash_version >= 2 {
+            self.featurize_text(body, 1.0, self.config.lead_chars as usize, tw, scratch);
+            return;
         } else if self.config.lead_chars > 0 && tw > 1.0 {
             let end = body
                 .char_indices()
@@ -212,29 +222,56 @@ impl Featurizer {
     }
 
     fn featurize_part(&self, text: &str, weight: f32, scratch: &mut Scratch) {
+        self.featurize_text(text, weight, 0, weight, scratch);
+    }
+
+    /// Features of `text` with `weight`; those within its first `lead` characters (words that
+    /// start there, character n-grams that end there) with `lead_weight` instead.
+    fn featurize_text(
+        &self,
+        text: &str,
+        weight: f32,
+        lead: usize,
+        lead_weight: f32,
+        scratch: &mut Scratch,
+    ) {
         let mut norm = std::mem::take(&mut scratch.text);
         norm.clear();
         norm.extend(text.chars().map(normalize_char));
+        // Byte end of the lead in the normalized text (normalization keeps the character count).
+        let lead_end = if lead == 0 {
+            0
+        } else {
+            norm.char_indices().nth(lead).map_or(norm.len(), |(i, _)| i)
+        };
 
-        // Words and word bigrams.
+        // Words and word bigrams. A token's byte offset is where the previous one ended (jieba
+        // returns consecutive slices of the input).
         let mut words = std::mem::take(&mut scratch.word_hashes);
         words.clear();
+        let mut lead_words = 0;
+        let mut offset = 0;
         for tok in jieba().cut(&norm, self.config.hmm) {
             if tok.word.chars().any(is_content) {
                 words.push(hash_bytes(tok.word.as_bytes()));
+                if offset < lead_end {
+                    lead_words = words.len();
+                }
             }
+            offset += tok.word.len();
         }
         for (i, &w) in words.iter().enumerate() {
+            let wt = if i < lead_words { lead_weight } else { weight };
             self.emit(
                 scratch,
                 w ^ KIND_WORD.wrapping_mul(0xD6E8_FEB8_6659_FD93),
-                weight,
+                wt,
             );
             if self.config.word_bigrams && i > 0 {
                 let b = words[i - 1].rotate_left(23)
                     ^ w
                     ^ KIND_BIGRAM.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                self.emit(scratch, b, weight);
+                self.emit(scratch, b, wt);
             }
         }
         scratch.word_hashes = words;
@@ -244,11 +281,16 @@ impl Featurizer {
         if nmax > 0 {
             let mut chars = std::mem::take(&mut scratch.chars);
             chars.clear();
-            for c in norm.chars() {
+            // Entries of `chars` that come from the lead.
+            let mut lead_len = 0;
+            for (j, c) in norm.chars().enumerate() {
                 if is_content(c) {
                     chars.push(c);
                 } else if chars.last().is_some_and(|&l| l != ' ') {
                     chars.push(' ');
+                }
+                if j < lead {
+                    lead_len = chars.len();
                 }
             }
             for i in 0..chars.len() {
@@ -262,7 +304,12 @@ impl Featurizer {
                     }
                     key = (key << 21) | c as u64;
                     let kind = (KIND_CHAR + n as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                    self.emit(scratch, key ^ kind, weight);
+                    let wt = if i + n <= lead_len {
+                        lead_weight
+                    } else {
+                        weight
+                    };
+                    self.emit(scratch, key ^ kind, wt);
                 }
             }
             scratch.chars = chars;
@@ -311,6 +358,26 @@ mod tests {
         }
         assert_eq!(feats(&f, "", "电话123"), feats(&f, "", "电话９８７"));
         assert!(feats(&f, "", " ，。！").is_empty());
+    }
+
+    #[test]
+    fn the_lead_from_one_segmentation_matches_the_separately_segmented_lead() {
+        let v = |hash_version, lead_chars| {
+            Featurizer::new(FeatureConfig {
+                lead_chars,
+                hash_version,
+                ..FeatureConfig::default()
+            })
+        };
+        // The lead ends at a punctuation mark: both versions weight the same words and n-grams.
+        let body = "噪音扰民。楼下工地夜间施工，影响休息";
+        assert_eq!(feats(&v(1, 4), "", body), feats(&v(2, 4), "", body));
+        // It ends inside a word ("楼|下"): version 2 weights the word that starts in the lead,
+        // version 1 the pieces of the cut lead.
+        let body = "噪音扰民楼下工地夜间施工，影响休息";
+        assert_ne!(feats(&v(1, 5), "", body), feats(&v(2, 5), "", body));
+        // With a title both featurize alike.
+        assert_eq!(feats(&v(1, 5), "标题", body), feats(&v(2, 5), "标题", body));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use super::features::{FeatureConfig, Featurizer, HASH_VERSION, Scratch};
+use super::features::{FeatureConfig, Featurizer, HASH_VERSION, OLDEST_HASH_VERSION, Scratch};
 
 pub const MAGIC: &[u8; 8] = b"DUBANCLS";
 pub const FORMAT_VERSION: u32 = 1;
@@ -241,9 +241,10 @@ impl LinearModel {
             .context("header length exceeds file size")?;
         let header: ModelHeader =
             serde_json::from_slice(&body[16..hend]).context("invalid model header")?;
-        if header.features.hash_version != HASH_VERSION {
+        if !(OLDEST_HASH_VERSION..=HASH_VERSION).contains(&header.features.hash_version) {
             bail!(
-                "model uses feature hash version {}, this duban has version {HASH_VERSION}",
+                "model uses feature hash version {}, this duban reads versions \
+                 {OLDEST_HASH_VERSION} to {HASH_VERSION}",
                 header.features.hash_version
             );
         }

@@ -186,6 +186,51 @@ fn wrong_or_corrupt_files_give_one_line_naming_the_file() {
 }
 
 #[test]
+fn models_of_the_previous_feature_hash_version_still_load_and_score_as_trained() {
+    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
+    let cfg = |hash_version| TrainConfig {
+        features: FeatureConfig {
+            buckets_log2: 14,
+            hash_version,
+            ..FeatureConfig::default()
+        },
+        epochs: 5,
+        ..quick_config()
+    };
+    let old = train_on(&idx, &cfg(1));
+    let path = temp_path("hash-v1.model");
+    old.save(&path).expect("save");
+    let loaded = LinearModel::load(&path).expect("a version-1 model loads");
+    assert_eq!(loaded.featurizer.config.hash_version, 1);
+    assert_eq!(&loaded, &old);
+    // A title-less message whose 25-character lead ends inside a word ("休|息") is featurized
+    // as the model was trained, not as the current version would.
+    let body = "市民反映楼下工地夜间施工噪音扰民严重影响周边居民休息请有关部门处理";
+    let entries = |hash_version| {
+        let f = Featurizer::new(FeatureConfig {
+            hash_version,
+            ..old.featurizer.config.clone()
+        });
+        let mut s = Default::default();
+        f.featurize("", body, &mut s);
+        s.entries().collect::<Vec<_>>()
+    };
+    let mut s = Default::default();
+    let scored = loaded.margins("", body, &mut s).expect("known words");
+    let as_v1 = loaded.margins_of(entries(1).into_iter()).expect("known").0;
+    let as_v2 = loaded.margins_of(entries(2).into_iter()).expect("known").0;
+    assert_eq!(scored, as_v1);
+    assert_ne!(scored, as_v2);
+    // A version this build does not know fails with one clear line.
+    let future = train_on(&idx, &cfg(3)).to_bytes();
+    let err = format!("{:#}", LinearModel::from_bytes(&future).expect_err("v3"));
+    assert!(
+        err.contains("feature hash version 3") && err.contains("versions 1 to 2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn empty_and_irrelevant_text_is_unclassified() {
     let clf = TrainedClassifier::new(small_model().clone(), 0.34);
     assert_eq!(clf.classify("", ""), (UNCLASSIFIED.to_string(), 0.0));
