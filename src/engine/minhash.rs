@@ -166,9 +166,12 @@ const BUCKET_CAP: usize = 64;
 pub struct LshIndex {
     /// (band key mixed with the band number) → items.
     buckets: HashMap<u64, Bucket>,
-    /// Per item: its signature's low 16 bits per bin (half the memory; a chance collision of
-    /// two bins is 1 in 65,536) and the id of its duplicate group's first member.
-    items: Vec<(Box<[u16]>, String)>,
+    /// Per item, in insertion order from item number `base`: its signature's low 16 bits per
+    /// bin (half the memory; a chance collision of two bins is 1 in 65,536), the id of its
+    /// duplicate group's first member, and its time (for eviction).
+    items: std::collections::VecDeque<(Box<[u16]>, String, i64)>,
+    /// Number of the first item held (items before it were evicted).
+    base: u32,
 }
 
 impl LshIndex {
@@ -179,6 +182,7 @@ impl LshIndex {
         h: &MinHasher,
         sig: Signature,
         id: &str,
+        at: i64,
         threshold: f64,
     ) -> Option<String> {
         let mut best: Option<(f64, u32)> = None;
@@ -189,15 +193,21 @@ impl LshIndex {
         for k in &keys {
             if let Some(ids) = self.buckets.get(k) {
                 for &i in ids.items() {
-                    let s = similarity16(&sig, &self.items[i as usize].0);
+                    let Some(item) = i
+                        .checked_sub(self.base)
+                        .and_then(|k| self.items.get(k as usize))
+                    else {
+                        continue;
+                    };
+                    let s = similarity16(&sig, &item.0);
                     if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
                         best = Some((s, i));
                     }
                 }
             }
         }
-        let first = best.map(|(_, i)| self.items[i as usize].1.clone());
-        let idx = self.items.len() as u32;
+        let first = best.map(|(_, i)| self.items[(i - self.base) as usize].1.clone());
+        let idx = self.base + self.items.len() as u32;
         for k in keys {
             match self.buckets.get_mut(&k) {
                 None => {
@@ -212,8 +222,37 @@ impl LshIndex {
         }
         let compact: Box<[u16]> = sig.iter().map(|v| *v as u16).collect();
         self.items
-            .push((compact, first.clone().unwrap_or_else(|| id.to_string())));
+            .push_back((compact, first.clone().unwrap_or_else(|| id.to_string()), at));
         first
+    }
+
+    /// Evict items from the oldest inserted on while their time is before `cutoff` (Unix
+    /// seconds, from record times, never a clock); buckets drop them. Returns how many went.
+    pub fn evict(&mut self, cutoff: i64) -> usize {
+        let mut n = 0;
+        while self.items.front().is_some_and(|i| i.2 < cutoff) {
+            self.items.pop_front();
+            self.base += 1;
+            n += 1;
+        }
+        if n > 0 {
+            let base = self.base;
+            self.buckets.retain(|_, b| match b {
+                Bucket::One(i) => *i >= base,
+                Bucket::Many(v) => {
+                    v.retain(|i| *i >= base);
+                    match v.len() {
+                        0 => false,
+                        1 => {
+                            *b = Bucket::One(v[0]);
+                            true
+                        }
+                        _ => true,
+                    }
+                }
+            });
+        }
+        n
     }
 
     pub fn len(&self) -> usize {
@@ -252,7 +291,7 @@ mod tests {
     fn index_groups_near_duplicates_under_the_first() {
         let h = MinHasher::new(3, 16, 4);
         let mut idx = LshIndex::default();
-        assert_eq!(idx.insert(&h, h.signature(A), "c1", 0.6), None);
+        assert_eq!(idx.insert(&h, h.signature(A), "c1", 0, 0.6), None);
         assert_eq!(
             idx.insert(
                 &h,
@@ -260,15 +299,30 @@ mod tests {
                     "完全不同的一段文字，讲的是公交车班次太少的问题，早高峰等车要四十分钟。"
                 ),
                 "c2",
+                0,
                 0.6
             ),
             None
         );
-        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！")), "c3", 0.6);
+        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！")), "c3", 0, 0.6);
         assert_eq!(dup.as_deref(), Some("c1"));
         // A duplicate of the duplicate joins the same group.
-        let dup2 = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "c4", 0.6);
+        let dup2 = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "c4", 0, 0.6);
         assert_eq!(dup2.as_deref(), Some("c1"));
         assert_eq!(idx.len(), 4);
+        // Eviction by time: the items before the cutoff go, later ones still match.
+        let mut idx = LshIndex::default();
+        idx.insert(&h, h.signature(A), "old", 10, 0.6);
+        idx.insert(&h, h.signature(&format!("{A}谢谢！")), "later", 20, 0.6);
+        assert_eq!(idx.evict(15), 1);
+        assert_eq!(idx.len(), 1);
+        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "new", 30, 0.6);
+        assert_eq!(
+            dup.as_deref(),
+            Some("old"),
+            "the group keeps its first id after the first item went"
+        );
+        assert_eq!(idx.evict(100), 2);
+        assert!(idx.is_empty() && idx.buckets.is_empty());
     }
 }

@@ -124,18 +124,65 @@ pub struct AnalyticState {
     hasher: MinHasher,
     /// complaint id → what was decided for it (versions of a record keep those columns).
     seen: HashMap<String, Seen>,
-    first_by_content: HashMap<String, String>,
+    /// Content hash → (first complaint id with it, its time).
+    first_by_content: HashMap<String, (String, i64)>,
     lsh: LshIndex,
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
     pub people: Population,
-    /// Latest key terms of issues seen by the complainant operator.
-    issue_terms: HashMap<String, Box<str>>,
+    /// Latest key terms of issues seen by the complainant operator, and when.
+    issue_terms: HashMap<String, (Box<str>, i64)>,
     /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
     /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
     terms_at_change: HashMap<String, Box<str>>,
     alerts: BTreeMap<String, Alert>,
+    /// Latest record time applied by each operator (issue-keyed, complainant-keyed) and the day
+    /// of its last eviction sweep: eviction follows record times, never a clock or a batch.
+    block_clock: Clock,
+    people_clock: Clock,
+    /// Evicted issues with their key terms, kept only where asked (`keep_evicted`: the
+    /// in-process engine's snapshot tables); the Kafka workers publish issues as they change.
+    archived_issues: Option<Vec<(Issue, Vec<String>)>>,
+}
+
+/// Days past its window before state is evicted: records up to this late still find it.
+pub const EVICT_GRACE_DAYS: i64 = 2;
+
+/// The latest record time an operator applied and the day of its last eviction sweep.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now: i64,
+    swept_day: i64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            now: i64::MIN,
+            swept_day: i64::MIN,
+        }
+    }
+}
+
+impl Clock {
+    /// Advance to a record's time; true when a new day began (a sweep is due).
+    fn advance(&mut self, at: i64) -> bool {
+        self.now = self.now.max(at);
+        let day = self.now.div_euclid(86_400);
+        if day > self.swept_day {
+            self.swept_day = day;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The time before which state of a `days` window (plus the grace) is evicted.
+    fn cutoff(&self, days: i64) -> i64 {
+        self.now
+            .saturating_sub((days.max(1) + EVICT_GRACE_DAYS) * 86_400)
+    }
 }
 
 impl AnalyticState {
@@ -151,7 +198,49 @@ impl AnalyticState {
             issue_terms: HashMap::new(),
             terms_at_change: HashMap::new(),
             alerts: BTreeMap::new(),
+            block_clock: Clock::default(),
+            people_clock: Clock::default(),
+            archived_issues: None,
         }
+    }
+
+    /// Keep summaries of evicted issues and complainants (for snapshot tables of a whole run).
+    pub fn keep_evicted(&mut self) {
+        self.archived_issues.get_or_insert_with(Vec::new);
+        self.people.archive.get_or_insert_with(HashMap::new);
+    }
+
+    /// Evict issue-keyed state outside its window: closed issues (their flags, terms and crowd
+    /// alert; the alert's last state was published), LSH items and content hashes.
+    fn sweep_block(&mut self, cx: &RuleContext) {
+        let evicted = self
+            .issues
+            .evict(self.block_clock.cutoff(cx.issues.window_days));
+        for (issue, _) in &evicted {
+            let id = &issue.issue_id;
+            self.terms_at_change.remove(id);
+            self.alerts.remove(&alert_id(
+                AlertTrigger::CrowdConcentration,
+                id,
+                NaiveDate::default(),
+            ));
+            if self.archived_issues.is_none() {
+                self.issue_flags.remove(id);
+            }
+        }
+        if let Some(a) = self.archived_issues.as_mut() {
+            a.extend(evicted);
+        }
+        let cutoff = self.block_clock.cutoff(cx.dedup.window_days);
+        self.lsh.evict(cutoff);
+        self.first_by_content.retain(|_, (_, at)| *at >= cutoff);
+    }
+
+    /// Evict complainants with no complaint in their window, and issue terms not seen since.
+    fn sweep_people(&mut self, cx: &RuleContext) {
+        let cutoff = self.people_clock.cutoff(cx.frequency.window_days);
+        self.people.evict(cutoff);
+        self.issue_terms.retain(|_, (_, at)| *at >= cutoff);
     }
 
     /// An issue's key terms as of its last change.
@@ -166,8 +255,18 @@ impl AnalyticState {
     /// partitions of one engine), for the lake's snapshot tables and summaries.
     pub fn merged(parts: &[&AnalyticState]) -> AnalyticState {
         let mut out = AnalyticState::new(&DedupConfig::default());
-        out.issues = IssueIndex::merged(parts.iter().map(|p| &p.issues));
+        out.issues = IssueIndex::merged(
+            parts.iter().map(|p| &p.issues),
+            parts
+                .iter()
+                .flat_map(|p| p.archived_issues.iter().flatten()),
+        );
         for p in parts {
+            if let Some(a) = &p.people.archive {
+                out.people
+                    .people
+                    .extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             out.issue_flags
                 .extend(p.issue_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
             out.people
@@ -248,15 +347,19 @@ impl AnalyticState {
                 continue;
             }
             // Exact duplicates by content hash, near duplicates by MinHash/LSH.
+            let at = c.received_at.timestamp();
+            if self.block_clock.advance(at) {
+                self.sweep_block(cx);
+            }
             let sig = self.hasher.signature(&c.body);
             let near = self
                 .lsh
-                .insert(&self.hasher, sig, &c.complaint_id, cx.dedup.threshold);
+                .insert(&self.hasher, sig, &c.complaint_id, at, cx.dedup.threshold);
             c.duplicate_of = match self.first_by_content.get(&c.content_hash) {
-                Some(first) => Some(first.clone()),
+                Some((first, _)) => Some(first.clone()),
                 None => {
                     self.first_by_content
-                        .insert(c.content_hash.clone(), c.complaint_id.clone());
+                        .insert(c.content_hash.clone(), (c.complaint_id.clone(), at));
                     near
                 }
             };
@@ -267,17 +370,20 @@ impl AnalyticState {
             let text = format!("{} {}", c.title, c.body);
             let flags = triage::complaint_flags(&text);
             c.flags = flags.join(",");
-            let at = c.received_at.timestamp();
             let who = c
                 .complainant
                 .clone()
                 .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
             // A duplicate belongs to its original's issue; others are clustered.
             // (`seen` holds each complaint's issue, so duplicates join their original's.)
+            // An original whose issue was evicted (closed): the copy is clustered afresh.
             let original = c.duplicate_of.as_ref().and_then(|d| self.seen.get(d));
-            let issue = match original.and_then(|s| s.issue_id.as_ref()) {
+            let live = original
+                .and_then(|s| s.issue_id.as_ref())
+                .map(|i| self.issues.resolve(i))
+                .filter(|i| self.issues.is_live(i));
+            let issue = match live {
                 Some(i) => {
-                    let i = self.issues.resolve(i);
                     self.issues.add_member(
                         &i,
                         &c.complaint_id,
@@ -359,11 +465,14 @@ impl AnalyticState {
     pub fn apply_people(&mut self, events: &[PersonEvent], cx: &RuleContext) -> Vec<Alert> {
         let mut changed: BTreeSet<String> = BTreeSet::new();
         for e in events {
+            if self.people_clock.advance(e.at) {
+                self.sweep_people(cx);
+            }
             if let Some(i) = &e.issue_id
                 && !e.issue_terms.is_empty()
             {
                 self.issue_terms
-                    .insert(i.clone(), join_terms(&e.issue_terms));
+                    .insert(i.clone(), (join_terms(&e.issue_terms), e.at));
             }
             self.people.observe(
                 cx.frequency,
@@ -439,6 +548,9 @@ impl AnalyticState {
         Some(id)
     }
 
+    /// Raise or update the crowd alert of an issue. Incremental: an issue's complaint ids only
+    /// grow by appending, so the alert's sorted evidence takes the ids added since it was last
+    /// built (an update costs the new ids, not the issue's size).
     fn crowd_alert(&mut self, issue_id: &str, cx: &RuleContext) -> Option<String> {
         let issue = self.issues.get(issue_id)?;
         if issue.merged_into.is_some() || issue.complainants.len() < cx.rules.crowd_min_complainants
@@ -448,10 +560,7 @@ impl AnalyticState {
         let domain = issue
             .domain()
             .filter(|d| d != crate::engine::classify::UNCLASSIFIED);
-        let window_start = local_day(issue.first_seen);
-        let window_end = local_day(issue.last_seen);
-        let mut ids = issue.complaint_ids.clone();
-        ids.sort();
+        let count = issue.complaint_ids.len();
         let flags = self.flags_of_issue(issue, cx.rules.crowd_min_complainants);
         let key_terms = self.issues.key_terms(issue_id, 6);
         let n = issue.complainants.len() as u64;
@@ -459,51 +568,96 @@ impl AnalyticState {
             .place
             .clone()
             .unwrap_or_else(|| key_terms.first().cloned().unwrap_or_default());
+        let summary = format!(
+            "{}{}：{}名群众反映{}问题，共{}件，热度{:.1}{}",
+            issue.district.as_deref().unwrap_or(""),
+            place,
+            n,
+            domain.as_deref().unwrap_or("未分类"),
+            count,
+            issue.heat(),
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", flags.join("、"))
+            }
+        );
+        let id = alert_id(
+            AlertTrigger::CrowdConcentration,
+            issue_id,
+            NaiveDate::default(),
+        );
+        let old = self.alerts.get_mut(&id);
+        if let Some(old) = &old
+            && old.complaint_count == count as u64
+            && old.summary == summary
+        {
+            // Ids only grow: the same count is the same evidence.
+            return None;
+        }
         let raised = chrono::DateTime::from_timestamp(issue.last_seen, 0)
             .unwrap_or_default()
             .with_timezone(&local_offset());
-        let alert = Alert {
-            alert_id: alert_id(
-                AlertTrigger::CrowdConcentration,
-                issue_id,
-                NaiveDate::default(),
-            ),
-            trigger: AlertTrigger::CrowdConcentration,
-            level: AlertLevel::Yellow,
-            subject: issue_id.to_string(),
-            window_start,
-            window_end,
-            summary: format!(
-                "{}{}：{}名群众反映{}问题，共{}件，热度{:.1}{}",
-                issue.district.as_deref().unwrap_or(""),
-                place,
-                n,
-                domain.as_deref().unwrap_or("未分类"),
-                ids.len(),
-                issue.heat(),
-                if flags.is_empty() {
-                    String::new()
+        let (window_start, window_end) = (local_day(issue.first_seen), local_day(issue.last_seen));
+        let unit = cx
+            .units
+            .responsible(domain.as_deref(), issue.district.as_deref());
+        let district = issue.district.clone();
+        let deadline = add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days);
+        match old {
+            Some(a) => {
+                let known = (a.complaint_count as usize).min(count);
+                let added = &issue.complaint_ids[known..];
+                if added.len() > 16 {
+                    a.complaint_ids.extend(added.iter().cloned());
+                    a.complaint_ids.sort();
                 } else {
-                    format!("（{}）", flags.join("、"))
+                    for c in added {
+                        let at = a.complaint_ids.partition_point(|x| x < c);
+                        a.complaint_ids.insert(at, c.clone());
+                    }
                 }
-            ),
-            unit: cx
-                .units
-                .responsible(domain.as_deref(), issue.district.as_deref()),
-            domain,
-            district: issue.district.clone(),
-            deadline: add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days),
-            complaint_count: ids.len() as u64,
-            complaint_ids: ids,
-            distinct_complainants: n,
-            key_terms,
-            version: 0,
-            raised_at: raised,
-            updated_at: raised,
-            merged_into: None,
-            lifecycle: Default::default(),
-        };
-        self.upsert(alert)
+                a.window_start = window_start;
+                a.window_end = window_end;
+                a.summary = summary;
+                a.unit = unit;
+                a.domain = domain;
+                a.district = district;
+                a.complaint_count = count as u64;
+                a.distinct_complainants = n;
+                a.key_terms = key_terms;
+                a.version += 1;
+                a.updated_at = raised;
+            }
+            None => {
+                let mut ids = issue.complaint_ids.clone();
+                ids.sort();
+                let alert = Alert {
+                    alert_id: id.clone(),
+                    trigger: AlertTrigger::CrowdConcentration,
+                    level: AlertLevel::Yellow,
+                    subject: issue_id.to_string(),
+                    window_start,
+                    window_end,
+                    summary,
+                    unit,
+                    domain,
+                    district,
+                    deadline,
+                    complaint_count: count as u64,
+                    complaint_ids: ids,
+                    distinct_complainants: n,
+                    key_terms,
+                    version: 1,
+                    raised_at: raised,
+                    updated_at: raised,
+                    merged_into: None,
+                    lifecycle: Default::default(),
+                };
+                self.alerts.insert(id.clone(), alert);
+            }
+        }
+        Some(id)
     }
 
     fn frequency_alert(&mut self, person: &str, cx: &RuleContext) -> Option<String> {
@@ -536,7 +690,7 @@ impl AnalyticState {
         let key_terms = self
             .issue_terms
             .get(&top_issue)
-            .map(|t| split_terms(t))
+            .map(|(t, _)| split_terms(t))
             .unwrap_or_default();
         let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
             .unwrap_or_default()
