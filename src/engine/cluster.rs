@@ -239,8 +239,13 @@ pub struct IssueIndex {
     retired: std::collections::HashSet<u64>,
 }
 
+/// The id of an issue number made from an `IS-` id.
+pub fn id_of_number(n: u64) -> String {
+    format!("IS-{n:016x}")
+}
+
 /// An issue id as a number (its 16 hex digits), for compact sets of ids.
-fn id_number(id: &str) -> u64 {
+pub fn id_number(id: &str) -> u64 {
     id.strip_prefix("IS-")
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .unwrap_or_else(|| block_key(id))

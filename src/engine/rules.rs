@@ -52,24 +52,80 @@ fn split_terms(t: &str) -> Vec<String> {
     t.split('\u{1f}').map(str::to_string).collect()
 }
 
-/// The analytic columns decided for a complaint id, and the version they were decided on.
+/// The analytic columns decided for a complaint id, and the version they were decided on; kept
+/// for every complaint ever seen (re-deliveries and new versions of old records), so compact:
+/// the duplicate group is the complaint itself unless `duplicate_of`, the issue a number
+/// (`Ids`), the flags an index into the state's distinct flag sets.
 #[derive(Debug, Clone)]
 struct Seen {
-    source_version: Option<String>,
-    duplicate_of: Option<String>,
-    duplicate_group: String,
-    issue_id: Option<String>,
-    flags: String,
+    source_version: Option<Box<str>>,
+    duplicate_of: Option<Box<str>>,
+    /// Issue number (0: none).
+    issue: u64,
+    flags: u16,
 }
 
-impl Seen {
-    fn of(c: &Complaint) -> Seen {
+/// A complaint id as 16 bytes: its 32 lowercase hex digits (every id `complaint_id` makes), or
+/// for any other form the first 16 bytes of its SHA-256.
+fn id_key(id: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    if id.len() == 32
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+        && hex::decode_to_slice(id, &mut k).is_ok()
+    {
+        return k;
+    }
+    use sha2::Digest;
+    k.copy_from_slice(&sha2::Sha256::digest(id.as_bytes())[..16]);
+    k
+}
+
+/// Compact forms of issue ids and flag sets for `Seen`.
+#[derive(Debug, Default)]
+struct Ids {
+    /// Issue ids not of the form `IS-` + 16 hex digits, by number.
+    odd_issues: HashMap<u64, String>,
+    /// Distinct flag strings; index 0 is "".
+    flag_sets: Vec<String>,
+}
+
+impl Ids {
+    fn issue_number(&mut self, id: &str) -> u64 {
+        let n = crate::engine::cluster::id_number(id);
+        if crate::engine::cluster::id_of_number(n) != id {
+            self.odd_issues.entry(n).or_insert_with(|| id.to_string());
+        }
+        n
+    }
+
+    fn issue_id(&self, n: u64) -> Option<String> {
+        (n != 0).then(|| {
+            self.odd_issues
+                .get(&n)
+                .cloned()
+                .unwrap_or_else(|| crate::engine::cluster::id_of_number(n))
+        })
+    }
+
+    fn flags_index(&mut self, flags: &str) -> u16 {
+        if self.flag_sets.is_empty() {
+            self.flag_sets.push(String::new());
+        }
+        match self.flag_sets.iter().position(|f| f == flags) {
+            Some(i) => i as u16,
+            None => {
+                self.flag_sets.push(flags.to_string());
+                (self.flag_sets.len() - 1) as u16
+            }
+        }
+    }
+
+    fn seen(&mut self, c: &Complaint) -> Seen {
         Seen {
-            source_version: c.source_version.clone(),
-            duplicate_of: c.duplicate_of.clone(),
-            duplicate_group: c.duplicate_group.clone(),
-            issue_id: c.issue_id.clone(),
-            flags: c.flags.clone(),
+            source_version: c.source_version.as_deref().map(Box::from),
+            duplicate_of: c.duplicate_of.as_deref().map(Box::from),
+            issue: c.issue_id.as_deref().map_or(0, |i| self.issue_number(i)),
+            flags: self.flags_index(&c.flags),
         }
     }
 }
@@ -123,7 +179,8 @@ pub struct BlockOutput {
 pub struct AnalyticState {
     hasher: MinHasher,
     /// complaint id → what was decided for it (versions of a record keep those columns).
-    seen: HashMap<String, Seen>,
+    seen: HashMap<[u8; 16], Seen>,
+    ids: Ids,
     /// Content hash → (first complaint id with it, its time).
     first_by_content: HashMap<String, (String, i64)>,
     lsh: LshIndex,
@@ -190,6 +247,7 @@ impl AnalyticState {
         AnalyticState {
             hasher: MinHasher::new(dedup.ngram, dedup.bands, dedup.rows),
             seen: HashMap::new(),
+            ids: Ids::default(),
             first_by_content: HashMap::new(),
             lsh: LshIndex::default(),
             issue_flags: HashMap::new(),
@@ -322,26 +380,33 @@ impl AnalyticState {
         for (row, mut c) in rows.into_iter().enumerate() {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
-            if let Some(prev) = self.seen.get_mut(&c.complaint_id) {
+            let key = id_key(&c.complaint_id);
+            if let Some(prev) = self.seen.get_mut(&key) {
                 // Only a newer known version is news; an unversioned copy (e.g. the CSV export
                 // of an API record) or an older version is a re-delivery.
                 match (&prev.source_version, &c.source_version) {
                     (_, None) => continue,
                     (None, Some(v)) => {
-                        prev.source_version = Some(v.clone());
+                        prev.source_version = Some(v.as_str().into());
                         continue;
                     }
-                    (Some(old), Some(new)) if new <= old => continue,
+                    (Some(old), Some(new)) if new.as_str() <= &**old => continue,
                     (Some(_), Some(_)) => {}
                 }
                 let prev = prev.clone();
                 let mut updated = c;
-                updated.duplicate_of = prev.duplicate_of.clone();
-                updated.duplicate_group = prev.duplicate_group.clone();
-                updated.issue_id = prev.issue_id.as_ref().map(|i| self.issues.resolve(i));
-                updated.flags = prev.flags.clone();
-                self.seen
-                    .insert(updated.complaint_id.clone(), Seen::of(&updated));
+                updated.duplicate_of = prev.duplicate_of.as_deref().map(str::to_string);
+                updated.duplicate_group = updated
+                    .duplicate_of
+                    .clone()
+                    .unwrap_or_else(|| updated.complaint_id.clone());
+                updated.issue_id = self
+                    .ids
+                    .issue_id(prev.issue)
+                    .map(|i| self.issues.resolve(&i));
+                updated.flags = self.ids.flag_sets[prev.flags as usize].clone();
+                let seen = self.ids.seen(&updated);
+                self.seen.insert(key, seen);
                 out.complaints.push(updated);
                 out.complaint_rows.push(row);
                 continue;
@@ -377,10 +442,13 @@ impl AnalyticState {
             // A duplicate belongs to its original's issue; others are clustered.
             // (`seen` holds each complaint's issue, so duplicates join their original's.)
             // An original whose issue was evicted (closed): the copy is clustered afresh.
-            let original = c.duplicate_of.as_ref().and_then(|d| self.seen.get(d));
+            let original = c
+                .duplicate_of
+                .as_ref()
+                .and_then(|d| self.seen.get(&id_key(d)));
             let live = original
-                .and_then(|s| s.issue_id.as_ref())
-                .map(|i| self.issues.resolve(i))
+                .and_then(|s| self.ids.issue_id(s.issue))
+                .map(|i| self.issues.resolve(&i))
                 .filter(|i| self.issues.is_live(i));
             let issue = match live {
                 Some(i) => {
@@ -448,7 +516,8 @@ impl AnalyticState {
                     issue_terms: terms,
                 });
             }
-            self.seen.insert(c.complaint_id.clone(), Seen::of(&c));
+            let seen = self.ids.seen(&c);
+            self.seen.insert(key, seen);
             out.complaints.push(c);
             out.complaint_rows.push(row);
         }
@@ -806,7 +875,9 @@ mod tests {
             assert_eq!(out[0].duplicate_group, first);
             assert_eq!(
                 out[0].issue_id,
-                st.seen.get(&first).and_then(|s| s.issue_id.clone()),
+                st.seen
+                    .get(&id_key(&first))
+                    .and_then(|s| st.ids.issue_id(s.issue)),
                 "a duplicate joins its original's issue"
             );
             assert_eq!(out[1].duplicate_of, None);
@@ -1004,6 +1075,61 @@ mod tests {
                 vec!["busy"]
             );
             assert_eq!(flagged[0].complaint_count, 12);
+        });
+    }
+
+    #[test]
+    fn state_outside_the_windows_is_evicted_by_record_time() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            // Four complaints a day for 120 days: one place per week, texts of their own.
+            let rows: Vec<Complaint> = (0..480)
+                .map(|k| {
+                    let day = k / 4;
+                    let place = format!("第{}号花园", day / 7);
+                    complaint(
+                        &format!("e{k}"),
+                        &format!("p{}", k % 37),
+                        &format!("{place}门口夜市占道经营第{k}次，编号{}", k * 7919),
+                        Some(&place),
+                        day,
+                    )
+                })
+                .collect();
+            let run = |batch: usize, keep: bool| {
+                let mut st = AnalyticState::new(cx.dedup);
+                if keep {
+                    st.keep_evicted();
+                }
+                let mut out = Vec::new();
+                for chunk in rows.chunks(batch) {
+                    out.extend(st.apply(chunk.to_vec(), cx).0);
+                }
+                (st, out)
+            };
+            let (bounded, whole) = run(480, false);
+            let window = cx.issues.window_days + EVICT_GRACE_DAYS;
+            assert!(
+                bounded.issues.len() <= (window as usize / 7 + 2),
+                "only issues of the last window are held: {}",
+                bounded.issues.len()
+            );
+            assert!(
+                bounded.lsh.len() <= (cx.dedup.window_days + EVICT_GRACE_DAYS + 1) as usize * 4
+            );
+            assert!(bounded.people.people.len() <= 37);
+            let (kept, in_ones) = run(1, true);
+            assert_eq!(whole, in_ones, "eviction does not depend on batches");
+            let view = AnalyticState::merged(&[&kept]);
+            let issues: BTreeSet<&str> =
+                whole.iter().filter_map(|c| c.issue_id.as_deref()).collect();
+            assert_eq!(issues.len(), 18, "one issue per place and week");
+            assert_eq!(
+                view.issues.all().count(),
+                issues.len(),
+                "the snapshot view keeps evicted issues"
+            );
+            assert!(issues.iter().all(|i| view.issues.get(i).is_some()));
+            assert_eq!(view.people.people.len(), 37);
         });
     }
 
