@@ -222,14 +222,14 @@ pub struct IssueIndex {
     /// (block, canonical place) → the open issue of that place.
     by_place: HashMap<(String, String), usize>,
     /// (block, first two chars of any position) → place issues, to find containing places.
-    place_grams: HashMap<(u64, [char; 2]), Vec<usize>>,
+    place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
     /// Interned terms, their document frequency.
     vocab: HashMap<String, u32>,
     words: Vec<String>,
     df: Vec<u32>,
     docs: u32,
     /// (block, term) → issues whose profile has the term.
-    postings: HashMap<(u64, u32), Vec<usize>>,
+    postings: HashMap<(u64, u32), Vec<usize>, FastHash>,
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
     since_recluster: usize,
@@ -242,6 +242,41 @@ pub struct IssueIndex {
 /// The id of an issue number made from an `IS-` id.
 pub fn id_of_number(n: u64) -> String {
     format!("IS-{n:016x}")
+}
+
+/// A multiplicative hasher for small integer keys (candidate scores): iteration order never
+/// reaches a decision (ties break by issue id), so any hasher is as good as SipHash here.
+#[derive(Default, Clone, Copy)]
+pub struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7cc1_b727_220a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// An issue id as a number (its 16 hex digits), for compact sets of ids.
@@ -375,21 +410,24 @@ impl IssueIndex {
     }
 
     /// Cosine of a query profile against the open issues of a block that share a term with it.
-    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32> {
+    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32, FastHash> {
         let qn = self.norm_of(query);
-        let mut acc: HashMap<usize, f32> = HashMap::new();
+        let mut acc: HashMap<usize, f32, FastHash> = HashMap::default();
         let limit = (self.docs as f32 * COMMON_TERM_SHARE).max(3.0);
+        let bk = block_key(block);
         for (t, n) in query {
             if self.df[*t as usize] as f32 > limit {
                 continue;
             }
-            let Some(list) = self.postings.get(&(block_key(block), *t)) else {
+            let Some(list) = self.postings.get(&(bk, *t)) else {
                 continue;
             };
-            let wq = self.weight(*t, *n) / qn;
+            // `weight` with the term's IDF computed once (the same floats as calling it).
+            let idf = self.idf(*t);
+            let wq = (1.0 + n.ln()) * idf / qn;
             for &i in list {
                 if let Some(tf) = term_count(&self.list[i].profile, *t) {
-                    *acc.entry(i).or_default() += wq * self.weight(*t, tf);
+                    *acc.entry(i).or_default() += wq * ((1.0 + tf.ln()) * idf);
                 }
             }
         }
