@@ -78,8 +78,8 @@ pub fn truncated_poisson_tail(lambda: f64, c: u32) -> f64 {
 pub struct Person {
     /// Event times (Unix seconds) of distinct contents, sorted.
     times: Vec<i64>,
-    /// Duplicate groups already counted: resubmissions count once.
-    groups: HashSet<String>,
+    /// Duplicate groups already counted (by 128-bit key): resubmissions count once.
+    groups: HashSet<u128>,
     pub complaint_ids: Vec<String>,
     pub domains: BTreeMap<String, u32>,
     pub issues: BTreeMap<String, u32>,
@@ -139,6 +139,19 @@ pub struct Population {
     /// Evicted complainants' summaries, kept only where asked (the in-process engine's snapshot
     /// tables); `None` in the Kafka workers, whose state is bounded by the window.
     pub archive: Option<HashMap<String, Person>>,
+}
+
+/// A duplicate group's id (a complaint id) as 128 bits: its 32 hex digits, else a SHA-256 prefix.
+fn group_key(id: &str) -> u128 {
+    if id.len() == 32
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+        && let Ok(n) = u128::from_str_radix(id, 16)
+    {
+        return n;
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(id.as_bytes());
+    u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
 }
 
 /// A pseudonym as a number (its 16 hex digits), for the compact dormant set.
@@ -233,7 +246,7 @@ impl Population {
         if let Some(d) = district {
             *p.districts.entry(d.to_string()).or_default() += 1;
         }
-        if p.groups.insert(group.to_string()) {
+        if p.groups.insert(group_key(group)) {
             p.distinct += 1;
             let pos = p.times.partition_point(|t| *t <= at);
             p.times.insert(pos, at);

@@ -182,7 +182,7 @@ pub struct AnalyticState {
     seen: HashMap<[u8; 16], Seen>,
     ids: Ids,
     /// Content hash → (first complaint id with it, its time).
-    first_by_content: HashMap<String, (String, i64)>,
+    first_by_content: HashMap<Box<str>, (Box<str>, i64)>,
     lsh: LshIndex,
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
@@ -420,11 +420,13 @@ impl AnalyticState {
             let near = self
                 .lsh
                 .insert(&self.hasher, sig, &c.complaint_id, at, cx.dedup.threshold);
-            c.duplicate_of = match self.first_by_content.get(&c.content_hash) {
-                Some((first, _)) => Some(first.clone()),
+            c.duplicate_of = match self.first_by_content.get(c.content_hash.as_str()) {
+                Some((first, _)) => Some(first.to_string()),
                 None => {
-                    self.first_by_content
-                        .insert(c.content_hash.clone(), (c.complaint_id.clone(), at));
+                    self.first_by_content.insert(
+                        c.content_hash.as_str().into(),
+                        (c.complaint_id.as_str().into(), at),
+                    );
                     near
                 }
             };
