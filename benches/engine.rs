@@ -4,8 +4,8 @@
 //! the same raw records alone (JSON parse + field mapping), the floor any engine pays.
 //! Then the time to backfill the seed's one-city volume (`DUBAN_BENCH_BACKFILL`, default 140000
 //! generated complaints written as a message-board export CSV, through `duban backfill`: decode,
-//! engine, lake), and the engine state's memory: resident memory of the process before and after
-//! the backfill, per complaint, extrapolated to 10M complaints (an estimate, said so).
+//! engine, lake), and the engine state's memory over a stream spanning a year (see
+//! `state_memory`: sampled, with the 10M figure extrapolated from the steady-state slope).
 //! Run: `cargo bench --bench engine` (`DUBAN_BENCH_SIZE`, default 20000 complaints).
 
 use duban::config::Config;
@@ -14,10 +14,11 @@ use duban::record::{Channel, RawEnvelope, local_offset};
 use duban::sim::SimConfig;
 use std::time::Instant;
 
-fn inputs(size: usize) -> Vec<RawInput> {
+fn inputs(size: usize, days: u32) -> Vec<RawInput> {
     let cfg = SimConfig {
         size,
         seed: 7,
+        days,
         push_url: None,
         ..SimConfig::default()
     };
@@ -54,7 +55,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
-    let raw = inputs(size);
+    let raw = inputs(size, 30);
     let n = raw.len();
     let chars: usize = raw.iter().map(|r| r.value.len()).sum::<usize>() / n.max(1);
     let batch = 2000;
@@ -109,13 +110,78 @@ fn main() {
     let (rss_after, _) = memory();
     let per = rss_after.saturating_sub(rss_before) as f64 / out.max(1) as f64;
     println!(
-        "engine state: {:.0} MiB resident for {out} complaints ({per:.0} bytes each); \
-         10M complaints ≈ {:.1} GiB (extrapolated)",
+        "engine state after the throughput run (one 30-day window, nothing evicted yet): \
+         {:.0} MiB resident for {out} complaints ({per:.0} bytes each)",
         rss_after.saturating_sub(rss_before) as f64 / 1048576.0,
-        per * 1e7 / 1073741824.0
     );
     drop(engine);
+    state_memory(&cfg, &rt);
     backfill(&cfg, &rt);
+}
+
+/// The engine state's memory over a stream spanning a realistic time range: `DUBAN_BENCH_STATE`
+/// complaints (default 200000) over `DUBAN_BENCH_STATE_DAYS` days (default 365), through an
+/// engine without the snapshot archive (state bounded by the windows, like a `duban process`
+/// worker). Resident memory is sampled at each quarter; once the windows are full (second
+/// half), growth per complaint is the state that outlives the windows (ids seen, dormant
+/// complainants' baselines, vocabulary), so 10M complaints ≈ the end's memory + the rest of the
+/// 10M at that slope, at this stream's daily rate.
+fn state_memory(cfg: &Config, rt: &tokio::runtime::Runtime) {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (size, days) = (
+        env("DUBAN_BENCH_STATE", 200_000),
+        env("DUBAN_BENCH_STATE_DAYS", 365),
+    );
+    if size == 0 {
+        return;
+    }
+    let raw = inputs(size, days as u32);
+    let n = raw.len();
+    let (rss0, _) = memory();
+    let mut engine = Engine::with_archive(cfg, false).expect("engine");
+    let t = Instant::now();
+    let mut samples = Vec::new();
+    let mut done = 0;
+    let (quarter, mut read, mut next) = (n.div_ceil(4), 0, n.div_ceil(4));
+    for chunk in raw.chunks(2000) {
+        let o = rt.block_on(engine.process(chunk)).expect("process");
+        done += o.complaints.len();
+        read += chunk.len();
+        if read >= next || read == n {
+            samples.push((done, memory().0.saturating_sub(rss0)));
+            next += quarter;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop(raw);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let line: Vec<String> = samples
+        .iter()
+        .map(|(c, b)| format!("{c}: {:.0} MiB", mib(*b)))
+        .collect();
+    println!(
+        "state over {days} days ({:.0} complaints/day, {done} complaints in {secs:.1} s, \
+         {:.0}/s): resident above the start after {}",
+        done as f64 / days as f64,
+        done as f64 / secs,
+        line.join(", ")
+    );
+    let mid = samples[(samples.len() / 2).saturating_sub(1)];
+    let end = *samples.last().expect("samples");
+    let slope = end.1.saturating_sub(mid.1) as f64 / (end.0 - mid.0).max(1) as f64;
+    let at_10m = end.1 as f64 + slope * (1e7 - end.0 as f64).max(0.0);
+    println!(
+        "engine state: {:.0} MiB after {} complaints; {slope:.0} bytes per further complaint \
+         (second half); 10M complaints at this rate ≈ {:.2} GiB (extrapolated from the slope)",
+        mib(end.1),
+        end.0,
+        at_10m / 1073741824.0
+    );
 }
 
 /// Resident and peak memory of this process (VmRSS, VmHWM), in bytes.

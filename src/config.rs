@@ -116,6 +116,8 @@ pub struct DedupConfig {
     pub rows: usize,
     /// Estimated Jaccard similarity at which two texts are duplicates. Default 0.7.
     pub threshold: f64,
+    /// A text is matched against those of this many days before it (then evicted). Default 30.
+    pub window_days: i64,
 }
 
 impl Default for DedupConfig {
@@ -125,6 +127,7 @@ impl Default for DedupConfig {
             bands: 16,
             rows: 4,
             threshold: 0.7,
+            window_days: 30,
         }
     }
 }

@@ -222,19 +222,68 @@ pub struct IssueIndex {
     /// (block, canonical place) → the open issue of that place.
     by_place: HashMap<(String, String), usize>,
     /// (block, first two chars of any position) → place issues, to find containing places.
-    place_grams: HashMap<(u64, [char; 2]), Vec<usize>>,
+    place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
     /// Interned terms, their document frequency.
     vocab: HashMap<String, u32>,
     words: Vec<String>,
     df: Vec<u32>,
     docs: u32,
     /// (block, term) → issues whose profile has the term.
-    postings: HashMap<(u64, u32), Vec<usize>>,
+    postings: HashMap<(u64, u32), Vec<usize>, FastHash>,
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
     since_recluster: usize,
     /// Key terms of issues copied from other indexes (see `merged`).
     cached_terms: HashMap<String, Vec<String>>,
+    /// Ids of evicted place issues (as numbers): a late complaint of their period gets a new id.
+    retired: std::collections::HashSet<u64>,
+}
+
+/// The id of an issue number made from an `IS-` id.
+pub fn id_of_number(n: u64) -> String {
+    format!("IS-{n:016x}")
+}
+
+/// A multiplicative hasher for small integer keys (candidate scores): iteration order never
+/// reaches a decision (ties break by issue id), so any hasher is as good as SipHash here.
+#[derive(Default, Clone, Copy)]
+pub struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// An issue id as a number (its 16 hex digits), for compact sets of ids.
+pub fn id_number(id: &str) -> u64 {
+    id.strip_prefix("IS-")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| block_key(id))
 }
 
 /// Key terms kept per issue in a merged view.
@@ -302,6 +351,11 @@ impl IssueIndex {
         self.list.iter()
     }
 
+    /// Whether the issue is held (not evicted).
+    pub fn is_live(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     pub fn get(&self, id: &str) -> Option<&Issue> {
         self.by_id.get(id).map(|i| &self.list[*i])
     }
@@ -356,21 +410,24 @@ impl IssueIndex {
     }
 
     /// Cosine of a query profile against the open issues of a block that share a term with it.
-    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32> {
+    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32, FastHash> {
         let qn = self.norm_of(query);
-        let mut acc: HashMap<usize, f32> = HashMap::new();
+        let mut acc: HashMap<usize, f32, FastHash> = HashMap::default();
         let limit = (self.docs as f32 * COMMON_TERM_SHARE).max(3.0);
+        let bk = block_key(block);
         for (t, n) in query {
             if self.df[*t as usize] as f32 > limit {
                 continue;
             }
-            let Some(list) = self.postings.get(&(block_key(block), *t)) else {
+            let Some(list) = self.postings.get(&(bk, *t)) else {
                 continue;
             };
-            let wq = self.weight(*t, *n) / qn;
+            // `weight` with the term's IDF computed once (the same floats as calling it).
+            let idf = self.idf(*t);
+            let wq = (1.0 + n.ln()) * idf / qn;
             for &i in list {
                 if let Some(tf) = term_count(&self.list[i].profile, *t) {
-                    *acc.entry(i).or_default() += wq * self.weight(*t, tf);
+                    *acc.entry(i).or_default() += wq * ((1.0 + tf.ln()) * idf);
                 }
             }
         }
@@ -465,7 +522,7 @@ impl IssueIndex {
                     }
                     None => issue_id(&[&block, c.complaint_id]),
                 };
-                if self.by_id.contains_key(&id) {
+                if self.by_id.contains_key(&id) || self.retired.contains(&id_number(&id)) {
                     // The place's issue of this period was merged away or closed: a new one.
                     id = issue_id(&[&id, c.complaint_id]);
                 }
@@ -701,8 +758,11 @@ impl IssueIndex {
                 .map(|t| t.iter().take(n).cloned().collect())
                 .unwrap_or_default();
         }
-        let mut w: Vec<(f32, &String)> = i
-            .profile
+        self.terms_of_profile(&i.profile, n)
+    }
+
+    fn terms_of_profile(&self, profile: &[(u32, f32)], n: usize) -> Vec<String> {
+        let mut w: Vec<(f32, &String)> = profile
             .iter()
             .map(|(t, c)| (self.weight(*t, *c), &self.words[*t as usize]))
             .collect();
@@ -715,10 +775,93 @@ impl IssueIndex {
         w.into_iter().take(n).map(|(_, t)| t.clone()).collect()
     }
 
+    /// Evict every issue whose surviving issue (itself, or the issue it was merged into) saw
+    /// nothing since `cutoff` (Unix seconds; the caller derives it from the latest record time,
+    /// never a clock): it can take no complaint any more. The index is compacted (postings,
+    /// places and ids renumbered in their order, so what remains behaves as before). Returns the
+    /// evicted issues, oldest first, each with its key terms.
+    pub fn evict(&mut self, cutoff: i64) -> Vec<(Issue, Vec<String>)> {
+        let gone: Vec<bool> = (0..self.list.len())
+            .map(|i| self.list[self.resolve_idx(i)].last_seen < cutoff)
+            .collect();
+        if !gone.iter().any(|g| *g) {
+            return Vec::new();
+        }
+        let mut remap: Vec<Option<usize>> = Vec::with_capacity(gone.len());
+        let mut next = 0;
+        for g in &gone {
+            remap.push((!g).then(|| {
+                next += 1;
+                next - 1
+            }));
+        }
+        let mut evicted = Vec::new();
+        let mut kept = Vec::with_capacity(next);
+        for (i, issue) in std::mem::take(&mut self.list).into_iter().enumerate() {
+            if gone[i] {
+                if issue.place.is_some() {
+                    self.retired.insert(id_number(&issue.issue_id));
+                }
+                evicted.push(issue);
+            } else {
+                kept.push(issue);
+            }
+        }
+        self.list = kept;
+        let evicted: Vec<(Issue, Vec<String>)> = evicted
+            .into_iter()
+            .map(|mut issue| {
+                let terms = self.terms_of_profile(&issue.profile, KEPT_TERMS);
+                issue.profile = Vec::new();
+                (issue, terms)
+            })
+            .collect();
+        let map = |i: &usize| remap[*i];
+        self.by_id.retain(|_, i| match map(i) {
+            Some(j) => {
+                *i = j;
+                true
+            }
+            None => false,
+        });
+        self.by_place.retain(|_, i| match map(i) {
+            Some(j) => {
+                *i = j;
+                true
+            }
+            None => false,
+        });
+        let renumber = |l: &mut Vec<usize>| {
+            l.retain_mut(|i| match map(i) {
+                Some(j) => {
+                    *i = j;
+                    true
+                }
+                None => false,
+            });
+            !l.is_empty()
+        };
+        self.place_grams.retain(|_, l| renumber(l));
+        self.postings.retain(|_, l| renumber(l));
+        self.dirty = self.dirty.iter().filter_map(map).collect();
+        self.cached_terms
+            .retain(|id, _| self.by_id.contains_key(id));
+        evicted
+    }
+
     /// One read-only index holding the issues of several (for the lake's snapshot tables):
     /// issues, their key terms, nothing to cluster with.
-    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a IssueIndex>) -> IssueIndex {
+    pub fn merged<'a>(
+        parts: impl IntoIterator<Item = &'a IssueIndex>,
+        archived: impl IntoIterator<Item = &'a (Issue, Vec<String>)>,
+    ) -> IssueIndex {
         let mut out = IssueIndex::default();
+        for (issue, terms) in archived {
+            out.cached_terms
+                .insert(issue.issue_id.clone(), terms.clone());
+            out.by_id.insert(issue.issue_id.clone(), out.list.len());
+            out.list.push(issue.clone());
+        }
         for part in parts {
             for issue in &part.list {
                 let terms = part.key_terms(&issue.issue_id, KEPT_TERMS);

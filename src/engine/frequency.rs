@@ -78,8 +78,8 @@ pub fn truncated_poisson_tail(lambda: f64, c: u32) -> f64 {
 pub struct Person {
     /// Event times (Unix seconds) of distinct contents, sorted.
     times: Vec<i64>,
-    /// Duplicate groups already counted: resubmissions count once.
-    groups: HashSet<String>,
+    /// Duplicate groups already counted (by 128-bit key): resubmissions count once.
+    groups: HashSet<u128>,
     pub complaint_ids: Vec<String>,
     pub domains: BTreeMap<String, u32>,
     pub issues: BTreeMap<String, u32>,
@@ -90,6 +90,13 @@ pub struct Person {
     pub flagged: bool,
     pub p_value: f64,
     pub z_score: f64,
+    /// Distinct complaints (`times` holds only those since the complainant was last evicted).
+    distinct: usize,
+    /// Densest window among times no longer held, and its start.
+    past_max: u32,
+    past_max_start: i64,
+    /// Latest event time.
+    last_at: i64,
 }
 
 impl Person {
@@ -103,7 +110,15 @@ impl Person {
     }
 
     pub fn distinct(&self) -> usize {
-        self.times.len()
+        self.distinct
+    }
+
+    /// Drop the event history (kept: counts, the densest window, topic focus).
+    fn trim(&mut self) {
+        self.past_max = self.max_window;
+        self.past_max_start = self.max_window_start;
+        self.times = Vec::new();
+        self.groups = HashSet::new();
     }
 }
 
@@ -118,6 +133,37 @@ pub struct Population {
     /// each partition is a hash sample of the population, so its baseline estimates the
     /// whole's, and the multiple-testing correction counts everybody (`people × scale`).
     pub scale: usize,
+    /// Complainants evicted after a window without complaints: their densest window (and its
+    /// start) stays in the baseline and comes back if they complain again. Keyed by number.
+    dormant: HashMap<u64, (u32, i64)>,
+    /// Evicted complainants' summaries, kept only where asked (the in-process engine's snapshot
+    /// tables); `None` in the Kafka workers, whose state is bounded by the window.
+    pub archive: Option<HashMap<String, Person>>,
+}
+
+/// A duplicate group's id (a complaint id) as 128 bits: its 32 hex digits, else a SHA-256 prefix.
+fn group_key(id: &str) -> u128 {
+    if id.len() == 32
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+        && let Ok(n) = u128::from_str_radix(id, 16)
+    {
+        return n;
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(id.as_bytes());
+    u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
+}
+
+/// A pseudonym as a number (its 16 hex digits), for the compact dormant set.
+fn person_number(p: &str) -> u64 {
+    p.strip_prefix("p_")
+        .filter(|h| h.len() == 16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| {
+            p.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
 }
 
 impl Population {
@@ -173,9 +219,25 @@ impl Population {
         issue: Option<&str>,
         district: Option<&str>,
     ) -> bool {
+        let mut revived = false;
+        if !self.people.contains_key(person)
+            && let Some((max, start)) = self.dormant.remove(&person_number(person))
+        {
+            revived = true;
+            // Back after an eviction: the history's summary and densest window come back.
+            let mut p = self
+                .archive
+                .as_mut()
+                .and_then(|a| a.remove(person))
+                .unwrap_or_default();
+            (p.max_window, p.max_window_start) = (max, start);
+            p.trim();
+            self.people.insert(person.to_string(), p);
+        }
+        let first_time = !revived && !self.people.contains_key(person);
         let p = self.people.entry(person.to_string()).or_default();
         let old_max = p.max_window;
-        let first_time = p.complaint_ids.is_empty();
+        p.last_at = if first_time { at } else { p.last_at.max(at) };
         p.complaint_ids.push(complaint_id.to_string());
         *p.domains.entry(domain.to_string()).or_default() += 1;
         if let Some(i) = issue {
@@ -184,11 +246,12 @@ impl Population {
         if let Some(d) = district {
             *p.districts.entry(d.to_string()).or_default() += 1;
         }
-        if p.groups.insert(group.to_string()) {
+        if p.groups.insert(group_key(group)) {
+            p.distinct += 1;
             let pos = p.times.partition_point(|t| *t <= at);
             p.times.insert(pos, at);
             let w = cfg.window_days.max(1) * 86_400;
-            let (mut best, mut best_start, mut j) = (0u32, 0i64, 0usize);
+            let (mut best, mut best_start, mut j) = (p.past_max, p.past_max_start, 0usize);
             for i in 0..p.times.len() {
                 while p.times[i] - p.times[j] >= w {
                     j += 1;
@@ -217,9 +280,36 @@ impl Population {
         self.judge(cfg, person) || new_max != old_max
     }
 
+    /// Evict complainants whose latest complaint is before `cutoff` (Unix seconds, from record
+    /// times): their windows can no longer grow. They stay counted in the baseline (dormant).
+    pub fn evict(&mut self, cutoff: i64) -> usize {
+        let gone: Vec<String> = self
+            .people
+            .iter()
+            .filter(|(_, p)| p.last_at < cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            if let Some(mut p) = self.people.remove(k) {
+                self.dormant
+                    .insert(person_number(k), (p.max_window, p.max_window_start));
+                if let Some(a) = self.archive.as_mut() {
+                    p.trim();
+                    a.insert(k.clone(), p);
+                }
+            }
+        }
+        gone.len()
+    }
+
+    /// Complainants known, evicted ones included.
+    pub fn known(&self) -> usize {
+        self.people.len() + self.dormant.len()
+    }
+
     /// Re-evaluate one person's flag; returns true when it changed.
     pub fn judge(&mut self, cfg: &FrequencyConfig, person: &str) -> bool {
-        let n = self.people.len();
+        let n = self.known();
         let (lambda, median, scale) = self.baseline();
         let Some(p) = self.people.get_mut(person) else {
             return false;

@@ -142,78 +142,104 @@ fn similarity16(a: &Signature, b: &[u16]) -> f64 {
     a.iter().zip(b).filter(|(x, y)| **x as u16 == **y).count() as f64 / a.len() as f64
 }
 
-/// Items of one LSH bucket, in insertion order: most buckets hold one item, kept inline.
-#[derive(Debug, Clone)]
-enum Bucket {
-    One(u32),
-    Many(Vec<u32>),
-}
-
-impl Bucket {
-    fn items(&self) -> &[u32] {
-        match self {
-            Bucket::One(i) => std::slice::from_ref(i),
-            Bucket::Many(v) => v,
-        }
-    }
-}
-
-/// Most items a bucket keeps.
+/// Most items of one bucket compared with a new item (the newest ones).
 const BUCKET_CAP: usize = 64;
 
-/// An LSH index of signatures: items sharing a band are candidates.
+/// One indexed text.
+#[derive(Debug, Clone)]
+struct Item {
+    /// The signature's low 16 bits per bin (half the memory; a chance collision of two bins is
+    /// 1 in 65,536).
+    sig: Box<[u16]>,
+    /// Id of its duplicate group's first member.
+    first: Box<str>,
+    /// Its time (for eviction).
+    at: i64,
+    /// Per band: the number of the previous item in the same bucket (`u32::MAX`: none).
+    prev: Box<[u32]>,
+}
+
+/// An LSH index of signatures: items sharing a band are candidates. A bucket is a chain: the
+/// bucket map holds its newest item's number, each item the previous one's per band (about 20
+/// bytes per band and item instead of a map entry with a list).
 #[derive(Debug, Default, Clone)]
 pub struct LshIndex {
-    /// (band key mixed with the band number) → items.
-    buckets: HashMap<u64, Bucket>,
-    /// Per item: its signature's low 16 bits per bin (half the memory; a chance collision of
-    /// two bins is 1 in 65,536) and the id of its duplicate group's first member.
-    items: Vec<(Box<[u16]>, String)>,
+    /// (band number, 32 bits of the band key) → the bucket's newest item number.
+    heads: HashMap<u64, u32, crate::engine::cluster::FastHash>,
+    /// Items in insertion order from item number `base`.
+    items: std::collections::VecDeque<Item>,
+    /// Number of the first item held (items before it were evicted).
+    base: u32,
 }
 
 impl LshIndex {
-    /// Insert `sig` for `id`; returns the group's first id when a previous item is similar
-    /// enough (estimated Jaccard ≥ `threshold`), else `None` (then `id` starts a group).
+    fn item(&self, n: u32) -> Option<&Item> {
+        n.checked_sub(self.base)
+            .and_then(|k| self.items.get(k as usize))
+    }
+
+    /// Insert `sig` for `id` at time `at`; returns the group's first id when a previous item is
+    /// similar enough (estimated Jaccard ≥ `threshold`), else `None` (then `id` starts a group).
     pub fn insert(
         &mut self,
         h: &MinHasher,
         sig: Signature,
         id: &str,
+        at: i64,
         threshold: f64,
     ) -> Option<String> {
         let mut best: Option<(f64, u32)> = None;
+        // The band's number and 32 bits of its key: a chain holds items of one band only.
         let keys: Vec<u64> = h
             .band_keys(&sig)
-            .map(|(b, k)| mix(k ^ (b as u64).wrapping_mul(0xa076_1d64_78bd_642f)))
+            .map(|(b, k)| ((b as u64) << 32) | (k >> 32))
             .collect();
-        for k in &keys {
-            if let Some(ids) = self.buckets.get(k) {
-                for &i in ids.items() {
-                    let s = similarity16(&sig, &self.items[i as usize].0);
-                    if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
-                        best = Some((s, i));
-                    }
+        for (b, k) in keys.iter().enumerate() {
+            let mut next = self.heads.get(k).copied();
+            let mut seen = 0;
+            while let Some(n) = next
+                && seen < BUCKET_CAP
+            {
+                let Some(item) = self.item(n) else { break };
+                seen += 1;
+                let s = similarity16(&sig, &item.sig);
+                if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && n < bi)) {
+                    best = Some((s, n));
                 }
+                next = Some(item.prev[b]).filter(|p| *p != u32::MAX);
             }
         }
-        let first = best.map(|(_, i)| self.items[i as usize].1.clone());
-        let idx = self.items.len() as u32;
-        for k in keys {
-            match self.buckets.get_mut(&k) {
-                None => {
-                    self.buckets.insert(k, Bucket::One(idx));
-                }
-                Some(b) => match b {
-                    Bucket::One(i) => *b = Bucket::Many(vec![*i, idx]),
-                    Bucket::Many(v) if v.len() < BUCKET_CAP => v.push(idx),
-                    Bucket::Many(_) => {}
-                },
-            }
-        }
-        let compact: Box<[u16]> = sig.iter().map(|v| *v as u16).collect();
-        self.items
-            .push((compact, first.clone().unwrap_or_else(|| id.to_string())));
+        let first = best
+            .and_then(|(_, n)| self.item(n))
+            .map(|i| i.first.to_string());
+        let idx = self.base + self.items.len() as u32;
+        let prev: Box<[u32]> = keys
+            .iter()
+            .map(|k| self.heads.insert(*k, idx).unwrap_or(u32::MAX))
+            .collect();
+        self.items.push_back(Item {
+            sig: sig.iter().map(|v| *v as u16).collect(),
+            first: first.as_deref().unwrap_or(id).into(),
+            at,
+            prev,
+        });
         first
+    }
+
+    /// Evict items from the oldest inserted on while their time is before `cutoff` (Unix
+    /// seconds, from record times, never a clock). Returns how many went.
+    pub fn evict(&mut self, cutoff: i64) -> usize {
+        let mut n = 0;
+        while self.items.front().is_some_and(|i| i.at < cutoff) {
+            self.items.pop_front();
+            self.base += 1;
+            n += 1;
+        }
+        if n > 0 {
+            let base = self.base;
+            self.heads.retain(|_, i| *i >= base);
+        }
+        n
     }
 
     pub fn len(&self) -> usize {
@@ -252,7 +278,7 @@ mod tests {
     fn index_groups_near_duplicates_under_the_first() {
         let h = MinHasher::new(3, 16, 4);
         let mut idx = LshIndex::default();
-        assert_eq!(idx.insert(&h, h.signature(A), "c1", 0.6), None);
+        assert_eq!(idx.insert(&h, h.signature(A), "c1", 0, 0.6), None);
         assert_eq!(
             idx.insert(
                 &h,
@@ -260,15 +286,30 @@ mod tests {
                     "完全不同的一段文字，讲的是公交车班次太少的问题，早高峰等车要四十分钟。"
                 ),
                 "c2",
+                0,
                 0.6
             ),
             None
         );
-        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！")), "c3", 0.6);
+        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！")), "c3", 0, 0.6);
         assert_eq!(dup.as_deref(), Some("c1"));
         // A duplicate of the duplicate joins the same group.
-        let dup2 = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "c4", 0.6);
+        let dup2 = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "c4", 0, 0.6);
         assert_eq!(dup2.as_deref(), Some("c1"));
         assert_eq!(idx.len(), 4);
+        // Eviction by time: the items before the cutoff go, later ones still match.
+        let mut idx = LshIndex::default();
+        idx.insert(&h, h.signature(A), "old", 10, 0.6);
+        idx.insert(&h, h.signature(&format!("{A}谢谢！")), "later", 20, 0.6);
+        assert_eq!(idx.evict(15), 1);
+        assert_eq!(idx.len(), 1);
+        let dup = idx.insert(&h, h.signature(&format!("{A}谢谢！！")), "new", 30, 0.6);
+        assert_eq!(
+            dup.as_deref(),
+            Some("old"),
+            "the group keeps its first id after the first item went"
+        );
+        assert_eq!(idx.evict(100), 2);
+        assert!(idx.is_empty() && idx.heads.is_empty());
     }
 }

@@ -306,16 +306,55 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         .collect()
 }
 
+/// Rows below which a batch is not worth cutting for parallel normalization (per slice).
+const PARALLEL_MIN_ROWS: usize = 128;
+
+/// Decode and normalize `inputs` on one DataFusion context (its table `raw` is replaced).
+async fn normalize_on(
+    ctx: &SessionContext,
+    inputs: &[RawInput],
+) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+    let (rows, dead) = decode::decode_all(inputs);
+    if rows.is_empty() {
+        return Ok((Vec::new(), dead));
+    }
+    let batch = decoded_batch(&rows)?;
+    drop(rows);
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    ctx.deregister_table("raw")?;
+    ctx.register_table("raw", Arc::new(table))?;
+    let batches = ctx
+        .sql(NORMALIZE_SQL)
+        .await
+        .context("planning pipelines/normalize.sql")?
+        .collect()
+        .await?;
+    let mut complaints = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for b in &batches {
+        complaints.extend(batch_to_complaints(b)?);
+    }
+    Ok((complaints, dead))
+}
+
 /// One engine instance: a DataFusion context with the UDFs, and the keyed state (partitioned
 /// like the Kafka stage's topics, `[kafka] partitions`; see `partition`).
 pub struct Engine {
-    ctx: SessionContext,
+    /// One DataFusion context per normalize thread (the first also serves small batches).
+    ctxs: Vec<SessionContext>,
     core: Partitioned,
     config: Config,
 }
 
 impl Engine {
+    /// An engine whose snapshot view (`view`) covers the whole run: summaries of issues and
+    /// complainants evicted from the windowed state are kept (`demo`, `backfill`).
     pub fn new(config: &Config) -> Result<Engine> {
+        Engine::with_archive(config, true)
+    }
+
+    /// `keep_evicted = false`: state bounded by the windows alone, like a `duban process`
+    /// worker's (which publishes issues as they change instead of keeping them).
+    pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
         let tax = classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
         let classifier = KeywordClassifier::new(&tax, config.engine.min_domain_confidence);
@@ -323,42 +362,67 @@ impl Engine {
             Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
             None => classifier.clone(),
         };
-        // One partition: rows come out in input order (the keyed operators depend on it).
-        let ctx = SessionContext::new_with_config(
-            datafusion::prelude::SessionConfig::new().with_target_partitions(1),
-        );
-        register_udfs(&ctx, model, pseudonym_key());
+        // One partition each: rows come out in input order (the keyed operators depend on it).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let key = pseudonym_key();
+        let ctxs = (0..threads.max(1))
+            .map(|_| {
+                let ctx = SessionContext::new_with_config(
+                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+                );
+                register_udfs(&ctx, model.clone(), key.clone());
+                ctx
+            })
+            .collect();
         Ok(Engine {
-            ctx,
-            core: Partitioned::new(&config.dedup, config.kafka.partitions.max(1) as usize),
+            ctxs,
+            core: Partitioned::new(
+                &config.dedup,
+                config.kafka.partitions.max(1) as usize,
+                keep_evicted,
+            ),
             config: config.clone(),
         })
     }
 
     /// The stateless part: decode and normalize raw records (pipelines/normalize.sql) into
     /// canonical complaints without analytic columns, and dead letters. Rows keep input order.
+    /// A large batch is cut into contiguous slices normalized on parallel threads (one DataFusion
+    /// context each) and joined in slice order: the result is the same as in one piece.
     pub async fn normalize(
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
-        let (rows, dead) = decode::decode_all(inputs);
-        if rows.is_empty() {
-            return Ok((Vec::new(), dead));
+        let threads = self.ctxs.len();
+        if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
+            return normalize_on(&self.ctxs[0], inputs).await;
         }
-        let batch = decoded_batch(&rows)?;
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        self.ctx.deregister_table("raw")?;
-        self.ctx.register_table("raw", Arc::new(table))?;
-        let batches = self
-            .ctx
-            .sql(NORMALIZE_SQL)
-            .await
-            .context("planning pipelines/normalize.sql")?
-            .collect()
-            .await?;
-        let mut complaints = Vec::with_capacity(rows.len());
-        for b in &batches {
-            complaints.extend(batch_to_complaints(b)?);
+        let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
+        let per = inputs.len().div_ceil(slices);
+        let results: Vec<Result<(Vec<Complaint>, Vec<DeadLetter>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = inputs
+                .chunks(per)
+                .zip(&self.ctxs)
+                .map(|(chunk, ctx)| {
+                    scope.spawn(move || {
+                        tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .context("a normalize thread's runtime")?
+                            .block_on(normalize_on(ctx, chunk))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a normalize thread panicked"))
+                .collect()
+        });
+        let mut complaints = Vec::with_capacity(inputs.len());
+        let mut dead = Vec::new();
+        for r in results {
+            let (c, d) = r?;
+            complaints.extend(c);
+            dead.extend(d);
         }
         Ok((complaints, dead))
     }

@@ -134,11 +134,16 @@ pub struct Partitioned {
 }
 
 impl Partitioned {
-    pub fn new(dedup: &DedupConfig, partitions: usize) -> Partitioned {
+    /// `keep_evicted`: keep summaries of issues and complainants evicted from the state (for
+    /// snapshot tables of a whole run, e.g. a backfill); otherwise state is bounded by windows.
+    pub fn new(dedup: &DedupConfig, partitions: usize, keep_evicted: bool) -> Partitioned {
         let n = partitions.max(1);
         let mk = || {
             let mut s = AnalyticState::new(dedup);
             s.people.scale = n;
+            if keep_evicted {
+                s.keep_evicted();
+            }
             s
         };
         Partitioned {

@@ -52,24 +52,80 @@ fn split_terms(t: &str) -> Vec<String> {
     t.split('\u{1f}').map(str::to_string).collect()
 }
 
-/// The analytic columns decided for a complaint id, and the version they were decided on.
+/// The analytic columns decided for a complaint id, and the version they were decided on; kept
+/// for every complaint ever seen (re-deliveries and new versions of old records), so compact:
+/// the duplicate group is the complaint itself unless `duplicate_of`, the issue a number
+/// (`Ids`), the flags an index into the state's distinct flag sets.
 #[derive(Debug, Clone)]
 struct Seen {
-    source_version: Option<String>,
-    duplicate_of: Option<String>,
-    duplicate_group: String,
-    issue_id: Option<String>,
-    flags: String,
+    source_version: Option<Box<str>>,
+    duplicate_of: Option<Box<str>>,
+    /// Issue number (0: none).
+    issue: u64,
+    flags: u16,
 }
 
-impl Seen {
-    fn of(c: &Complaint) -> Seen {
+/// A complaint id as 16 bytes: its 32 lowercase hex digits (every id `complaint_id` makes), or
+/// for any other form the first 16 bytes of its SHA-256.
+fn id_key(id: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    if id.len() == 32
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+        && hex::decode_to_slice(id, &mut k).is_ok()
+    {
+        return k;
+    }
+    use sha2::Digest;
+    k.copy_from_slice(&sha2::Sha256::digest(id.as_bytes())[..16]);
+    k
+}
+
+/// Compact forms of issue ids and flag sets for `Seen`.
+#[derive(Debug, Default)]
+struct Ids {
+    /// Issue ids not of the form `IS-` + 16 hex digits, by number.
+    odd_issues: HashMap<u64, String>,
+    /// Distinct flag strings; index 0 is "".
+    flag_sets: Vec<String>,
+}
+
+impl Ids {
+    fn issue_number(&mut self, id: &str) -> u64 {
+        let n = crate::engine::cluster::id_number(id);
+        if crate::engine::cluster::id_of_number(n) != id {
+            self.odd_issues.entry(n).or_insert_with(|| id.to_string());
+        }
+        n
+    }
+
+    fn issue_id(&self, n: u64) -> Option<String> {
+        (n != 0).then(|| {
+            self.odd_issues
+                .get(&n)
+                .cloned()
+                .unwrap_or_else(|| crate::engine::cluster::id_of_number(n))
+        })
+    }
+
+    fn flags_index(&mut self, flags: &str) -> u16 {
+        if self.flag_sets.is_empty() {
+            self.flag_sets.push(String::new());
+        }
+        match self.flag_sets.iter().position(|f| f == flags) {
+            Some(i) => i as u16,
+            None => {
+                self.flag_sets.push(flags.to_string());
+                (self.flag_sets.len() - 1) as u16
+            }
+        }
+    }
+
+    fn seen(&mut self, c: &Complaint) -> Seen {
         Seen {
-            source_version: c.source_version.clone(),
-            duplicate_of: c.duplicate_of.clone(),
-            duplicate_group: c.duplicate_group.clone(),
-            issue_id: c.issue_id.clone(),
-            flags: c.flags.clone(),
+            source_version: c.source_version.as_deref().map(Box::from),
+            duplicate_of: c.duplicate_of.as_deref().map(Box::from),
+            issue: c.issue_id.as_deref().map_or(0, |i| self.issue_number(i)),
+            flags: self.flags_index(&c.flags),
         }
     }
 }
@@ -123,19 +179,67 @@ pub struct BlockOutput {
 pub struct AnalyticState {
     hasher: MinHasher,
     /// complaint id → what was decided for it (versions of a record keep those columns).
-    seen: HashMap<String, Seen>,
-    first_by_content: HashMap<String, String>,
+    seen: HashMap<[u8; 16], Seen>,
+    ids: Ids,
+    /// Content hash → (first complaint id with it, its time).
+    first_by_content: HashMap<Box<str>, (Box<str>, i64)>,
     lsh: LshIndex,
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
     pub people: Population,
-    /// Latest key terms of issues seen by the complainant operator.
-    issue_terms: HashMap<String, Box<str>>,
+    /// Latest key terms of issues seen by the complainant operator, and when.
+    issue_terms: HashMap<String, (Box<str>, i64)>,
     /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
     /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
     terms_at_change: HashMap<String, Box<str>>,
     alerts: BTreeMap<String, Alert>,
+    /// Latest record time applied by each operator (issue-keyed, complainant-keyed) and the day
+    /// of its last eviction sweep: eviction follows record times, never a clock or a batch.
+    block_clock: Clock,
+    people_clock: Clock,
+    /// Evicted issues with their key terms, kept only where asked (`keep_evicted`: the
+    /// in-process engine's snapshot tables); the Kafka workers publish issues as they change.
+    archived_issues: Option<Vec<(Issue, Vec<String>)>>,
+}
+
+/// Days past its window before state is evicted: records up to this late still find it.
+pub const EVICT_GRACE_DAYS: i64 = 2;
+
+/// The latest record time an operator applied and the day of its last eviction sweep.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now: i64,
+    swept_day: i64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            now: i64::MIN,
+            swept_day: i64::MIN,
+        }
+    }
+}
+
+impl Clock {
+    /// Advance to a record's time; true when a new day began (a sweep is due).
+    fn advance(&mut self, at: i64) -> bool {
+        self.now = self.now.max(at);
+        let day = self.now.div_euclid(86_400);
+        if day > self.swept_day {
+            self.swept_day = day;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The time before which state of a `days` window (plus the grace) is evicted.
+    fn cutoff(&self, days: i64) -> i64 {
+        self.now
+            .saturating_sub((days.max(1) + EVICT_GRACE_DAYS) * 86_400)
+    }
 }
 
 impl AnalyticState {
@@ -143,6 +247,7 @@ impl AnalyticState {
         AnalyticState {
             hasher: MinHasher::new(dedup.ngram, dedup.bands, dedup.rows),
             seen: HashMap::new(),
+            ids: Ids::default(),
             first_by_content: HashMap::new(),
             lsh: LshIndex::default(),
             issue_flags: HashMap::new(),
@@ -151,7 +256,49 @@ impl AnalyticState {
             issue_terms: HashMap::new(),
             terms_at_change: HashMap::new(),
             alerts: BTreeMap::new(),
+            block_clock: Clock::default(),
+            people_clock: Clock::default(),
+            archived_issues: None,
         }
+    }
+
+    /// Keep summaries of evicted issues and complainants (for snapshot tables of a whole run).
+    pub fn keep_evicted(&mut self) {
+        self.archived_issues.get_or_insert_with(Vec::new);
+        self.people.archive.get_or_insert_with(HashMap::new);
+    }
+
+    /// Evict issue-keyed state outside its window: closed issues (their flags, terms and crowd
+    /// alert; the alert's last state was published), LSH items and content hashes.
+    fn sweep_block(&mut self, cx: &RuleContext) {
+        let evicted = self
+            .issues
+            .evict(self.block_clock.cutoff(cx.issues.window_days));
+        for (issue, _) in &evicted {
+            let id = &issue.issue_id;
+            self.terms_at_change.remove(id);
+            self.alerts.remove(&alert_id(
+                AlertTrigger::CrowdConcentration,
+                id,
+                NaiveDate::default(),
+            ));
+            if self.archived_issues.is_none() {
+                self.issue_flags.remove(id);
+            }
+        }
+        if let Some(a) = self.archived_issues.as_mut() {
+            a.extend(evicted);
+        }
+        let cutoff = self.block_clock.cutoff(cx.dedup.window_days);
+        self.lsh.evict(cutoff);
+        self.first_by_content.retain(|_, (_, at)| *at >= cutoff);
+    }
+
+    /// Evict complainants with no complaint in their window, and issue terms not seen since.
+    fn sweep_people(&mut self, cx: &RuleContext) {
+        let cutoff = self.people_clock.cutoff(cx.frequency.window_days);
+        self.people.evict(cutoff);
+        self.issue_terms.retain(|_, (_, at)| *at >= cutoff);
     }
 
     /// An issue's key terms as of its last change.
@@ -166,8 +313,18 @@ impl AnalyticState {
     /// partitions of one engine), for the lake's snapshot tables and summaries.
     pub fn merged(parts: &[&AnalyticState]) -> AnalyticState {
         let mut out = AnalyticState::new(&DedupConfig::default());
-        out.issues = IssueIndex::merged(parts.iter().map(|p| &p.issues));
+        out.issues = IssueIndex::merged(
+            parts.iter().map(|p| &p.issues),
+            parts
+                .iter()
+                .flat_map(|p| p.archived_issues.iter().flatten()),
+        );
         for p in parts {
+            if let Some(a) = &p.people.archive {
+                out.people
+                    .people
+                    .extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             out.issue_flags
                 .extend(p.issue_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
             out.people
@@ -223,40 +380,53 @@ impl AnalyticState {
         for (row, mut c) in rows.into_iter().enumerate() {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
-            if let Some(prev) = self.seen.get_mut(&c.complaint_id) {
+            let key = id_key(&c.complaint_id);
+            if let Some(prev) = self.seen.get_mut(&key) {
                 // Only a newer known version is news; an unversioned copy (e.g. the CSV export
                 // of an API record) or an older version is a re-delivery.
                 match (&prev.source_version, &c.source_version) {
                     (_, None) => continue,
                     (None, Some(v)) => {
-                        prev.source_version = Some(v.clone());
+                        prev.source_version = Some(v.as_str().into());
                         continue;
                     }
-                    (Some(old), Some(new)) if new <= old => continue,
+                    (Some(old), Some(new)) if new.as_str() <= &**old => continue,
                     (Some(_), Some(_)) => {}
                 }
                 let prev = prev.clone();
                 let mut updated = c;
-                updated.duplicate_of = prev.duplicate_of.clone();
-                updated.duplicate_group = prev.duplicate_group.clone();
-                updated.issue_id = prev.issue_id.as_ref().map(|i| self.issues.resolve(i));
-                updated.flags = prev.flags.clone();
-                self.seen
-                    .insert(updated.complaint_id.clone(), Seen::of(&updated));
+                updated.duplicate_of = prev.duplicate_of.as_deref().map(str::to_string);
+                updated.duplicate_group = updated
+                    .duplicate_of
+                    .clone()
+                    .unwrap_or_else(|| updated.complaint_id.clone());
+                updated.issue_id = self
+                    .ids
+                    .issue_id(prev.issue)
+                    .map(|i| self.issues.resolve(&i));
+                updated.flags = self.ids.flag_sets[prev.flags as usize].clone();
+                let seen = self.ids.seen(&updated);
+                self.seen.insert(key, seen);
                 out.complaints.push(updated);
                 out.complaint_rows.push(row);
                 continue;
             }
             // Exact duplicates by content hash, near duplicates by MinHash/LSH.
+            let at = c.received_at.timestamp();
+            if self.block_clock.advance(at) {
+                self.sweep_block(cx);
+            }
             let sig = self.hasher.signature(&c.body);
             let near = self
                 .lsh
-                .insert(&self.hasher, sig, &c.complaint_id, cx.dedup.threshold);
-            c.duplicate_of = match self.first_by_content.get(&c.content_hash) {
-                Some(first) => Some(first.clone()),
+                .insert(&self.hasher, sig, &c.complaint_id, at, cx.dedup.threshold);
+            c.duplicate_of = match self.first_by_content.get(c.content_hash.as_str()) {
+                Some((first, _)) => Some(first.to_string()),
                 None => {
-                    self.first_by_content
-                        .insert(c.content_hash.clone(), c.complaint_id.clone());
+                    self.first_by_content.insert(
+                        c.content_hash.as_str().into(),
+                        (c.complaint_id.as_str().into(), at),
+                    );
                     near
                 }
             };
@@ -267,17 +437,23 @@ impl AnalyticState {
             let text = format!("{} {}", c.title, c.body);
             let flags = triage::complaint_flags(&text);
             c.flags = flags.join(",");
-            let at = c.received_at.timestamp();
             let who = c
                 .complainant
                 .clone()
                 .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
             // A duplicate belongs to its original's issue; others are clustered.
             // (`seen` holds each complaint's issue, so duplicates join their original's.)
-            let original = c.duplicate_of.as_ref().and_then(|d| self.seen.get(d));
-            let issue = match original.and_then(|s| s.issue_id.as_ref()) {
+            // An original whose issue was evicted (closed): the copy is clustered afresh.
+            let original = c
+                .duplicate_of
+                .as_ref()
+                .and_then(|d| self.seen.get(&id_key(d)));
+            let live = original
+                .and_then(|s| self.ids.issue_id(s.issue))
+                .map(|i| self.issues.resolve(&i))
+                .filter(|i| self.issues.is_live(i));
+            let issue = match live {
                 Some(i) => {
-                    let i = self.issues.resolve(i);
                     self.issues.add_member(
                         &i,
                         &c.complaint_id,
@@ -342,7 +518,8 @@ impl AnalyticState {
                     issue_terms: terms,
                 });
             }
-            self.seen.insert(c.complaint_id.clone(), Seen::of(&c));
+            let seen = self.ids.seen(&c);
+            self.seen.insert(key, seen);
             out.complaints.push(c);
             out.complaint_rows.push(row);
         }
@@ -359,11 +536,14 @@ impl AnalyticState {
     pub fn apply_people(&mut self, events: &[PersonEvent], cx: &RuleContext) -> Vec<Alert> {
         let mut changed: BTreeSet<String> = BTreeSet::new();
         for e in events {
+            if self.people_clock.advance(e.at) {
+                self.sweep_people(cx);
+            }
             if let Some(i) = &e.issue_id
                 && !e.issue_terms.is_empty()
             {
                 self.issue_terms
-                    .insert(i.clone(), join_terms(&e.issue_terms));
+                    .insert(i.clone(), (join_terms(&e.issue_terms), e.at));
             }
             self.people.observe(
                 cx.frequency,
@@ -439,6 +619,9 @@ impl AnalyticState {
         Some(id)
     }
 
+    /// Raise or update the crowd alert of an issue. Incremental: an issue's complaint ids only
+    /// grow by appending, so the alert's sorted evidence takes the ids added since it was last
+    /// built (an update costs the new ids, not the issue's size).
     fn crowd_alert(&mut self, issue_id: &str, cx: &RuleContext) -> Option<String> {
         let issue = self.issues.get(issue_id)?;
         if issue.merged_into.is_some() || issue.complainants.len() < cx.rules.crowd_min_complainants
@@ -448,10 +631,7 @@ impl AnalyticState {
         let domain = issue
             .domain()
             .filter(|d| d != crate::engine::classify::UNCLASSIFIED);
-        let window_start = local_day(issue.first_seen);
-        let window_end = local_day(issue.last_seen);
-        let mut ids = issue.complaint_ids.clone();
-        ids.sort();
+        let count = issue.complaint_ids.len();
         let flags = self.flags_of_issue(issue, cx.rules.crowd_min_complainants);
         let key_terms = self.issues.key_terms(issue_id, 6);
         let n = issue.complainants.len() as u64;
@@ -459,53 +639,98 @@ impl AnalyticState {
             .place
             .clone()
             .unwrap_or_else(|| key_terms.first().cloned().unwrap_or_default());
+        let summary = format!(
+            "{}{}：{}名群众反映{}问题，共{}件，热度{:.1}{}",
+            issue.district.as_deref().unwrap_or(""),
+            place,
+            n,
+            domain.as_deref().unwrap_or("未分类"),
+            count,
+            issue.heat(),
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", flags.join("、"))
+            }
+        );
+        let id = alert_id(
+            AlertTrigger::CrowdConcentration,
+            issue_id,
+            NaiveDate::default(),
+        );
+        let old = self.alerts.get_mut(&id);
+        if let Some(old) = &old
+            && old.complaint_count == count as u64
+            && old.summary == summary
+        {
+            // Ids only grow: the same count is the same evidence.
+            return None;
+        }
         let raised = chrono::DateTime::from_timestamp(issue.last_seen, 0)
             .unwrap_or_default()
             .with_timezone(&local_offset());
-        let alert = Alert {
-            alert_id: alert_id(
-                AlertTrigger::CrowdConcentration,
-                issue_id,
-                NaiveDate::default(),
-            ),
-            trigger: AlertTrigger::CrowdConcentration,
-            level: AlertLevel::Yellow,
-            subject: issue_id.to_string(),
-            window_start,
-            window_end,
-            summary: format!(
-                "{}{}：{}名群众反映{}问题，共{}件，热度{:.1}{}",
-                issue.district.as_deref().unwrap_or(""),
-                place,
-                n,
-                domain.as_deref().unwrap_or("未分类"),
-                ids.len(),
-                issue.heat(),
-                if flags.is_empty() {
-                    String::new()
+        let (window_start, window_end) = (local_day(issue.first_seen), local_day(issue.last_seen));
+        let unit = cx.units.responsible_at(
+            domain.as_deref(),
+            issue.district.as_deref(),
+            &[issue.place.as_deref().unwrap_or(""), &issue.title],
+        );
+        let district = issue.district.clone();
+        let deadline = add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days);
+        match old {
+            Some(a) => {
+                let known = (a.complaint_count as usize).min(count);
+                let added = &issue.complaint_ids[known..];
+                if added.len() > 16 {
+                    a.complaint_ids.extend(added.iter().cloned());
+                    a.complaint_ids.sort();
                 } else {
-                    format!("（{}）", flags.join("、"))
+                    for c in added {
+                        let at = a.complaint_ids.partition_point(|x| x < c);
+                        a.complaint_ids.insert(at, c.clone());
+                    }
                 }
-            ),
-            unit: cx.units.responsible_at(
-                domain.as_deref(),
-                issue.district.as_deref(),
-                &[issue.place.as_deref().unwrap_or(""), &issue.title],
-            ),
-            domain,
-            district: issue.district.clone(),
-            deadline: add_working_days(local_day(issue.last_seen), cx.rules.warning_working_days),
-            complaint_count: ids.len() as u64,
-            complaint_ids: ids,
-            distinct_complainants: n,
-            key_terms,
-            version: 0,
-            raised_at: raised,
-            updated_at: raised,
-            merged_into: None,
-            lifecycle: Default::default(),
-        };
-        self.upsert(alert)
+                a.window_start = window_start;
+                a.window_end = window_end;
+                a.summary = summary;
+                a.unit = unit;
+                a.domain = domain;
+                a.district = district;
+                a.complaint_count = count as u64;
+                a.distinct_complainants = n;
+                a.key_terms = key_terms;
+                a.version += 1;
+                a.updated_at = raised;
+            }
+            None => {
+                let mut ids = issue.complaint_ids.clone();
+                ids.sort();
+                let alert = Alert {
+                    alert_id: id.clone(),
+                    trigger: AlertTrigger::CrowdConcentration,
+                    level: AlertLevel::Yellow,
+                    subject: issue_id.to_string(),
+                    window_start,
+                    window_end,
+                    summary,
+                    unit,
+                    domain,
+                    district,
+                    deadline,
+                    complaint_count: count as u64,
+                    complaint_ids: ids,
+                    distinct_complainants: n,
+                    key_terms,
+                    version: 1,
+                    raised_at: raised,
+                    updated_at: raised,
+                    merged_into: None,
+                    lifecycle: Default::default(),
+                };
+                self.alerts.insert(id.clone(), alert);
+            }
+        }
+        Some(id)
     }
 
     fn frequency_alert(&mut self, person: &str, cx: &RuleContext) -> Option<String> {
@@ -538,7 +763,7 @@ impl AnalyticState {
         let key_terms = self
             .issue_terms
             .get(&top_issue)
-            .map(|t| split_terms(t))
+            .map(|(t, _)| split_terms(t))
             .unwrap_or_default();
         let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
             .unwrap_or_default()
@@ -654,7 +879,9 @@ mod tests {
             assert_eq!(out[0].duplicate_group, first);
             assert_eq!(
                 out[0].issue_id,
-                st.seen.get(&first).and_then(|s| s.issue_id.clone()),
+                st.seen
+                    .get(&id_key(&first))
+                    .and_then(|s| st.ids.issue_id(s.issue)),
                 "a duplicate joins its original's issue"
             );
             assert_eq!(out[1].duplicate_of, None);
@@ -852,6 +1079,61 @@ mod tests {
                 vec!["busy"]
             );
             assert_eq!(flagged[0].complaint_count, 12);
+        });
+    }
+
+    #[test]
+    fn state_outside_the_windows_is_evicted_by_record_time() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            // Four complaints a day for 120 days: one place per week, texts of their own.
+            let rows: Vec<Complaint> = (0..480)
+                .map(|k| {
+                    let day = k / 4;
+                    let place = format!("第{}号花园", day / 7);
+                    complaint(
+                        &format!("e{k}"),
+                        &format!("p{}", k % 37),
+                        &format!("{place}门口夜市占道经营第{k}次，编号{}", k * 7919),
+                        Some(&place),
+                        day,
+                    )
+                })
+                .collect();
+            let run = |batch: usize, keep: bool| {
+                let mut st = AnalyticState::new(cx.dedup);
+                if keep {
+                    st.keep_evicted();
+                }
+                let mut out = Vec::new();
+                for chunk in rows.chunks(batch) {
+                    out.extend(st.apply(chunk.to_vec(), cx).0);
+                }
+                (st, out)
+            };
+            let (bounded, whole) = run(480, false);
+            let window = cx.issues.window_days + EVICT_GRACE_DAYS;
+            assert!(
+                bounded.issues.len() <= (window as usize / 7 + 2),
+                "only issues of the last window are held: {}",
+                bounded.issues.len()
+            );
+            assert!(
+                bounded.lsh.len() <= (cx.dedup.window_days + EVICT_GRACE_DAYS + 1) as usize * 4
+            );
+            assert!(bounded.people.people.len() <= 37);
+            let (kept, in_ones) = run(1, true);
+            assert_eq!(whole, in_ones, "eviction does not depend on batches");
+            let view = AnalyticState::merged(&[&kept]);
+            let issues: BTreeSet<&str> =
+                whole.iter().filter_map(|c| c.issue_id.as_deref()).collect();
+            assert_eq!(issues.len(), 18, "one issue per place and week");
+            assert_eq!(
+                view.issues.all().count(),
+                issues.len(),
+                "the snapshot view keeps evicted issues"
+            );
+            assert!(issues.iter().all(|i| view.issues.get(i).is_some()));
+            assert_eq!(view.people.people.len(), 37);
         });
     }
 
