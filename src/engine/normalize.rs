@@ -48,44 +48,10 @@ pub fn mask_phone(phone: &str) -> Option<String> {
     }
 }
 
-/// Mask phone-like digit runs (7+ digits, optionally split by `-` or spaces) inside free text.
+/// Mask phone-like digit runs (7+ digits, optionally split by `-` or spaces) inside free text,
+/// and identity-card / bank-card numbers (see `pii::mask_numbers_in_text`).
 pub fn mask_phones_in_text(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            // Take a run of digits possibly separated by single '-' or ' '.
-            let mut j = i;
-            let mut digits = String::new();
-            while j < chars.len() {
-                if chars[j].is_ascii_digit() {
-                    digits.push(chars[j]);
-                    j += 1;
-                } else if (chars[j] == '-' || chars[j] == ' ')
-                    && j + 1 < chars.len()
-                    && chars[j + 1].is_ascii_digit()
-                    && !digits.is_empty()
-                {
-                    j += 1;
-                } else {
-                    break;
-                }
-            }
-            let looks_like_phone = digits.len() == 11 && digits.starts_with('1')
-                || (7..=12).contains(&digits.len()) && digits.starts_with('0');
-            if looks_like_phone {
-                out.push_str(&mask_phone(&digits).unwrap_or_default());
-            } else {
-                out.extend(&chars[i..j]);
-            }
-            i = j;
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
+    super::pii::mask_numbers_in_text(s)
 }
 
 /// Keyed-hash pseudonym of a complainant identity: `p_` + 16 hex chars of HMAC-SHA256(key, id).

@@ -1,11 +1,9 @@
 //! Personal data inside free text: citizens write their name, phone and identity-card number into
 //! the complaint itself ("我叫张三，电话138…，身份证…"). Before a text reaches analytics tables it
-//! goes through [`mask_personal_in_text`]: phones (see `normalize::mask_phones_in_text`), long digit
+//! goes through [`mask_personal_in_text`]: phones and long digit
 //! runs such as identity-card and bank-card numbers, the record's own complainant name wherever it
 //! appears, and names introduced by a self-introduction cue (我叫 / 姓名： / 联系人 …) are masked.
 //! A masked name keeps its surname: 张三 → 张某, 欧阳小明 → 欧阳某某.
-
-use super::normalize::mask_phones_in_text;
 
 /// Phrases after which a person's name follows. A strong cue (我叫, 姓名) is followed by a name
 /// whatever its surname; after a weak one (投诉人, 户主) a name is only taken when it starts with a
@@ -43,8 +41,7 @@ const AFTER_NAME: &str = "是住在的家电联今男女系现从来向反投和
 
 /// Mask personal data in a complaint text; `name` is the complainant's name from the record, if any.
 pub fn mask_personal_in_text(text: &str, name: Option<&str>) -> String {
-    let text = mask_long_numbers(text);
-    let mut text = mask_phones_in_text(&text);
+    let mut text = mask_numbers_in_text(text);
     // Only a real personal name (a known surname, 2–4 characters): a channel's placeholder such
     // as 市民 or 网友 is not masked out of the text.
     let real_name = |n: &&str| (2..=4).contains(&n.chars().count()) && surname_len(n).is_some();
@@ -131,33 +128,50 @@ fn name_at(s: &str, strong: bool) -> Option<usize> {
     Some(surname + n)
 }
 
-/// Digit runs of 15 or more (identity-card numbers with an optional final X, bank cards): all
-/// but the first 3 and last 4 characters become `*`.
-fn mask_long_numbers(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
+/// Mask numbers inside free text. A number is a run of digits, possibly split by single `-` or
+/// spaces (138-1234-1234), with a final X after 17 digits (identity cards). Phone-like ones (11
+/// digits from 1, or 7–12 from 0) are masked as phones (`138****1234`); runs of 15 or more digits
+/// (identity-card and bank-card numbers) keep their first 3 and last 4 characters. Others stay.
+pub fn mask_numbers_in_text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && chars[j].is_ascii_digit() {
-                j += 1;
-            }
-            if j < chars.len() && matches!(chars[j], 'X' | 'x') && j - i == 17 {
-                j += 1;
-            }
-            if j - i >= 15 {
-                for (k, c) in chars[i..j].iter().enumerate() {
-                    out.push(if k < 3 || k >= j - i - 4 { *c } else { '*' });
-                }
-            } else {
-                out.extend(&chars[i..j]);
-            }
-            i = j;
-        } else {
+        if !chars[i].is_ascii_digit() {
             out.push(chars[i]);
             i += 1;
+            continue;
         }
+        let mut j = i;
+        let mut digits = String::new();
+        while j < chars.len() {
+            if chars[j].is_ascii_digit() {
+                digits.push(chars[j]);
+                j += 1;
+            } else if (chars[j] == '-' || chars[j] == ' ')
+                && j + 1 < chars.len()
+                && chars[j + 1].is_ascii_digit()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if digits.len() == 17 && j < chars.len() && matches!(chars[j], 'X' | 'x') {
+            digits.push(chars[j]);
+            j += 1;
+        }
+        let n = digits.len();
+        if n == 11 && digits.starts_with('1') || (7..=12).contains(&n) && digits.starts_with('0') {
+            out.push_str(&super::normalize::mask_phone(&digits).unwrap_or_default());
+        } else if n >= 15 {
+            for (k, c) in digits.chars().enumerate() {
+                out.push(if k < 3 || k + 4 >= n { c } else { '*' });
+            }
+        } else {
+            out.extend(&chars[i..j]);
+        }
+        i = j;
     }
     out
 }
