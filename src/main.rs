@@ -185,8 +185,20 @@ fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
     Ok((cfg, files))
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what service managers send to stop a process).
 async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
     tracing::info!("stopping");
 }
 

@@ -470,6 +470,14 @@ impl Engine {
     }
 
     /// A view of the keyed state (issues, complainants) for the lake's snapshot tables.
+    /// The state partitions, for the lake's per-partition snapshot files.
+    pub fn parts(&self) -> crate::lake::StateParts<'_> {
+        crate::lake::StateParts {
+            blocks: self.core.blocks.iter().enumerate().collect(),
+            people: self.core.people.iter().enumerate().collect(),
+        }
+    }
+
     pub fn view(&self) -> AnalyticState {
         self.core.view()
     }

@@ -229,21 +229,39 @@ pub fn write_alerts(lake: &Path, alerts: &[Alert]) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The state partitions whose snapshots a writer holds: issue-block partitions (their issues)
+/// and complainant partitions (their complainants), by partition number.
+pub struct StateParts<'a> {
+    pub blocks: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
+    pub people: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
+}
+
 /// Snapshot tables of the keyed state: `issues` (one row per issue) and `complainants` (one row
-/// per pseudonym), each rewritten whole as `<table>/<table>.parquet`.
-pub fn write_snapshots(
-    lake: &Path,
-    state: &crate::engine::rules::AnalyticState,
-    common_min: usize,
-) -> Result<()> {
-    write_parquet(
-        &lake.join("issues").join("issues.parquet"),
-        &issues_batch(state, common_min)?,
-    )?;
-    write_parquet(
-        &lake.join("complainants").join("complainants.parquet"),
-        &complainants_batch(state)?,
-    )?;
+/// per pseudonym), one file per state partition (`issues/part-b<p>.parquet`,
+/// `complainants/part-c<p>.parquet`), rewritten whole by the partition's owner. Workers of
+/// `duban process` sharing a lake each write the partitions they own, so the tables are the
+/// union of every partition, whoever owns it now.
+pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -> Result<()> {
+    for (p, state) in &parts.blocks {
+        write_parquet(
+            &lake.join("issues").join(format!("part-b{p}.parquet")),
+            &issues_batch(state, common_min)?,
+        )?;
+    }
+    for (p, state) in &parts.people {
+        write_parquet(
+            &lake.join("complainants").join(format!("part-c{p}.parquet")),
+            &complainants_batch(state)?,
+        )?;
+    }
+    // Files of the whole state, as earlier versions wrote them, would count every row twice.
+    for old in ["issues/issues.parquet", "complainants/complainants.parquet"] {
+        let old = lake.join(old);
+        if old.exists() {
+            std::fs::remove_file(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+    }
     Ok(())
 }
 

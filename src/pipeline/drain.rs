@@ -84,7 +84,7 @@ pub async fn process_all(
     summary.set_state(&view, config.rules.crowd_min_complainants);
     let alert_list: Vec<Alert> = alerts.values().cloned().collect();
     crate::lake::write_alerts(&lake, &alert_list)?;
-    crate::lake::write_snapshots(&lake, &view, config.rules.crowd_min_complainants)?;
+    crate::lake::write_snapshots(&lake, &engine.parts(), config.rules.crowd_min_complainants)?;
     write_alerts_jsonl(out_dir, &alerts)?;
     std::fs::write(
         out_dir.join("summary.json"),

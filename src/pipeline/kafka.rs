@@ -493,7 +493,7 @@ pub async fn process(
         }
         if stopping {
             if snapshot_due {
-                crate::lake::write_snapshots(&lake, &w.view(), common_min)?;
+                crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
             }
             return Ok(());
         }
@@ -517,7 +517,10 @@ pub async fn process(
         } else {
             HashMap::new()
         };
+        let tasks_before = (w.issues.len(), w.complainants.len());
         w.restore(&assigned, &committed).await?;
+        // Partitions taken over get their snapshot files from this worker from now on.
+        snapshot_due |= (w.issues.len(), w.complainants.len()) != tasks_before;
         let mut txn = Txn::default();
         let t0 = Instant::now();
         w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
@@ -558,7 +561,7 @@ pub async fn process(
         // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
         snapshot_due |= !txn.complaints.is_empty();
         if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
-            crate::lake::write_snapshots(&lake, &w.view(), common_min)?;
+            crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
             snapshot_at = Instant::now();
             snapshot_due = false;
         }
@@ -739,14 +742,16 @@ impl Worker {
             .retain(|p, _| assigned.contains(&(Stage::Complainants, *p)));
     }
 
-    fn view(&self) -> AnalyticState {
-        let parts: Vec<&AnalyticState> = self
-            .issues
-            .values()
-            .map(|t| &t.state)
-            .chain(self.complainants.values().map(|t| &t.state))
-            .collect();
-        AnalyticState::merged(&parts)
+    /// The state partitions this worker owns, for the lake's per-partition snapshot files.
+    fn parts(&self) -> crate::lake::StateParts<'_> {
+        crate::lake::StateParts {
+            blocks: self.issues.iter().map(|(p, t)| (*p, &t.state)).collect(),
+            people: self
+                .complainants
+                .iter()
+                .map(|(p, t)| (*p, &t.state))
+                .collect(),
+        }
     }
 
     fn new_state(&self) -> AnalyticState {

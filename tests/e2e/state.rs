@@ -15,7 +15,7 @@ use duban::record::{Alert, Channel, Complaint, RawEnvelope};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -394,8 +394,9 @@ async fn three_workers_one_killed_midway_give_the_single_worker_output() {
     b.wait().expect("reaped");
     feeder.await.expect("feeder");
     wait_engine_caught_up(&d.cfg).await;
-    stop(a);
-    stop(c);
+    // The survivors stop the way a service manager stops them, writing their snapshots.
+    terminate(a);
+    terminate(c);
     let want = want.await.expect("reference run");
     assert!(
         at_kill < want.complaints.len(),
@@ -417,8 +418,38 @@ async fn three_workers_one_killed_midway_give_the_single_worker_output() {
             .any(|l| l.contains("state restored") && !l.contains("replayed=0"))
     });
     assert!(restored, "a survivor restored state (logs in {})", d.log());
+    // The shared lake's issues table is the union of every partition's snapshot file, each
+    // written by its owner: every issue once, the same issues as on the topic.
+    let lake = d.dir.join("data").join("lake");
+    let rows = duban::query::run_sql(&lake, "select issue_id from issues")
+        .await
+        .expect("sql over the lake");
+    let text = duban::query::render(&rows, duban::query::Format::Csv).expect("csv");
+    let lake_ids: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
     let got = tokio::task::spawn_blocking(move || (d.outputs(), d.dir.clone()))
         .await
         .expect("outputs");
+    let distinct: BTreeSet<&String> = lake_ids.iter().collect();
+    assert_eq!(distinct.len(), lake_ids.len(), "an issue twice in the lake");
+    let on_topic: BTreeSet<&String> = got.0.issues.keys().collect();
+    assert_eq!(distinct, on_topic, "the lake's issues are the topic's");
     assert_same(&got.0, &want, "three workers, one killed", &got.1);
+}
+
+/// Stop a worker with SIGTERM and wait until it has exited cleanly.
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success(), "kill -TERM");
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("status") {
+            assert!(s.success(), "the worker stopped with {s}");
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "the worker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
