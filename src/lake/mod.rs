@@ -242,16 +242,19 @@ pub struct StateParts<'a> {
 /// `duban process` sharing a lake each write the partitions they own, so the tables are the
 /// union of every partition, whoever owns it now.
 pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -> Result<()> {
+    // A partition's view: its live state and, where kept (demo, backfill), what it evicted.
+    let view =
+        |s: &crate::engine::rules::AnalyticState| crate::engine::rules::AnalyticState::merged(&[s]);
     for (p, state) in &parts.blocks {
         write_parquet(
             &lake.join("issues").join(format!("part-b{p}.parquet")),
-            &issues_batch(state, common_min)?,
+            &issues_batch(&view(state), common_min)?,
         )?;
     }
     for (p, state) in &parts.people {
         write_parquet(
             &lake.join("complainants").join(format!("part-c{p}.parquet")),
-            &complainants_batch(state)?,
+            &complainants_batch(&view(state))?,
         )?;
     }
     // Files of the whole state, as earlier versions wrote them, would count every row twice.
