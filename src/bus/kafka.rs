@@ -121,3 +121,87 @@ impl KafkaBus {
             .context("cannot create Kafka consumer")
     }
 }
+
+/// Read `topic` (one `partition`, or all of them) from the beginning to its end at the time of
+/// the call, committed records only, handing each record's key and value to `each`. Transaction
+/// markers and aborted records take offsets without being records, so reading ends at the
+/// positions, not at a count. A topic created a moment ago is waited for (up to 120 s in all).
+pub fn read_to_end(
+    bootstrap: &str,
+    topic: &str,
+    partition: Option<i32>,
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    use std::time::Instant;
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}.restore"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .with_context(|| format!("cannot create a consumer to read {topic}"))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let retry = |e: &dyn std::fmt::Display| {
+        tracing::debug!("waiting for {topic}: {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let parts: Vec<i32> = match partition {
+        Some(p) => vec![p],
+        None => loop {
+            match c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                Ok(m)
+                    if m.topics()
+                        .first()
+                        .is_some_and(|t| !t.partitions().is_empty()) =>
+                {
+                    break m.topics()[0].partitions().iter().map(|p| p.id()).collect();
+                }
+                Ok(_) if Instant::now() < deadline => retry(&"no partitions yet"),
+                Err(e) if Instant::now() < deadline => retry(&e),
+                Ok(_) => return Err(anyhow!("topic {topic} has no partitions")),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
+            }
+        },
+    };
+    let mut highs = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in parts {
+        // A topic just created may not have its leaders yet: retry until the deadline.
+        let (_, high) = loop {
+            match c.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                Ok(w) => break w,
+                Err(e) if Instant::now() < deadline => retry(&e),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {topic}/{p}")),
+            }
+        };
+        if high > 0 {
+            highs.push((p, high));
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+    }
+    if highs.is_empty() {
+        return Ok(());
+    }
+    c.assign(&tpl)?;
+    loop {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => each(m.key().unwrap_or_default(), m.payload().unwrap_or_default())?,
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
+        }
+        let pos = c.position()?;
+        let done = highs.iter().all(|(p, high)| {
+            matches!(pos.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
+        });
+        if done {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("could not read {topic} to its end within 120 s");
+        }
+    }
+}

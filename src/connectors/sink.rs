@@ -9,18 +9,15 @@
 
 use anyhow::{Context, Result, anyhow};
 use rdkafka::ClientConfig;
-use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::metrics::{self, ConnectorMetrics};
 use crate::bus::{Bus, MemoryBus, Topics};
@@ -268,55 +265,12 @@ async fn ensure_offsets_topic(bootstrap: &str, topics: &Topics, rf: i32) -> Resu
 
 /// Read the offsets topic from the beginning to its current end, committed records only.
 fn read_positions(bootstrap: &str, topic: &str, connector: &str) -> Result<Positions> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("{topic}.restore"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .context("cannot create the positions consumer")?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    // The topic may have just been created: wait for its metadata.
-    let (_, high) = loop {
-        match c.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
-            Ok(w) => break w,
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!("waiting for {topic}: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
-        }
-    };
-    if high == 0 {
-        return Ok(Positions::new());
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-    c.assign(&tpl)?;
     let mut recs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    loop {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => recs.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
-        }
-        // Done once the consumer stands at (or past) the end seen at the start: transaction
-        // markers and aborted records count as read.
-        let pos = c
-            .position()
-            .ok()
-            .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
-        if matches!(pos, Some(Offset::Offset(o)) if o >= high) {
-            break;
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("{connector}: could not read {topic} to its end ({high}) within 120 s");
-        }
-    }
+    crate::bus::kafka::read_to_end(bootstrap, topic, Some(0), |k, v| {
+        recs.push((k.to_vec(), v.to_vec()));
+        Ok(())
+    })
+    .with_context(|| format!("{connector}: reading its positions"))?;
     Ok(fold_positions(
         connector,
         recs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),

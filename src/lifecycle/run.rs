@@ -7,9 +7,8 @@
 //! offsets; deadlines are in the board, so due escalations are re-derived at start). Webhooks:
 //! see notify.rs. Runs as one instance per deployment (the transactional id is fixed).
 
-use anyhow::{Context, Result, anyhow};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use anyhow::{Context, Result};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -53,79 +52,14 @@ pub fn write_outputs(data_dir: &Path, board: &Board, documents: &[String]) -> Re
     Ok(())
 }
 
-/// Every record of `topic` (all partitions) up to its end at the time of the call, committed only
-/// (transaction markers count as read).
+/// Every record of `topic` (all partitions) up to its end at the time of the call, committed only.
 pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("{topic}.restore"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .context("cannot create the restore consumer")?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let md = loop {
-        match c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
-            Ok(m)
-                if m.topics()
-                    .first()
-                    .is_some_and(|t| !t.partitions().is_empty()) =>
-            {
-                break m;
-            }
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200))
-            }
-            Ok(_) => return Err(anyhow!("topic {topic} has no partitions")),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
-        }
-    };
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-    let mut highs = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        // A topic just created may not have its leaders yet: retry until the deadline.
-        let (_, hi) = loop {
-            match c.fetch_watermarks(topic, *p, Duration::from_secs(10)) {
-                Ok(w) => break w,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!("waiting for {topic}/{p}: {e}");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot read {topic}")),
-            }
-        };
-        if hi > 0 {
-            highs.insert(*p, hi);
-            tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-        }
-    }
-    if highs.is_empty() {
-        return Ok(Vec::new());
-    }
-    c.assign(&tpl)?;
     let mut out = Vec::new();
-    loop {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
-        }
-        let pos = c.position()?;
-        let done = highs.iter().all(|(p, hi)| {
-            matches!(pos.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *hi)
-        });
-        if done {
-            return Ok(out);
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("could not read {topic} to its end within 120 s");
-        }
-    }
+    crate::bus::kafka::read_to_end(bootstrap, topic, None, |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 type Keyed = Vec<(String, Vec<u8>)>;

@@ -28,7 +28,6 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -284,65 +283,31 @@ struct Restored {
 
 /// Read changelog partition `p` to its end (committed records only).
 fn read_changelog(bootstrap: &str, topic: &str, p: usize) -> Result<Restored> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("{topic}.restore"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .context("cannot create the changelog consumer")?;
-    let part = p as i32;
-    let (_, high) = c
-        .fetch_watermarks(topic, part, Duration::from_secs(30))
-        .with_context(|| format!("cannot read the watermarks of {topic}/{p}"))?;
     let mut out = Restored::default();
-    if high == 0 {
-        return Ok(out);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, part, Offset::Beginning)?;
-    c.assign(&tpl)?;
     let (b_prefix, c_prefix) = (format!("B/{p}/"), format!("C/{p}/"));
     let (b_ckpt, c_ckpt) = (format!("B/{p}"), format!("C/{p}"));
     let mut b_events: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut c_events: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let (mut b_state, mut c_state): (Option<StateCkpt>, Option<StateCkpt>) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                let value = m.payload().unwrap_or_default();
-                if let Some(seq) = key.strip_prefix(&b_prefix) {
-                    b_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
-                } else if let Some(seq) = key.strip_prefix(&c_prefix) {
-                    c_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
-                } else if key == b_ckpt {
-                    b_state = Some(serde_json::from_slice(value).context("checkpoint")?);
-                } else if key == c_ckpt {
-                    c_state = Some(serde_json::from_slice(value).context("checkpoint")?);
-                } else if let Some(r) = key.strip_prefix("A/") {
-                    out.normalize.insert(
-                        r.parse().context("raw partition")?,
-                        serde_json::from_slice(value).context("checkpoint")?,
-                    );
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}/{p}")),
+    crate::bus::kafka::read_to_end(bootstrap, topic, Some(p as i32), |key, value| {
+        let key = String::from_utf8_lossy(key);
+        if let Some(seq) = key.strip_prefix(&b_prefix) {
+            b_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
+        } else if let Some(seq) = key.strip_prefix(&c_prefix) {
+            c_events.insert(seq.parse().context("changelog sequence")?, value.to_vec());
+        } else if key == b_ckpt {
+            b_state = Some(serde_json::from_slice(value).context("checkpoint")?);
+        } else if key == c_ckpt {
+            c_state = Some(serde_json::from_slice(value).context("checkpoint")?);
+        } else if let Some(r) = key.strip_prefix("A/") {
+            out.normalize.insert(
+                r.parse().context("raw partition")?,
+                serde_json::from_slice(value).context("checkpoint")?,
+            );
         }
-        let pos = c
-            .position()
-            .ok()
-            .and_then(|l| l.find_partition(topic, part).map(|e| e.offset()));
-        if matches!(pos, Some(Offset::Offset(o)) if o >= high) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("could not read {topic}/{p} to its end ({high}) within 120 s");
-        }
-    }
+        Ok(())
+    })
+    .with_context(|| format!("reading {topic}/{p}"))?;
     out.issues = b_state
         .map(|ck| replay_of(topic, p, ck, &b_events))
         .transpose()?;
