@@ -414,7 +414,10 @@ impl Engine {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().expect("a normalize thread panicked"))
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("a normalize thread panicked"))?
+                })
                 .collect()
         });
         let mut complaints = Vec::with_capacity(inputs.len());

@@ -54,14 +54,11 @@ fn month_start(d: NaiveDate) -> NaiveDate {
 }
 
 fn month_end(d: NaiveDate) -> NaiveDate {
-    let first = month_start(d);
-    let next = if first.month() == 12 {
-        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
-    }
-    .expect("first of next month");
-    next - Duration::days(1)
+    // The last month the calendar can hold ends at its last day (a --date there must not panic).
+    month_start(d)
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|next| next.pred_opt())
+        .unwrap_or(NaiveDate::MAX)
 }
 
 impl ReportSpec {
@@ -304,6 +301,13 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().expect("date")
+    }
+
+    #[test]
+    fn month_ends_including_the_last_month_the_calendar_holds() {
+        assert_eq!(month_end(d("2026-12-05")), d("2026-12-31"));
+        assert_eq!(month_end(d("2028-02-10")), d("2028-02-29"));
+        assert_eq!(month_end(NaiveDate::MAX), NaiveDate::MAX);
     }
 
     #[test]
