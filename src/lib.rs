@@ -6,6 +6,7 @@ pub mod classify;
 pub mod config;
 pub mod connectors;
 pub mod engine;
+pub mod ids;
 pub mod lake;
 pub mod lifecycle;
 pub mod pipeline;

@@ -241,7 +241,7 @@ pub struct IssueIndex {
 
 /// The id of an issue number made from an `IS-` id.
 pub fn id_of_number(n: u64) -> String {
-    format!("IS-{n:016x}")
+    crate::ids::issue_id_of(n)
 }
 
 /// A multiplicative hasher for small integer keys (candidate scores): iteration order never
@@ -279,11 +279,9 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
-/// An issue id as a number (its 16 hex digits), for compact sets of ids.
+/// An issue id as a number (its base-62 digits), for compact sets of ids.
 pub fn id_number(id: &str) -> u64 {
-    id.strip_prefix("IS-")
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .unwrap_or_else(|| block_key(id))
+    crate::ids::issue_number(id).unwrap_or_else(|| block_key(id))
 }
 
 /// Key terms kept per issue in a merged view.
@@ -307,7 +305,7 @@ fn issue_id(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0x1f]);
     }
-    format!("IS-{}", &hex::encode(h.finalize())[..16])
+    crate::ids::issue_id_of(crate::ids::digest_number(&h.finalize()))
 }
 
 /// Add `n` of term `t` to a profile; true when the term is new to it. Full profiles take no new terms.

@@ -154,16 +154,13 @@ fn group_key(id: &str) -> u128 {
     u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
 }
 
-/// A pseudonym as a number (its 16 hex digits), for the compact dormant set.
+/// A pseudonym as a number (its base-62 digits), for the compact dormant set.
 fn person_number(p: &str) -> u64 {
-    p.strip_prefix("p_")
-        .filter(|h| h.len() == 16)
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .unwrap_or_else(|| {
-            p.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            })
+    crate::ids::pseudonym_number(p).unwrap_or_else(|| {
+        p.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         })
+    })
 }
 
 impl Population {

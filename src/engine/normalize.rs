@@ -54,12 +54,13 @@ pub fn mask_phones_in_text(s: &str) -> String {
     super::pii::mask_numbers_in_text(s)
 }
 
-/// Keyed-hash pseudonym of a complainant identity: `p_` + 16 hex chars of HMAC-SHA256(key, id).
+/// Keyed-hash pseudonym of a complainant identity: `p_` + 10 base-62 digits of HMAC-SHA256(key,
+/// id) (`crate::ids`).
 pub fn pseudonym(key: &[u8], identity: &str) -> String {
     let mut mac =
         <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(identity.as_bytes());
-    format!("p_{}", &hex::encode(mac.finalize().into_bytes())[..16])
+    crate::ids::pseudonym_of(crate::ids::digest_number(&mac.finalize().into_bytes()))
 }
 
 /// The identity a pseudonym is derived from: the phone's digits when there are enough, else the
@@ -470,7 +471,7 @@ mod tests {
         let a = pseudonym(b"k1", "tel:13812341234");
         assert_eq!(a, pseudonym(b"k1", "tel:13812341234"));
         assert_ne!(a, pseudonym(b"k2", "tel:13812341234"));
-        assert!(a.starts_with("p_") && a.len() == 18);
+        assert!(a.starts_with("p_") && a.len() == 12);
         assert_eq!(
             identity("board", Some("138 1234 1234"), Some("u1"), None).as_deref(),
             Some("tel:13812341234")

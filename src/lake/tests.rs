@@ -15,7 +15,7 @@ fn complaint(n: usize, version: Option<&str>) -> Complaint {
         fetched_at: t,
         title: format!("title {n}"),
         body: format!("body {n} {}", version.unwrap_or("")),
-        complainant: Some(format!("p_{n:016x}")),
+        complainant: Some(crate::ids::pseudonym_of(n as u64)),
         phone_masked: Some("138****1234".into()),
         district: Some("镜湖区".into()),
         address: None,

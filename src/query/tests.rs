@@ -17,7 +17,7 @@ fn complaint(n: usize, title: &str, body: &str) -> Complaint {
         fetched_at: t,
         title: title.into(),
         body: body.into(),
-        complainant: Some(format!("p_{n:016x}")),
+        complainant: Some(crate::ids::pseudonym_of(n as u64)),
         phone_masked: None,
         district: Some("镜湖区".into()),
         address: None,
