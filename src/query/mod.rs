@@ -89,16 +89,23 @@ pub async fn lake_context(lake: &Path) -> Result<SessionContext> {
     lake_context_with(lake, &SqlOptions::default()).await
 }
 
+/// Hash partitions per core. A grouping with millions of groups (`count(DISTINCT complainant)` per
+/// issue over a month: one group per (issue, complainant) pair) builds one hash table per
+/// partition; 8 per core keeps each table small enough to stay in cache while the 2 threads of
+/// a 2-core machine work through them. On the 10M-complaint benchmark this took the query from
+/// 1.7 s (1 per core) to 1.2 s, with no loss on the small groupings (per domain × district × day).
+pub const PARTITIONS_PER_CORE: usize = 8;
+
 /// The session settings of every SQL entry point (`duban sql`, its REPL, `duban serve-sql`, the
-/// reports and `cargo bench --bench sql`): one scan/aggregation partition per core, the
-/// information schema (SHOW TABLES, DESCRIBE, BI tools' catalog queries), file statistics, and
-/// Parquet filter pushdown with reordering so filters on time or a low-cardinality column read
-/// only the rows (pages) that can match.
+/// reports and `cargo bench --bench sql`): [`PARTITIONS_PER_CORE`] scan/aggregation partitions
+/// per core, the information schema (SHOW TABLES, DESCRIBE, BI tools' catalog queries), file
+/// statistics, and Parquet filter pushdown with reordering so filters on time or a
+/// low-cardinality column read only the rows (pages) that can match.
 pub fn session_config() -> SessionConfig {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cfg = SessionConfig::new()
         .with_information_schema(true)
-        .with_target_partitions(cores)
+        .with_target_partitions(cores * PARTITIONS_PER_CORE)
         .with_collect_statistics(true)
         .with_parquet_pruning(true);
     let opts = cfg.options_mut();
