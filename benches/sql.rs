@@ -7,7 +7,7 @@
 //! (`INSERT ... SELECT FROM numbers(N)` into the sink's complaints table), so both hold the same
 //! rows without a slow transfer.
 //!
-//! The ids have the lengths of real ones (`p_` + 16 hex pseudonyms, `IS-` + 16 hex issue ids), and
+//! The ids have the format of real ones (`duban::ids`: 12-byte pseudonyms and issue ids), and
 //! each day's file is sorted by (received_at, complaint_id) like a compacted partition. The lake is
 //! generated once and kept in the temp folder, keyed by the row count, `GENERATOR` (bump it when
 //! the rows change) and `duban::lake::LAYOUT` (the writer's layout version).
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Version of the generated rows; part of the cached lake's folder name.
-const GENERATOR: u32 = 2;
+const GENERATOR: u32 = 3;
 const DAYS: u64 = 30;
 const DOMAINS: [&str; 10] = [
     "城市管理",
@@ -73,26 +73,43 @@ fn mix_expr(n: &str, k: u64) -> String {
     format!("bitXor({x}, bitShiftRight({x}, 29))")
 }
 
-/// 16 lower-case hex digits of an id number (the top bit set, so ClickHouse's `hex` prints 16).
-fn hex16(id: u64, salt: u64) -> String {
-    format!("{:016x}", mix(id, salt) | 1 << 63)
+/// The id of an id number in duban's format (`duban::ids`: a prefix and fixed-width base-62
+/// digits of a hash); ClickHouse computes the same with `id_sql`.
+fn id(prefix: &str, digits: u32, n: u64, salt: u64) -> String {
+    let s = duban::ids::encode62(mix(n, salt), digits);
+    format!("{prefix}{s}")
 }
 
-fn hex16_sql(id: &str, salt: u64) -> String {
-    format!(
-        "lower(hex(bitOr({}, bitShiftLeft(toUInt64(1), 63))))",
-        mix_expr(id, salt)
+fn id_sql(prefix: &str, digits: u32, n: &str, salt: u64) -> String {
+    let x = format!("({} % toUInt64({}))", mix_expr(n, salt), 62u64.pow(digits));
+    let chars: Vec<String> = (0..digits)
+        .map(|k| {
+            format!(
+                "substring('{ALPHABET}', toUInt32(intDiv({x}, toUInt64({})) % 62) + 1, 1)",
+                62u64.pow(digits - 1 - k)
+            )
+        })
+        .collect();
+    format!("concat('{prefix}', {})", chars.join(", "))
+}
+
+const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn complainant(n: u64) -> String {
+    id(
+        duban::ids::PSEUDONYM_PREFIX,
+        duban::ids::PSEUDONYM_DIGITS,
+        mix(n, 4) % PEOPLE,
+        8,
     )
 }
 
-fn complainant(n: u64) -> String {
-    format!("p_{}", hex16(mix(n, 4) % PEOPLE, 8))
-}
-
 fn issue(n: u64) -> String {
-    format!(
-        "IS-{}",
-        hex16((mix(n, 5) % ISSUES).min(mix(n, 6) % ISSUES), 9)
+    id(
+        duban::ids::ISSUE_PREFIX,
+        duban::ids::ISSUE_DIGITS,
+        (mix(n, 5) % ISSUES).min(mix(n, 6) % ISSUES),
+        9,
     )
 }
 
@@ -163,7 +180,7 @@ fn clickhouse_insert_sql(rows: u64) -> String {
          arrayElement({channels}, {m7} % 4 + 1) AS channel, \
          toString(number) AS source_id, {recv} AS received_at, {recv} AS fetched_at, \
          concat({domain}, '问题') AS title, 'b' AS body, \
-         concat('p_', {person}) AS complainant, \
+         {person} AS complainant, \
          CAST(NULL AS Nullable(String)) AS phone_masked, \
          arrayElement({districts}, {m3} % 8 + 1) AS district, \
          CAST(NULL AS Nullable(String)) AS address, {domain} AS domain, \
@@ -173,7 +190,7 @@ fn clickhouse_insert_sql(rows: u64) -> String {
          CAST(NULL AS Nullable(String)) AS duplicate_of, \
          concat('c', toString(number)) AS duplicate_group, \
          CAST(NULL AS Nullable(String)) AS place, \
-         concat('IS-', {issue}) AS issue_id, \
+         {issue} AS issue_id, \
          '' AS flags, CAST(NULL AS Nullable(String)) AS source_version, \
          toUInt64(1) AS _version \
          FROM numbers({rows})",
@@ -181,8 +198,15 @@ fn clickhouse_insert_sql(rows: u64) -> String {
         districts = arr(&DISTRICTS),
         m3 = mix_sql(3),
         m7 = mix_sql(7),
-        person = hex16_sql(&format!("({} % {PEOPLE})", mix_sql(4)), 8),
-        issue = hex16_sql(
+        person = id_sql(
+            duban::ids::PSEUDONYM_PREFIX,
+            duban::ids::PSEUDONYM_DIGITS,
+            &format!("({} % {PEOPLE})", mix_sql(4)),
+            8
+        ),
+        issue = id_sql(
+            duban::ids::ISSUE_PREFIX,
+            duban::ids::ISSUE_DIGITS,
             &format!(
                 "least({} % {ISSUES}, {} % {ISSUES})",
                 mix_sql(5),
