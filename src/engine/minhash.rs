@@ -64,7 +64,9 @@ impl MinHasher {
         let k = self.seeds.len();
         let mut sig = vec![u32::MAX; k];
         let mut window: std::collections::VecDeque<char> = std::collections::VecDeque::new();
-        let chars = text.chars().filter(|c| c.is_alphanumeric());
+        let chars = text
+            .chars()
+            .filter(|c| crate::engine::normalize::is_alphanumeric(*c));
         let mut all: Vec<char> = Vec::new();
         let mut any = false;
         let n = self.ngram;
