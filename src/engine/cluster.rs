@@ -260,8 +260,8 @@ pub struct ClusterInput<'a> {
 pub struct IssueIndex {
     list: Vec<Issue>,
     by_id: HashMap<String, usize>,
-    /// (block, canonical place) → the open issue of that place.
-    by_place: HashMap<(String, String), usize>,
+    /// block key → canonical place → the open issue of that place.
+    by_place: HashMap<u64, HashMap<String, usize>>,
     /// (block, first two chars of any position) → place issues, to find containing places.
     place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
     /// Interned terms, their document frequency.
@@ -528,6 +528,11 @@ impl IssueIndex {
         }
     }
 
+    /// The issue of a block's (canonical) place.
+    fn place_issue(&self, block: &str, place: &str) -> Option<&usize> {
+        self.by_place.get(&block_key(block))?.get(place)
+    }
+
     fn is_open(&self, i: usize, at: i64, window: i64) -> bool {
         let x = &self.list[i];
         x.merged_into.is_none() && at <= x.last_seen + window && at >= x.first_seen - window
@@ -545,7 +550,7 @@ impl IssueIndex {
         let place = c.place.map(canonical_place);
         let mut chosen: Option<usize> = None;
         if let Some(p) = &place {
-            if let Some(i) = self.by_place.get(&(block.clone(), p.clone())) {
+            if let Some(i) = self.place_issue(&block, p) {
                 let i = self.resolve_idx(*i);
                 if self.is_open(i, c.at, window) {
                     chosen = Some(i);
@@ -600,7 +605,10 @@ impl IssueIndex {
                 });
                 self.by_id.insert(id, i);
                 if let Some(p) = &place {
-                    self.by_place.insert((block.clone(), p.clone()), i);
+                    self.by_place
+                        .entry(block_key(&block))
+                        .or_default()
+                        .insert(p.clone(), i);
                     let mut seen = BTreeSet::new();
                     for g in grams(p) {
                         if seen.insert(g) {
@@ -755,13 +763,16 @@ impl IssueIndex {
         }
         // Contained in p: a substring of p (three characters or more) that is a known place.
         let chars: Vec<char> = p.chars().collect();
+        let places = self.by_place.get(&block_key(block));
+        let mut sub = String::new();
         for a in 0..chars.len() {
             for b in a + 3..=chars.len() {
                 if b - a == chars.len() {
                     continue;
                 }
-                let sub: String = chars[a..b].iter().collect();
-                if let Some(i) = self.by_place.get(&(block.to_string(), sub)) {
+                sub.clear();
+                sub.extend(&chars[a..b]);
+                if let Some(i) = places.and_then(|m| m.get(sub.as_str())) {
                     out.push(*i);
                 }
             }
@@ -796,7 +807,10 @@ impl IssueIndex {
         }
         self.list[into].norm = self.norm_of(&self.list[into].profile);
         if let Some(p) = src.place {
-            self.by_place.insert((src.block, p), into);
+            self.by_place
+                .entry(block_key(&src.block))
+                .or_default()
+                .insert(p, into);
         }
     }
 
@@ -877,12 +891,15 @@ impl IssueIndex {
             }
             None => false,
         });
-        self.by_place.retain(|_, i| match map(i) {
-            Some(j) => {
-                *i = j;
-                true
-            }
-            None => false,
+        self.by_place.retain(|_, m| {
+            m.retain(|_, i| match map(i) {
+                Some(j) => {
+                    *i = j;
+                    true
+                }
+                None => false,
+            });
+            !m.is_empty()
         });
         let renumber = |l: &mut Vec<usize>| {
             l.retain_mut(|i| match map(i) {
