@@ -110,21 +110,25 @@ const STOP: &[&str] = &[
 static STOP_SET: LazyLock<std::collections::HashSet<&'static str>> =
     LazyLock::new(|| STOP.iter().copied().collect());
 
-/// Words of a text for clustering: jieba words of two or more characters, stop words removed.
-pub fn terms(text: &str) -> HashMap<String, f32> {
-    let mut tf: HashMap<String, f32> = HashMap::new();
-    for t in JIEBA.cut(text, false) {
-        let w = t.word;
-        if w.chars().nth(1).is_some()
-            && w.chars().all(|c| c.is_alphanumeric())
-            && !STOP_SET.contains(w)
-        {
-            match tf.get_mut(w) {
-                Some(n) => *n += 1.0,
-                None => {
-                    tf.insert(w.to_string(), 1.0);
-                }
-            }
+/// Words of a text for clustering: jieba words of two or more characters, stop words removed;
+/// each distinct word with its count, sorted by word.
+pub fn terms(text: &str) -> Vec<(&str, f32)> {
+    let mut words: Vec<&str> = JIEBA
+        .cut(text, false)
+        .into_iter()
+        .map(|t| t.word)
+        .filter(|w| {
+            w.chars().nth(1).is_some()
+                && w.chars().all(crate::engine::normalize::is_alphanumeric)
+                && !STOP_SET.contains(w)
+        })
+        .collect();
+    words.sort_unstable();
+    let mut tf: Vec<(&str, f32)> = Vec::with_capacity(words.len());
+    for w in words {
+        match tf.last_mut() {
+            Some((last, n)) if *last == w => *n += 1.0,
+            _ => tf.push((w, 1.0)),
         }
     }
     tf
@@ -157,6 +161,31 @@ pub struct Issue {
     pub merged_into: Option<String>,
 }
 
+/// One issue in a term's posting list: its number and `1 + ln tf` of the term in its profile.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    issue: u32,
+    log_tf: f32,
+}
+
+/// Record issue `idx`'s count `tf` of a term in the term's posting list: updated where the issue
+/// is listed; a term new to the issue (`new`) is listed while the list has room. Lists stay
+/// sorted by issue number.
+fn post(list: &mut Vec<Posting>, idx: usize, tf: f32, new: bool) {
+    let issue = idx as u32;
+    match list.binary_search_by_key(&issue, |p| p.issue) {
+        Ok(k) => list[k].log_tf = 1.0 + tf.ln(),
+        Err(k) if new && list.len() < MAX_POSTING => list.insert(
+            k,
+            Posting {
+                issue,
+                log_tf: 1.0 + tf.ln(),
+            },
+        ),
+        Err(_) => {}
+    }
+}
+
 /// Terms kept per issue profile.
 const MAX_PROFILE: usize = 300;
 /// Issues kept per posting list.
@@ -168,10 +197,15 @@ const COMMON_TERM_SHARE: f32 = 0.2;
 
 impl Issue {
     pub fn domain(&self) -> Option<String> {
+        self.domain_ref().map(str::to_string)
+    }
+
+    /// The most frequent domain (ties: the first by name), borrowed.
+    pub fn domain_ref(&self) -> Option<&str> {
         self.domains
             .iter()
             .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.as_str())
     }
 
     /// Complaints in the last 7 days of activity over the 7 days before (1.0 = flat).
@@ -190,8 +224,15 @@ impl Issue {
 
     fn add(&mut self, complaint_id: &str, complainant: &str, domain: &str, at: i64, likes: i64) {
         self.complaint_ids.push(complaint_id.to_string());
-        self.complainants.insert(complainant.to_string());
-        *self.domains.entry(domain.to_string()).or_default() += 1;
+        if !self.complainants.contains(complainant) {
+            self.complainants.insert(complainant.to_string());
+        }
+        match self.domains.get_mut(domain) {
+            Some(n) => *n += 1,
+            None => {
+                self.domains.insert(domain.to_string(), 1);
+            }
+        }
         self.first_seen = self.first_seen.min(at);
         self.last_seen = self.last_seen.max(at);
         *self
@@ -219,8 +260,8 @@ pub struct ClusterInput<'a> {
 pub struct IssueIndex {
     list: Vec<Issue>,
     by_id: HashMap<String, usize>,
-    /// (block, canonical place) → the open issue of that place.
-    by_place: HashMap<(String, String), usize>,
+    /// block key → canonical place → the open issue of that place.
+    by_place: HashMap<u64, HashMap<String, usize>>,
     /// (block, first two chars of any position) → place issues, to find containing places.
     place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
     /// Interned terms, their document frequency.
@@ -228,8 +269,10 @@ pub struct IssueIndex {
     words: Vec<String>,
     df: Vec<u32>,
     docs: u32,
-    /// (block, term) → issues whose profile has the term.
-    postings: HashMap<(u64, u32), Vec<usize>, FastHash>,
+    /// (block, term) → issues whose profile has the term, by issue number, each with the term's
+    /// log count in that profile (`1 + ln tf`, kept up to date as the profile grows), so scoring
+    /// a query reads one contiguous list instead of every candidate's profile.
+    postings: HashMap<(u64, u32), Vec<Posting>, FastHash>,
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
     since_recluster: usize,
@@ -237,6 +280,8 @@ pub struct IssueIndex {
     cached_terms: HashMap<String, Vec<String>>,
     /// Ids of evicted place issues (as numbers): a late complaint of their period gets a new id.
     retired: std::collections::HashSet<u64>,
+    /// Scoring's accumulators by issue number (see `scores`): no state, only reused memory.
+    scratch: (Vec<f32>, Vec<bool>),
 }
 
 /// The id of an issue number made from an `IS-` id.
@@ -308,27 +353,20 @@ fn issue_id(parts: &[&str]) -> String {
     crate::ids::issue_id_of(crate::ids::digest_number(&h.finalize()))
 }
 
-/// Add `n` of term `t` to a profile; true when the term is new to it. Full profiles take no new terms.
-fn add_term(profile: &mut Vec<(u32, f32)>, t: u32, n: f32) -> bool {
+/// Add `n` of term `t` to a profile: (whether the term is new to it, its count now, `None` when
+/// the profile does not hold it). Full profiles take no new terms.
+fn add_term(profile: &mut Vec<(u32, f32)>, t: u32, n: f32) -> (bool, Option<f32>) {
     match profile.binary_search_by_key(&t, |e| e.0) {
         Ok(i) => {
             profile[i].1 += n;
-            false
+            (false, Some(profile[i].1))
         }
         Err(i) if profile.len() < MAX_PROFILE => {
             profile.insert(i, (t, n));
-            true
+            (true, Some(n))
         }
-        Err(_) => false,
+        Err(_) => (false, None),
     }
-}
-
-/// Count of term `t` in a sorted profile.
-fn term_count(profile: &[(u32, f32)], t: u32) -> Option<f32> {
-    profile
-        .binary_search_by_key(&t, |e| e.0)
-        .ok()
-        .map(|i| profile[i].1)
 }
 
 /// A block's key in the indexes (FNV-1a; no allocation per lookup).
@@ -387,16 +425,15 @@ impl IssueIndex {
     /// The text's terms as (term id, count) sorted by id. New words get ids in word order, so
     /// ids depend only on the sequence of texts, never on a hash map's iteration order.
     fn intern(&mut self, text: &str) -> Vec<(u32, f32)> {
-        let mut words: Vec<(String, f32)> = terms(text).into_iter().collect();
-        words.sort_by(|a, b| a.0.cmp(&b.0));
+        let words = terms(text);
         let mut out = Vec::with_capacity(words.len());
         for (w, n) in words {
-            let id = match self.vocab.get(&w) {
+            let id = match self.vocab.get(w) {
                 Some(id) => *id,
                 None => {
                     let id = self.words.len() as u32;
-                    self.vocab.insert(w.clone(), id);
-                    self.words.push(w);
+                    self.vocab.insert(w.to_string(), id);
+                    self.words.push(w.to_string());
                     self.df.push(0);
                     id
                 }
@@ -408,9 +445,14 @@ impl IssueIndex {
     }
 
     /// Cosine of a query profile against the open issues of a block that share a term with it.
-    fn scores(&self, block: &str, query: &[(u32, f32)]) -> HashMap<usize, f32, FastHash> {
+    /// Returns (issue number, cosine) in no particular order (callers decide by value and id).
+    fn scores(&mut self, block: &str, query: &[(u32, f32)]) -> Vec<(usize, f32)> {
         let qn = self.norm_of(query);
-        let mut acc: HashMap<usize, f32, FastHash> = HashMap::default();
+        // Dense accumulators by issue number, reused across calls (zero outside a call).
+        let (mut acc, mut hit) = std::mem::take(&mut self.scratch);
+        acc.resize(self.list.len(), 0.0);
+        hit.resize(self.list.len(), false);
+        let mut touched: Vec<usize> = Vec::new();
         let limit = (self.docs as f32 * COMMON_TERM_SHARE).max(3.0);
         let bk = block_key(block);
         for (t, n) in query {
@@ -423,16 +465,26 @@ impl IssueIndex {
             // `weight` with the term's IDF computed once (the same floats as calling it).
             let idf = self.idf(*t);
             let wq = (1.0 + n.ln()) * idf / qn;
-            for &i in list {
-                if let Some(tf) = term_count(&self.list[i].profile, *t) {
-                    *acc.entry(i).or_default() += wq * ((1.0 + tf.ln()) * idf);
+            for p in list {
+                let i = p.issue as usize;
+                if !hit[i] {
+                    hit[i] = true;
+                    touched.push(i);
                 }
+                acc[i] += wq * (p.log_tf * idf);
             }
         }
-        for (i, v) in acc.iter_mut() {
-            *v /= self.list[*i].norm;
-        }
-        acc
+        let out = touched
+            .into_iter()
+            .map(|i| {
+                let v = acc[i] / self.list[i].norm;
+                acc[i] = 0.0;
+                hit[i] = false;
+                (i, v)
+            })
+            .collect();
+        self.scratch = (acc, hit);
+        out
     }
 
     fn cosine(&self, a: &Issue, b: &Issue) -> f64 {
@@ -444,7 +496,9 @@ impl IssueIndex {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
-                    dot += self.weight(p[i].0, p[i].1) * self.weight(q[j].0, q[j].1);
+                    // `weight` of both, the term's IDF computed once (the same floats).
+                    let idf = self.idf(p[i].0);
+                    dot += ((1.0 + p[i].1.ln()) * idf) * ((1.0 + q[j].1.ln()) * idf);
                     i += 1;
                     j += 1;
                 }
@@ -472,6 +526,11 @@ impl IssueIndex {
         }
     }
 
+    /// The issue of a block's (canonical) place.
+    fn place_issue(&self, block: &str, place: &str) -> Option<&usize> {
+        self.by_place.get(&block_key(block))?.get(place)
+    }
+
     fn is_open(&self, i: usize, at: i64, window: i64) -> bool {
         let x = &self.list[i];
         x.merged_into.is_none() && at <= x.last_seen + window && at >= x.first_seen - window
@@ -489,7 +548,7 @@ impl IssueIndex {
         let place = c.place.map(canonical_place);
         let mut chosen: Option<usize> = None;
         if let Some(p) = &place {
-            if let Some(i) = self.by_place.get(&(block.clone(), p.clone())) {
+            if let Some(i) = self.place_issue(&block, p) {
                 let i = self.resolve_idx(*i);
                 if self.is_open(i, c.at, window) {
                     chosen = Some(i);
@@ -544,7 +603,10 @@ impl IssueIndex {
                 });
                 self.by_id.insert(id, i);
                 if let Some(p) = &place {
-                    self.by_place.insert((block.clone(), p.clone()), i);
+                    self.by_place
+                        .entry(block_key(&block))
+                        .or_default()
+                        .insert(p.clone(), i);
                     let mut seen = BTreeSet::new();
                     for g in grams(p) {
                         if seen.insert(g) {
@@ -559,16 +621,11 @@ impl IssueIndex {
             }
         };
         self.list[idx].add(c.complaint_id, c.complainant, c.domain, c.at, c.likes);
-        let mut new_terms = Vec::new();
+        let bk = block_key(&block);
         for (t, n) in tf {
-            if add_term(&mut self.list[idx].profile, t, n) {
-                new_terms.push(t);
-            }
-        }
-        for t in new_terms {
-            let list = self.postings.entry((block_key(&block), t)).or_default();
-            if list.len() < MAX_POSTING {
-                list.push(idx);
+            let (new, count) = add_term(&mut self.list[idx].profile, t, n);
+            if let Some(count) = count {
+                post(self.postings.entry((bk, t)).or_default(), idx, count, new);
             }
         }
         self.list[idx].norm = self.norm_of(&self.list[idx].profile);
@@ -649,8 +706,7 @@ impl IssueIndex {
                 if !overlap {
                     continue;
                 }
-                let same_domain = x.domain() == y.domain();
-                let cos = self.cosine(x, y);
+                // Cheapest tests first: most candidates name another place.
                 let contains = match (&x.place, &y.place) {
                     (Some(p), Some(q)) => {
                         p != q && (p.contains(q.as_str()) || q.contains(p.as_str()))
@@ -659,6 +715,14 @@ impl IssueIndex {
                 };
                 let places_compatible =
                     x.place.is_none() || y.place.is_none() || x.place == y.place;
+                if !contains && !places_compatible {
+                    continue;
+                }
+                let same_domain = x.domain_ref() == y.domain_ref();
+                if !contains && !same_domain {
+                    continue;
+                }
+                let cos = self.cosine(x, y);
                 if (contains && (same_domain || cos >= 0.25))
                     || (places_compatible && same_domain && cos >= cfg.merge_similarity)
                 {
@@ -697,13 +761,16 @@ impl IssueIndex {
         }
         // Contained in p: a substring of p (three characters or more) that is a known place.
         let chars: Vec<char> = p.chars().collect();
+        let places = self.by_place.get(&block_key(block));
+        let mut sub = String::new();
         for a in 0..chars.len() {
             for b in a + 3..=chars.len() {
                 if b - a == chars.len() {
                     continue;
                 }
-                let sub: String = chars[a..b].iter().collect();
-                if let Some(i) = self.by_place.get(&(block.to_string(), sub)) {
+                sub.clear();
+                sub.extend(&chars[a..b]);
+                if let Some(i) = places.and_then(|m| m.get(sub.as_str())) {
                     out.push(*i);
                 }
             }
@@ -723,25 +790,25 @@ impl IssueIndex {
         for (k, v) in src.days {
             *dst.days.entry(k).or_default() += v;
         }
-        let mut new_terms = Vec::new();
+        let mut changed_terms = Vec::new();
         for (t, n) in src.profile {
-            if add_term(&mut dst.profile, t, n) {
-                new_terms.push(t);
+            if let (new, Some(count)) = add_term(&mut dst.profile, t, n) {
+                changed_terms.push((t, count, new));
             }
         }
         dst.first_seen = dst.first_seen.min(src.first_seen);
         dst.last_seen = dst.last_seen.max(src.last_seen);
         dst.likes += src.likes;
-        let block = dst.block.clone();
-        for t in new_terms {
-            let list = self.postings.entry((block_key(&block), t)).or_default();
-            if list.len() < MAX_POSTING {
-                list.push(into);
-            }
+        let bk = block_key(&dst.block);
+        for (t, count, new) in changed_terms {
+            post(self.postings.entry((bk, t)).or_default(), into, count, new);
         }
         self.list[into].norm = self.norm_of(&self.list[into].profile);
         if let Some(p) = src.place {
-            self.by_place.insert((src.block, p), into);
+            self.by_place
+                .entry(block_key(&src.block))
+                .or_default()
+                .insert(p, into);
         }
     }
 
@@ -822,12 +889,15 @@ impl IssueIndex {
             }
             None => false,
         });
-        self.by_place.retain(|_, i| match map(i) {
-            Some(j) => {
-                *i = j;
-                true
-            }
-            None => false,
+        self.by_place.retain(|_, m| {
+            m.retain(|_, i| match map(i) {
+                Some(j) => {
+                    *i = j;
+                    true
+                }
+                None => false,
+            });
+            !m.is_empty()
         });
         let renumber = |l: &mut Vec<usize>| {
             l.retain_mut(|i| match map(i) {
@@ -840,7 +910,17 @@ impl IssueIndex {
             !l.is_empty()
         };
         self.place_grams.retain(|_, l| renumber(l));
-        self.postings.retain(|_, l| renumber(l));
+        // The renumbering keeps order, so lists stay sorted.
+        self.postings.retain(|_, l| {
+            l.retain_mut(|p| match remap[p.issue as usize] {
+                Some(j) => {
+                    p.issue = j as u32;
+                    true
+                }
+                None => false,
+            });
+            !l.is_empty()
+        });
         self.dirty = self.dirty.iter().filter_map(map).collect();
         self.cached_terms
             .retain(|id, _| self.by_id.contains_key(id));

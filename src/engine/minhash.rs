@@ -64,7 +64,9 @@ impl MinHasher {
         let k = self.seeds.len();
         let mut sig = vec![u32::MAX; k];
         let mut window: std::collections::VecDeque<char> = std::collections::VecDeque::new();
-        let chars = text.chars().filter(|c| c.is_alphanumeric());
+        let chars = text
+            .chars()
+            .filter(|c| crate::engine::normalize::is_alphanumeric(*c));
         let mut all: Vec<char> = Vec::new();
         let mut any = false;
         let n = self.ngram;
@@ -134,12 +136,12 @@ impl MinHasher {
     }
 }
 
-/// Estimated Jaccard similarity of a signature and a stored (16-bit) one.
-fn similarity16(a: &Signature, b: &[u16]) -> f64 {
+/// Estimated Jaccard similarity of two stored (16-bit) signatures.
+fn similarity16(a: &[u16], b: &[u16]) -> f64 {
     if a.is_empty() || a.len() != b.len() {
         return 0.0;
     }
-    a.iter().zip(b).filter(|(x, y)| **x as u16 == **y).count() as f64 / a.len() as f64
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
 
 /// Most items of one bucket compared with a new item (the newest ones).
@@ -194,6 +196,10 @@ impl LshIndex {
             .band_keys(&sig)
             .map(|(b, k)| ((b as u64) << 32) | (k >> 32))
             .collect();
+        // The signature as stored (16 bits per bin); items met in several bands are compared once.
+        let sig16: Vec<u16> = sig.iter().map(|v| *v as u16).collect();
+        let mut compared: std::collections::HashSet<u32, crate::engine::cluster::FastHash> =
+            Default::default();
         for (b, k) in keys.iter().enumerate() {
             let mut next = self.heads.get(k).copied();
             let mut seen = 0;
@@ -202,9 +208,11 @@ impl LshIndex {
             {
                 let Some(item) = self.item(n) else { break };
                 seen += 1;
-                let s = similarity16(&sig, &item.sig);
-                if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && n < bi)) {
-                    best = Some((s, n));
+                if compared.insert(n) {
+                    let s = similarity16(&sig16, &item.sig);
+                    if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && n < bi)) {
+                        best = Some((s, n));
+                    }
                 }
                 next = Some(item.prev[b]).filter(|p| *p != u32::MAX);
             }
@@ -218,7 +226,7 @@ impl LshIndex {
             .map(|k| self.heads.insert(*k, idx).unwrap_or(u32::MAX))
             .collect();
         self.items.push_back(Item {
-            sig: sig.iter().map(|v| *v as u16).collect(),
+            sig: sig16.into_boxed_slice(),
             first: first.as_deref().unwrap_or(id).into(),
             at,
             prev,

@@ -31,6 +31,13 @@ pub fn normalize_text(s: &str) -> String {
     out
 }
 
+/// `char::is_alphanumeric` with the common cases first (ASCII, CJK Unified Ideographs, every one
+/// of which is alphabetic), skipping the Unicode table lookup for them.
+#[inline]
+pub fn is_alphanumeric(c: char) -> bool {
+    c.is_ascii_alphanumeric() || ('\u{4E00}'..='\u{9FEF}').contains(&c) || c.is_alphanumeric()
+}
+
 /// Mask a phone number as 138****1234; keeps only digits. `None` when it has fewer than 7 digits.
 pub fn mask_phone(phone: &str) -> Option<String> {
     let digits: String = normalize_text(phone)

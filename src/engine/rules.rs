@@ -52,14 +52,15 @@ fn split_terms(t: &str) -> Vec<String> {
     t.split('\u{1f}').map(str::to_string).collect()
 }
 
-/// The analytic columns decided for a complaint id, and the version they were decided on; kept
-/// for every complaint ever seen (re-deliveries and new versions of old records), so compact:
-/// the duplicate group is the complaint itself unless `duplicate_of`, the issue a number
-/// (`Ids`), the flags an index into the state's distinct flag sets.
-#[derive(Debug, Clone)]
+/// The analytic columns decided for a complaint id; kept for every complaint ever seen
+/// (re-deliveries and new versions of old records), so compact: the issue a number (`Ids`), the
+/// flags an index into the state's distinct flag sets, 10 bytes without padding (26 with its
+/// key). The rarer columns live in side maps by the same key: the source version a record was
+/// last decided on (`AnalyticState::versions`) and `duplicate_of` (`AnalyticState::dup_of`;
+/// without one the duplicate group is the complaint itself).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed)]
 struct Seen {
-    source_version: Option<Box<str>>,
-    duplicate_of: Option<Box<str>>,
     /// Issue number (0: none).
     issue: u64,
     flags: u16,
@@ -122,8 +123,6 @@ impl Ids {
 
     fn seen(&mut self, c: &Complaint) -> Seen {
         Seen {
-            source_version: c.source_version.as_deref().map(Box::from),
-            duplicate_of: c.duplicate_of.as_deref().map(Box::from),
             issue: c.issue_id.as_deref().map_or(0, |i| self.issue_number(i)),
             flags: self.flags_index(&c.flags),
         }
@@ -180,6 +179,10 @@ pub struct AnalyticState {
     hasher: MinHasher,
     /// complaint id → what was decided for it (versions of a record keep those columns).
     seen: HashMap<[u8; 16], Seen>,
+    /// Complaint id → the source version its columns were last emitted for (versioned records).
+    versions: HashMap<[u8; 16], Box<str>>,
+    /// Complaint id → the first complaint of its duplicate group (duplicates only).
+    dup_of: HashMap<[u8; 16], Box<str>>,
     ids: Ids,
     /// Content hash → (first complaint id with it, its time).
     first_by_content: HashMap<Box<str>, (Box<str>, i64)>,
@@ -247,6 +250,8 @@ impl AnalyticState {
         AnalyticState {
             hasher: MinHasher::new(dedup.ngram, dedup.bands, dedup.rows),
             seen: HashMap::new(),
+            versions: HashMap::new(),
+            dup_of: HashMap::new(),
             ids: Ids::default(),
             first_by_content: HashMap::new(),
             lsh: LshIndex::default(),
@@ -292,6 +297,20 @@ impl AnalyticState {
         let cutoff = self.block_clock.cutoff(cx.dedup.window_days);
         self.lsh.evict(cutoff);
         self.first_by_content.retain(|_, (_, at)| *at >= cutoff);
+    }
+
+    /// Keep the analytic columns decided for a complaint (replacing earlier ones).
+    fn remember(&mut self, key: [u8; 16], c: &Complaint) {
+        let seen = self.ids.seen(c);
+        self.seen.insert(key, seen);
+        match &c.source_version {
+            Some(v) => self.versions.insert(key, v.as_str().into()),
+            None => self.versions.remove(&key),
+        };
+        match &c.duplicate_of {
+            Some(d) => self.dup_of.insert(key, d.as_str().into()),
+            None => self.dup_of.remove(&key),
+        };
     }
 
     /// Evict complainants with no complaint in their window, and issue terms not seen since.
@@ -381,21 +400,20 @@ impl AnalyticState {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
             let key = id_key(&c.complaint_id);
-            if let Some(prev) = self.seen.get_mut(&key) {
+            if let Some(&prev) = self.seen.get(&key) {
                 // Only a newer known version is news; an unversioned copy (e.g. the CSV export
                 // of an API record) or an older version is a re-delivery.
-                match (&prev.source_version, &c.source_version) {
+                match (self.versions.get(&key), &c.source_version) {
                     (_, None) => continue,
                     (None, Some(v)) => {
-                        prev.source_version = Some(v.as_str().into());
+                        self.versions.insert(key, v.as_str().into());
                         continue;
                     }
                     (Some(old), Some(new)) if new.as_str() <= &**old => continue,
                     (Some(_), Some(_)) => {}
                 }
-                let prev = prev.clone();
                 let mut updated = c;
-                updated.duplicate_of = prev.duplicate_of.as_deref().map(str::to_string);
+                updated.duplicate_of = self.dup_of.get(&key).map(|d| d.to_string());
                 updated.duplicate_group = updated
                     .duplicate_of
                     .clone()
@@ -405,8 +423,7 @@ impl AnalyticState {
                     .issue_id(prev.issue)
                     .map(|i| self.issues.resolve(&i));
                 updated.flags = self.ids.flag_sets[prev.flags as usize].clone();
-                let seen = self.ids.seen(&updated);
-                self.seen.insert(key, seen);
+                self.remember(key, &updated);
                 out.complaints.push(updated);
                 out.complaint_rows.push(row);
                 continue;
@@ -518,8 +535,7 @@ impl AnalyticState {
                     issue_terms: terms,
                 });
             }
-            let seen = self.ids.seen(&c);
-            self.seen.insert(key, seen);
+            self.remember(key, &c);
             out.complaints.push(c);
             out.complaint_rows.push(row);
         }
