@@ -85,15 +85,14 @@ fn id_sql(prefix: &str, digits: u32, n: &str, salt: u64) -> String {
     let chars: Vec<String> = (0..digits)
         .map(|k| {
             format!(
-                "substring('{ALPHABET}', toUInt32(intDiv({x}, toUInt64({})) % 62) + 1, 1)",
+                "substring('{}', toUInt32(intDiv({x}, toUInt64({})) % 62) + 1, 1)",
+                duban::ids::ALPHABET,
                 62u64.pow(digits - 1 - k)
             )
         })
         .collect();
     format!("concat('{prefix}', {})", chars.join(", "))
 }
-
-const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn complainant(n: u64) -> String {
     id(

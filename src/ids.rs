@@ -9,7 +9,8 @@
 //! of 18–19 bytes. The numbers carry about 59 bits (pseudonyms) and 53 bits (issues): with 10M
 //! people, the chance that two share a pseudonym is about 1 in 10,000.
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The base-62 digits in order.
+pub const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Prefix of complainant pseudonyms.
 pub const PSEUDONYM_PREFIX: &str = "p_";
@@ -25,7 +26,7 @@ pub fn encode62(n: u64, width: u32) -> String {
     let mut n = n % 62u64.pow(width);
     let mut out = vec![b'0'; width as usize];
     for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(n % 62) as usize];
+        *slot = ALPHABET.as_bytes()[(n % 62) as usize];
         n /= 62;
     }
     String::from_utf8(out).expect("base-62 digits are ASCII")
@@ -54,9 +55,7 @@ pub fn pseudonym_of(n: u64) -> String {
 
 /// The number of a pseudonym made by [`pseudonym_of`].
 pub fn pseudonym_number(p: &str) -> Option<u64> {
-    p.strip_prefix(PSEUDONYM_PREFIX)
-        .filter(|d| d.len() == PSEUDONYM_DIGITS as usize)
-        .and_then(decode62)
+    number_after(p, PSEUDONYM_PREFIX, PSEUDONYM_DIGITS)
 }
 
 /// The issue id of a number (reduced below 62^9).
@@ -66,8 +65,13 @@ pub fn issue_id_of(n: u64) -> String {
 
 /// The number of an issue id made by [`issue_id_of`].
 pub fn issue_number(id: &str) -> Option<u64> {
-    id.strip_prefix(ISSUE_PREFIX)
-        .filter(|d| d.len() == ISSUE_DIGITS as usize)
+    number_after(id, ISSUE_PREFIX, ISSUE_DIGITS)
+}
+
+/// The number of `prefix` + exactly `digits` base-62 digits.
+fn number_after(id: &str, prefix: &str, digits: u32) -> Option<u64> {
+    id.strip_prefix(prefix)
+        .filter(|d| d.len() == digits as usize)
         .and_then(decode62)
 }
 
@@ -77,6 +81,29 @@ pub fn digest_number(digest: &[u8]) -> u64 {
     let n = digest.len().min(8);
     b[..n].copy_from_slice(&digest[..n]);
     u64::from_be_bytes(b)
+}
+
+/// A complaint id as 16 bytes, for compact keyed state: its 32 lower-case hex digits (every id
+/// `record::complaint_id` makes), or for any other form the first 16 bytes of its SHA-256.
+pub fn complaint_key(id: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    if id.len() == 32
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+        && hex::decode_to_slice(id, &mut k).is_ok()
+    {
+        return k;
+    }
+    use sha2::Digest;
+    k.copy_from_slice(&sha2::Sha256::digest(id.as_bytes())[..16]);
+    k
+}
+
+/// 64-bit FNV-1a of bytes: a stable hash of a key, the same in every process and version
+/// (partitioning, index keys, checksums).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ impl LinearModel {
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let sum = fnv1a64(&out);
+        let sum = crate::ids::fnv1a64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
     }
@@ -231,7 +231,7 @@ impl LinearModel {
             );
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
-        if fnv1a64(body) != u64::from_le_bytes(sum.try_into()?) {
+        if crate::ids::fnv1a64(body) != u64::from_le_bytes(sum.try_into()?) {
             bail!("checksum mismatch: the model file is corrupt or truncated");
         }
         let hlen = u32::from_le_bytes(body[12..16].try_into()?) as usize;
@@ -329,13 +329,4 @@ pub fn argmax(v: &[f32]) -> (usize, f32) {
         (0, f32::NEG_INFINITY),
         |a, (i, x)| if x > a.1 { (i, x) } else { a },
     )
-}
-
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }

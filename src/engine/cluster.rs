@@ -284,11 +284,6 @@ pub struct IssueIndex {
     scratch: (Vec<f32>, Vec<bool>),
 }
 
-/// The id of an issue number made from an `IS-` id.
-pub fn id_of_number(n: u64) -> String {
-    crate::ids::issue_id_of(n)
-}
-
 /// A multiplicative hasher for small integer keys (candidate scores): iteration order never
 /// reaches a decision (ties break by issue id), so any hasher is as good as SipHash here.
 #[derive(Default, Clone, Copy)]
@@ -371,9 +366,7 @@ fn add_term(profile: &mut Vec<(u32, f32)>, t: u32, n: f32) -> (bool, Option<f32>
 
 /// A block's key in the indexes (FNV-1a; no allocation per lookup).
 fn block_key(block: &str) -> u64 {
-    block.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::ids::fnv1a64(block.as_bytes())
 }
 
 fn grams(s: &str) -> Vec<[char; 2]> {
@@ -881,47 +874,34 @@ impl IssueIndex {
                 (issue, terms)
             })
             .collect();
-        let map = |i: &usize| remap[*i];
-        self.by_id.retain(|_, i| match map(i) {
+        // Renumber an issue number in place; false when its issue went.
+        let keep = |i: &mut usize| match remap[*i] {
             Some(j) => {
                 *i = j;
                 true
             }
             None => false,
-        });
+        };
+        self.by_id.retain(|_, i| keep(i));
         self.by_place.retain(|_, m| {
-            m.retain(|_, i| match map(i) {
-                Some(j) => {
-                    *i = j;
-                    true
-                }
-                None => false,
-            });
+            m.retain(|_, i| keep(i));
             !m.is_empty()
         });
-        let renumber = |l: &mut Vec<usize>| {
-            l.retain_mut(|i| match map(i) {
-                Some(j) => {
-                    *i = j;
-                    true
-                }
-                None => false,
-            });
+        self.place_grams.retain(|_, l| {
+            l.retain_mut(keep);
             !l.is_empty()
-        };
-        self.place_grams.retain(|_, l| renumber(l));
+        });
         // The renumbering keeps order, so lists stay sorted.
         self.postings.retain(|_, l| {
-            l.retain_mut(|p| match remap[p.issue as usize] {
-                Some(j) => {
-                    p.issue = j as u32;
-                    true
-                }
-                None => false,
+            l.retain_mut(|p| {
+                let mut i = p.issue as usize;
+                let kept = keep(&mut i);
+                p.issue = i as u32;
+                kept
             });
             !l.is_empty()
         });
-        self.dirty = self.dirty.iter().filter_map(map).collect();
+        self.dirty = self.dirty.iter().filter_map(|i| remap[*i]).collect();
         self.cached_terms
             .retain(|id, _| self.by_id.contains_key(id));
         evicted

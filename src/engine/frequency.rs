@@ -78,8 +78,8 @@ pub fn truncated_poisson_tail(lambda: f64, c: u32) -> f64 {
 pub struct Person {
     /// Event times (Unix seconds) of distinct contents, sorted.
     times: Vec<i64>,
-    /// Duplicate groups already counted (by 128-bit key): resubmissions count once.
-    groups: HashSet<u128>,
+    /// Duplicate groups already counted (by `ids::complaint_key`): resubmissions count once.
+    groups: HashSet<[u8; 16]>,
     pub complaint_ids: Vec<String>,
     pub domains: BTreeMap<String, u32>,
     pub issues: BTreeMap<String, u32>,
@@ -141,26 +141,9 @@ pub struct Population {
     pub archive: Option<HashMap<String, Person>>,
 }
 
-/// A duplicate group's id (a complaint id) as 128 bits: its 32 hex digits, else a SHA-256 prefix.
-fn group_key(id: &str) -> u128 {
-    if id.len() == 32
-        && !id.bytes().any(|b| b.is_ascii_uppercase())
-        && let Ok(n) = u128::from_str_radix(id, 16)
-    {
-        return n;
-    }
-    use sha2::Digest;
-    let h = sha2::Sha256::digest(id.as_bytes());
-    u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
-}
-
 /// A pseudonym as a number (its base-62 digits), for the compact dormant set.
 fn person_number(p: &str) -> u64 {
-    crate::ids::pseudonym_number(p).unwrap_or_else(|| {
-        p.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    })
+    crate::ids::pseudonym_number(p).unwrap_or_else(|| crate::ids::fnv1a64(p.as_bytes()))
 }
 
 impl Population {
@@ -243,7 +226,7 @@ impl Population {
         if let Some(d) = district {
             *p.districts.entry(d.to_string()).or_default() += 1;
         }
-        if p.groups.insert(group_key(group)) {
+        if p.groups.insert(crate::ids::complaint_key(group)) {
             p.distinct += 1;
             let pos = p.times.partition_point(|t| *t <= at);
             p.times.insert(pos, at);

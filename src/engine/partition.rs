@@ -35,10 +35,7 @@ impl Key {
 
 /// Stable partition of a key string (FNV-1a, the same in every process and version).
 pub fn partition_of(key: &str, n: usize) -> usize {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (h % n.max(1) as u64) as usize
+    (crate::ids::fnv1a64(key.as_bytes()) % n.max(1) as u64) as usize
 }
 
 /// The issue block of a complaint (its district; the clustering's block).

@@ -66,25 +66,10 @@ struct Seen {
     flags: u16,
 }
 
-/// A complaint id as 16 bytes: its 32 lowercase hex digits (every id `complaint_id` makes), or
-/// for any other form the first 16 bytes of its SHA-256.
-fn id_key(id: &str) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    if id.len() == 32
-        && !id.bytes().any(|b| b.is_ascii_uppercase())
-        && hex::decode_to_slice(id, &mut k).is_ok()
-    {
-        return k;
-    }
-    use sha2::Digest;
-    k.copy_from_slice(&sha2::Sha256::digest(id.as_bytes())[..16]);
-    k
-}
-
 /// Compact forms of issue ids and flag sets for `Seen`.
 #[derive(Debug, Default)]
 struct Ids {
-    /// Issue ids not of the form `IS-` + 16 hex digits, by number.
+    /// Issue ids not of duban's form (`crate::ids`), by number.
     odd_issues: HashMap<u64, String>,
     /// Distinct flag strings; index 0 is "".
     flag_sets: Vec<String>,
@@ -93,7 +78,7 @@ struct Ids {
 impl Ids {
     fn issue_number(&mut self, id: &str) -> u64 {
         let n = crate::engine::cluster::id_number(id);
-        if crate::engine::cluster::id_of_number(n) != id {
+        if crate::ids::issue_id_of(n) != id {
             self.odd_issues.entry(n).or_insert_with(|| id.to_string());
         }
         n
@@ -104,7 +89,7 @@ impl Ids {
             self.odd_issues
                 .get(&n)
                 .cloned()
-                .unwrap_or_else(|| crate::engine::cluster::id_of_number(n))
+                .unwrap_or_else(|| crate::ids::issue_id_of(n))
         })
     }
 
@@ -399,7 +384,7 @@ impl AnalyticState {
         for (row, mut c) in rows.into_iter().enumerate() {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
-            let key = id_key(&c.complaint_id);
+            let key = crate::ids::complaint_key(&c.complaint_id);
             if let Some(&prev) = self.seen.get(&key) {
                 // Only a newer known version is news; an unversioned copy (e.g. the CSV export
                 // of an API record) or an older version is a re-delivery.
@@ -464,7 +449,7 @@ impl AnalyticState {
             let original = c
                 .duplicate_of
                 .as_ref()
-                .and_then(|d| self.seen.get(&id_key(d)));
+                .and_then(|d| self.seen.get(&crate::ids::complaint_key(d)));
             let live = original
                 .and_then(|s| self.ids.issue_id(s.issue))
                 .map(|i| self.issues.resolve(&i))
@@ -896,7 +881,7 @@ mod tests {
             assert_eq!(
                 out[0].issue_id,
                 st.seen
-                    .get(&id_key(&first))
+                    .get(&crate::ids::complaint_key(&first))
                     .and_then(|s| st.ids.issue_id(s.issue)),
                 "a duplicate joins its original's issue"
             );
