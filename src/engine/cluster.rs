@@ -107,7 +107,7 @@ const STOP: &[&str] = &[
     "存在",
 ];
 
-static STOP_SET: LazyLock<std::collections::HashSet<&'static str>> =
+static STOP_SET: LazyLock<std::collections::HashSet<&'static str, FastHash>> =
     LazyLock::new(|| STOP.iter().copied().collect());
 
 /// Words of a text for clustering: jieba words of two or more characters, stop words removed;
@@ -155,9 +155,6 @@ pub struct Issue {
     /// terms). Sorted so that every sum over it runs in one order: equal inputs, equal floats.
     #[serde(skip)]
     profile: Vec<(u32, f32)>,
-    /// TF-IDF norm of the profile when it last changed.
-    #[serde(skip)]
-    norm: f32,
     pub merged_into: Option<String>,
 }
 
@@ -256,22 +253,46 @@ pub struct ClusterInput<'a> {
     pub likes: i64,
 }
 
+/// What scoring and re-clustering test of an issue, in one dense array beside the issues (a
+/// candidate is decided without reading its `Issue`): kept in step by `sync`.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    /// TF-IDF norm of the profile when it last changed.
+    norm: f32,
+    /// Interned dominant domain (`NONE`: no complaint yet) and canonical place (`NONE`: none).
+    domain: u32,
+    place: u32,
+    merged: bool,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+const NONE: u32 = u32::MAX;
+
 #[derive(Debug, Default, Clone)]
 pub struct IssueIndex {
     list: Vec<Issue>,
+    /// Per issue (same numbering as `list`).
+    meta: Vec<Meta>,
+    /// Interned domains and places of `meta`.
+    domain_ids: HashMap<String, u32>,
+    place_ids: HashMap<String, u32>,
+    place_names: Vec<Box<str>>,
     by_id: HashMap<String, usize>,
     /// block key → canonical place → the open issue of that place.
     by_place: HashMap<u64, HashMap<String, usize>>,
     /// (block, first two chars of any position) → place issues, to find containing places.
     place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
     /// Interned terms, their document frequency.
-    vocab: HashMap<String, u32>,
+    vocab: HashMap<String, u32, FastHash>,
     words: Vec<String>,
     df: Vec<u32>,
     docs: u32,
-    /// (block, term) → issues whose profile has the term, by issue number, each with the term's
-    /// log count in that profile (`1 + ln tf`, kept up to date as the profile grows), so scoring
-    /// a query reads one contiguous list instead of every candidate's profile.
+    /// (block, term, whether the issues name a place: see `posting_key`) → issues whose profile
+    /// has the term, by issue number, each with the term's log count in that profile (`1 + ln
+    /// tf`, kept up to date as the profile grows), so scoring a query reads contiguous lists
+    /// instead of every candidate's profile. Issues with and without a place are listed apart:
+    /// re-clustering an issue with a place needs only the issues without one (see `recluster`).
     postings: HashMap<(u64, u32), Vec<Posting>, FastHash>,
     /// Issues changed since the last re-clustering.
     dirty: BTreeSet<usize>,
@@ -301,11 +322,23 @@ pub struct FastHasher(u64);
 
 impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The product's well-mixed middle bits to the bottom (hash tables index by low bits,
+        // which a multiplication leaves depending on the input's low bits only).
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        // Eight bytes per step (words and ids are short); the tail padded with zeros.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w));
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -364,6 +397,12 @@ fn add_term(profile: &mut Vec<(u32, f32)>, t: u32, n: f32) -> (bool, Option<f32>
     }
 }
 
+/// The postings key of a term in a block, for issues with or without a place (the term id's
+/// top bit; ids stay far below 2^31).
+fn posting_key(block: u64, term: u32, placed: bool) -> (u64, u32) {
+    (block, term | (u32::from(placed) << 31))
+}
+
 /// A block's key in the indexes (FNV-1a; no allocation per lookup).
 fn block_key(block: &str) -> u64 {
     crate::ids::fnv1a64(block.as_bytes())
@@ -395,6 +434,40 @@ impl IssueIndex {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// The id of `key` in an interning map (a new one for a new key).
+    fn intern_key(ids: &mut HashMap<String, u32>, key: Option<&str>) -> u32 {
+        let Some(k) = key else { return NONE };
+        if let Some(id) = ids.get(k) {
+            return *id;
+        }
+        let id = ids.len() as u32;
+        ids.insert(k.to_string(), id);
+        id
+    }
+
+    /// Bring issue `i`'s `meta` up to date with the issue (`norm`: a new profile norm, or keep).
+    fn sync(&mut self, i: usize, norm: Option<f32>) {
+        let x = &self.list[i];
+        let domain = Self::intern_key(&mut self.domain_ids, x.domain_ref());
+        let place = Self::intern_key(&mut self.place_ids, x.place.as_deref());
+        if place != NONE && place as usize == self.place_names.len() {
+            self.place_names.extend(x.place.as_deref().map(Box::from));
+        }
+        let m = Meta {
+            norm: norm.unwrap_or_else(|| self.meta.get(i).map_or(1.0, |m| m.norm)),
+            domain,
+            place,
+            merged: x.merged_into.is_some(),
+            first_seen: x.first_seen,
+            last_seen: x.last_seen,
+        };
+        if i < self.meta.len() {
+            self.meta[i] = m;
+        } else {
+            self.meta.push(m);
+        }
     }
 
     fn idf(&self, t: u32) -> f32 {
@@ -437,9 +510,17 @@ impl IssueIndex {
         out
     }
 
-    /// Cosine of a query profile against the open issues of a block that share a term with it.
-    /// Returns (issue number, cosine) in no particular order (callers decide by value and id).
-    fn scores(&mut self, block: &str, query: &[(u32, f32)]) -> Vec<(usize, f32)> {
+    /// Cosine of a query profile against the issues of a block that share a term with it (with
+    /// `placed`, issues naming a place too; else only those without one). Returns (issue
+    /// number, cosine) of those whose cosine is at least `min`, in no particular order (callers
+    /// decide by value and id).
+    fn scores(
+        &mut self,
+        block: &str,
+        query: &[(u32, f32)],
+        min: f64,
+        placed: bool,
+    ) -> Vec<(usize, f32)> {
         let qn = self.norm_of(query);
         // Dense accumulators by issue number, reused across calls (zero outside a call).
         let (mut acc, mut hit) = std::mem::take(&mut self.scratch);
@@ -452,37 +533,41 @@ impl IssueIndex {
             if self.df[*t as usize] as f32 > limit {
                 continue;
             }
-            let Some(list) = self.postings.get(&(bk, *t)) else {
-                continue;
-            };
             // `weight` with the term's IDF computed once (the same floats as calling it).
             let idf = self.idf(*t);
             let wq = (1.0 + n.ln()) * idf / qn;
-            for p in list {
-                let i = p.issue as usize;
-                if !hit[i] {
-                    hit[i] = true;
-                    touched.push(i);
+            // An issue is in one of the two lists: its sum runs in query order either way.
+            let lists = [false, true]
+                .into_iter()
+                .filter(|with_place| placed || !with_place)
+                .filter_map(|with_place| self.postings.get(&posting_key(bk, *t, with_place)));
+            for list in lists {
+                for p in list {
+                    let i = p.issue as usize;
+                    if !hit[i] {
+                        hit[i] = true;
+                        touched.push(i);
+                    }
+                    acc[i] += wq * (p.log_tf * idf);
                 }
-                acc[i] += wq * (p.log_tf * idf);
             }
         }
-        let out = touched
-            .into_iter()
-            .map(|i| {
-                let v = acc[i] / self.list[i].norm;
-                acc[i] = 0.0;
-                hit[i] = false;
-                (i, v)
-            })
-            .collect();
+        let mut out = Vec::new();
+        for i in touched {
+            let v = acc[i] / self.meta[i].norm;
+            acc[i] = 0.0;
+            hit[i] = false;
+            if f64::from(v) >= min {
+                out.push((i, v));
+            }
+        }
         self.scratch = (acc, hit);
         out
     }
 
-    fn cosine(&self, a: &Issue, b: &Issue) -> f64 {
+    fn cosine(&self, a: usize, b: usize) -> f64 {
         // Merge join of the two sorted profiles.
-        let (p, q) = (&a.profile, &b.profile);
+        let (p, q) = (&self.list[a].profile, &self.list[b].profile);
         let (mut i, mut j, mut dot) = (0, 0, 0.0f32);
         while i < p.len() && j < q.len() {
             match p[i].0.cmp(&q[j].0) {
@@ -497,10 +582,13 @@ impl IssueIndex {
                 }
             }
         }
-        f64::from(dot / (a.norm * b.norm))
+        f64::from(dot / (self.meta[a].norm * self.meta[b].norm))
     }
 
     fn resolve_idx(&self, mut i: usize) -> usize {
+        if self.meta.get(i).is_some_and(|m| !m.merged) {
+            return i;
+        }
         while let Some(next) = self.list[i]
             .merged_into
             .as_ref()
@@ -525,8 +613,8 @@ impl IssueIndex {
     }
 
     fn is_open(&self, i: usize, at: i64, window: i64) -> bool {
-        let x = &self.list[i];
-        x.merged_into.is_none() && at <= x.last_seen + window && at >= x.first_seen - window
+        let x = &self.meta[i];
+        !x.merged && at <= x.last_seen + window && at >= x.first_seen - window
     }
 
     /// Assign a complaint to an issue; returns the issue id.
@@ -549,10 +637,9 @@ impl IssueIndex {
             }
         } else {
             let mut best: Option<(f32, usize)> = None;
-            for (i, s) in self.scores(&block, &tf) {
+            for (i, s) in self.scores(&block, &tf, cfg.join_similarity, true) {
                 let i = self.resolve_idx(i);
-                if f64::from(s) >= cfg.join_similarity
-                    && self.is_open(i, c.at, window)
+                if self.is_open(i, c.at, window)
                     && best.is_none_or(|(bs, bi)| {
                         s > bs || (s == bs && self.list[i].issue_id < self.list[bi].issue_id)
                     })
@@ -562,6 +649,7 @@ impl IssueIndex {
             }
             chosen = best.map(|(_, i)| i);
         }
+        let fresh = chosen.is_none() && place.is_none();
         let idx = match chosen {
             Some(i) => i,
             None => {
@@ -591,7 +679,6 @@ impl IssueIndex {
                     likes: 0,
                     title: c.title.to_string(),
                     profile: Vec::new(),
-                    norm: 1.0,
                     merged_into: None,
                 });
                 self.by_id.insert(id, i);
@@ -614,15 +701,23 @@ impl IssueIndex {
             }
         };
         self.list[idx].add(c.complaint_id, c.complainant, c.domain, c.at, c.likes);
-        let bk = block_key(&block);
+        let (bk, placed) = (block_key(&block), self.list[idx].place.is_some());
         for (t, n) in tf {
             let (new, count) = add_term(&mut self.list[idx].profile, t, n);
             if let Some(count) = count {
-                post(self.postings.entry((bk, t)).or_default(), idx, count, new);
+                let key = posting_key(bk, t, placed);
+                post(self.postings.entry(key).or_default(), idx, count, new);
             }
         }
-        self.list[idx].norm = self.norm_of(&self.list[idx].profile);
-        self.dirty.insert(idx);
+        let norm = self.norm_of(&self.list[idx].profile);
+        self.sync(idx, Some(norm));
+        // A new issue without a place was just scored against every open issue of its block and
+        // joined none (join similarity < merge similarity): re-clustering it would find nothing
+        // new. It is re-clustered once it changes (another complaint joins it); an issue that
+        // changed later queries it from its own side.
+        if !fresh {
+            self.dirty.insert(idx);
+        }
         self.since_recluster += 1;
         self.list[idx].issue_id.clone()
     }
@@ -640,6 +735,7 @@ impl IssueIndex {
         if let Some(&i) = self.by_id.get(id) {
             let i = self.resolve_idx(i);
             self.list[i].add(complaint_id, complainant, domain, at, likes);
+            self.sync(i, None);
             self.dirty.insert(i);
         }
         self.since_recluster += 1;
@@ -663,7 +759,7 @@ impl IssueIndex {
             let d = self.resolve_idx(d);
             let x = &self.list[d];
             let block = x.block.clone();
-            let mut candidates: BTreeSet<usize> = BTreeSet::new();
+            let mut candidates: Vec<usize> = Vec::new();
             if let Some(p) = &x.place {
                 candidates.extend(self.places_related(&block, p));
             }
@@ -680,42 +776,49 @@ impl IssueIndex {
                 .map(|(_, t, n)| (*t, *n))
                 .collect();
             query.sort_by_key(|e| e.0);
-            for (i, s) in self.scores(&block, &query) {
-                if f64::from(s) >= cfg.merge_similarity / 2.0 {
-                    candidates.insert(i);
-                }
-            }
+            // An issue with a place merges by words only with issues without one (the places of
+            // others must contain one another: `places_related` found those).
+            let placed = x.place.is_none();
+            candidates.extend(
+                self.scores(&block, &query, cfg.merge_similarity / 2.0, placed)
+                    .into_iter()
+                    .map(|(i, _)| i),
+            );
+            // In issue order, each once.
+            candidates.sort_unstable();
+            candidates.dedup();
             for o in candidates {
                 let (d2, o) = (self.resolve_idx(d), self.resolve_idx(o));
-                if d2 == o
-                    || self.list[o].merged_into.is_some()
-                    || self.list[d2].merged_into.is_some()
-                {
+                let (mx, my) = (self.meta[d2], self.meta[o]);
+                if d2 == o || my.merged || mx.merged {
                     continue;
                 }
-                let (x, y) = (&self.list[d2], &self.list[o]);
-                let overlap =
-                    x.first_seen <= y.last_seen + window && y.first_seen <= x.last_seen + window;
+                let overlap = mx.first_seen <= my.last_seen + window
+                    && my.first_seen <= mx.last_seen + window;
                 if !overlap {
                     continue;
                 }
-                // Cheapest tests first: most candidates name another place.
-                let contains = match (&x.place, &y.place) {
-                    (Some(p), Some(q)) => {
-                        p != q && (p.contains(q.as_str()) || q.contains(p.as_str()))
-                    }
-                    _ => false,
-                };
+                // Cheapest tests first: most candidates name another place. Places compatible:
+                // one has none or both the same; else one must contain the other.
                 let places_compatible =
-                    x.place.is_none() || y.place.is_none() || x.place == y.place;
+                    mx.place == NONE || my.place == NONE || mx.place == my.place;
+                let contains = !places_compatible && {
+                    let (p, q) = (
+                        &*self.place_names[mx.place as usize],
+                        &*self.place_names[my.place as usize],
+                    );
+                    let (short, long) = if p.len() < q.len() { (p, q) } else { (q, p) };
+                    short.len() < long.len() && long.contains(short)
+                };
                 if !contains && !places_compatible {
                     continue;
                 }
-                let same_domain = x.domain_ref() == y.domain_ref();
+                let same_domain = mx.domain == my.domain;
                 if !contains && !same_domain {
                     continue;
                 }
-                let cos = self.cosine(x, y);
+                let cos = self.cosine(d2, o);
+                let (x, y) = (&self.list[d2], &self.list[o]);
                 if (contains && (same_domain || cos >= 0.25))
                     || (places_compatible && same_domain && cos >= cfg.merge_similarity)
                 {
@@ -792,11 +895,14 @@ impl IssueIndex {
         dst.first_seen = dst.first_seen.min(src.first_seen);
         dst.last_seen = dst.last_seen.max(src.last_seen);
         dst.likes += src.likes;
-        let bk = block_key(&dst.block);
+        let (bk, placed) = (block_key(&dst.block), dst.place.is_some());
         for (t, count, new) in changed_terms {
-            post(self.postings.entry((bk, t)).or_default(), into, count, new);
+            let key = posting_key(bk, t, placed);
+            post(self.postings.entry(key).or_default(), into, count, new);
         }
-        self.list[into].norm = self.norm_of(&self.list[into].profile);
+        let norm = self.norm_of(&self.list[into].profile);
+        self.sync(into, Some(norm));
+        self.sync(from, None);
         if let Some(p) = src.place {
             self.by_place
                 .entry(block_key(&src.block))
@@ -866,6 +972,10 @@ impl IssueIndex {
             }
         }
         self.list = kept;
+        self.meta = (0..gone.len())
+            .filter(|i| !gone[*i])
+            .map(|i| self.meta[i])
+            .collect();
         let evicted: Vec<(Issue, Vec<String>)> = evicted
             .into_iter()
             .map(|mut issue| {
@@ -929,6 +1039,9 @@ impl IssueIndex {
                 out.by_id.insert(issue.issue_id.clone(), out.list.len());
                 out.list.push(copy);
             }
+        }
+        for i in 0..out.list.len() {
+            out.sync(i, None);
         }
         out
     }

@@ -109,10 +109,11 @@ fn mapping(channel: Channel) -> Mapping {
     }
 }
 
+/// The first non-empty value at one of `paths` (`a/b`: field `b` of object field `a`).
 fn get<'a>(payload: &'a Value, paths: &[&str]) -> Option<&'a Value> {
     paths
         .iter()
-        .filter_map(|p| payload.pointer(&format!("/{p}")))
+        .filter_map(|p| p.split('/').try_fold(payload, |v, key| v.get(key)))
         .find(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
 }
 

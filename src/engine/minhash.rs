@@ -136,48 +136,67 @@ impl MinHasher {
     }
 }
 
-/// Estimated Jaccard similarity of two stored (16-bit) signatures.
-fn similarity16(a: &[u16], b: &[u16]) -> f64 {
-    if a.is_empty() || a.len() != b.len() {
-        return 0.0;
-    }
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+/// Equal bins of two stored (16-bit) signatures: their estimated Jaccard similarity × bins.
+/// Bins are stored two per word; counted per 16-bit half (the loop vectorizes).
+fn equal_bins(a: &[u32], b: &[u32]) -> usize {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = x ^ y;
+            usize::from(d & 0xffff == 0) + usize::from(d >> 16 == 0)
+        })
+        .sum()
 }
 
 /// Most items of one bucket compared with a new item (the newest ones).
 const BUCKET_CAP: usize = 64;
 
-/// One indexed text.
-#[derive(Debug, Clone)]
-struct Item {
-    /// The signature's low 16 bits per bin (half the memory; a chance collision of two bins is
-    /// 1 in 65,536).
-    sig: Box<[u16]>,
-    /// Id of its duplicate group's first member.
-    first: Box<str>,
-    /// Its time (for eviction).
-    at: i64,
-    /// Per band: the number of the previous item in the same bucket (`u32::MAX`: none).
-    prev: Box<[u32]>,
-}
-
 /// An LSH index of signatures: items sharing a band are candidates. A bucket is a chain: the
-/// bucket map holds its newest item's number, each item the previous one's per band (about 20
-/// bytes per band and item instead of a map entry with a list).
+/// bucket map holds its newest item's number, each item the previous one's per band (4 bytes per
+/// band and item instead of a map entry with a list). Items are fixed-size records in one flat
+/// array (a chain step reads one record, no pointer to follow): per item a visit stamp (items met
+/// in several bands are compared once), the previous item per band, and the signature's low
+/// 16 bits per bin, two bins per word (half the memory; a chance collision of two bins is
+/// 1 in 65,536).
 #[derive(Debug, Default, Clone)]
 pub struct LshIndex {
     /// (band number, 32 bits of the band key) → the bucket's newest item number.
     heads: HashMap<u64, u32, crate::engine::cluster::FastHash>,
-    /// Items in insertion order from item number `base`.
-    items: std::collections::VecDeque<Item>,
-    /// Number of the first item held (items before it were evicted).
+    /// Records of the items held, `stride` words each, from item number `base`; the first
+    /// `dead` of them were evicted (compacted away once they are half the array).
+    recs: Vec<u32>,
+    /// Per record: its time (for eviction) and its duplicate group's first id.
+    at: Vec<i64>,
+    first: Vec<Box<str>>,
     base: u32,
+    dead: usize,
+    /// Words per record: 1 + bands + bins / 2 (fixed by the first signature).
+    stride: usize,
+    /// The current insert's stamp.
+    stamp: u32,
 }
 
 impl LshIndex {
-    fn item(&self, n: u32) -> Option<&Item> {
-        n.checked_sub(self.base)
-            .and_then(|k| self.items.get(k as usize))
+    /// Record position of item `n`, when it is held.
+    fn pos(&self, n: u32) -> Option<usize> {
+        let k = n.checked_sub(self.base)? as usize;
+        (k >= self.dead && k < self.at.len()).then_some(k)
+    }
+
+    /// Ask for item `n`'s record to be loaded into cache (a hint; no effect on results).
+    fn prefetch(&self, n: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = self.pos(n) {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let rec = self.recs[p * self.stride..].as_ptr();
+            // The record spans a few cache lines from its start.
+            for line in (0..self.stride).step_by(16) {
+                // SAFETY: prefetching never faults and `rec.add(line)` stays inside the record.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(rec.add(line).cast()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = n;
     }
 
     /// Insert `sig` for `id` at time `at`; returns the group's first id when a previous item is
@@ -190,47 +209,87 @@ impl LshIndex {
         at: i64,
         threshold: f64,
     ) -> Option<String> {
-        let mut best: Option<(f64, u32)> = None;
+        let bands = h.bands;
+        let words = sig.len().div_ceil(2);
+        if self.stride == 0 {
+            self.stride = 1 + bands + words;
+        }
+        let stride = self.stride;
         // The band's number and 32 bits of its key: a chain holds items of one band only.
         let keys: Vec<u64> = h
             .band_keys(&sig)
             .map(|(b, k)| ((b as u64) << 32) | (k >> 32))
             .collect();
-        // The signature as stored (16 bits per bin); items met in several bands are compared once.
-        let sig16: Vec<u16> = sig.iter().map(|v| *v as u16).collect();
-        let mut compared: std::collections::HashSet<u32, crate::engine::cluster::FastHash> =
-            Default::default();
-        for (b, k) in keys.iter().enumerate() {
-            let mut next = self.heads.get(k).copied();
-            let mut seen = 0;
-            while let Some(n) = next
-                && seen < BUCKET_CAP
-            {
-                let Some(item) = self.item(n) else { break };
-                seen += 1;
-                if compared.insert(n) {
-                    let s = similarity16(&sig16, &item.sig);
-                    if s >= threshold && best.is_none_or(|(bs, bi)| s > bs || (s == bs && n < bi)) {
-                        best = Some((s, n));
+        // The signature as stored: two 16-bit bins per word.
+        let packed: Vec<u32> = sig
+            .chunks(2)
+            .map(|p| (p[0] & 0xffff) | (p.get(1).map_or(0, |v| v & 0xffff) << 16))
+            .collect();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // Stamps wrapped: forget every old one.
+            for r in self.recs.chunks_mut(stride) {
+                r[0] = 0;
+            }
+            self.stamp = 1;
+        }
+        let bins = sig.len();
+        // An odd last bin's empty half is equal in every record: not counted.
+        let pad = words * 2 - bins;
+        let mut best: Option<(usize, u32)> = None;
+        // The bands' chains are walked side by side, one step of each in turn: the next record
+        // of every chain is fetched while others are compared (a lone chain walk waits on
+        // memory at each step). Which items are compared does not depend on the order, nor
+        // does the best one (most equal bins, then the lowest number).
+        let mut cursors: Vec<(usize, u32, usize)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(b, k)| self.heads.get(k).map(|n| (b, *n, 0)))
+            .collect();
+        for c in &cursors {
+            self.prefetch(c.1);
+        }
+        while !cursors.is_empty() {
+            let mut j = 0;
+            while j < cursors.len() {
+                let (b, n, seen) = cursors[j];
+                let Some(p) = self.pos(n) else {
+                    cursors.swap_remove(j);
+                    continue;
+                };
+                let rec = &mut self.recs[p * stride..(p + 1) * stride];
+                let prev = rec[1 + b];
+                if rec[0] != self.stamp {
+                    rec[0] = self.stamp;
+                    let e = equal_bins(&packed, &rec[1 + bands..]) - pad;
+                    if e as f64 / bins as f64 >= threshold
+                        && best.is_none_or(|(be, bi)| e > be || (e == be && n < bi))
+                    {
+                        best = Some((e, n));
                     }
                 }
-                next = Some(item.prev[b]).filter(|p| *p != u32::MAX);
+                if prev == u32::MAX || seen + 1 >= BUCKET_CAP {
+                    cursors.swap_remove(j);
+                    continue;
+                }
+                self.prefetch(prev);
+                cursors[j] = (b, prev, seen + 1);
+                j += 1;
             }
         }
         let first = best
-            .and_then(|(_, n)| self.item(n))
-            .map(|i| i.first.to_string());
-        let idx = self.base + self.items.len() as u32;
-        let prev: Box<[u32]> = keys
-            .iter()
-            .map(|k| self.heads.insert(*k, idx).unwrap_or(u32::MAX))
-            .collect();
-        self.items.push_back(Item {
-            sig: sig16.into_boxed_slice(),
-            first: first.as_deref().unwrap_or(id).into(),
-            at,
-            prev,
-        });
+            .and_then(|(_, n)| self.pos(n))
+            .map(|p| self.first[p].to_string());
+        let idx = self.base + self.at.len() as u32;
+        self.recs.push(self.stamp);
+        for k in &keys {
+            let prev = self.heads.insert(*k, idx).unwrap_or(u32::MAX);
+            self.recs.push(prev);
+        }
+        self.recs.extend(packed);
+        self.recs.resize((self.at.len() + 1) * stride, 0);
+        self.at.push(at);
+        self.first.push(first.as_deref().unwrap_or(id).into());
         first
     }
 
@@ -238,24 +297,31 @@ impl LshIndex {
     /// seconds, from record times, never a clock). Returns how many went.
     pub fn evict(&mut self, cutoff: i64) -> usize {
         let mut n = 0;
-        while self.items.front().is_some_and(|i| i.at < cutoff) {
-            self.items.pop_front();
-            self.base += 1;
+        while self.dead < self.at.len() && self.at[self.dead] < cutoff {
+            self.first[self.dead] = Box::default();
+            self.dead += 1;
             n += 1;
         }
         if n > 0 {
-            let base = self.base;
-            self.heads.retain(|_, i| *i >= base);
+            let live = self.base + self.dead as u32;
+            self.heads.retain(|_, i| *i >= live);
+            if self.dead * 2 >= self.at.len() {
+                self.recs.drain(..self.dead * self.stride);
+                self.at.drain(..self.dead);
+                self.first.drain(..self.dead);
+                self.base = live;
+                self.dead = 0;
+            }
         }
         n
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.at.len() - self.dead
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 }
 
@@ -319,5 +385,27 @@ mod tests {
         );
         assert_eq!(idx.evict(100), 2);
         assert!(idx.is_empty() && idx.heads.is_empty());
+    }
+
+    #[test]
+    fn odd_bin_counts_and_compaction_keep_matching() {
+        // 3 × 3 = 9 bins: the packed record's spare half-word must not count as an equal bin.
+        let h = MinHasher::new(3, 3, 3);
+        let mut idx = LshIndex::default();
+        let other = "完全不同的一段文字，讲的是公交车班次太少的问题，早高峰等车要四十分钟。";
+        for (i, day) in (0..40).enumerate() {
+            let text = format!("{other}第{i}次");
+            idx.insert(&h, h.signature(&text), &format!("o{i}"), day, 1.0);
+        }
+        // Evicting most items compacts the records; numbering and chains stay valid.
+        assert_eq!(idx.evict(35), 35);
+        assert_eq!(idx.len(), 5);
+        assert_eq!(idx.insert(&h, h.signature(A), "a", 50, 1.0), None);
+        let again = idx.insert(&h, h.signature(A), "b", 51, 1.0);
+        assert_eq!(again.as_deref(), Some("a"), "an identical text matches at 1.0");
+        let near = h.signature(&format!("{A}谢谢"));
+        let s = MinHasher::similarity(&h.signature(A), &near);
+        let found = idx.insert(&h, near, "c", 52, 1.0);
+        assert_eq!(found.is_some(), s >= 1.0, "similarity {s}");
     }
 }

@@ -380,10 +380,28 @@ static SUFFIX_BY_FIRST: std::sync::LazyLock<std::collections::HashMap<char, Vec<
         m
     });
 
+/// Chars of the Basic Multilingual Plane that begin a place suffix, one bit each: most chars of
+/// a text begin none, and this answers without hashing.
+static SUFFIX_FIRST_BITS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+    let mut bits = vec![0u64; 0x10000 / 64];
+    for c in SUFFIX_BY_FIRST.keys() {
+        let c = *c as usize;
+        if c < 0x10000 {
+            bits[c / 64] |= 1 << (c % 64);
+        }
+    }
+    bits
+});
+
 /// Length in chars of the longest place suffix starting at `i`.
 fn suffix_at(chars: &[char], i: usize) -> Option<usize> {
+    let c = *chars.get(i)?;
+    if (c as usize) < 0x10000 && SUFFIX_FIRST_BITS[c as usize / 64] & (1 << (c as usize % 64)) == 0
+    {
+        return None;
+    }
     SUFFIX_BY_FIRST
-        .get(chars.get(i)?)?
+        .get(&c)?
         .iter()
         .find(|s| chars.len() >= i + s.len() && chars[i..i + s.len()] == s[..])
         .map(Vec::len)
@@ -395,33 +413,41 @@ fn place_char(c: char) -> bool {
 }
 
 /// Named places in `text`, left to right: runs (2–10 chars) of CJK or digits ending in a place
-/// suffix, not crossing punctuation or function words; `(start, end)` in chars.
-fn place_spans(chars: &[char]) -> Vec<(usize, usize)> {
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let Some(n) = suffix_at(chars, i) else {
-            i += 1;
+/// suffix, not crossing punctuation or function words; `(start, end)` in chars. Found lazily:
+/// a caller that needs the first few stops the scan there.
+fn place_spans(chars: &[char]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let (mut i, mut floor) = (0, 0);
+    std::iter::from_fn(move || {
+        let span = next_place_span(chars, &mut i, floor)?;
+        floor = span.1;
+        Some(span)
+    })
+}
+
+/// The next named place from char `*i` on, not starting before `floor` (the previous span's end).
+fn next_place_span(chars: &[char], i: &mut usize, floor: usize) -> Option<(usize, usize)> {
+    while *i < chars.len() {
+        let Some(n) = suffix_at(chars, *i) else {
+            *i += 1;
             continue;
         };
-        let floor = spans.last().map_or(0, |s| s.1);
-        let mut start = i;
-        while start > floor && i - start < 10 && place_char(chars[start - 1]) {
+        let i0 = *i;
+        let mut start = i0;
+        while start > floor && i0 - start < 10 && place_char(chars[start - 1]) {
             start -= 1;
         }
-        if let Some(start) = strip_leading_words(chars, start, i) {
+        if let Some(start) = strip_leading_words(chars, start, i0) {
             // A suffix right after a suffix extends the name (翠湖花园 + 小区).
-            let mut end = i + n;
+            let mut end = i0 + n;
             while let Some(m) = suffix_at(chars, end).filter(|m| *m >= 2) {
                 end += m;
             }
-            spans.push((start, end));
-            i = end;
-        } else {
-            i += 1;
+            *i = end;
+            return Some((start, end));
         }
+        *i += 1;
     }
-    spans
+    None
 }
 
 /// The issue's place: the first chain of adjacent named places in `text` (road, then estate, then
@@ -429,14 +455,13 @@ fn place_spans(chars: &[char]) -> Vec<(usize, usize)> {
 /// name the same place. Used as the v1 same-issue key.
 pub fn extract_place(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
-    let spans = place_spans(&chars);
-    let mut it = spans.iter();
-    let mut last = *it.next()?;
+    let mut it = place_spans(&chars);
+    let mut last = it.next()?;
     for s in it {
         if s.0 != last.1 {
             break;
         }
-        last = *s;
+        last = s;
     }
     Some(chars[last.0..last.1].iter().collect())
 }

@@ -340,6 +340,39 @@ impl AnalyticState {
         out
     }
 
+    /// Every issue of this state (those evicted first, where kept), without copying: what
+    /// `merged(&[self])` would list.
+    pub fn all_issues(&self) -> impl Iterator<Item = &Issue> {
+        self.archived_issues
+            .iter()
+            .flatten()
+            .map(|(i, _)| i)
+            .chain(self.issues.all())
+    }
+
+    /// Every issue of this state (see `all_issues`) with its `n` key terms.
+    pub fn issue_rows(&self, n: usize) -> Vec<(&Issue, Vec<String>)> {
+        self.archived_issues
+            .iter()
+            .flatten()
+            .map(|(i, t)| (i, t.iter().take(n).cloned().collect()))
+            .chain(
+                self.issues
+                    .all()
+                    .map(|i| (i, self.issues.key_terms(&i.issue_id, n))),
+            )
+            .collect()
+    }
+
+    /// Every complainant of this state (live ones over those evicted, where kept), by
+    /// pseudonym, without copying: what `merged(&[self])` would hold.
+    pub fn all_people(&self) -> BTreeMap<&String, &crate::engine::frequency::Person> {
+        let mut out: BTreeMap<&String, &crate::engine::frequency::Person> = BTreeMap::new();
+        out.extend(self.people.archive.iter().flatten());
+        out.extend(&self.people.people);
+        out
+    }
+
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
     }

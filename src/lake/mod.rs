@@ -242,19 +242,17 @@ pub struct StateParts<'a> {
 /// `duban process` sharing a lake each write the partitions they own, so the tables are the
 /// union of every partition, whoever owns it now.
 pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -> Result<()> {
-    // A partition's view: its live state and, where kept (demo, backfill), what it evicted.
-    let view =
-        |s: &crate::engine::rules::AnalyticState| crate::engine::rules::AnalyticState::merged(&[s]);
+    // A partition's rows: its live state and, where kept (demo, backfill), what it evicted.
     for (p, state) in &parts.blocks {
         write_parquet(
             &lake.join("issues").join(format!("part-b{p}.parquet")),
-            &issues_batch(&view(state), common_min)?,
+            &issues_batch(state, common_min)?,
         )?;
     }
     for (p, state) in &parts.people {
         write_parquet(
             &lake.join("complainants").join(format!("part-c{p}.parquet")),
-            &complainants_batch(&view(state))?,
+            &complainants_batch(state)?,
         )?;
     }
     // Files of the whole state, as earlier versions wrote them, would count every row twice.
@@ -287,8 +285,10 @@ pub fn issues_batch(
     state: &crate::engine::rules::AnalyticState,
     common_min: usize,
 ) -> Result<RecordBatch> {
-    let mut issues: Vec<&crate::engine::cluster::Issue> = state.issues.all().collect();
-    issues.sort_by(|a, b| a.issue_id.cmp(&b.issue_id));
+    let mut rows = state.issue_rows(6);
+    rows.sort_by(|a, b| a.0.issue_id.cmp(&b.0.issue_id));
+    let (issues, terms): (Vec<&crate::engine::cluster::Issue>, Vec<Vec<String>>) =
+        rows.into_iter().unzip();
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     let schema = Arc::new(Schema::new(vec![
         s("issue_id", false),
@@ -322,9 +322,7 @@ pub fn issues_batch(
             issues.iter().map(|i| i.title.as_str()),
         )),
         Arc::new(StringArray::from_iter_values(
-            issues
-                .iter()
-                .map(|i| state.issues.key_terms(&i.issue_id, 6).join(",")),
+            terms.iter().map(|t| t.join(",")),
         )),
         ts_array(issues.iter().map(|i| i.first_seen)),
         ts_array(issues.iter().map(|i| i.last_seen)),
@@ -355,8 +353,8 @@ pub fn issues_batch(
 
 pub fn complainants_batch(state: &crate::engine::rules::AnalyticState) -> Result<RecordBatch> {
     use crate::engine::frequency::Person;
-    let mut people: Vec<(&String, &Person)> = state.people.people.iter().collect();
-    people.sort_by(|a, b| a.0.cmp(b.0));
+    // In pseudonym order.
+    let people: Vec<(&String, &Person)> = state.all_people().into_iter().collect();
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     let schema = Arc::new(Schema::new(vec![
         s("complainant", false),

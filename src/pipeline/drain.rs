@@ -80,8 +80,7 @@ pub async fn process_all(
     }
     summary.dead_letters = bus.len(&topics.dlq);
     summary.set_alerts(&alerts);
-    let view = engine.view();
-    summary.set_state(&view, config.rules.crowd_min_complainants);
+    summary.set_state(&engine.parts(), config.rules.crowd_min_complainants);
     let alert_list: Vec<Alert> = alerts.values().cloned().collect();
     crate::lake::write_alerts(&lake, &alert_list)?;
     crate::lake::write_snapshots(&lake, &engine.parts(), config.rules.crowd_min_complainants)?;

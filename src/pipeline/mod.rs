@@ -87,17 +87,26 @@ impl Summary {
         }
     }
 
-    pub fn set_state(&mut self, state: &crate::engine::rules::AnalyticState, crowd_min: usize) {
-        let live = state.issues.all().filter(|i| i.merged_into.is_none());
+    /// Counts of the engine's state: issues from its block partitions, complainants from its
+    /// complainant partitions (each partition holds its own keys; nothing is copied).
+    pub fn set_state(&mut self, parts: &crate::lake::StateParts<'_>, crowd_min: usize) {
         let (mut n, mut crowd) = (0, 0);
-        for i in live {
-            n += 1;
-            crowd += usize::from(i.complainants.len() >= crowd_min);
+        for (_, state) in &parts.blocks {
+            for i in state.all_issues().filter(|i| i.merged_into.is_none()) {
+                n += 1;
+                crowd += usize::from(i.complainants.len() >= crowd_min);
+            }
         }
         self.issues = n;
         self.issues_with_crowd = crowd;
-        self.complainants = state.people.people.len();
-        self.complainants_flagged = state.people.people.values().filter(|p| p.flagged).count();
+        let (mut people, mut flagged) = (0, 0);
+        for (_, state) in &parts.people {
+            let all = state.all_people();
+            people += all.len();
+            flagged += all.values().filter(|p| p.flagged).count();
+        }
+        self.complainants = people;
+        self.complainants_flagged = flagged;
     }
 
     /// The table `duban demo` prints.
