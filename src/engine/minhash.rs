@@ -402,7 +402,11 @@ mod tests {
         assert_eq!(idx.len(), 5);
         assert_eq!(idx.insert(&h, h.signature(A), "a", 50, 1.0), None);
         let again = idx.insert(&h, h.signature(A), "b", 51, 1.0);
-        assert_eq!(again.as_deref(), Some("a"), "an identical text matches at 1.0");
+        assert_eq!(
+            again.as_deref(),
+            Some("a"),
+            "an identical text matches at 1.0"
+        );
         let near = h.signature(&format!("{A}谢谢"));
         let s = MinHasher::similarity(&h.signature(A), &near);
         let found = idx.insert(&h, near, "c", 52, 1.0);

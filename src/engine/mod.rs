@@ -336,6 +336,49 @@ async fn normalize_on(
     Ok((complaints, dead))
 }
 
+/// Decode and normalize `inputs` (see `Engine::normalize`) on these contexts: a large batch in
+/// contiguous slices on parallel threads, one context each, joined in slice order.
+async fn normalize_with(
+    ctxs: &[SessionContext],
+    inputs: &[RawInput],
+) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+    let threads = ctxs.len();
+    if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
+        return normalize_on(&ctxs[0], inputs).await;
+    }
+    let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
+    let per = inputs.len().div_ceil(slices);
+    let results: Vec<Result<(Vec<Complaint>, Vec<DeadLetter>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .chunks(per)
+            .zip(ctxs)
+            .map(|(chunk, ctx)| {
+                scope.spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .context("a normalize thread's runtime")?
+                        .block_on(normalize_on(ctx, chunk))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a normalize thread panicked"))?
+            })
+            .collect()
+    });
+    let mut complaints = Vec::with_capacity(inputs.len());
+    let mut dead = Vec::new();
+    for r in results {
+        let (c, d) = r?;
+        complaints.extend(c);
+        dead.extend(d);
+    }
+    Ok((complaints, dead))
+}
+
 /// One engine instance: a DataFusion context with the UDFs, and the keyed state (partitioned
 /// like the Kafka stage's topics, `[kafka] partitions`; see `partition`).
 pub struct Engine {
@@ -393,43 +436,8 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
-        let threads = self.ctxs.len();
-        if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
-            return normalize_on(&self.ctxs[0], inputs).await;
-        }
-        let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
-        let per = inputs.len().div_ceil(slices);
-        let results: Vec<Result<(Vec<Complaint>, Vec<DeadLetter>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = inputs
-                .chunks(per)
-                .zip(&self.ctxs)
-                .map(|(chunk, ctx)| {
-                    scope.spawn(move || {
-                        tokio::runtime::Builder::new_current_thread()
-                            .build()
-                            .context("a normalize thread's runtime")?
-                            .block_on(normalize_on(ctx, chunk))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("a normalize thread panicked"))?
-                })
-                .collect()
-        });
-        let mut complaints = Vec::with_capacity(inputs.len());
-        let mut dead = Vec::new();
-        for r in results {
-            let (c, d) = r?;
-            complaints.extend(c);
-            dead.extend(d);
-        }
-        Ok((complaints, dead))
+        normalize_with(&self.ctxs, inputs).await
     }
-
     /// The configuration the stateful operators run with.
     pub fn rule_context(config: &Config) -> RuleContext<'_> {
         RuleContext {
@@ -456,6 +464,60 @@ impl Engine {
             complaints,
             alerts,
             dead,
+        })
+    }
+
+    /// Process a sequence of micro-batches in order, handing each batch's output (with its
+    /// number of raw records) to `sink` as it is done. The stateless stage runs one batch ahead
+    /// on its own thread: batch k+1 is decoded and normalized while batch k is applied to the
+    /// keyed state and `sink` writes it out. Outputs are those of `process` on each batch.
+    /// Stops at the first error (of a batch or of `sink`).
+    pub fn process_batches<B, I, F>(&mut self, batches: I, mut sink: F) -> Result<()>
+    where
+        B: AsRef<[RawInput]>,
+        I: Iterator<Item = B> + Send,
+        F: FnMut(usize, EngineOutput) -> Result<()>,
+    {
+        let cx = Engine::rule_context(&self.config);
+        let (ctxs, core) = (&self.ctxs, &mut self.core);
+        std::thread::scope(|scope| {
+            // One normalized batch waits while the next is being normalized.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send((0, Err(anyhow::Error::from(e).context("a runtime"))));
+                        return;
+                    }
+                };
+                for batch in batches {
+                    let inputs = batch.as_ref();
+                    let r = rt.block_on(normalize_with(ctxs, inputs));
+                    let failed = r.is_err();
+                    // A closed channel: the consumer stopped (an error); so does this side.
+                    if tx.send((inputs.len(), r)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (n, r) in rx {
+                let (complaints, dead) = r?;
+                let (complaints, alerts) = if complaints.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    core.apply(complaints, &cx)
+                };
+                sink(
+                    n,
+                    EngineOutput {
+                        complaints,
+                        alerts,
+                        dead,
+                    },
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -568,6 +630,37 @@ mod tests {
             assert_eq!(other.1, whole.1, "alerts, batches of {batch}");
             assert_eq!(other.2, whole.2, "issues, batches of {batch}");
         }
+    }
+
+    #[tokio::test]
+    async fn pipelined_batches_equal_batch_by_batch_and_stop_at_an_error() {
+        let inputs = corpus_inputs(600);
+        let whole = run_in_batches(&inputs, 10_000).await;
+        // The stateless stage runs ahead on its own thread; each batch still applies in order.
+        let mut e = Engine::new(&Config::default()).expect("engine");
+        let (mut complaints, mut alerts, mut records) =
+            (Vec::new(), std::collections::BTreeMap::new(), 0);
+        e.process_batches(inputs.chunks(160), |n, out| {
+            records += n;
+            complaints.extend(out.complaints);
+            crate::pipeline::merge_alerts(&mut alerts, out.alerts);
+            Ok(())
+        })
+        .expect("batches");
+        assert_eq!(records, inputs.len());
+        assert_eq!(complaints, whole.0);
+        assert_eq!(alerts.into_values().collect::<Vec<_>>(), whole.1);
+        // A sink's error ends the run with that error; no batch after it is handed over.
+        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut calls = 0;
+        let err = e
+            .process_batches(inputs.chunks(100), |_, _| {
+                calls += 1;
+                anyhow::ensure!(calls < 2, "sink full");
+                Ok(())
+            })
+            .expect_err("the sink's error");
+        assert_eq!((err.to_string().as_str(), calls), ("sink full", 2));
     }
 
     fn raw(channel: &str, id: &str, payload: serde_json::Value) -> RawInput {

@@ -179,7 +179,7 @@ pub async fn run(
                 .and_then(|t| crate::engine::normalize::parse_time(t))
                 .map(|t| t.timestamp())
         };
-        order.sort_by_key(key);
+        order.sort_by_cached_key(key);
     }
     let mut skipped = 0usize;
     for (i, row) in order.iter().map(|i| (*i, &rows[*i])) {

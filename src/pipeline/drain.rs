@@ -37,9 +37,10 @@ pub async fn process_all(
     let mut alerts = BTreeMap::new();
     let raw = bus.read(&topics.raw, 0);
     let size = config.engine.batch_max_records.max(1);
-    for (i, chunk) in raw.chunks(size).enumerate() {
+    // Raw records as engine inputs, built batch by batch on the engine's stateless stage.
+    let batches = raw.chunks(size).enumerate().map(|(i, chunk)| {
         let first = i * size;
-        let inputs: Vec<RawInput> = chunk
+        chunk
             .iter()
             .enumerate()
             .map(|(j, r)| RawInput {
@@ -47,8 +48,10 @@ pub async fn process_all(
                 value: r.value.clone(),
                 origin: format!("{}/{}", topics.raw, first + j),
             })
-            .collect();
-        let result = engine.process(&inputs).await?;
+            .collect::<Vec<_>>()
+    });
+    let mut first = 0;
+    engine.process_batches(batches, |n, result| {
         for c in &result.complaints {
             bus.send(
                 &topics.complaints,
@@ -71,13 +74,15 @@ pub async fn process_all(
             );
         }
         crate::lake::write_complaints(&lake, &result.complaints, &format!("mem-{first:09}"))?;
+        first += n;
         summary.add_complaints(&result.complaints);
         merge_alerts(&mut alerts, result.alerts);
         all.extend(result.complaints);
         if let Some(p) = progress {
-            p.inc(chunk.len() as u64);
+            p.inc(n as u64);
         }
-    }
+        Ok(())
+    })?;
     summary.dead_letters = bus.len(&topics.dlq);
     summary.set_alerts(&alerts);
     summary.set_state(&engine.parts(), config.rules.crowd_min_complainants);
