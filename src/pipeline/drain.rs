@@ -9,7 +9,7 @@ use std::path::Path;
 use super::{Summary, merge_alerts, write_alerts_jsonl};
 use crate::bus::{MemoryBus, Topics};
 use crate::config::Config;
-use crate::engine::{Engine, RawInput};
+use crate::engine::{Engine, EngineOutput, RawInput};
 use crate::record::{Alert, Complaint};
 
 /// What the engine produced over the whole raw topic.
@@ -17,6 +17,42 @@ pub struct Drained {
     pub summary: Summary,
     pub complaints: Vec<Complaint>,
     pub alerts: BTreeMap<String, Alert>,
+}
+
+/// What the output stage tallied: the run's summary, its complaints, every alert's latest state.
+type Written = (Summary, Vec<Complaint>, BTreeMap<String, Alert>);
+
+/// One batch's output to the in-memory topics and the lake (files named by its first record).
+fn write_batch(
+    bus: &MemoryBus,
+    topics: &Topics,
+    lake: &Path,
+    first: usize,
+    result: &EngineOutput,
+) -> Result<()> {
+    for c in &result.complaints {
+        bus.send(
+            &topics.complaints,
+            Some(c.complaint_id.as_bytes()),
+            &serde_json::to_vec(c)?,
+        );
+    }
+    for a in &result.alerts {
+        bus.send(
+            &topics.alerts_raised,
+            Some(a.alert_id.as_bytes()),
+            &serde_json::to_vec(a)?,
+        );
+    }
+    for d in &result.dead {
+        bus.send(
+            &topics.dlq,
+            d.key.as_deref().map(str::as_bytes),
+            &serde_json::to_vec(d)?,
+        );
+    }
+    crate::lake::write_complaints(lake, &result.complaints, &format!("mem-{first:09}"))?;
+    Ok(())
 }
 
 pub async fn process_all(
@@ -32,9 +68,6 @@ pub async fn process_all(
             .with_context(|| format!("cannot clear {}", lake.display()))?;
     }
     let mut engine = Engine::new(config)?;
-    let mut summary = Summary::default();
-    let mut all = Vec::new();
-    let mut alerts = BTreeMap::new();
     let raw = bus.read(&topics.raw, 0);
     let size = config.engine.batch_max_records.max(1);
     // Raw records as engine inputs, built batch by batch on the engine's stateless stage.
@@ -50,38 +83,39 @@ pub async fn process_all(
             })
             .collect::<Vec<_>>()
     });
-    let mut first = 0;
-    engine.process_batches(batches, |n, result| {
-        for c in &result.complaints {
-            bus.send(
-                &topics.complaints,
-                Some(c.complaint_id.as_bytes()),
-                &serde_json::to_vec(c)?,
-            );
-        }
-        for a in &result.alerts {
-            bus.send(
-                &topics.alerts_raised,
-                Some(a.alert_id.as_bytes()),
-                &serde_json::to_vec(a)?,
-            );
-        }
-        for d in &result.dead {
-            bus.send(
-                &topics.dlq,
-                d.key.as_deref().map(str::as_bytes),
-                &serde_json::to_vec(d)?,
-            );
-        }
-        crate::lake::write_complaints(&lake, &result.complaints, &format!("mem-{first:09}"))?;
-        first += n;
-        summary.add_complaints(&result.complaints);
-        merge_alerts(&mut alerts, result.alerts);
-        all.extend(result.complaints);
-        if let Some(p) = progress {
-            p.inc(n as u64);
-        }
-        Ok(())
+    let lake_dir = &lake;
+    let (mut summary, all, alerts) = std::thread::scope(|scope| -> Result<Written> {
+        // The output stage (in-memory topics, lake files, the run's tallies) runs one batch
+        // behind the engine on its own thread.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, EngineOutput)>(1);
+        let writer = scope.spawn(move || -> Result<Written> {
+            let (mut summary, mut all, mut alerts) =
+                (Summary::default(), Vec::new(), BTreeMap::new());
+            let mut first = 0;
+            for (n, result) in rx {
+                write_batch(bus, topics, lake_dir, first, &result)?;
+                first += n;
+                summary.add_complaints(&result.complaints);
+                merge_alerts(&mut alerts, result.alerts);
+                all.extend(result.complaints);
+                if let Some(p) = progress {
+                    p.inc(n as u64);
+                }
+            }
+            Ok((summary, all, alerts))
+        });
+        let run = engine.process_batches(batches, |n, out| {
+            tx.send((n, out))
+                .map_err(|_| anyhow::anyhow!("the output stage stopped"))
+        });
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the output stage panicked"))?;
+        // When the output stage failed, its error is why the engine's run stopped.
+        let written = written?;
+        run?;
+        Ok(written)
     })?;
     summary.dead_letters = bus.len(&topics.dlq);
     summary.set_alerts(&alerts);
