@@ -269,23 +269,56 @@ struct Meta {
 
 const NONE: u32 = u32::MAX;
 
+/// Strings numbered in the order they first appear (so ids depend only on the sequence of keys,
+/// never on a hash map's iteration order), and each id's string.
+#[derive(Debug, Default, Clone)]
+struct Interner {
+    ids: HashMap<Box<str>, u32, FastHash>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// The id of `key` (a new one for a new key).
+    fn id(&mut self, key: &str) -> u32 {
+        if let Some(id) = self.ids.get(key) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(key.into(), id);
+        self.names.push(key.into());
+        id
+    }
+
+    /// The id of `key`, `NONE` for none.
+    fn id_of(&mut self, key: Option<&str>) -> u32 {
+        key.map_or(NONE, |k| self.id(k))
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct IssueIndex {
     list: Vec<Issue>,
     /// Per issue (same numbering as `list`).
     meta: Vec<Meta>,
-    /// Interned domains and places of `meta`.
-    domain_ids: HashMap<String, u32>,
-    place_ids: HashMap<String, u32>,
-    place_names: Vec<Box<str>>,
+    /// Interned domains and places of `meta` (re-interned from the live issues at eviction, so
+    /// they hold no place of an evicted issue).
+    domains: Interner,
+    places: Interner,
     by_id: HashMap<String, usize>,
     /// block key → canonical place → the open issue of that place.
     by_place: HashMap<u64, HashMap<String, usize>>,
     /// (block, first two chars of any position) → place issues, to find containing places.
     place_grams: HashMap<(u64, [char; 2]), Vec<usize>, FastHash>,
-    /// Interned terms, their document frequency.
-    vocab: HashMap<String, u32, FastHash>,
-    words: Vec<String>,
+    /// Interned terms, their document frequency by term id.
+    vocab: Interner,
     df: Vec<u32>,
     docs: u32,
     /// (block, term, whether the issues name a place: see `posting_key`) → issues whose profile
@@ -436,25 +469,11 @@ impl IssueIndex {
         self.list.is_empty()
     }
 
-    /// The id of `key` in an interning map (a new one for a new key).
-    fn intern_key(ids: &mut HashMap<String, u32>, key: Option<&str>) -> u32 {
-        let Some(k) = key else { return NONE };
-        if let Some(id) = ids.get(k) {
-            return *id;
-        }
-        let id = ids.len() as u32;
-        ids.insert(k.to_string(), id);
-        id
-    }
-
     /// Bring issue `i`'s `meta` up to date with the issue (`norm`: a new profile norm, or keep).
     fn sync(&mut self, i: usize, norm: Option<f32>) {
         let x = &self.list[i];
-        let domain = Self::intern_key(&mut self.domain_ids, x.domain_ref());
-        let place = Self::intern_key(&mut self.place_ids, x.place.as_deref());
-        if place != NONE && place as usize == self.place_names.len() {
-            self.place_names.extend(x.place.as_deref().map(Box::from));
-        }
+        let domain = self.domains.id_of(x.domain_ref());
+        let place = self.places.id_of(x.place.as_deref());
         let m = Meta {
             norm: norm.unwrap_or_else(|| self.meta.get(i).map_or(1.0, |m| m.norm)),
             domain,
@@ -494,18 +513,9 @@ impl IssueIndex {
         let words = terms(text);
         let mut out = Vec::with_capacity(words.len());
         for (w, n) in words {
-            let id = match self.vocab.get(w) {
-                Some(id) => *id,
-                None => {
-                    let id = self.words.len() as u32;
-                    self.vocab.insert(w.to_string(), id);
-                    self.words.push(w.to_string());
-                    self.df.push(0);
-                    id
-                }
-            };
-            out.push((id, n));
+            out.push((self.vocab.id(w), n));
         }
+        self.df.resize(self.vocab.len(), 0);
         out.sort_by_key(|e| e.0);
         out
     }
@@ -803,10 +813,7 @@ impl IssueIndex {
                 let places_compatible =
                     mx.place == NONE || my.place == NONE || mx.place == my.place;
                 let contains = !places_compatible && {
-                    let (p, q) = (
-                        &*self.place_names[mx.place as usize],
-                        &*self.place_names[my.place as usize],
-                    );
+                    let (p, q) = (self.places.name(mx.place), self.places.name(my.place));
                     let (short, long) = if p.len() < q.len() { (p, q) } else { (q, p) };
                     short.len() < long.len() && long.contains(short)
                 };
@@ -926,17 +933,17 @@ impl IssueIndex {
     }
 
     fn terms_of_profile(&self, profile: &[(u32, f32)], n: usize) -> Vec<String> {
-        let mut w: Vec<(f32, &String)> = profile
+        let mut w: Vec<(f32, &str)> = profile
             .iter()
-            .map(|(t, c)| (self.weight(*t, *c), &self.words[*t as usize]))
+            .map(|(t, c)| (self.weight(*t, *c), self.vocab.name(*t)))
             .collect();
-        let order = |a: &(f32, &String), b: &(f32, &String)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
+        let order = |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
         if w.len() > n && n > 0 {
             w.select_nth_unstable_by(n - 1, order);
             w.truncate(n);
         }
         w.sort_by(order);
-        w.into_iter().take(n).map(|(_, t)| t.clone()).collect()
+        w.into_iter().take(n).map(|(_, t)| t.to_string()).collect()
     }
 
     /// Evict every issue whose surviving issue (itself, or the issue it was merged into) saw
@@ -976,6 +983,12 @@ impl IssueIndex {
             .filter(|i| !gone[*i])
             .map(|i| self.meta[i])
             .collect();
+        // Domains and places again from the live issues only (norms kept): evicted issues'
+        // places leave the state.
+        (self.domains, self.places) = Default::default();
+        for i in 0..self.list.len() {
+            self.sync(i, None);
+        }
         let evicted: Vec<(Issue, Vec<String>)> = evicted
             .into_iter()
             .map(|mut issue| {
@@ -1185,5 +1198,38 @@ mod tests {
             ),
         );
         assert_eq!(d, a);
+    }
+
+    #[test]
+    fn eviction_drops_evicted_places_and_keeps_the_rest_working() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        let old = idx.assign(
+            &cfg,
+            &input("c0", "p0", Some("翠湖花园"), "翠湖花园门口占道经营", 0),
+        );
+        let a = idx.assign(
+            &cfg,
+            &input("c1", "p1", Some("丽发新城"), "丽发新城搅拌站粉尘", 100),
+        );
+        let b = idx.assign(
+            &cfg,
+            &input(
+                "c2",
+                "p2",
+                Some("丽发新城搅拌站"),
+                "丽发新城搅拌站噪音粉尘",
+                101,
+            ),
+        );
+        let gone = idx.evict(1_790_000_000 + 50 * 86_400);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0.issue_id, old);
+        // Only the live issues' places stay interned.
+        assert_eq!(idx.places.len(), 2);
+        assert!(!idx.places.ids.contains_key("翠湖花园"));
+        // The renumbered issues still merge by their places.
+        assert_eq!(idx.recluster(&cfg), vec![(b.clone(), a.clone())]);
+        assert_eq!(idx.resolve(&b), a);
     }
 }
