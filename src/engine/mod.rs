@@ -379,6 +379,26 @@ async fn normalize_with(
     Ok((complaints, dead))
 }
 
+/// The keyed stage of one normalized batch: its complaints applied in order to the state
+/// partitions; the batch's output with its dead letters.
+fn keyed_stage(
+    core: &mut Partitioned,
+    cx: &RuleContext,
+    complaints: Vec<Complaint>,
+    dead: Vec<DeadLetter>,
+) -> EngineOutput {
+    let (complaints, alerts) = if complaints.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        core.apply(complaints, cx)
+    };
+    EngineOutput {
+        complaints,
+        alerts,
+        dead,
+    }
+}
+
 /// One engine instance: a DataFusion context with the UDFs, and the keyed state (partitioned
 /// like the Kafka stage's topics, `[kafka] partitions`; see `partition`).
 pub struct Engine {
@@ -452,19 +472,8 @@ impl Engine {
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
         let (complaints, dead) = self.normalize(inputs).await?;
-        if complaints.is_empty() {
-            return Ok(EngineOutput {
-                dead,
-                ..Default::default()
-            });
-        }
         let cx = Engine::rule_context(&self.config);
-        let (complaints, alerts) = self.core.apply(complaints, &cx);
-        Ok(EngineOutput {
-            complaints,
-            alerts,
-            dead,
-        })
+        Ok(keyed_stage(&mut self.core, &cx, complaints, dead))
     }
 
     /// Process a sequence of micro-batches in order, handing each batch's output (with its
@@ -503,19 +512,7 @@ impl Engine {
             });
             for (n, r) in rx {
                 let (complaints, dead) = r?;
-                let (complaints, alerts) = if complaints.is_empty() {
-                    (Vec::new(), Vec::new())
-                } else {
-                    core.apply(complaints, &cx)
-                };
-                sink(
-                    n,
-                    EngineOutput {
-                        complaints,
-                        alerts,
-                        dead,
-                    },
-                )?;
+                sink(n, keyed_stage(core, &cx, complaints, dead))?;
             }
             Ok(())
         })
