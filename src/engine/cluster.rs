@@ -134,6 +134,41 @@ pub fn terms(text: &str) -> Vec<(&str, f32)> {
     tf
 }
 
+/// A text with its clustering words (`terms`) as byte spans into it. It depends on the text
+/// alone, so it is computed ahead of the keyed state, on the stateless stage's threads.
+#[derive(Debug, Clone, Default)]
+pub struct Words {
+    text: String,
+    /// (start, end, count) of each distinct word, sorted by word.
+    spans: Vec<(u32, u32, f32)>,
+}
+
+impl Words {
+    pub fn new(text: String) -> Words {
+        let base = text.as_ptr() as usize;
+        let spans = terms(&text)
+            .into_iter()
+            .map(|(w, n)| {
+                // `terms` returns slices of the text.
+                let start = w.as_ptr() as usize - base;
+                (start as u32, (start + w.len()) as u32, n)
+            })
+            .collect();
+        Words { text, spans }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Each distinct word with its count, sorted by word.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
+        self.spans
+            .iter()
+            .map(|&(a, b, n)| (&self.text[a as usize..b as usize], n))
+    }
+}
+
 /// One issue and its summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issue {
@@ -248,7 +283,8 @@ pub struct ClusterInput<'a> {
     pub complainant: &'a str,
     pub domain: &'a str,
     pub title: &'a str,
-    pub text: &'a str,
+    /// The title and body with their words.
+    pub words: &'a Words,
     pub at: i64,
     pub likes: i64,
 }
@@ -509,10 +545,9 @@ impl IssueIndex {
 
     /// The text's terms as (term id, count) sorted by id. New words get ids in word order, so
     /// ids depend only on the sequence of texts, never on a hash map's iteration order.
-    fn intern(&mut self, text: &str) -> Vec<(u32, f32)> {
-        let words = terms(text);
-        let mut out = Vec::with_capacity(words.len());
-        for (w, n) in words {
+    fn intern(&mut self, words: &Words) -> Vec<(u32, f32)> {
+        let mut out = Vec::with_capacity(words.spans.len());
+        for (w, n) in words.iter() {
             out.push((self.vocab.id(w), n));
         }
         self.df.resize(self.vocab.len(), 0);
@@ -630,7 +665,7 @@ impl IssueIndex {
     /// Assign a complaint to an issue; returns the issue id.
     pub fn assign(&mut self, cfg: &IssueConfig, c: &ClusterInput) -> String {
         let block = c.district.unwrap_or("未知").to_string();
-        let tf = self.intern(c.text);
+        let tf = self.intern(c.words);
         self.docs += 1;
         for (t, _) in &tf {
             self.df[*t as usize] += 1;
@@ -1078,7 +1113,8 @@ mod tests {
             complainant: who,
             domain: "生态环境",
             title: text,
-            text,
+            // A test's few texts live until the process ends.
+            words: Box::leak(Box::new(Words::new(text.to_string()))),
             at: 1_790_000_000 + day * 86_400,
             likes: 1,
         }

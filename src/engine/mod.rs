@@ -30,8 +30,9 @@ use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
 use classify::{DomainClassifier, KeywordClassifier};
 pub use decode::RawInput;
+use minhash::MinHasher;
 use partition::Partitioned;
-use rules::{AnalyticState, RuleContext};
+use rules::{AnalyticState, Prepared, RuleContext};
 
 /// The per-record SQL of the engine.
 pub const NORMALIZE_SQL: &str = include_str!("../../pipelines/normalize.sql");
@@ -309,14 +310,20 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
 /// Rows below which a batch is not worth cutting for parallel normalization (per slice).
 const PARALLEL_MIN_ROWS: usize = 128;
 
-/// Decode and normalize `inputs` on one DataFusion context (its table `raw` is replaced).
+/// Normalized complaints; with a hasher, each complaint's text-only part for the keyed state
+/// (else none); dead letters.
+type Normalized = (Vec<Complaint>, Vec<Prepared>, Vec<DeadLetter>);
+
+/// Decode and normalize `inputs` on one DataFusion context (its table `raw` is replaced); with
+/// `hasher`, prepare the complaints for the keyed state too.
 async fn normalize_on(
     ctx: &SessionContext,
     inputs: &[RawInput],
-) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+    hasher: Option<&MinHasher>,
+) -> Result<Normalized> {
     let (rows, dead) = decode::decode_all(inputs);
     if rows.is_empty() {
-        return Ok((Vec::new(), dead));
+        return Ok((Vec::new(), Vec::new(), dead));
     }
     let batch = decoded_batch(&rows)?;
     drop(rows);
@@ -333,7 +340,11 @@ async fn normalize_on(
     for b in &batches {
         complaints.extend(batch_to_complaints(b)?);
     }
-    Ok((complaints, dead))
+    let prepared = match hasher {
+        Some(h) => complaints.iter().map(|c| Prepared::new(h, c)).collect(),
+        None => Vec::new(),
+    };
+    Ok((complaints, prepared, dead))
 }
 
 /// Decode and normalize `inputs` (see `Engine::normalize`) on these contexts: a large batch in
@@ -341,56 +352,44 @@ async fn normalize_on(
 async fn normalize_with(
     ctxs: &[SessionContext],
     inputs: &[RawInput],
-) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+    hasher: Option<&MinHasher>,
+) -> Result<Normalized> {
     let threads = ctxs.len();
     if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
-        return normalize_on(&ctxs[0], inputs).await;
+        return normalize_on(&ctxs[0], inputs, hasher).await;
     }
     let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
     let per = inputs.len().div_ceil(slices);
-    let results: Vec<Result<(Vec<Complaint>, Vec<DeadLetter>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = inputs
-            .chunks(per)
-            .zip(ctxs)
-            .map(|(chunk, ctx)| {
-                scope.spawn(move || {
-                    tokio::runtime::Builder::new_current_thread()
-                        .build()
-                        .context("a normalize thread's runtime")?
-                        .block_on(normalize_on(ctx, chunk))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a normalize thread panicked"))?
-            })
-            .collect()
-    });
+    let results = crate::par::on_threads(
+        "a normalize thread",
+        inputs.chunks(per).zip(ctxs),
+        |(chunk, ctx)| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .context("a normalize thread's runtime")?
+                .block_on(normalize_on(ctx, chunk, hasher))
+        },
+    )?;
     let mut complaints = Vec::with_capacity(inputs.len());
+    let mut prepared = Vec::with_capacity(if hasher.is_some() { inputs.len() } else { 0 });
     let mut dead = Vec::new();
     for r in results {
-        let (c, d) = r?;
+        let (c, p, d) = r?;
         complaints.extend(c);
+        prepared.extend(p);
         dead.extend(d);
     }
-    Ok((complaints, dead))
+    Ok((complaints, prepared, dead))
 }
 
-/// The keyed stage of one normalized batch: its complaints applied in order to the state
-/// partitions; the batch's output with its dead letters.
-fn keyed_stage(
-    core: &mut Partitioned,
-    cx: &RuleContext,
-    complaints: Vec<Complaint>,
-    dead: Vec<DeadLetter>,
-) -> EngineOutput {
+/// The keyed stage of one normalized and prepared batch: its complaints applied in order to the
+/// state partitions; the batch's output with its dead letters.
+fn keyed_stage(core: &mut Partitioned, cx: &RuleContext, normalized: Normalized) -> EngineOutput {
+    let (complaints, prepared, dead) = normalized;
     let (complaints, alerts) = if complaints.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        core.apply(complaints, cx)
+        core.apply(complaints.into_iter().zip(prepared).collect(), cx)
     };
     EngineOutput {
         complaints,
@@ -404,6 +403,8 @@ fn keyed_stage(
 pub struct Engine {
     /// One DataFusion context per normalize thread (the first also serves small batches).
     ctxs: Vec<SessionContext>,
+    /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
+    hasher: MinHasher,
     core: Partitioned,
     config: Config,
 }
@@ -439,6 +440,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             ctxs,
+            hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
             core: Partitioned::new(
                 &config.dedup,
                 config.kafka.partitions.max(1) as usize,
@@ -456,7 +458,8 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
-        normalize_with(&self.ctxs, inputs).await
+        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
+        Ok((complaints, dead))
     }
     /// The configuration the stateful operators run with.
     pub fn rule_context(config: &Config) -> RuleContext<'_> {
@@ -471,9 +474,9 @@ impl Engine {
 
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
-        let (complaints, dead) = self.normalize(inputs).await?;
+        let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
         let cx = Engine::rule_context(&self.config);
-        Ok(keyed_stage(&mut self.core, &cx, complaints, dead))
+        Ok(keyed_stage(&mut self.core, &cx, normalized))
     }
 
     /// Process a sequence of micro-batches in order, handing each batch's output (with its
@@ -488,7 +491,7 @@ impl Engine {
         F: FnMut(usize, EngineOutput) -> Result<()>,
     {
         let cx = Engine::rule_context(&self.config);
-        let (ctxs, core) = (&self.ctxs, &mut self.core);
+        let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -502,7 +505,7 @@ impl Engine {
                 };
                 for batch in batches {
                     let inputs = batch.as_ref();
-                    let r = rt.block_on(normalize_with(ctxs, inputs));
+                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
                     if tx.send((inputs.len(), r)).is_err() || failed {
@@ -511,8 +514,7 @@ impl Engine {
                 }
             });
             for (n, r) in rx {
-                let (complaints, dead) = r?;
-                sink(n, keyed_stage(core, &cx, complaints, dead))?;
+                sink(n, keyed_stage(core, &cx, r?))?;
             }
             Ok(())
         })
@@ -658,6 +660,32 @@ mod tests {
             })
             .expect_err("the sink's error");
         assert_eq!((err.to_string().as_str(), calls), ("sink full", 2));
+    }
+
+    #[tokio::test]
+    async fn complaints_prepared_on_the_stateless_stage_apply_as_in_place() {
+        // A dedup config other than the default: the stateless stage must hash with the keyed
+        // state's own MinHash parameters, or duplicates and clusters would change.
+        let mut cfg = Config::default();
+        cfg.kafka.partitions = 1;
+        (cfg.dedup.ngram, cfg.dedup.bands, cfg.dedup.rows) = (2, 10, 3);
+        let inputs = corpus_inputs(400);
+        let mut e = Engine::new(&cfg).expect("engine");
+        let mut prepared = Vec::new();
+        for chunk in inputs.chunks(300) {
+            prepared.extend(e.process(chunk).await.expect("process").complaints);
+        }
+        // The same complaints through one state that computes everything in place.
+        let mut plain = Engine::new(&cfg).expect("engine");
+        let mut state = AnalyticState::new(&cfg.dedup);
+        let cx = Engine::rule_context(&cfg);
+        let mut in_place = Vec::new();
+        for chunk in inputs.chunks(300) {
+            let (complaints, _) = plain.normalize(chunk).await.expect("normalize");
+            in_place.extend(state.apply(complaints, &cx).0);
+        }
+        assert!(prepared.iter().any(|c| c.duplicate_of.is_some()));
+        assert_eq!(prepared, in_place);
     }
 
     fn raw(channel: &str, id: &str, payload: serde_json::Value) -> RawInput {

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::rules::{AnalyticState, BlockOutput, PersonEvent, RuleContext};
+use super::rules::{AnalyticState, BlockOutput, PersonEvent, Prepared, RuleContext};
 use crate::config::DedupConfig;
 use crate::record::{Alert, Complaint};
 
@@ -149,16 +149,18 @@ impl Partitioned {
         }
     }
 
-    /// Apply complaints in order; returns the new complaints (input order) and changed alerts.
+    /// Apply prepared complaints in order; returns the new complaints (input order) and changed
+    /// alerts.
     pub fn apply(
         &mut self,
-        rows: Vec<Complaint>,
+        rows: Vec<(Complaint, Prepared)>,
         cx: &RuleContext,
     ) -> (Vec<Complaint>, Vec<Alert>) {
         let n = self.blocks.len();
-        let mut per: Vec<Vec<(usize, Complaint)>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, c) in rows.into_iter().enumerate() {
-            per[partition_of(block_of(&c), n)].push((i, c));
+        let mut per: Vec<Vec<(usize, (Complaint, Prepared))>> =
+            (0..n).map(|_| Vec::new()).collect();
+        for (i, row) in rows.into_iter().enumerate() {
+            per[partition_of(block_of(&row.0), n)].push((i, row));
         }
         let mut complaints: Vec<(usize, Complaint)> = Vec::new();
         let mut events: Vec<(usize, PersonEvent)> = Vec::new();
@@ -172,8 +174,8 @@ impl Partitioned {
                 .filter(|(_, rows)| !rows.is_empty())
                 .map(|(state, rows)| {
                     scope.spawn(move || {
-                        let (idx, rows): (Vec<usize>, Vec<Complaint>) = rows.into_iter().unzip();
-                        (idx, state.apply_block(rows, cx))
+                        let (idx, rows): (Vec<usize>, Vec<_>) = rows.into_iter().unzip();
+                        (idx, state.apply_prepared(rows, cx))
                     })
                 })
                 .collect();

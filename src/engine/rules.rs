@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{DedupConfig, RuleConfig};
-use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex};
+use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex, Words};
 use crate::engine::frequency::{FrequencyConfig, Person, Population};
-use crate::engine::minhash::{LshIndex, MinHasher};
+use crate::engine::minhash::{LshIndex, MinHasher, Signature};
 use crate::engine::triage;
 use crate::engine::units::UnitTable;
 use crate::record::{Alert, AlertLevel, AlertTrigger, Complaint, alert_id, local_offset};
@@ -152,6 +152,27 @@ pub struct BlockOutput {
     /// Per output complaint and per event: the index of the input row it came from.
     pub complaint_rows: Vec<usize>,
     pub people_rows: Vec<usize>,
+}
+
+/// What the issue-keyed operator needs of a complaint's text alone: its MinHash signature, its
+/// triage flags and its clustering words. None of it reads state, so the engine computes it on
+/// the stateless stage's parallel threads, ahead of the keyed state.
+pub struct Prepared {
+    sig: Signature,
+    flags: Vec<&'static str>,
+    words: Words,
+}
+
+impl Prepared {
+    /// `hasher` must be the keyed state's (`MinHasher::new` of the same dedup config).
+    pub fn new(hasher: &MinHasher, c: &Complaint) -> Prepared {
+        let text = format!("{} {}", c.title, c.body);
+        Prepared {
+            sig: hasher.signature(&c.body),
+            flags: triage::complaint_flags(&text),
+            words: Words::new(text),
+        }
+    }
 }
 
 /// Keyed state: seen complaint ids, duplicate index, issues, complainants, alerts.
@@ -408,13 +429,29 @@ impl AnalyticState {
     /// The issue-keyed operator: drop re-delivered complaints, mark exact and near duplicates,
     /// cluster into issues, set triage flags, raise crowd alerts. Rows are applied in order.
     pub fn apply_block(&mut self, rows: Vec<Complaint>, cx: &RuleContext) -> BlockOutput {
+        let rows = rows
+            .into_iter()
+            .map(|c| {
+                let p = Prepared::new(&self.hasher, &c);
+                (c, p)
+            })
+            .collect();
+        self.apply_prepared(rows, cx)
+    }
+
+    /// `apply_block` of complaints whose text-only part was computed already (`Prepared`).
+    pub fn apply_prepared(
+        &mut self,
+        rows: Vec<(Complaint, Prepared)>,
+        cx: &RuleContext,
+    ) -> BlockOutput {
         let mut out = BlockOutput {
             complaints: Vec::with_capacity(rows.len()),
             ..BlockOutput::default()
         };
         let mut touched_issues: BTreeSet<String> = BTreeSet::new();
         let mut changed: BTreeSet<String> = BTreeSet::new();
-        for (row, mut c) in rows.into_iter().enumerate() {
+        for (row, (mut c, prepared)) in rows.into_iter().enumerate() {
             // Re-delivered: drop. A new version of a known record: emit it again with the first
             // version's analytic columns (it is the same complaint, not a new one).
             let key = crate::ids::complaint_key(&c.complaint_id);
@@ -451,7 +488,8 @@ impl AnalyticState {
             if self.block_clock.advance(at) {
                 self.sweep_block(cx);
             }
-            let sig = self.hasher.signature(&c.body);
+            let Prepared { sig, flags, words } = prepared;
+            debug_assert_eq!(sig.len(), self.hasher.bands * self.hasher.rows);
             let near = self
                 .lsh
                 .insert(&self.hasher, sig, &c.complaint_id, at, cx.dedup.threshold);
@@ -469,8 +507,6 @@ impl AnalyticState {
                 .duplicate_of
                 .clone()
                 .unwrap_or_else(|| c.complaint_id.clone());
-            let text = format!("{} {}", c.title, c.body);
-            let flags = triage::complaint_flags(&text);
             c.flags = flags.join(",");
             let who = c
                 .complainant
@@ -508,7 +544,7 @@ impl AnalyticState {
                         complainant: &who,
                         domain: &c.domain,
                         title: &c.title,
-                        text: &text,
+                        words: &words,
                         at,
                         likes: c.likes.unwrap_or(0),
                     },
