@@ -43,6 +43,23 @@ impl MemoryBus {
             .unwrap_or_default()
     }
 
+    /// Append records to `topic` (moved in, not copied).
+    pub fn append(&self, topic: &str, records: Vec<BusRecord>) {
+        self.lock()
+            .entry(topic.to_string())
+            .or_default()
+            .extend(records);
+    }
+
+    /// Every record of `topic`, moved out: for a stage that consumes the whole topic once (the
+    /// in-process drain), so its records are not copied. The topic is empty afterwards.
+    pub fn take(&self, topic: &str) -> Vec<BusRecord> {
+        self.lock()
+            .get_mut(topic)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub fn len(&self, topic: &str) -> usize {
         self.lock().get(topic).map_or(0, Vec::len)
     }
@@ -55,6 +72,21 @@ impl MemoryBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_moves_a_topic_out_and_append_adds_in_order() {
+        let b = MemoryBus::new();
+        b.send("t", None, b"1");
+        let rec = |v: &[u8]| BusRecord {
+            key: None,
+            value: v.to_vec(),
+        };
+        b.append("t", vec![rec(b"2"), rec(b"3")]);
+        let all: Vec<Vec<u8>> = b.take("t").into_iter().map(|r| r.value).collect();
+        assert_eq!(all, [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert!(b.is_empty("t"));
+        assert!(b.take("other").is_empty());
+    }
 
     #[test]
     fn reads_by_offset() {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use std::sync::Arc;
 
 pub use kafka::KafkaBus;
-pub use memory::MemoryBus;
+pub use memory::{BusRecord, MemoryBus};
 
 /// The topic names of one deployment (`<prefix>.raw` …).
 #[derive(Debug, Clone, PartialEq, Eq)]

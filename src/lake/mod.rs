@@ -243,18 +243,23 @@ pub struct StateParts<'a> {
 /// union of every partition, whoever owns it now.
 pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -> Result<()> {
     // A partition's rows: its live state and, where kept (demo, backfill), what it evicted.
-    for (p, state) in &parts.blocks {
-        write_parquet(
-            &lake.join("issues").join(format!("part-b{p}.parquet")),
-            &issues_batch(state, common_min)?,
-        )?;
-    }
-    for (p, state) in &parts.people {
-        write_parquet(
-            &lake.join("complainants").join(format!("part-c{p}.parquet")),
-            &complainants_batch(state)?,
-        )?;
-    }
+    // Each partition's file is built and written on its own thread.
+    let files = parts.blocks.iter().map(|p| (true, p));
+    let files = files.chain(parts.people.iter().map(|p| (false, p)));
+    let written = crate::par::on_threads("a snapshot writer", files, |(issues, (p, state))| {
+        if issues {
+            write_parquet(
+                &lake.join("issues").join(format!("part-b{p}.parquet")),
+                &issues_batch(state, common_min)?,
+            )
+        } else {
+            write_parquet(
+                &lake.join("complainants").join(format!("part-c{p}.parquet")),
+                &complainants_batch(state)?,
+            )
+        }
+    })?;
+    written.into_iter().collect::<Result<()>>()?;
     // Files of the whole state, as earlier versions wrote them, would count every row twice.
     for old in ["issues/issues.parquet", "complainants/complainants.parquet"] {
         let old = lake.join(old);

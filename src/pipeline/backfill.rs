@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::bus::{MemoryBus, Topics};
+use crate::bus::{BusRecord, MemoryBus, Topics};
 use crate::config::Config;
 use crate::connectors::hotline::decode_export;
 use crate::record::{Channel, RawEnvelope, local_offset};
@@ -181,17 +181,33 @@ pub async fn run(
         };
         order.sort_by_cached_key(key);
     }
+    // Envelopes are built on parallel threads, in contiguous slices of the order, and put on
+    // the raw topic in that order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = order.len().div_ceil(threads).max(1);
+    let slices = crate::par::on_threads("an envelope thread", order.chunks(per), |slice| {
+        slice
+            .iter()
+            .map(|&i| {
+                let pos = serde_json::json!({"file": file, "row": i + 1});
+                envelope(&m, &rows[i], pos)
+                    .map(|env| {
+                        Ok(BusRecord {
+                            key: Some(env.key().into_bytes()),
+                            value: serde_json::to_vec(&env)?,
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<BusRecord>>>>()
+    })?;
+    // The rows are not needed any more: free them beside the engine's run.
+    let freeing = std::thread::spawn(move || drop(rows));
     let mut skipped = 0usize;
-    for (i, row) in order.iter().map(|i| (*i, &rows[*i])) {
-        let pos = serde_json::json!({"file": file, "row": i + 1});
-        match envelope(&m, row, pos) {
-            Some(env) => bus.send(
-                &topics.raw,
-                Some(env.key().as_bytes()),
-                &serde_json::to_vec(&env)?,
-            ),
-            None => skipped += 1,
-        }
+    for slice in slices {
+        let slice = slice?;
+        skipped += slice.iter().filter(|r| r.is_none()).count();
+        bus.append(&topics.raw, slice.into_iter().flatten().collect());
     }
     if skipped > 0 {
         tracing::warn!(
@@ -208,7 +224,11 @@ pub async fn run(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let drained = super::drain::process_all(config, &bus, &topics, out_dir, Some(&bar)).await?;
+    let drained =
+        super::drain::process_all(config, &bus, &topics, out_dir, Some(&bar), false).await?;
     bar.finish_and_clear();
+    freeing
+        .join()
+        .map_err(|_| anyhow::anyhow!("freeing the export's rows panicked"))?;
     Ok(drained.summary)
 }

@@ -22,7 +22,9 @@ pub struct Drained {
 /// What the output stage tallied: the run's summary, its complaints, every alert's latest state.
 type Written = (Summary, Vec<Complaint>, BTreeMap<String, Alert>);
 
-/// One batch's output to the in-memory topics and the lake (files named by its first record).
+/// One batch's output: dead letters to the in-memory dead-letter topic, complaints to the lake
+/// (files named by the batch's first record). Alerts are written once, in their latest state,
+/// at the end; nothing in the process reads enriched records back from the in-memory bus.
 fn write_batch(
     bus: &MemoryBus,
     topics: &Topics,
@@ -30,20 +32,6 @@ fn write_batch(
     first: usize,
     result: &EngineOutput,
 ) -> Result<()> {
-    for c in &result.complaints {
-        bus.send(
-            &topics.complaints,
-            Some(c.complaint_id.as_bytes()),
-            &serde_json::to_vec(c)?,
-        );
-    }
-    for a in &result.alerts {
-        bus.send(
-            &topics.alerts_raised,
-            Some(a.alert_id.as_bytes()),
-            &serde_json::to_vec(a)?,
-        );
-    }
     for d in &result.dead {
         bus.send(
             &topics.dlq,
@@ -55,12 +43,15 @@ fn write_batch(
     Ok(())
 }
 
+/// `keep_complaints`: return the enriched complaints in `Drained` (else it holds none: a
+/// backfill's complaints are in the lake, and holding them all costs memory).
 pub async fn process_all(
     config: &Config,
     bus: &MemoryBus,
     topics: &Topics,
     out_dir: &Path,
     progress: Option<&indicatif::ProgressBar>,
+    keep_complaints: bool,
 ) -> Result<Drained> {
     let lake = out_dir.join("lake");
     if lake.exists() {
@@ -68,20 +59,21 @@ pub async fn process_all(
             .with_context(|| format!("cannot clear {}", lake.display()))?;
     }
     let mut engine = Engine::new(config)?;
-    let raw = bus.read(&topics.raw, 0);
+    // The raw topic is consumed whole, once: its records move into the engine's inputs.
+    let mut raw = bus.take(&topics.raw).into_iter().enumerate();
     let size = config.engine.batch_max_records.max(1);
     // Raw records as engine inputs, built batch by batch on the engine's stateless stage.
-    let batches = raw.chunks(size).enumerate().map(|(i, chunk)| {
-        let first = i * size;
-        chunk
-            .iter()
-            .enumerate()
-            .map(|(j, r)| RawInput {
-                key: r.key.clone(),
-                value: r.value.clone(),
-                origin: format!("{}/{}", topics.raw, first + j),
+    let batches = std::iter::from_fn(move || {
+        let batch: Vec<RawInput> = raw
+            .by_ref()
+            .take(size)
+            .map(|(offset, r)| RawInput {
+                key: r.key,
+                value: r.value,
+                origin: format!("{}/{offset}", topics.raw),
             })
-            .collect::<Vec<_>>()
+            .collect();
+        (!batch.is_empty()).then_some(batch)
     });
     let lake_dir = &lake;
     let (mut summary, all, alerts) = std::thread::scope(|scope| -> Result<Written> {
@@ -97,7 +89,9 @@ pub async fn process_all(
                 first += n;
                 summary.add_complaints(&result.complaints);
                 merge_alerts(&mut alerts, result.alerts);
-                all.extend(result.complaints);
+                if keep_complaints {
+                    all.extend(result.complaints);
+                }
                 if let Some(p) = progress {
                     p.inc(n as u64);
                 }

@@ -66,7 +66,7 @@ pub async fn run_demo(
     let manifest = sim.manifest().clone();
     sim.shutdown().await;
 
-    let drained = super::drain::process_all(config, &bus, &topics, out_dir, None).await?;
+    let drained = super::drain::process_all(config, &bus, &topics, out_dir, None, true).await?;
     // The lifecycle replays the raised alerts on the corpus's own clock (yellow, and red where
     // the warning period ran out), writing the board's lake tables, alerts.jsonl and documents.
     let until = drained.complaints.iter().map(|c| c.received_at).max();
