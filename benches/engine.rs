@@ -12,21 +12,23 @@ use duban::config::Config;
 use duban::engine::{Engine, RawInput, decode::decode_all};
 use duban::record::{Channel, RawEnvelope, local_offset};
 use duban::sim::SimConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-/// The system allocator, counting the bytes in use: the state's memory is measured exactly (heap
-/// bytes held), not guessed from resident pages, which the allocator keeps or returns as it likes.
+/// The `duban` binary's allocator (mimalloc), counting the bytes in use: the state's memory is
+/// measured exactly (heap bytes held), not guessed from resident pages, which the allocator keeps
+/// or returns as it likes.
 struct Counting;
 
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call goes to the system allocator unchanged; only a counter is kept beside it.
+// SAFETY: every call goes to mimalloc unchanged; only a counter is kept beside it.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is passed on unchanged.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { MiMalloc.alloc(layout) };
         if !p.is_null() {
             IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -34,12 +36,12 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !p.is_null() {
             IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -47,7 +49,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as above.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
             IN_USE.fetch_add(new_size, Ordering::Relaxed);

@@ -9,6 +9,12 @@ use duban::config::Config;
 use duban::connectors::ConnectorFiles;
 use duban::pipeline;
 
+/// mimalloc instead of the system allocator: the engine's stages allocate on some threads and
+/// free on others (complaints are built on the normalize threads, written and dropped on the
+/// output thread), which the system allocator serves slowly (`cargo bench --bench engine`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "duban",
