@@ -1199,24 +1199,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn recluster_merges_contained_places() {
-        let cfg = IssueConfig::default();
-        let mut idx = IssueIndex::default();
+    /// Two issues on `day` and the next, one's place containing the other's: (outer, inner).
+    fn contained_places(idx: &mut IssueIndex, cfg: &IssueConfig, day: i64) -> (String, String) {
         let a = idx.assign(
-            &cfg,
-            &input("c1", "p1", Some("丽发新城"), "丽发新城搅拌站粉尘", 0),
+            cfg,
+            &input("c1", "p1", Some("丽发新城"), "丽发新城搅拌站粉尘", day),
         );
         let b = idx.assign(
-            &cfg,
+            cfg,
             &input(
                 "c2",
                 "p2",
                 Some("丽发新城搅拌站"),
                 "丽发新城搅拌站噪音粉尘",
-                1,
+                day + 1,
             ),
         );
+        (a, b)
+    }
+
+    #[test]
+    fn recluster_merges_contained_places() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        let (a, b) = contained_places(&mut idx, &cfg, 0);
         assert_ne!(a, b);
         let merges = idx.recluster(&cfg);
         assert_eq!(merges, vec![(b.clone(), a.clone())]);
@@ -1244,20 +1250,7 @@ mod tests {
             &cfg,
             &input("c0", "p0", Some("翠湖花园"), "翠湖花园门口占道经营", 0),
         );
-        let a = idx.assign(
-            &cfg,
-            &input("c1", "p1", Some("丽发新城"), "丽发新城搅拌站粉尘", 100),
-        );
-        let b = idx.assign(
-            &cfg,
-            &input(
-                "c2",
-                "p2",
-                Some("丽发新城搅拌站"),
-                "丽发新城搅拌站噪音粉尘",
-                101,
-            ),
-        );
+        let (a, b) = contained_places(&mut idx, &cfg, 100);
         let gone = idx.evict(1_790_000_000 + 50 * 86_400);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0.issue_id, old);
