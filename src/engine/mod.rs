@@ -386,6 +386,8 @@ async fn normalize_with(
 /// state partitions; the batch's output with its dead letters.
 fn keyed_stage(core: &mut Partitioned, cx: &RuleContext, normalized: Normalized) -> EngineOutput {
     let (complaints, prepared, dead) = normalized;
+    // Every complaint was prepared (normalized with the hasher): a shorter list would drop rows.
+    assert_eq!(complaints.len(), prepared.len(), "unprepared complaints");
     let (complaints, alerts) = if complaints.is_empty() {
         (Vec::new(), Vec::new())
     } else {

@@ -165,25 +165,19 @@ impl Partitioned {
         let mut complaints: Vec<(usize, Complaint)> = Vec::new();
         let mut events: Vec<(usize, PersonEvent)> = Vec::new();
         let mut alerts = Vec::new();
-        // Partitions are independent: apply them on parallel threads.
-        let outs: Vec<(Vec<usize>, BlockOutput)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .blocks
-                .iter_mut()
-                .zip(per)
-                .filter(|(_, rows)| !rows.is_empty())
-                .map(|(state, rows)| {
-                    scope.spawn(move || {
-                        let (idx, rows): (Vec<usize>, Vec<_>) = rows.into_iter().unzip();
-                        (idx, state.apply_prepared(rows, cx))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a partition's operator panicked"))
-                .collect()
-        });
+        // Partitions are independent: apply them on parallel threads (a panic in one is
+        // re-raised here, as a bug).
+        let busy = self
+            .blocks
+            .iter_mut()
+            .zip(per)
+            .filter(|(_, r)| !r.is_empty());
+        let outs: Vec<(Vec<usize>, BlockOutput)> =
+            crate::par::on_threads("a block partition's operator", busy, |(state, rows)| {
+                let (idx, rows): (Vec<usize>, Vec<_>) = rows.into_iter().unzip();
+                (idx, state.apply_prepared(rows, cx))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
         for (idx, out) in outs {
             let BlockOutput {
                 complaints: out_rows,
@@ -204,19 +198,17 @@ impl Partitioned {
         for (_, e) in events {
             per_person[partition_of(&e.complainant, n)].push(e);
         }
-        let person_alerts: Vec<Vec<Alert>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .people
-                .iter_mut()
-                .zip(&per_person)
-                .filter(|(_, evs)| !evs.is_empty())
-                .map(|(state, evs)| scope.spawn(move || state.apply_people(evs, cx)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a partition's operator panicked"))
-                .collect()
-        });
+        let busy = self
+            .people
+            .iter_mut()
+            .zip(&per_person)
+            .filter(|(_, e)| !e.is_empty());
+        let person_alerts: Vec<Vec<Alert>> = crate::par::on_threads(
+            "a complainant partition's operator",
+            busy,
+            |(state, evs)| state.apply_people(evs, cx),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         alerts.extend(person_alerts.into_iter().flatten());
         (complaints.into_iter().map(|(_, c)| c).collect(), alerts)
     }

@@ -77,7 +77,7 @@ pub async fn process_all(
     });
     let lake_dir = &lake;
     let (mut summary, all, alerts) = std::thread::scope(|scope| -> Result<Written> {
-        // The output stage (in-memory topics, lake files, the run's tallies) runs one batch
+        // The output stage (dead letters, lake files, the run's tallies) runs one batch
         // behind the engine on its own thread.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, EngineOutput)>(1);
         let writer = scope.spawn(move || -> Result<Written> {
