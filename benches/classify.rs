@@ -1,9 +1,11 @@
 //! Classification throughput against plain jieba-rs segmentation of the same texts, one thread.
 //! `cargo bench --bench classify`: texts of ~300 characters from the shared train.csv (or generated
-//! from the taxonomy vocabulary when it is absent); prints complaints/s of both and their ratio.
+//! from the taxonomy vocabulary when it is absent); prints complaints/s of both and their ratio, and
+//! the same for the classifier with neighbour votes (`duban train --knn`).
 
 use duban::classify::data::{self, Example};
 use duban::classify::features::{Featurizer, jieba};
+use duban::classify::knn::KnnParams;
 use duban::classify::train::{self, Prepared, TrainConfig};
 use duban::classify::{LinearModel, TrainedClassifier};
 use duban::engine::classify::Taxonomy;
@@ -62,7 +64,11 @@ fn per_second(n: usize, f: impl Fn() -> usize) -> f64 {
 
 fn main() {
     let (rows, source) = labeled_rows();
-    let cfg = TrainConfig::default();
+    // Trained with neighbour votes (`--knn`); the default model is the same without them.
+    let cfg = TrainConfig {
+        knn: Some(KnnParams::default()),
+        ..TrainConfig::default()
+    };
     let featurizer = Featurizer::new(cfg.features.clone());
     let raw = train::featurize_all(&featurizer, &rows, &ProgressBar::hidden());
     let (labels, ys) = train::index_labels(&rows);
@@ -74,7 +80,8 @@ fn main() {
     };
     let all: Vec<usize> = (0..rows.len()).collect();
     let model: LinearModel = train::fit(&p, &all, &cfg, "bench", &ProgressBar::hidden());
-    let clf = TrainedClassifier::new(model, 0.34);
+    let clf = TrainedClassifier::new(model.clone().with_neighbours(None), 0.34);
+    let knn = TrainedClassifier::new(model, 0.34);
     let texts = texts_of(&rows);
     let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
     let bytes: usize = texts.iter().map(String::len).sum();
@@ -83,12 +90,14 @@ fn main() {
     let seg = per_second(texts.len(), || {
         texts.iter().map(|t| jieba.cut(t, true).len()).sum()
     });
-    let cls = per_second(texts.len(), || {
+    let classified = |c: &TrainedClassifier| {
         texts
             .iter()
-            .filter(|t| clf.classify("", t).0 != duban::engine::classify::UNCLASSIFIED)
+            .filter(|t| c.classify("", t).0 != duban::engine::classify::UNCLASSIFIED)
             .count()
-    });
+    };
+    let cls = per_second(texts.len(), || classified(&clf));
+    let with_knn = per_second(texts.len(), || classified(&knn));
     println!(
         "texts: {} from {source}, {:.0} characters ({:.0} bytes) on average, best of {ROUNDS} rounds, one thread",
         texts.len(),
@@ -102,4 +111,9 @@ fn main() {
     );
     println!("classification (all steps): {:>9.0} complaints/s", cls);
     println!("ratio classification / segmentation: {:.2}", cls / seg);
+    println!(
+        "with neighbour votes (--knn): {:>8.0} complaints/s, ratio {:.2}",
+        with_knn,
+        with_knn / seg
+    );
 }

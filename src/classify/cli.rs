@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::data::{self, Example};
 use super::features::{FeatureConfig, Featurizer};
+use super::knn::KnnParams;
 use super::model::LinearModel;
 use super::train::{self, Prepared, Scores, TrainConfig};
 use super::weak::{self, WeakConfig};
@@ -70,6 +71,22 @@ pub struct ModelOptions {
     /// Scale of the latent features.
     #[arg(long, default_value_t = 1.0)]
     pub lsa_gain: f32,
+    /// Blend nearest-neighbour votes of the training rows into the margins (the model file then
+    /// holds an index of the training rows; scoring takes about twice as long).
+    #[arg(long)]
+    pub knn: bool,
+    /// Weight of the neighbour votes added to the margins.
+    #[arg(long, default_value_t = KnnParams::default().weight)]
+    pub knn_weight: f32,
+    /// Neighbours that vote.
+    #[arg(long, default_value_t = KnnParams::default().k)]
+    pub knn_k: usize,
+    /// A neighbour votes with similarity to this power.
+    #[arg(long, default_value_t = KnnParams::default().power)]
+    pub knn_power: f32,
+    /// Similarity only over features in at most this share of the training rows.
+    #[arg(long, default_value_t = KnnParams::default().max_df)]
+    pub knn_max_df: f32,
 }
 
 impl ModelOptions {
@@ -93,6 +110,12 @@ impl ModelOptions {
             c_grid: self.c_grid.clone(),
             lsa_dims: self.lsa_dims,
             lsa_gain: self.lsa_gain,
+            knn: (self.knn && self.knn_weight > 0.0 && self.knn_k > 0).then_some(KnnParams {
+                k: self.knn_k,
+                power: self.knn_power,
+                weight: self.knn_weight,
+                max_df: self.knn_max_df,
+            }),
             ..TrainConfig::default()
         }
     }
@@ -233,8 +256,15 @@ fn train_blocking(args: &TrainArgs) -> Result<()> {
         model
     };
     model.save(&args.out)?;
+    let neighbours = model.neighbours.as_ref().map_or(String::new(), |n| {
+        format!(
+            "; neighbour index of {} rows, {} postings",
+            n.pool_rows(),
+            n.postings()
+        )
+    });
     eprintln!(
-        "wrote {} ({} labels: {}; {} rows + {} pseudo-labeled; temperature {:.2})",
+        "wrote {} ({} labels: {}; {} rows + {} pseudo-labeled; temperature {:.2}{neighbours})",
         args.out.display(),
         model.labels.len(),
         model.labels.join(", "),

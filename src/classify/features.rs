@@ -162,7 +162,7 @@ impl Scratch {
     }
 
     /// The document's (bucket, signed count) pairs, in insertion order.
-    pub fn entries(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = (u32, f32)> + Clone + '_ {
         self.used
             .iter()
             .map(|&s| (self.keys[s as usize], self.vals[s as usize]))

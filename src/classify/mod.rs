@@ -6,13 +6,17 @@
 //!   self-training, k-fold CV.
 //! - `lsa`: semi-supervised latent features from unlabeled messages, folded into the weights.
 //! - `weak`: the default ten-domain model from vocabulary, category tree and unlabeled messages.
-//! - `model`: the `DUBANCLS` v1 model file (magic, version, JSON header, weight rows, checksum).
+//! - `knn`: optional nearest-neighbour votes of the training rows (`--knn`), an inverted index over
+//!   their rare features blended into the margins.
+//! - `model`: the `DUBANCLS` v2 model file (magic, version, JSON header, weight rows, optional
+//!   neighbour index, checksum).
 //!
 //! Training is deterministic for a given seed (same data + seed → identical model bytes).
 
 pub mod cli;
 pub mod data;
 pub mod features;
+pub mod knn;
 pub mod lsa;
 pub mod model;
 pub mod train;

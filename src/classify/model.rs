@@ -5,11 +5,14 @@
 //!
 //! ```text
 //! magic        8 bytes  "DUBANCLS"
-//! version      u32      FORMAT_VERSION (1)
+//! version      u32      FORMAT_VERSION (2; version 1 files, without neighbours, still load)
 //! header_len   u32      length of the JSON header in bytes
 //! header       JSON     ModelHeader: labels, feature config, bias, temperature, training info
 //! rows         header.rows × (bucket u32, idf f32, weight f32 × labels.len())
 //!                       only buckets seen in training (idf > 0), ascending bucket order
+//! neighbours            only when header.neighbours is set (see `knn::Neighbours::write`):
+//!                       pool_rows × class u32, then per indexed bucket ascending:
+//!                       bucket u32, postings u32, postings × (pool row u32, value f32)
 //! checksum     u64      FNV-1a 64 of every byte before it
 //! ```
 
@@ -18,9 +21,13 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::features::{FeatureConfig, Featurizer, HASH_VERSION, OLDEST_HASH_VERSION, Scratch};
+use super::knn::{KnnHeader, Neighbours};
 
 pub const MAGIC: &[u8; 8] = b"DUBANCLS";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest model format this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// How a model was made (for humans and for `duban eval`; not used to score).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +56,9 @@ pub struct ModelHeader {
     /// Number of stored rows.
     pub rows: usize,
     pub trained: TrainInfo,
+    /// The nearest-neighbour index after the weight rows (format version 2), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<KnnHeader>,
 }
 
 /// A one-vs-rest linear model over hashed tf-idf features. `table` holds, per bucket, the idf
@@ -61,6 +71,8 @@ pub struct LinearModel {
     pub temperature: f32,
     pub trained: TrainInfo,
     table: Vec<f32>,
+    /// Neighbour votes added to the margins (`knn`), if trained with them.
+    pub neighbours: Option<Neighbours>,
 }
 
 /// Sublinear term frequency that keeps the sign of a signed-hashed count.
@@ -105,7 +117,13 @@ impl LinearModel {
             temperature,
             trained,
             table,
+            neighbours: None,
         }
+    }
+
+    /// The model with neighbour votes blended into its margins.
+    pub fn with_neighbours(self, neighbours: Option<Neighbours>) -> LinearModel {
+        LinearModel { neighbours, ..self }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -118,18 +136,18 @@ impl LinearModel {
         self.margins_of(scratch.entries()).map(|(m, _)| m)
     }
 
-    /// Margins and the number of known features, from raw signed counts per bucket (as
-    /// `Featurizer` produces them).
+    /// Margins (neighbour votes included) and the number of known features, from raw signed
+    /// counts per bucket (as `Featurizer` produces them).
     pub fn margins_of(
         &self,
-        entries: impl Iterator<Item = (u32, f32)>,
+        entries: impl Iterator<Item = (u32, f32)> + Clone,
     ) -> Option<(Vec<f32>, usize)> {
         let k = self.labels.len();
         let stride = k + 1;
         let mut acc = vec![0f32; k];
         let mut norm2 = 0f32;
         let mut known = 0usize;
-        for (b, c) in entries {
+        for (b, c) in entries.clone() {
             let row = &self.table[b as usize * stride..(b as usize + 1) * stride];
             let idf = row[0];
             if idf == 0.0 {
@@ -146,11 +164,18 @@ impl LinearModel {
             return None;
         }
         let inv = 1.0 / norm2.sqrt();
-        let m = acc
+        let mut m: Vec<f32> = acc
             .iter()
             .zip(&self.bias)
             .map(|(a, b)| a * inv + b)
             .collect();
+        if let Some(n) = &self.neighbours {
+            let q = entries.filter_map(|(b, c)| {
+                let idf = self.table[b as usize * stride];
+                (idf != 0.0).then(|| (b, sublinear(c) * idf * inv))
+            });
+            n.add_votes(q, &mut m);
+        }
         Some((m, known))
     }
 
@@ -160,7 +185,10 @@ impl LinearModel {
         self.predict_entries(raw.iter().copied())
     }
 
-    fn predict_entries(&self, entries: impl Iterator<Item = (u32, f32)>) -> Option<(usize, f32)> {
+    fn predict_entries(
+        &self,
+        entries: impl Iterator<Item = (u32, f32)> + Clone,
+    ) -> Option<(usize, f32)> {
         let (m, known) = self.margins_of(entries)?;
         let (c, p) = argmax(&softmax(&m, self.temperature));
         Some((c, p * evidence(known)))
@@ -184,7 +212,7 @@ impl LinearModel {
         self.predict_entries(scratch.entries())
     }
 
-    /// Serialize to the `DUBANCLS` v1 format.
+    /// Serialize to the `DUBANCLS` format (version 2).
     pub fn to_bytes(&self) -> Vec<u8> {
         let k = self.labels.len();
         let stride = k + 1;
@@ -198,6 +226,7 @@ impl LinearModel {
             temperature: self.temperature,
             rows: rows.len(),
             trained: self.trained.clone(),
+            neighbours: self.neighbours.as_ref().map(Neighbours::header),
         };
         let json = serde_json::to_vec(&header).expect("model header serializes");
         let mut out = Vec::with_capacity(24 + json.len() + rows.len() * (4 + 4 * stride));
@@ -210,6 +239,9 @@ impl LinearModel {
             for v in &self.table[b * stride..(b + 1) * stride] {
                 out.extend_from_slice(&v.to_le_bytes());
             }
+        }
+        if let Some(n) = &self.neighbours {
+            n.write(&mut out);
         }
         let sum = crate::ids::fnv1a64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -225,9 +257,10 @@ impl LinearModel {
             bail!("truncated model file");
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into()?);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             bail!(
-                "model format version {version} is not supported (this duban reads version {FORMAT_VERSION})"
+                "model format version {version} is not supported (this duban reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
             );
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
@@ -258,13 +291,20 @@ impl LinearModel {
         let stride = k + 1;
         let row_bytes = 4 + 4 * stride;
         let data = &body[hend..];
-        if data.len() != header.rows * row_bytes {
+        let weight_bytes = header.rows * row_bytes;
+        // Weight rows fill the rest of the file, unless the neighbour index follows them.
+        let fits = match header.neighbours {
+            None => data.len() == weight_bytes,
+            Some(_) => data.len() >= weight_bytes,
+        };
+        if !fits {
             bail!(
                 "expected {} weight rows, found {} bytes",
                 header.rows,
                 data.len()
             );
         }
+        let (data, index) = data.split_at(weight_bytes);
         let featurizer = Featurizer::new(header.features);
         let n = featurizer.buckets();
         let mut table = vec![0f32; n * stride];
@@ -277,6 +317,10 @@ impl LinearModel {
                 table[b * stride + i] = f32::from_le_bytes(v.try_into()?);
             }
         }
+        let neighbours = match &header.neighbours {
+            Some(h) => Some(Neighbours::read(h, k, n, index).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         Ok(LinearModel {
             labels: header.labels,
             featurizer,
@@ -284,6 +328,7 @@ impl LinearModel {
             temperature: header.temperature,
             trained: header.trained,
             table,
+            neighbours,
         })
     }
 

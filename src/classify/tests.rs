@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use super::data::{self, Example};
 use super::features::{FeatureConfig, Featurizer};
+use super::knn::KnnParams;
 use super::model::LinearModel;
 use super::train::{self, Prepared, TrainConfig};
 use super::weak::{self, WeakConfig};
@@ -115,6 +116,69 @@ fn held_out_fold_macro_f1_is_above_the_bar() {
     // the bar leaves a margin for platform and ordering differences.
     assert!(s.macro_f1 >= 0.89, "macro-F1 {:.4}", s.macro_f1);
     assert!(s.per_class.iter().all(|c| c.f1 >= 0.7), "{:?}", s.per_class);
+
+    // With neighbour votes (`--knn`) the same fold clears the same bar; the votes change some
+    // predictions (they are applied when scoring, not only stored).
+    let knn = train_on(
+        &train_idx,
+        &TrainConfig {
+            knn: Some(KnnParams::default()),
+            ..quick_config()
+        },
+    );
+    let knn_pred: Vec<Option<usize>> = test_idx
+        .iter()
+        .map(|&i| {
+            knn.predict(&rows[i].title, &rows[i].body, &mut scratch)
+                .map(|(c, _)| c)
+        })
+        .collect();
+    let k = train::score(&labels, &truth, &knn_pred);
+    eprintln!(
+        "held-out fold with neighbour votes: macro-F1 {:.4}, accuracy {:.4}",
+        k.macro_f1, k.accuracy
+    );
+    assert!(k.macro_f1 >= 0.89, "macro-F1 {:.4}", k.macro_f1);
+    assert!(knn_pred != pred, "the votes changed no prediction");
+}
+
+#[test]
+fn a_model_with_neighbours_round_trips_and_format_1_files_still_load() {
+    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
+    let cfg = TrainConfig {
+        features: FeatureConfig {
+            buckets_log2: 14,
+            ..FeatureConfig::default()
+        },
+        epochs: 5,
+        knn: Some(KnnParams::default()),
+        ..quick_config()
+    };
+    let m = train_on(&idx, &cfg);
+    let bytes = m.to_bytes();
+    assert!(train_on(&idx, &cfg).to_bytes() == bytes, "deterministic");
+    let n = m.neighbours.as_ref().expect("trained with neighbours");
+    assert_eq!(n.pool_rows(), idx.len());
+    assert!(n.postings() > 0);
+    let loaded = LinearModel::from_bytes(&bytes).expect("loads");
+    assert_eq!(loaded, m);
+    // A training row's own text is its nearest row: the votes move its margins.
+    let r = &labeled()[idx[3]];
+    let mut s = Default::default();
+    let with = loaded.margins(&r.title, &r.body, &mut s).expect("known");
+    let linear = loaded.clone().with_neighbours(None);
+    let without = linear.margins(&r.title, &r.body, &mut s).expect("known");
+    assert_ne!(with, without);
+    // A model without neighbours, written as format 1 (as earlier builds did), loads.
+    let mut v1 = linear.to_bytes();
+    v1.truncate(v1.len() - 8);
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let sum = crate::ids::fnv1a64(&v1);
+    v1.extend_from_slice(&sum.to_le_bytes());
+    assert_eq!(
+        LinearModel::from_bytes(&v1).expect("format 1 loads"),
+        linear
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::data::Example;
 use super::features::{FeatureConfig, Featurizer, Scratch};
+use super::knn::{KnnParams, Neighbours, hashed_part};
 use super::lsa::Projection;
 use super::model::{LinearModel, TrainInfo, argmax, softmax, sublinear};
 
@@ -49,6 +50,8 @@ pub struct TrainConfig {
     /// rows and the unlabeled rows (0 = off), and their scale next to the l2-normalized tf-idf.
     pub lsa_dims: usize,
     pub lsa_gain: f32,
+    /// Nearest-neighbour votes of the training rows blended into the margins (`knn`; None = off).
+    pub knn: Option<KnnParams>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +72,7 @@ impl Default for TrainConfig {
             c_grid: Vec::new(),
             lsa_dims: 0,
             lsa_gain: 1.0,
+            knn: None,
         }
     }
 }
@@ -451,8 +455,14 @@ pub fn fit(
                 let yr: Vec<usize> = tr.iter().map(|&i| ys[i]).collect();
                 let sr: Vec<f32> = tr.iter().map(|&i| sw[i]).collect();
                 let (w, b) = learn(&xr, &yr, &sr, k, features, buckets, c, cfg, pb);
+                let pool = cfg
+                    .knn
+                    .map(|params| Neighbours::build(&xr, &yr, k, buckets, params));
                 for i in (0..xs.len()).filter(|&i| folds[i] == f) {
                     oof[i] = margins(&xs[i], &w, &b);
+                    if let Some(pool) = &pool {
+                        pool.add_votes(hashed_part(&xs[i], buckets), &mut oof[i]);
+                    }
                 }
             }
             let f1 = if grid.len() > 1 {
@@ -497,6 +507,9 @@ pub fn fit(
     if let Some(proj) = &proj {
         w = proj.fold(&w, buckets, k, cfg.lsa_gain);
     }
+    let neighbours = cfg
+        .knn
+        .map(|params| Neighbours::build(&xr, &ys, k, buckets, params));
     LinearModel::from_parts(
         p.labels.to_vec(),
         cfg.features.clone(),
@@ -513,9 +526,11 @@ pub fn fit(
             epochs: cfg.epochs,
         },
     )
+    .with_neighbours(neighbours)
 }
 
-fn class_weights(ys: &[usize], k: usize, balanced: bool) -> Vec<f32> {
+/// Per class: n / (classes × rows of the class) when `balanced` (1 for an absent class), else 1.
+pub fn class_weights(ys: &[usize], k: usize, balanced: bool) -> Vec<f32> {
     let mut n = vec![0usize; k];
     for &y in ys {
         n[y] += 1;

@@ -1,0 +1,396 @@
+//! Nearest-neighbour votes blended into the linear model's margins.
+//!
+//! The linear model sees a message as a bag of weighted terms; two messages that share many rare
+//! terms (the same estate, the same fee, the same school) often share the handling department,
+//! which is what the labels follow. The neighbour pool is the training rows: for a new message the
+//! `k` rows of highest cosine similarity vote for their class with `similarity^power`, each class's
+//! votes scaled by its inverse frequency and the votes normalized to sum 1; the model adds
+//! `weight × vote` to each class's margin.
+//!
+//! Similarity is the dot product of the l2-normalized tf-idf vectors restricted to rare features
+//! (in at most `max_df` of the pool rows): common features add little to which rows are nearest
+//! and most of the cost. Scoring walks an inverted index (feature → pool rows), so it touches only
+//! the postings of a message's rare features.
+
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+use super::train::{SparseVec, class_weights};
+
+/// The entries of a (possibly latent-augmented, see `lsa`) row that are hashed features.
+pub fn hashed_part(x: &SparseVec, buckets: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
+    x.iter()
+        .copied()
+        .filter(move |&(b, _)| (b as usize) < buckets)
+}
+
+/// Settings of the neighbour blend (stored in the model header).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnnParams {
+    /// Neighbours that vote.
+    pub k: usize,
+    /// A neighbour votes with similarity^power.
+    pub power: f32,
+    /// Scale of the normalized votes added to the margins (0 = no neighbours).
+    pub weight: f32,
+    /// Features in more than this share of the pool rows are left out of the similarity.
+    pub max_df: f32,
+}
+
+impl Default for KnnParams {
+    fn default() -> Self {
+        KnnParams {
+            k: 10,
+            power: 1.0,
+            weight: 0.5,
+            max_df: 0.05,
+        }
+    }
+}
+
+/// The neighbour pool as an inverted index over rare features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    pub params: KnnParams,
+    /// Class of each pool row.
+    ys: Vec<u32>,
+    /// Per class: the vote scale (pool rows / (classes × rows of the class)).
+    class_scale: Vec<f32>,
+    /// Postings of bucket `b` are `post[start[b]..start[b + 1]]`; `start.len()` = buckets + 1.
+    start: Vec<u32>,
+    /// (pool row, tf-idf value), rows ascending within a bucket.
+    post: Vec<(u32, f32)>,
+    /// Bit `b` set when bucket `b` has postings (a small table to test before `start`).
+    indexed: Vec<u64>,
+}
+
+/// One bit per bucket with postings.
+fn indexed_bits(start: &[u32]) -> Vec<u64> {
+    let mut bits = vec![0u64; (start.len() - 1).div_ceil(64)];
+    for b in 0..start.len() - 1 {
+        if start[b + 1] > start[b] {
+            bits[b / 64] |= 1 << (b % 64);
+        }
+    }
+    bits
+}
+
+#[derive(Default)]
+struct KnnScratch {
+    /// Similarity to each pool row.
+    sims: Vec<f32>,
+    top: Vec<(f32, u32)>,
+}
+
+thread_local! {
+    static KNN_SCRATCH: RefCell<KnnScratch> = RefCell::new(KnnScratch::default());
+}
+
+impl Neighbours {
+    /// Index `xs` (l2-normalized tf-idf rows of the pool, buckets ascending) with classes `ys`
+    /// (each below `classes`). Entries from `buckets` on (latent features) are not indexed.
+    pub fn build(
+        xs: &[&SparseVec],
+        ys: &[usize],
+        classes: usize,
+        buckets: usize,
+        params: KnnParams,
+    ) -> Neighbours {
+        assert_eq!(xs.len(), ys.len());
+        let mut df = vec![0u32; buckets];
+        for x in xs {
+            for (b, _) in hashed_part(x, buckets) {
+                df[b as usize] += 1;
+            }
+        }
+        let max = (params.max_df * xs.len() as f32).max(1.0);
+        let rare = |b: u32| df[b as usize] as f32 <= max;
+        let mut start = vec![0u32; buckets + 1];
+        for (b, &d) in df.iter().enumerate() {
+            start[b + 1] = start[b] + if rare(b as u32) { d } else { 0 };
+        }
+        let mut fill = start.clone();
+        let mut post = vec![(0u32, 0f32); start[buckets] as usize];
+        for (row, x) in xs.iter().enumerate() {
+            for (b, v) in hashed_part(x, buckets).filter(|(b, _)| rare(*b)) {
+                let slot = &mut fill[b as usize];
+                post[*slot as usize] = (row as u32, v);
+                *slot += 1;
+            }
+        }
+        Neighbours {
+            params,
+            ys: ys.iter().map(|&y| y as u32).collect(),
+            class_scale: class_weights(ys, classes, true),
+            indexed: indexed_bits(&start),
+            start,
+            post,
+        }
+    }
+
+    pub fn pool_rows(&self) -> usize {
+        self.ys.len()
+    }
+
+    pub fn postings(&self) -> usize {
+        self.post.len()
+    }
+
+    /// Add `weight × votes` of the neighbours of `q` (the message's l2-normalized tf-idf entries,
+    /// any order) to `margins` (one per class). A message sharing no rare feature with the pool
+    /// gets no votes.
+    pub fn add_votes(&self, q: impl Iterator<Item = (u32, f32)>, margins: &mut [f32]) {
+        KNN_SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let KnnScratch { sims, top } = &mut *scratch;
+            sims.clear();
+            sims.resize(self.ys.len(), 0.0);
+            for (b, v) in q.filter(|&(b, _)| self.indexed[b as usize / 64] >> (b % 64) & 1 == 1) {
+                let (lo, hi) = (self.start[b as usize], self.start[b as usize + 1]);
+                for &(row, x) in &self.post[lo as usize..hi as usize] {
+                    sims[row as usize] += v * x;
+                }
+            }
+            // The k most similar rows, highest first; equal similarities by pool row, so ties
+            // are deterministic.
+            let k = self.params.k;
+            top.clear();
+            if k == 0 {
+                return;
+            }
+            for (row, &sim) in sims.iter().enumerate() {
+                if sim > 0.0 && (top.len() < k || sim > top[top.len() - 1].0) {
+                    let at = top.partition_point(|&(s, _)| s >= sim);
+                    if top.len() == k {
+                        top.pop();
+                    }
+                    top.insert(at, (sim, row as u32));
+                }
+            }
+            if top.is_empty() {
+                return;
+            }
+            let mut votes = vec![0f32; margins.len()];
+            for &(sim, row) in top.iter() {
+                let c = self.ys[row as usize] as usize;
+                votes[c] += sim.powf(self.params.power) * self.class_scale[c];
+            }
+            let total: f32 = votes.iter().sum();
+            if total > 0.0 {
+                for (m, v) in margins.iter_mut().zip(&votes) {
+                    *m += self.params.weight * v / total;
+                }
+            }
+        });
+    }
+
+    /// The index after the linear weight rows of the model file: per pool row its class
+    /// (u32), then per indexed bucket: bucket (u32), postings (u32), postings × (row u32,
+    /// value f32); all little-endian.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        for &y in &self.ys {
+            out.extend_from_slice(&y.to_le_bytes());
+        }
+        for b in 0..self.start.len() - 1 {
+            let (lo, hi) = (self.start[b] as usize, self.start[b + 1] as usize);
+            if hi > lo {
+                out.extend_from_slice(&(b as u32).to_le_bytes());
+                out.extend_from_slice(&((hi - lo) as u32).to_le_bytes());
+                for &(row, v) in &self.post[lo..hi] {
+                    out.extend_from_slice(&row.to_le_bytes());
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    /// Read what `write` wrote: `header` gives the pool's size and class count, `data` must hold
+    /// exactly the index. Errors say what is wrong.
+    pub fn read(
+        header: &KnnHeader,
+        classes: usize,
+        buckets: usize,
+        data: &[u8],
+    ) -> Result<Neighbours, String> {
+        let u32_at = |at: usize| -> Result<u32, String> {
+            data.get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")))
+                .ok_or_else(|| "neighbour index is truncated".to_string())
+        };
+        let rows = header.pool_rows;
+        let mut ys = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let y = u32_at(4 * i)?;
+            if y as usize >= classes {
+                return Err(format!("neighbour row {i} has class {y} of {classes}"));
+            }
+            ys.push(y);
+        }
+        let mut at = 4 * rows;
+        let mut start = vec![0u32; buckets + 1];
+        let mut post = Vec::with_capacity(header.postings);
+        let mut next_bucket = 0usize;
+        while at < data.len() {
+            let b = u32_at(at)? as usize;
+            let len = u32_at(at + 4)? as usize;
+            at += 8;
+            if b < next_bucket || b >= buckets {
+                return Err(format!(
+                    "neighbour bucket {b} out of order or outside 0..{buckets}"
+                ));
+            }
+            for s in &mut start[next_bucket + 1..=b] {
+                *s = post.len() as u32;
+            }
+            for _ in 0..len {
+                let row = u32_at(at)?;
+                let v = f32::from_bits(u32_at(at + 4)?);
+                if row as usize >= rows {
+                    return Err(format!("neighbour posting names row {row} of {rows}"));
+                }
+                post.push((row, v));
+                at += 8;
+            }
+            start[b + 1] = post.len() as u32;
+            next_bucket = b + 1;
+        }
+        for s in &mut start[next_bucket + 1..] {
+            *s = post.len() as u32;
+        }
+        if post.len() != header.postings {
+            return Err(format!(
+                "expected {} neighbour postings, found {}",
+                header.postings,
+                post.len()
+            ));
+        }
+        let class_scale = {
+            let ys: Vec<usize> = ys.iter().map(|&y| y as usize).collect();
+            class_weights(&ys, classes, true)
+        };
+        Ok(Neighbours {
+            params: header.params,
+            ys,
+            class_scale,
+            indexed: indexed_bits(&start),
+            start,
+            post,
+        })
+    }
+
+    pub fn header(&self) -> KnnHeader {
+        KnnHeader {
+            params: self.params,
+            pool_rows: self.ys.len(),
+            postings: self.post.len(),
+        }
+    }
+}
+
+/// The model header's description of the neighbour index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnnHeader {
+    pub params: KnnParams,
+    pub pool_rows: usize,
+    pub postings: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(entries: &[(u32, f32)]) -> SparseVec {
+        let n = entries.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
+        entries.iter().map(|&(b, v)| (b, v / n)).collect()
+    }
+
+    /// Six rows of three classes: bucket 0 is in every row (common), the others are each in one
+    /// or two rows; rows 4 and 5 are identical but of different classes.
+    fn pool(params: KnnParams) -> Neighbours {
+        let rows = [
+            unit(&[(0, 1.0), (10, 2.0), (11, 1.0)]),
+            unit(&[(0, 1.0), (11, 1.0), (12, 2.0)]),
+            unit(&[(0, 1.0), (20, 2.0), (21, 1.0)]),
+            unit(&[(0, 1.0), (21, 1.0), (22, 2.0)]),
+            unit(&[(0, 1.0), (30, 2.0)]),
+            unit(&[(0, 1.0), (30, 2.0)]),
+        ];
+        let refs: Vec<&SparseVec> = rows.iter().collect();
+        Neighbours::build(&refs, &[0, 0, 1, 1, 2, 1], 3, 64, params)
+    }
+
+    fn added(n: &Neighbours, q: &[(u32, f32)]) -> Vec<f32> {
+        let mut m = vec![0.0; 3];
+        n.add_votes(unit(q).into_iter(), &mut m);
+        m
+    }
+
+    #[test]
+    fn votes_of_the_nearest_rows_sum_to_the_weight_and_common_features_are_not_indexed() {
+        let params = KnnParams {
+            k: 2,
+            max_df: 0.5,
+            ..KnnParams::default()
+        };
+        let n = pool(params);
+        assert_eq!(n.pool_rows(), 6);
+        // Bucket 0 is in all six rows (> 50 %): 16 feature occurrences, 6 of them left out.
+        assert_eq!(n.postings(), 16 - 6);
+        // A copy of row 0: its two nearest rows are rows 0 and 1, both of class 0.
+        let m = added(&n, &[(0, 1.0), (10, 2.0), (11, 1.0)]);
+        assert!((m[0] - params.weight).abs() < 1e-6, "{m:?}");
+        assert_eq!((m[1], m[2]), (0.0, 0.0));
+        // Between classes 0 and 1, four voters: both classes get votes, more for the class of
+        // the closer rows.
+        let four = pool(KnnParams { k: 4, ..params });
+        let m = added(&four, &[(11, 2.0), (21, 1.0)]);
+        assert!(m[0] > m[1] && m[1] > 0.0, "{m:?}");
+        assert!((m.iter().sum::<f32>() - params.weight).abs() < 1e-6);
+        // Sharing only the common feature, or nothing, with the pool: no votes.
+        assert_eq!(added(&n, &[(0, 1.0)]), vec![0.0; 3]);
+        assert_eq!(added(&n, &[(40, 1.0)]), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_row_and_votes_are_class_balanced() {
+        let one = pool(KnnParams {
+            k: 1,
+            max_df: 0.5,
+            ..KnnParams::default()
+        });
+        // Rows 4 (class 2) and 5 (class 1) are equally near: the earlier row votes.
+        let m = added(&one, &[(30, 1.0)]);
+        assert!(m[2] > 0.0 && m[1] == 0.0, "{m:?}");
+        // With both voting, class 2 (one row of six) outweighs class 1 (three rows of six).
+        let two = pool(KnnParams {
+            k: 2,
+            max_df: 0.5,
+            ..KnnParams::default()
+        });
+        let m = added(&two, &[(30, 1.0)]);
+        assert!((m[2] / m[1] - 3.0).abs() < 1e-4, "{m:?}");
+    }
+
+    #[test]
+    fn the_index_reads_back_as_written() {
+        let n = pool(KnnParams::default());
+        let mut bytes = Vec::new();
+        n.write(&mut bytes);
+        let back = Neighbours::read(&n.header(), 3, 64, &bytes).expect("reads");
+        assert_eq!(back, n);
+        let err = Neighbours::read(&n.header(), 3, 64, &bytes[..bytes.len() - 8]).unwrap_err();
+        assert!(err.contains("truncated"), "{err}");
+        let more = KnnHeader {
+            postings: n.postings() + 1,
+            ..n.header()
+        };
+        let err = Neighbours::read(&more, 3, 64, &bytes).unwrap_err();
+        assert!(err.contains("postings"), "{err}");
+        let err = Neighbours::read(&n.header(), 2, 64, &bytes).unwrap_err();
+        assert!(err.contains("class"), "{err}");
+        let err = Neighbours::read(&n.header(), 3, 16, &bytes).unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+    }
+}
