@@ -4,6 +4,7 @@
 
 mod analytics;
 mod board;
+mod classify;
 mod common;
 mod connect;
 mod lifecycle;

@@ -1,0 +1,119 @@
+//! `duban train`, `duban eval` and `duban classify` as a user runs them: CSV in, model file,
+//! JSON out; with and without neighbour votes (`--knn`). Small generated data, so the dev-profile
+//! binary trains in seconds (quality on the real messages is measured in the lib tests).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::common::tmpdir;
+
+fn duban() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_duban"))
+}
+
+/// Three topics with their own words, sharing filler words; `offset` varies the combinations so
+/// held-out rows are not copies of training rows.
+fn rows(n: usize, offset: usize) -> String {
+    let topics = [
+        ("路灯", ["路灯不亮", "灯杆倾斜", "夜间照明", "灯泡损坏"]),
+        ("工资", ["拖欠工资", "克扣薪水", "加班费", "劳动合同"]),
+        ("噪音", ["施工噪音", "夜间扰民", "广场舞", "装修噪声"]),
+    ];
+    let filler = ["请尽快处理", "已经很久了", "希望有关部门", "市民反映"];
+    let mut csv = String::from("title,body,label\n");
+    for i in 0..n {
+        let (label, words) = &topics[i % 3];
+        let j = i / 3 + offset;
+        csv.push_str(&format!(
+            ",{}{}，{}{},{label}\n",
+            filler[j % 4],
+            words[j % 4],
+            words[(j / 4 + 1) % 4],
+            filler[(j + 1) % 4]
+        ));
+    }
+    csv
+}
+
+fn run(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().expect("duban runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
+
+#[test]
+fn train_eval_and_classify_with_and_without_neighbour_votes() {
+    let dir = tmpdir("classify-cli");
+    let train = dir.join("train.csv");
+    let test = dir.join("test.csv");
+    std::fs::write(&train, rows(120, 0)).expect("train.csv");
+    std::fs::write(&test, rows(30, 7)).expect("test.csv");
+    for knn in [false, true] {
+        let model = dir.join(format!("m-{knn}.model"));
+        let mut cmd = duban();
+        cmd.args(["train", "--data"])
+            .arg(&train)
+            .arg("--out")
+            .arg(&model);
+        if knn {
+            cmd.arg("--knn");
+        }
+        let (_, stderr) = run(&mut cmd);
+        assert_eq!(
+            stderr.contains("neighbour index of 120 rows"),
+            knn,
+            "{stderr}"
+        );
+
+        let (stdout, _) = run(duban()
+            .args(["eval", "--json", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&test));
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert!(v["accuracy"].as_f64().expect("accuracy") >= 0.9, "{v}");
+        assert!(v["macro_f1"].as_f64().expect("macro_f1") >= 0.9, "{v}");
+        for label in ["路灯", "工资", "噪音"] {
+            assert!(v["per_class"][label]["f1"].is_number(), "{label}: {v}");
+        }
+
+        let mut child = duban()
+            .args(["classify", "--model"])
+            .arg(&model)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("classify runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(
+                "{\"title\":\"\",\"body\":\"小区的路灯不亮好几天了\"}\n\
+                 {\"title\":\"拖欠工资\",\"body\":\"公司三个月没发工资\"}\n"
+                    .as_bytes(),
+            )
+            .expect("write");
+        let out = child.wait_with_output().expect("classify ends");
+        assert!(out.status.success());
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["label"], "路灯", "{lines:?}");
+        assert_eq!(lines[1]["label"], "工资", "{lines:?}");
+        for l in &lines {
+            let c = l["confidence"].as_f64().expect("confidence");
+            assert!(c > 0.0 && c <= 1.0, "{l}");
+        }
+    }
+
+    // Cross-validation with neighbour votes: every fold indexes its own training rows.
+    let (stdout, _) = run(duban()
+        .args(["eval", "--json", "--cv", "3", "--knn", "--data"])
+        .arg(&train));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert!(v["macro_f1"].as_f64().expect("macro_f1") >= 0.9, "{v}");
+}
