@@ -321,6 +321,15 @@ mod tests {
         Neighbours::build(&refs, &[0, 0, 1, 1, 2, 1], 3, 64, params)
     }
 
+    /// `k` voters; features in more than half of the six rows are common.
+    fn params(k: usize) -> KnnParams {
+        KnnParams {
+            k,
+            max_df: 0.5,
+            ..KnnParams::default()
+        }
+    }
+
     fn added(n: &Neighbours, q: &[(u32, f32)]) -> Vec<f32> {
         let mut m = vec![0.0; 3];
         n.add_votes(unit(q).into_iter(), &mut m);
@@ -329,25 +338,21 @@ mod tests {
 
     #[test]
     fn votes_of_the_nearest_rows_sum_to_the_weight_and_common_features_are_not_indexed() {
-        let params = KnnParams {
-            k: 2,
-            max_df: 0.5,
-            ..KnnParams::default()
-        };
-        let n = pool(params);
+        let two = params(2);
+        let n = pool(two);
         assert_eq!(n.pool_rows(), 6);
         // Bucket 0 is in all six rows (> 50 %): 16 feature occurrences, 6 of them left out.
         assert_eq!(n.postings(), 16 - 6);
         // A copy of row 0: its two nearest rows are rows 0 and 1, both of class 0.
         let m = added(&n, &[(0, 1.0), (10, 2.0), (11, 1.0)]);
-        assert!((m[0] - params.weight).abs() < 1e-6, "{m:?}");
+        assert!((m[0] - two.weight).abs() < 1e-6, "{m:?}");
         assert_eq!((m[1], m[2]), (0.0, 0.0));
         // Between classes 0 and 1, four voters: both classes get votes, more for the class of
         // the closer rows.
-        let four = pool(KnnParams { k: 4, ..params });
+        let four = pool(params(4));
         let m = added(&four, &[(11, 2.0), (21, 1.0)]);
         assert!(m[0] > m[1] && m[1] > 0.0, "{m:?}");
-        assert!((m.iter().sum::<f32>() - params.weight).abs() < 1e-6);
+        assert!((m.iter().sum::<f32>() - two.weight).abs() < 1e-6);
         // Sharing only the common feature, or nothing, with the pool: no votes.
         assert_eq!(added(&n, &[(0, 1.0)]), vec![0.0; 3]);
         assert_eq!(added(&n, &[(40, 1.0)]), vec![0.0; 3]);
@@ -355,20 +360,12 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_earlier_row_and_votes_are_class_balanced() {
-        let one = pool(KnnParams {
-            k: 1,
-            max_df: 0.5,
-            ..KnnParams::default()
-        });
+        let one = pool(params(1));
         // Rows 4 (class 2) and 5 (class 1) are equally near: the earlier row votes.
         let m = added(&one, &[(30, 1.0)]);
         assert!(m[2] > 0.0 && m[1] == 0.0, "{m:?}");
         // With both voting, class 2 (one row of six) outweighs class 1 (three rows of six).
-        let two = pool(KnnParams {
-            k: 2,
-            max_df: 0.5,
-            ..KnnParams::default()
-        });
+        let two = pool(params(2));
         let m = added(&two, &[(30, 1.0)]);
         assert!((m[2] / m[1] - 3.0).abs() < 1e-4, "{m:?}");
     }

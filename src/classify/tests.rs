@@ -76,6 +76,23 @@ fn small_model() -> &'static LinearModel {
     })
 }
 
+/// Every 9th row of train.csv: the rows of the tiny models that file-format tests train.
+fn tiny_rows() -> Vec<usize> {
+    (0..labeled().len()).step_by(9).collect()
+}
+
+/// 2^14 buckets and 5 epochs: a tiny model, trained in a moment.
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        features: FeatureConfig {
+            buckets_log2: 14,
+            ..FeatureConfig::default()
+        },
+        epochs: 5,
+        ..quick_config()
+    }
+}
+
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("duban-classify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -144,15 +161,10 @@ fn held_out_fold_macro_f1_is_above_the_bar() {
 
 #[test]
 fn a_model_with_neighbours_round_trips_and_format_1_files_still_load() {
-    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
+    let idx = tiny_rows();
     let cfg = TrainConfig {
-        features: FeatureConfig {
-            buckets_log2: 14,
-            ..FeatureConfig::default()
-        },
-        epochs: 5,
         knn: Some(KnnParams::default()),
-        ..quick_config()
+        ..tiny_config()
     };
     let m = train_on(&idx, &cfg);
     let bytes = m.to_bytes();
@@ -183,15 +195,8 @@ fn a_model_with_neighbours_round_trips_and_format_1_files_still_load() {
 
 #[test]
 fn same_seed_same_bytes_and_save_load_round_trip() {
-    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
-    let cfg = TrainConfig {
-        features: FeatureConfig {
-            buckets_log2: 14,
-            ..FeatureConfig::default()
-        },
-        epochs: 5,
-        ..quick_config()
-    };
+    let idx = tiny_rows();
+    let cfg = tiny_config();
     let a = train_on(&idx, &cfg).to_bytes();
     let b = train_on(&idx, &cfg).to_bytes();
     assert!(a == b, "same data and seed must give identical model bytes");
@@ -251,15 +256,13 @@ fn wrong_or_corrupt_files_give_one_line_naming_the_file() {
 
 #[test]
 fn models_of_the_previous_feature_hash_version_still_load_and_score_as_trained() {
-    let idx: Vec<usize> = (0..labeled().len()).step_by(9).collect();
+    let idx = tiny_rows();
     let cfg = |hash_version| TrainConfig {
         features: FeatureConfig {
-            buckets_log2: 14,
             hash_version,
-            ..FeatureConfig::default()
+            ..tiny_config().features
         },
-        epochs: 5,
-        ..quick_config()
+        ..tiny_config()
     };
     let old = train_on(&idx, &cfg(1));
     let path = temp_path("hash-v1.model");
