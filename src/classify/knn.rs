@@ -5,7 +5,9 @@
 //! which is what the labels follow. The neighbour pool is the training rows: for a new message the
 //! `k` rows of highest cosine similarity vote for their class with `similarity^power`, each class's
 //! votes scaled by its inverse frequency and the votes normalized to sum 1; the model adds
-//! `weight × vote` to each class's margin.
+//! `weight × vote` to each class's margin. The votes sum to at most `weight`, so they can change
+//! the label only where the two highest margins are closer than that; elsewhere (most messages)
+//! the index is not searched at all.
 //!
 //! Similarity is the dot product of the l2-normalized tf-idf vectors restricted to rare features
 //! (in at most `max_df` of the pool rows): common features add little to which rows are nearest
@@ -138,9 +140,22 @@ impl Neighbours {
     }
 
     /// Add `weight × votes` of the neighbours of `q` (the message's l2-normalized tf-idf entries,
-    /// any order) to `margins` (one per class). A message sharing no rare feature with the pool
-    /// gets no votes.
+    /// any order) to `margins` (one per class), unless the margins are decided without them. A
+    /// message sharing no rare feature with the pool gets no votes.
     pub fn add_votes(&self, q: impl Iterator<Item = (u32, f32)>, margins: &mut [f32]) {
+        // Votes sum to at most `weight`: when the two highest margins are further apart they
+        // cannot change the label, so the index is not searched (most messages).
+        let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+        for &m in margins.iter() {
+            if m > first {
+                (first, second) = (m, first);
+            } else if m > second {
+                second = m;
+            }
+        }
+        if first - second >= self.params.weight {
+            return;
+        }
         KNN_SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let KnnScratch { sims, top } = &mut *scratch;
@@ -356,6 +371,13 @@ mod tests {
         // Sharing only the common feature, or nothing, with the pool: no votes.
         assert_eq!(added(&n, &[(0, 1.0)]), vec![0.0; 3]);
         assert_eq!(added(&n, &[(40, 1.0)]), vec![0.0; 3]);
+        // Margins already decided (top two `weight` apart) are left as they are; closer ones
+        // get the votes.
+        for (gap, moved) in [(two.weight, false), (two.weight * 0.9, true)] {
+            let mut m = vec![gap, 0.0, -1.0];
+            n.add_votes(unit(&[(20, 2.0), (21, 1.0)]).into_iter(), &mut m);
+            assert_eq!(m != vec![gap, 0.0, -1.0], moved, "gap {gap}: {m:?}");
+        }
     }
 
     #[test]
