@@ -234,7 +234,8 @@ impl Neighbours {
                 .ok_or_else(|| "neighbour index is truncated".to_string())
         };
         let rows = header.pool_rows;
-        let mut ys = Vec::with_capacity(rows);
+        // Sizes from the header only bound what the data can hold (no allocation on its word).
+        let mut ys = Vec::with_capacity(rows.min(data.len() / 4));
         for i in 0..rows {
             let y = u32_at(4 * i)?;
             if y as usize >= classes {
@@ -242,9 +243,9 @@ impl Neighbours {
             }
             ys.push(y);
         }
-        let mut at = 4 * rows;
+        let mut at = 4 * ys.len();
         let mut start = vec![0u32; buckets + 1];
-        let mut post = Vec::with_capacity(header.postings);
+        let mut post = Vec::with_capacity(header.postings.min(data.len() / 8));
         let mut next_bucket = 0usize;
         while at < data.len() {
             let b = u32_at(at)? as usize;
@@ -407,6 +408,13 @@ mod tests {
         };
         let err = Neighbours::read(&more, 3, 64, &bytes).unwrap_err();
         assert!(err.contains("postings"), "{err}");
+        // Absurd sizes in a header are an error, not an allocation.
+        let huge = KnnHeader {
+            pool_rows: usize::MAX / 8,
+            postings: usize::MAX / 8,
+            ..n.header()
+        };
+        assert!(Neighbours::read(&huge, 3, 64, &bytes).is_err());
         let err = Neighbours::read(&n.header(), 2, 64, &bytes).unwrap_err();
         assert!(err.contains("class"), "{err}");
         let err = Neighbours::read(&n.header(), 3, 16, &bytes).unwrap_err();
