@@ -1,8 +1,8 @@
 //! Classification throughput against plain jieba-rs segmentation of the same texts, one thread.
 //! `cargo bench --bench classify`: texts of ~300 characters from the shared train.csv (or generated
 //! from the taxonomy vocabulary when it is absent), the half the model was not trained on; prints
-//! complaints/s of both and their ratio, and
-//! the same for the classifier with neighbour votes (`duban train --knn`).
+//! complaints/s of both and their ratio, and the same for the classifier with neighbour votes
+//! (`duban train --knn`).
 
 use duban::classify::data::{self, Example};
 use duban::classify::features::{Featurizer, jieba};
@@ -65,7 +65,8 @@ fn per_second(n: usize, f: impl Fn() -> usize) -> f64 {
 
 fn main() {
     let (rows, source) = labeled_rows();
-    // Trained with neighbour votes (`--knn`); the default model is the same without them.
+    // Trained with neighbour votes (`--knn`); without them it scores as the default model (same
+    // weights; only its temperature, fitted on blended scores, differs, which costs nothing).
     let cfg = TrainConfig {
         knn: Some(KnnParams::default()),
         ..TrainConfig::default()
