@@ -72,7 +72,7 @@ pub struct ModelOptions {
     #[arg(long, default_value_t = 1.0)]
     pub lsa_gain: f32,
     /// Blend nearest-neighbour votes of the training rows into the margins (the model file then
-    /// holds an index of the training rows; scoring takes about twice as long).
+    /// holds an index of the training rows; classification is about a quarter slower).
     #[arg(long)]
     pub knn: bool,
     /// Weight of the neighbour votes added to the margins.
