@@ -3,13 +3,9 @@
 //! binary trains in seconds (quality on the real messages is measured in the lib tests).
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::common::tmpdir;
-
-fn duban() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_duban"))
-}
+use crate::common::{duban, run_ok, tmpdir};
 
 /// Three topics with their own words, sharing filler words; `offset` varies the combinations so
 /// held-out rows are not copies of training rows.
@@ -35,13 +31,6 @@ fn rows(n: usize, offset: usize) -> String {
     csv
 }
 
-fn run(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().expect("duban runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{stderr}");
-    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
-}
-
 #[test]
 fn train_eval_and_classify_with_and_without_neighbour_votes() {
     let dir = tmpdir("classify-cli");
@@ -59,18 +48,20 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
         if knn {
             cmd.arg("--knn");
         }
-        let (_, stderr) = run(&mut cmd);
+        let (_, stderr) = run_ok(&mut cmd);
         assert_eq!(
             stderr.contains("neighbour index of 120 rows"),
             knn,
             "{stderr}"
         );
 
-        let (stdout, _) = run(duban()
-            .args(["eval", "--json", "--model"])
-            .arg(&model)
-            .arg("--data")
-            .arg(&test));
+        let (stdout, _) = run_ok(
+            duban()
+                .args(["eval", "--json", "--model"])
+                .arg(&model)
+                .arg("--data")
+                .arg(&test),
+        );
         let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
         assert!(v["accuracy"].as_f64().expect("accuracy") >= 0.9, "{v}");
         assert!(v["macro_f1"].as_f64().expect("macro_f1") >= 0.9, "{v}");
@@ -111,9 +102,11 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
     }
 
     // Cross-validation with neighbour votes: every fold indexes its own training rows.
-    let (stdout, _) = run(duban()
-        .args(["eval", "--json", "--cv", "3", "--knn", "--data"])
-        .arg(&train));
+    let (stdout, _) = run_ok(
+        duban()
+            .args(["eval", "--json", "--cv", "3", "--knn", "--data"])
+            .arg(&train),
+    );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert!(v["macro_f1"].as_f64().expect("macro_f1") >= 0.9, "{v}");
 }

@@ -14,6 +14,20 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(180);
 
+/// The `duban` binary of this build.
+pub fn duban() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_duban"))
+}
+
+/// Run `cmd` to its end; it must succeed (else the test fails with its stderr). Its stdout and
+/// stderr.
+pub fn run_ok(cmd: &mut std::process::Command) -> (String, String) {
+    let out = cmd.output().expect("the command runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
+
 pub fn bootstrap() -> String {
     std::env::var("DUBAN_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }

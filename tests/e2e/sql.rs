@@ -42,10 +42,6 @@ async fn demo() -> &'static Demo {
     .await
 }
 
-fn duban() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_duban"))
-}
-
 /// Rows of a DataFusion query over the lake as JSON objects (the lake's own answer).
 async fn lake_rows(lake: &Path, sql: &str) -> Vec<serde_json::Value> {
     let batches = duban::query::run_sql(lake, sql).await.expect("lake query");
@@ -158,18 +154,13 @@ async fn sql_cli_one_shot_formats_and_repl_with_history() {
     // One-shot to a Parquet file.
     let dir = tmpdir("sql-cli");
     let file = dir.join("by_domain.parquet");
-    let out = duban()
-        .args(["sql", "--format", "parquet", "--output"])
-        .arg(&file)
-        .arg("--lake")
-        .arg(&lake)
-        .arg("select domain, count(*) as n from complaints group by domain order by domain")
-        .output()
-        .expect("duban sql runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        duban()
+            .args(["sql", "--format", "parquet", "--output"])
+            .arg(&file)
+            .arg("--lake")
+            .arg(&lake)
+            .arg("select domain, count(*) as n from complaints group by domain order by domain"),
     );
     let reader =
         datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -715,17 +706,12 @@ async fn sql_classify_uses_the_configured_model() {
     }
     std::fs::write(&data, csv).expect("training data");
     let model = dir.join("m.model");
-    let out = duban()
-        .args(["train", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&model)
-        .output()
-        .expect("train runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        duban()
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&model),
     );
     let config = dir.join("duban.toml");
     std::fs::write(
@@ -739,19 +725,13 @@ async fn sql_classify_uses_the_configured_model() {
         vec!["--model".to_string(), model.display().to_string()],
         vec!["--config".to_string(), config.display().to_string()],
     ] {
-        let out = duban()
-            .args(["sql", "--format", "csv", "--lake"])
-            .arg(&lake)
-            .args(&args)
-            .arg(sql)
-            .output()
-            .expect("sql runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (text, _) = run_ok(
+            duban()
+                .args(["sql", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .args(&args)
+                .arg(sql),
         );
-        let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             text.lines().nth(1),
             Some("灯光类,薪资类"),
