@@ -121,10 +121,29 @@ impl Neighbours {
                 *slot += 1;
             }
         }
+        Neighbours::assemble(
+            params,
+            ys.iter().map(|&y| y as u32).collect(),
+            classes,
+            start,
+            post,
+        )
+    }
+
+    /// The index of pool rows of classes `ys` with postings `post[start[b]..start[b + 1]]`; the
+    /// class scales and the bitset follow from them.
+    fn assemble(
+        params: KnnParams,
+        ys: Vec<u32>,
+        classes: usize,
+        start: Vec<u32>,
+        post: Vec<(u32, f32)>,
+    ) -> Neighbours {
+        let classes_of: Vec<usize> = ys.iter().map(|&y| y as usize).collect();
         Neighbours {
             params,
-            ys: ys.iter().map(|&y| y as u32).collect(),
-            class_scale: class_weights(ys, classes, true),
+            class_scale: class_weights(&classes_of, classes, true),
+            ys,
             indexed: indexed_bits(&start),
             start,
             post,
@@ -230,7 +249,8 @@ impl Neighbours {
     ) -> Result<Neighbours, String> {
         let u32_at = |at: usize| -> Result<u32, String> {
             data.get(at..at + 4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")))
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
                 .ok_or_else(|| "neighbour index is truncated".to_string())
         };
         let rows = header.pool_rows;
@@ -281,18 +301,13 @@ impl Neighbours {
                 post.len()
             ));
         }
-        let class_scale = {
-            let ys: Vec<usize> = ys.iter().map(|&y| y as usize).collect();
-            class_weights(&ys, classes, true)
-        };
-        Ok(Neighbours {
-            params: header.params,
+        Ok(Neighbours::assemble(
+            header.params,
             ys,
-            class_scale,
-            indexed: indexed_bits(&start),
+            classes,
             start,
             post,
-        })
+        ))
     }
 
     pub fn header(&self) -> KnnHeader {
