@@ -109,30 +109,24 @@ pub fn featurize_all(f: &Featurizer, rows: &[Example], pb: &ProgressBar) -> Vec<
         .unwrap_or(1)
         .min(8);
     let chunk = rows.len().div_ceil(threads).max(1);
-    let mut out: Vec<SparseVec> = Vec::with_capacity(rows.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut scratch = Scratch::default();
-                    part.iter()
-                        .map(|r| {
-                            f.featurize(&r.title, &r.body, &mut scratch);
-                            let mut v: SparseVec = scratch.entries().collect();
-                            v.sort_unstable_by_key(|e| e.0);
-                            pb.inc(1);
-                            v
-                        })
-                        .collect::<Vec<_>>()
-                })
+    let parts = crate::par::on_threads("a featurizer thread", rows.chunks(chunk), |part| {
+        let mut scratch = Scratch::default();
+        part.iter()
+            .map(|r| {
+                f.featurize(&r.title, &r.body, &mut scratch);
+                let mut v: SparseVec = scratch.entries().collect();
+                v.sort_unstable_by_key(|e| e.0);
+                pb.inc(1);
+                v
             })
-            .collect();
-        for h in handles {
-            out.extend(h.join().expect("featurizer thread panicked"));
-        }
+            .collect::<Vec<_>>()
     });
-    out
+    // A panicking featurizer is a bug, not bad input: re-raise it.
+    parts
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Smoothed idf over `docs` (0 for buckets that never occur or occur in more than `max_df` of
