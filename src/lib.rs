@@ -9,6 +9,7 @@ pub mod engine;
 pub mod ids;
 pub mod lake;
 pub mod lifecycle;
+pub mod mem;
 pub mod par;
 pub mod pipeline;
 pub mod query;

@@ -20,6 +20,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use crate::mem::prefetch;
+
 use super::features::{FeatureConfig, Featurizer, HASH_VERSION, OLDEST_HASH_VERSION, Scratch};
 use super::knn::{KnnHeader, Neighbours};
 
@@ -147,7 +149,20 @@ impl LinearModel {
         let mut acc = vec![0f32; k];
         let mut norm2 = 0f32;
         let mut known = 0usize;
+        // Rows are at hashed positions in a table larger than the cache: load them `AHEAD`
+        // entries early so the misses overlap.
+        const AHEAD: usize = 8;
+        let row_start = |b: u32| self.table.get(b as usize * stride);
+        entries
+            .clone()
+            .take(AHEAD)
+            .filter_map(|(b, _)| row_start(b))
+            .for_each(prefetch);
+        let mut ahead = entries.clone().skip(AHEAD);
         for (b, c) in entries.clone() {
+            if let Some(x) = ahead.next().and_then(|(a, _)| row_start(a)) {
+                prefetch(x);
+            }
             let row = &self.table[b as usize * stride..(b as usize + 1) * stride];
             let idf = row[0];
             if idf == 0.0 {

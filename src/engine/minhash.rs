@@ -185,18 +185,12 @@ impl LshIndex {
 
     /// Ask for item `n`'s record to be loaded into cache (a hint; no effect on results).
     fn prefetch(&self, n: u32) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(p) = self.pos(n) {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let rec = self.recs[p * self.stride..].as_ptr();
             // The record spans a few cache lines from its start.
             for line in (0..self.stride).step_by(16) {
-                // SAFETY: prefetching never faults and `rec.add(line)` stays inside the record.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(rec.add(line).cast()) };
+                crate::mem::prefetch(&self.recs[p * self.stride + line]);
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = n;
     }
 
     /// Insert `sig` for `id` at time `at`; returns the group's first id when a previous item is
