@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
 use super::train::{SparseVec, class_weights};
+use crate::mem::prefetch;
 
 /// The entries of a (possibly latent-augmented, see `lsa`) row that are hashed features.
 pub fn hashed_part(x: &SparseVec, buckets: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
@@ -80,9 +81,13 @@ fn indexed_bits(start: &[u32]) -> Vec<u64> {
 
 #[derive(Default)]
 struct KnnScratch {
+    /// The message's indexed buckets and values, then their posting ranges.
+    hits: Vec<(u32, f32)>,
+    ranges: Vec<(u32, u32, f32)>,
     /// Similarity to each pool row.
     sims: Vec<f32>,
     top: Vec<(f32, u32)>,
+    votes: Vec<f32>,
 }
 
 thread_local! {
@@ -177,11 +182,33 @@ impl Neighbours {
         }
         KNN_SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let KnnScratch { sims, top } = &mut *scratch;
+            let KnnScratch {
+                hits,
+                ranges,
+                sims,
+                top,
+                votes,
+            } = &mut *scratch;
+            // Directory entries and posting lists sit at hashed positions in arrays larger than
+            // the cache: each stage asks for the next stage's lines before any is read, so the
+            // misses overlap instead of queueing one behind another.
+            hits.clear();
+            for (b, v) in q.filter(|&(b, _)| self.indexed[b as usize / 64] >> (b % 64) & 1 == 1) {
+                prefetch(&self.start[b as usize + 1]);
+                hits.push((b, v));
+            }
+            ranges.clear();
+            for &(b, v) in hits.iter() {
+                let (lo, hi) = (self.start[b as usize], self.start[b as usize + 1]);
+                // A posting is 8 bytes: one hint per 64-byte line of the list.
+                for at in (lo..hi).step_by(8) {
+                    prefetch(&self.post[at as usize]);
+                }
+                ranges.push((lo, hi, v));
+            }
             sims.clear();
             sims.resize(self.ys.len(), 0.0);
-            for (b, v) in q.filter(|&(b, _)| self.indexed[b as usize / 64] >> (b % 64) & 1 == 1) {
-                let (lo, hi) = (self.start[b as usize], self.start[b as usize + 1]);
+            for &(lo, hi, v) in ranges.iter() {
                 for &(row, x) in &self.post[lo as usize..hi as usize] {
                     sims[row as usize] += v * x;
                 }
@@ -193,26 +220,38 @@ impl Neighbours {
             if k == 0 {
                 return;
             }
-            for (row, &sim) in sims.iter().enumerate() {
-                if sim > 0.0 && (top.len() < k || sim > top[top.len() - 1].0) {
-                    let at = top.partition_point(|&(s, _)| s >= sim);
-                    if top.len() == k {
-                        top.pop();
+            // A row enters when it beats `floor`: 0 until k rows are in, then the k-th. Blocks
+            // of rows none of which beats it (most, once the list fills) are skipped whole.
+            let mut floor = 0f32;
+            for (block, chunk) in sims.chunks(16).enumerate() {
+                if chunk.iter().fold(0f32, |a, &b| if b > a { b } else { a }) <= floor {
+                    continue;
+                }
+                for (i, &sim) in chunk.iter().enumerate() {
+                    if sim > floor {
+                        let at = top.partition_point(|&(s, _)| s >= sim);
+                        if top.len() == k {
+                            top.pop();
+                        }
+                        top.insert(at, (sim, (block * 16 + i) as u32));
+                        if top.len() == k {
+                            floor = top[k - 1].0;
+                        }
                     }
-                    top.insert(at, (sim, row as u32));
                 }
             }
             if top.is_empty() {
                 return;
             }
-            let mut votes = vec![0f32; margins.len()];
+            votes.clear();
+            votes.resize(margins.len(), 0.0);
             for &(sim, row) in top.iter() {
                 let c = self.ys[row as usize] as usize;
                 votes[c] += sim.powf(self.params.power) * self.class_scale[c];
             }
             let total: f32 = votes.iter().sum();
             if total > 0.0 {
-                for (m, v) in margins.iter_mut().zip(&votes) {
+                for (m, v) in margins.iter_mut().zip(votes.iter()) {
                     *m += self.params.weight * v / total;
                 }
             }
