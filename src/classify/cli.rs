@@ -71,10 +71,11 @@ pub struct ModelOptions {
     /// Scale of the latent features.
     #[arg(long, default_value_t = 1.0)]
     pub lsa_gain: f32,
-    /// Blend nearest-neighbour votes of the training rows into the margins (the model file then
-    /// holds an index of the training rows; classification is about a quarter slower).
+    /// Leave out the nearest-neighbour votes of the training rows (by default they are blended
+    /// into the margins; the model file then holds an index of the training rows, and
+    /// classification is about a sixth slower).
     #[arg(long)]
-    pub knn: bool,
+    pub no_knn: bool,
     /// Weight of the neighbour votes added to the margins.
     #[arg(long, default_value_t = KnnParams::default().weight)]
     pub knn_weight: f32,
@@ -87,6 +88,9 @@ pub struct ModelOptions {
     /// Similarity only over features in at most this share of the training rows.
     #[arg(long, default_value_t = KnnParams::default().max_df)]
     pub knn_max_df: f32,
+    /// At most this many training rows (a class-proportional sample) are searched for neighbours.
+    #[arg(long, default_value_t = KnnParams::default().max_pool)]
+    pub knn_max_pool: usize,
 }
 
 impl ModelOptions {
@@ -110,12 +114,14 @@ impl ModelOptions {
             c_grid: self.c_grid.clone(),
             lsa_dims: self.lsa_dims,
             lsa_gain: self.lsa_gain,
-            knn: (self.knn && self.knn_weight > 0.0 && self.knn_k > 0).then_some(KnnParams {
-                k: self.knn_k,
-                power: self.knn_power,
-                weight: self.knn_weight,
-                max_df: self.knn_max_df,
-            }),
+            knn: (!self.no_knn && self.knn_weight > 0.0 && self.knn_k > 0 && self.knn_max_pool > 0)
+                .then_some(KnnParams {
+                    k: self.knn_k,
+                    power: self.knn_power,
+                    weight: self.knn_weight,
+                    max_df: self.knn_max_df,
+                    max_pool: self.knn_max_pool,
+                }),
             ..TrainConfig::default()
         }
     }

@@ -2,12 +2,13 @@
 //!
 //! The linear model sees a message as a bag of weighted terms; two messages that share many rare
 //! terms (the same estate, the same fee, the same school) often share the handling department,
-//! which is what the labels follow. The neighbour pool is the training rows: for a new message the
-//! `k` rows of highest cosine similarity vote for their class with `similarity^power`, each class's
-//! votes scaled by its inverse frequency and the votes normalized to sum 1; the model adds
-//! `weight × vote` to each class's margin. The votes sum to at most `weight`, so they can change
-//! the label only where the two highest margins are closer than that; elsewhere (most messages)
-//! the index is not searched at all.
+//! which is what the labels follow. The neighbour pool is the training rows, at most `max_pool`
+//! of them (a class-proportional sample of a longer history, so the cost of a search stays
+//! bounded). For a new message the `k` rows of highest cosine similarity vote for their class
+//! with `similarity^power`, each class's votes scaled by its inverse frequency and the votes
+//! normalized to sum 1; the model adds `weight × vote` to each class's margin. The votes sum to
+//! at most `weight`, so they can change the label only where the two highest margins are closer
+//! than that; elsewhere (most messages) the index is not searched at all.
 //!
 //! Similarity is the dot product of the l2-normalized tf-idf vectors restricted to rare features
 //! (in at most `max_df` of the pool rows): common features add little to which rows are nearest
@@ -17,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
-use super::train::{SparseVec, class_weights};
+use super::train::{SparseVec, SplitMix64, class_weights};
 use crate::mem::prefetch;
 
 /// The entries of a (possibly latent-augmented, see `lsa`) row that are hashed features.
@@ -39,6 +40,14 @@ pub struct KnnParams {
     pub weight: f32,
     /// Features in more than this share of the pool rows are left out of the similarity.
     pub max_df: f32,
+    /// At most this many training rows (a class-proportional sample) form the pool: a search
+    /// costs about linearly in the pool, and speed must not fall with a bureau's history.
+    #[serde(default = "default_max_pool")]
+    pub max_pool: usize,
+}
+
+fn default_max_pool() -> usize {
+    KnnParams::default().max_pool
 }
 
 impl Default for KnnParams {
@@ -48,6 +57,7 @@ impl Default for KnnParams {
             power: 1.0,
             weight: 0.5,
             max_df: 0.05,
+            max_pool: 4096,
         }
     }
 }
@@ -79,6 +89,28 @@ fn indexed_bits(start: &[u32]) -> Vec<u64> {
     bits
 }
 
+/// Rows (ascending) of a pool of at most about `max` of the rows of classes `ys`: all of them
+/// when they fit, else from each class the same share of its rows (at least one), chosen by a
+/// seeded shuffle.
+pub fn pool_sample(ys: &[usize], classes: usize, max: usize, seed: u64) -> Vec<usize> {
+    if ys.len() <= max {
+        return (0..ys.len()).collect();
+    }
+    let mut by_class = vec![Vec::new(); classes];
+    for (i, &y) in ys.iter().enumerate() {
+        by_class[y].push(i);
+    }
+    let mut rng = SplitMix64(seed ^ 0x9001);
+    let mut keep = Vec::with_capacity(max + classes);
+    for rows in &mut by_class {
+        let quota = (rows.len() * max).div_ceil(ys.len()).min(rows.len());
+        rng.shuffle(rows);
+        keep.extend_from_slice(&rows[..quota]);
+    }
+    keep.sort_unstable();
+    keep
+}
+
 #[derive(Default)]
 struct KnnScratch {
     /// The message's indexed buckets and values, then their posting ranges.
@@ -95,18 +127,23 @@ thread_local! {
 }
 
 impl Neighbours {
-    /// Index `xs` (l2-normalized tf-idf rows of the pool, buckets ascending) with classes `ys`
-    /// (each below `classes`). Entries from `buckets` on (latent features) are not indexed.
+    /// Index the training rows `xs` (l2-normalized tf-idf, buckets ascending) with classes `ys`
+    /// (each below `classes`); beyond `max_pool` rows, a sample of them (`pool_sample`, by
+    /// `seed`). Entries from `buckets` on (latent features) are not indexed.
     pub fn build(
         xs: &[&SparseVec],
         ys: &[usize],
         classes: usize,
         buckets: usize,
         params: KnnParams,
+        seed: u64,
     ) -> Neighbours {
         assert_eq!(xs.len(), ys.len());
+        let keep = pool_sample(ys, classes, params.max_pool, seed);
+        let xs: Vec<&SparseVec> = keep.iter().map(|&i| xs[i]).collect();
+        let ys: Vec<u32> = keep.iter().map(|&i| ys[i] as u32).collect();
         let mut df = vec![0u32; buckets];
-        for x in xs {
+        for x in &xs {
             for (b, _) in hashed_part(x, buckets) {
                 df[b as usize] += 1;
             }
@@ -126,13 +163,7 @@ impl Neighbours {
                 *slot += 1;
             }
         }
-        Neighbours::assemble(
-            params,
-            ys.iter().map(|&y| y as u32).collect(),
-            classes,
-            start,
-            post,
-        )
+        Neighbours::assemble(params, ys, classes, start, post)
     }
 
     /// The index of pool rows of classes `ys` with postings `post[start[b]..start[b + 1]]`; the
@@ -388,7 +419,7 @@ mod tests {
             unit(&[(0, 1.0), (30, 2.0)]),
         ];
         let refs: Vec<&SparseVec> = rows.iter().collect();
-        Neighbours::build(&refs, &[0, 0, 1, 1, 2, 1], 3, 64, params)
+        Neighbours::build(&refs, &[0, 0, 1, 1, 2, 1], 3, 64, params, 42)
     }
 
     /// `k` voters; features in more than half of the six rows are common.
@@ -445,6 +476,95 @@ mod tests {
         let two = pool(params(2));
         let m = added(&two, &[(30, 1.0)]);
         assert!((m[2] / m[1] - 3.0).abs() < 1e-4, "{m:?}");
+    }
+
+    #[test]
+    fn votes_match_a_brute_force_search_over_many_rows() {
+        // 100 random rows of 4 classes over 200 buckets (all indexed), 50 random messages: the
+        // index and block-skipping scan give the votes of the k most similar rows found by
+        // computing every dot product (ties to the earlier row).
+        let mut rng = SplitMix64(7);
+        let random_row = |rng: &mut SplitMix64| {
+            let mut e: Vec<(u32, f32)> = (0..8)
+                .map(|_| (rng.below(200) as u32, 1.0 + rng.below(4) as f32))
+                .collect();
+            e.sort_by_key(|x| x.0);
+            e.dedup_by_key(|x| x.0);
+            unit(&e)
+        };
+        let rows: Vec<SparseVec> = (0..100).map(|_| random_row(&mut rng)).collect();
+        let ys: Vec<usize> = (0..100).map(|i| (i * 7 + i / 3) % 4).collect();
+        let refs: Vec<&SparseVec> = rows.iter().collect();
+        let params = KnnParams {
+            k: 5,
+            max_df: 1.0,
+            ..KnnParams::default()
+        };
+        let n = Neighbours::build(&refs, &ys, 4, 256, params, 1);
+        let dot = |a: &SparseVec, b: &SparseVec| -> f32 {
+            a.iter()
+                .flat_map(|&(i, x)| b.iter().filter(move |e| e.0 == i).map(move |e| x * e.1))
+                .sum()
+        };
+        let scale = class_weights(&ys, 4, true);
+        for _ in 0..50 {
+            let q = random_row(&mut rng);
+            let mut m = vec![0f32; 4];
+            n.add_votes(q.iter().copied(), &mut m);
+            let mut sims: Vec<(f32, usize)> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (dot(&q, r), i))
+                .filter(|s| s.0 > 0.0)
+                .collect();
+            sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut votes = vec![0f32; 4];
+            for &(sim, i) in sims.iter().take(5) {
+                votes[ys[i]] += sim * scale[ys[i]];
+            }
+            let total: f32 = votes.iter().sum();
+            for (c, v) in votes.iter().enumerate() {
+                let want = if total > 0.0 {
+                    params.weight * v / total
+                } else {
+                    0.0
+                };
+                assert!((m[c] - want).abs() < 1e-4, "{m:?} against {votes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_history_is_sampled_to_the_pool_size_class_by_class() {
+        let ys: Vec<usize> = (0..1000)
+            .map(|i| usize::from(i % 10 >= 6) + usize::from(i % 10 == 9))
+            .collect();
+        // 600, 300 and 100 rows of classes 0, 1 and 2.
+        let keep = pool_sample(&ys, 3, 100, 42);
+        assert!(keep.windows(2).all(|w| w[0] < w[1]));
+        let per_class = |keep: &[usize]| {
+            let mut n = [0usize; 3];
+            keep.iter().for_each(|&i| n[ys[i]] += 1);
+            n
+        };
+        assert_eq!(per_class(&keep), [60, 30, 10]);
+        assert_eq!(pool_sample(&ys, 3, 100, 42), keep);
+        assert_ne!(pool_sample(&ys, 3, 100, 43), keep);
+        // Shares round up, so every class keeps a row; a history within the cap is kept whole.
+        assert_eq!(per_class(&pool_sample(&ys, 3, 5, 1)), [3, 2, 1]);
+        assert_eq!(pool_sample(&ys, 3, 1000, 1).len(), 1000);
+        // The index holds only the sample.
+        let rows: Vec<SparseVec> = (0..1000).map(|i| unit(&[(i as u32 % 64, 1.0)])).collect();
+        let refs: Vec<&SparseVec> = rows.iter().collect();
+        let small = KnnParams {
+            max_pool: 100,
+            max_df: 1.0,
+            ..KnnParams::default()
+        };
+        assert_eq!(
+            Neighbours::build(&refs, &ys, 3, 64, small, 42).pool_rows(),
+            100
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //!   self-training, k-fold CV.
 //! - `lsa`: semi-supervised latent features from unlabeled messages, folded into the weights.
 //! - `weak`: the default ten-domain model from vocabulary, category tree and unlabeled messages.
-//! - `knn`: optional nearest-neighbour votes of the training rows (`--knn`), an inverted index over
-//!   their rare features blended into the margins.
+//! - `knn`: nearest-neighbour votes of the training rows (on by default, `--no-knn` leaves them
+//!   out), an inverted index over their rare features blended into the margins.
 //! - `model`: the `DUBANCLS` v2 model file (magic, version, JSON header, weight rows, optional
 //!   neighbour index, checksum).
 //!

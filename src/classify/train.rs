@@ -50,7 +50,8 @@ pub struct TrainConfig {
     /// rows and the unlabeled rows (0 = off), and their scale next to the l2-normalized tf-idf.
     pub lsa_dims: usize,
     pub lsa_gain: f32,
-    /// Nearest-neighbour votes of the training rows blended into the margins (`knn`; None = off).
+    /// Nearest-neighbour votes of the training rows blended into the margins (`knn`; None = off;
+    /// on by default).
     pub knn: Option<KnnParams>,
 }
 
@@ -72,7 +73,7 @@ impl Default for TrainConfig {
             c_grid: Vec::new(),
             lsa_dims: 0,
             lsa_gain: 1.0,
-            knn: None,
+            knn: Some(KnnParams::default()),
         }
     }
 }
@@ -451,7 +452,7 @@ pub fn fit(
                 let (w, b) = learn(&xr, &yr, &sr, k, features, buckets, c, cfg, pb);
                 let pool = cfg
                     .knn
-                    .map(|params| Neighbours::build(&xr, &yr, k, buckets, params));
+                    .map(|params| Neighbours::build(&xr, &yr, k, buckets, params, cfg.seed));
                 for i in (0..xs.len()).filter(|&i| folds[i] == f) {
                     oof[i] = margins(&xs[i], &w, &b);
                     if let Some(pool) = &pool {
@@ -503,7 +504,7 @@ pub fn fit(
     }
     let neighbours = cfg
         .knn
-        .map(|params| Neighbours::build(&xr, &ys, k, buckets, params));
+        .map(|params| Neighbours::build(&xr, &ys, k, buckets, params, cfg.seed));
     LinearModel::from_parts(
         p.labels.to_vec(),
         cfg.features.clone(),

@@ -1,5 +1,5 @@
 //! `duban train`, `duban eval` and `duban classify` as a user runs them: CSV in, model file,
-//! JSON out; with and without neighbour votes (`--knn`). Small generated data, so the dev-profile
+//! JSON out; with neighbour votes (the default) and without (`--no-knn`). Small generated data, so the dev-profile
 //! binary trains in seconds (quality on the real messages is measured in the lib tests).
 
 use std::io::Write;
@@ -45,8 +45,8 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
             .arg(&train)
             .arg("--out")
             .arg(&model);
-        if knn {
-            cmd.arg("--knn");
+        if !knn {
+            cmd.arg("--no-knn");
         }
         let (_, stderr) = run_ok(&mut cmd);
         assert_eq!(
@@ -104,7 +104,7 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
     // Cross-validation with neighbour votes: every fold indexes its own training rows.
     let (stdout, _) = run_ok(
         duban()
-            .args(["eval", "--json", "--cv", "3", "--knn", "--data"])
+            .args(["eval", "--json", "--cv", "3", "--data"])
             .arg(&train),
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
