@@ -407,6 +407,22 @@ pub fn scores_table(s: &Scores) -> String {
     out
 }
 
+/// A message's `title` and `body` (a missing or null field is empty); an error names a field
+/// that is not a string, or says that neither is there.
+fn message_texts(
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<(String, String), String> {
+    let field = |k: &str| match obj.get(k) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("field `{k}` is not a string")),
+    };
+    match (field("title")?, field("body")?) {
+        (None, None) => Err("neither `title` nor `body`".to_string()),
+        (t, b) => Ok((t.unwrap_or_default(), b.unwrap_or_default())),
+    }
+}
+
 pub async fn classify(args: ClassifyArgs) -> Result<()> {
     tokio::task::spawn_blocking(move || classify_blocking(&args)).await?
 }
@@ -424,22 +440,20 @@ fn classify_blocking(args: &ClassifyArgs) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let mut obj = match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(serde_json::Value::Object(o)) => o,
-            _ => {
-                // The line may hold personal data: name it by number only.
-                eprintln!("stdin line {}: not a JSON object, skipped", i + 1);
+        // The line may hold personal data: name it by number and field only.
+        let texts = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(serde_json::Value::Object(o)) => message_texts(&o).map(|t| (o, t)),
+            _ => Err("not a JSON object".to_string()),
+        };
+        let (mut obj, (title, body)) = match texts {
+            Ok(x) => x,
+            Err(why) => {
+                eprintln!("stdin line {}: {why}, skipped", i + 1);
                 bad += 1;
                 continue;
             }
         };
-        let text = |k: &str| {
-            obj.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let (label, conf) = clf.classify(&text("title"), &text("body"));
+        let (label, conf) = clf.classify(&title, &body);
         obj.insert("label".into(), label.into());
         obj.insert("confidence".into(), conf.into());
         writeln!(out, "{}", serde_json::Value::Object(obj))?;

@@ -74,6 +74,7 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
             .arg(&model)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("classify runs");
         child
@@ -82,12 +83,25 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
             .expect("stdin")
             .write_all(
                 "{\"title\":\"\",\"body\":\"小区的路灯不亮好几天了\"}\n\
+                 not json\n\
+                 {\"title\":\"工资\",\"body\":5}\n\
+                 {\"id\":\"x\"}\n\
                  {\"title\":\"拖欠工资\",\"body\":\"公司三个月没发工资\"}\n"
                     .as_bytes(),
             )
             .expect("write");
         let out = child.wait_with_output().expect("classify ends");
         assert!(out.status.success());
+        // Bad lines are skipped, each named by number and field on stderr.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "stdin line 2: not a JSON object",
+            "stdin line 3: field `body` is not a string",
+            "stdin line 4: neither `title` nor `body`",
+            "3 lines skipped",
+        ] {
+            assert!(stderr.contains(want), "{want}: {stderr}");
+        }
         let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
