@@ -172,6 +172,45 @@ pub struct Complaint {
 }
 
 impl Complaint {
+    /// A complaint of `channel` with id `source_id`, received (and fetched) at `at`, with its text
+    /// and nothing else known yet: no personal or location fields, `unclassified`, its own
+    /// duplicate group, no issue. What the pipeline learns later is set with struct update
+    /// syntax (`Complaint { domain, ..Complaint::new(…) }`), which is how tests build their rows.
+    pub fn new(
+        channel: &str,
+        source_id: &str,
+        at: DateTime<FixedOffset>,
+        title: &str,
+        body: &str,
+    ) -> Complaint {
+        let id = complaint_id(channel, source_id);
+        Complaint {
+            duplicate_group: id.clone(),
+            complaint_id: id,
+            channel: channel.into(),
+            source_id: source_id.into(),
+            received_at: at,
+            fetched_at: at,
+            title: title.into(),
+            body: body.into(),
+            complainant: None,
+            phone_masked: None,
+            district: None,
+            address: None,
+            domain: crate::engine::classify::UNCLASSIFIED.into(),
+            domain_confidence: 0.0,
+            source_category: None,
+            source_status: None,
+            likes: None,
+            content_hash: crate::engine::content_hash(body),
+            duplicate_of: None,
+            place: None,
+            issue_id: None,
+            flags: String::new(),
+            source_version: None,
+        }
+    }
+
     /// Local calendar day of `received_at`: the lake's partition.
     pub fn day(&self) -> chrono::NaiveDate {
         self.received_at.with_timezone(&local_offset()).date_naive()
@@ -811,29 +850,12 @@ mod tests {
     pub(crate) fn sample() -> Complaint {
         let t = DateTime::parse_from_rfc3339("2026-11-01T09:00:00+08:00").expect("time");
         Complaint {
-            complaint_id: complaint_id("hotline", "RX1"),
-            channel: "hotline".into(),
-            source_id: "RX1".into(),
-            received_at: t,
-            fetched_at: t,
-            title: "t".into(),
-            body: "b".into(),
             complainant: Some("p_00".into()),
-            phone_masked: None,
             district: Some("镜湖区".into()),
-            address: None,
             domain: "城市管理".into(),
             domain_confidence: 0.9,
-            source_category: None,
-            source_status: None,
-            likes: None,
             content_hash: "h".into(),
-            duplicate_of: None,
-            duplicate_group: complaint_id("hotline", "RX1"),
-            place: None,
-            issue_id: None,
-            flags: String::new(),
-            source_version: None,
+            ..Complaint::new("hotline", "RX1", t, "t", "b")
         }
     }
 }

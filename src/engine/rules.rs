@@ -884,29 +884,13 @@ mod tests {
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00+08:00").expect("time")
             + Duration::days(day);
         Complaint {
-            complaint_id: complaint_id("hotline", src),
-            channel: "hotline".into(),
-            source_id: src.into(),
-            received_at: t,
-            fetched_at: t,
-            title: String::new(),
-            body: body.into(),
             complainant: Some(who.into()),
-            phone_masked: None,
             district: Some("镜湖区".into()),
-            address: None,
             domain: "城市管理".into(),
             domain_confidence: 0.9,
-            source_category: None,
-            source_status: None,
-            likes: None,
-            content_hash: crate::engine::content_hash(body),
-            duplicate_of: None,
             duplicate_group: String::new(),
             place: place.map(str::to_string),
-            issue_id: None,
-            flags: String::new(),
-            source_version: None,
+            ..Complaint::new("hotline", src, t, "", body)
         }
     }
 

@@ -7,30 +7,20 @@ fn complaint(n: usize, version: Option<&str>) -> Complaint {
     let t = DateTime::parse_from_rfc3339("2026-11-01T09:00:00+08:00").expect("time")
         + Duration::hours((n % 40) as i64);
     let sid = format!("S{n}");
+    let (title, body) = (
+        format!("title {n}"),
+        format!("body {n} {}", version.unwrap_or("")),
+    );
     Complaint {
-        complaint_id: crate::record::complaint_id("hotline", &sid),
-        channel: "hotline".into(),
-        source_id: sid,
-        received_at: t,
-        fetched_at: t,
-        title: format!("title {n}"),
-        body: format!("body {n} {}", version.unwrap_or("")),
         complainant: Some(crate::ids::pseudonym_of(n as u64)),
         phone_masked: Some("138****1234".into()),
         district: Some("镜湖区".into()),
-        address: None,
         domain: "城市管理".into(),
         domain_confidence: 0.9,
-        source_category: None,
-        source_status: None,
-        likes: None,
         content_hash: format!("h{n}"),
-        duplicate_of: None,
         duplicate_group: String::new(),
-        place: None,
-        issue_id: None,
-        flags: String::new(),
         source_version: version.map(str::to_string),
+        ..Complaint::new("hotline", &sid, t, &title, &body)
     }
 }
 

@@ -10,29 +10,13 @@ fn complaint(n: usize, title: &str, body: &str) -> Complaint {
         + chrono::Duration::hours(n as i64 * 7);
     let sid = format!("Q{n}");
     Complaint {
-        complaint_id: crate::record::complaint_id("board", &sid),
-        channel: "board".into(),
-        source_id: sid,
-        received_at: t,
-        fetched_at: t,
-        title: title.into(),
-        body: body.into(),
         complainant: Some(crate::ids::pseudonym_of(n as u64)),
-        phone_masked: None,
         district: Some("镜湖区".into()),
-        address: None,
         domain: "城市管理".into(),
         domain_confidence: 0.9,
-        source_category: None,
-        source_status: None,
-        likes: None,
         content_hash: format!("h{n}"),
-        duplicate_of: None,
         duplicate_group: String::new(),
-        place: None,
-        issue_id: None,
-        flags: String::new(),
-        source_version: None,
+        ..Complaint::new("board", &sid, t, title, body)
     }
 }
 

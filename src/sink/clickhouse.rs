@@ -678,32 +678,23 @@ mod tests {
 
     #[test]
     fn rows_encode_as_json_each_row() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("t");
         let mut c = crate::record::Complaint {
             complaint_id: "c1".into(),
-            channel: "hotline".into(),
-            source_id: "S1".into(),
-            received_at: chrono::DateTime::parse_from_rfc3339("2026-11-01T09:00:05+08:00")
-                .expect("t"),
-            fetched_at: chrono::DateTime::parse_from_rfc3339("2026-11-01T10:00:00+08:00")
-                .expect("t"),
-            title: "标题 \"quoted\"".into(),
-            body: "b\nline".into(),
-            complainant: None,
+            fetched_at: at("2026-11-01T10:00:00+08:00"),
             phone_masked: Some("138****1234".into()),
-            district: None,
-            address: None,
             domain: "城市管理".into(),
             domain_confidence: 0.5,
-            source_category: None,
-            source_status: None,
             likes: Some(3),
             content_hash: "h".into(),
-            duplicate_of: None,
             duplicate_group: "c1".into(),
-            place: None,
-            issue_id: None,
-            flags: String::new(),
-            source_version: None,
+            ..crate::record::Complaint::new(
+                "hotline",
+                "S1",
+                at("2026-11-01T09:00:05+08:00"),
+                "标题 \"quoted\"",
+                "b\nline",
+            )
         };
         c.likes = Some(3);
         let batch = crate::record::complaints_to_batch(&[c.clone()]).expect("batch");

@@ -6,9 +6,7 @@
 use crate::common::{read_all, repo, test_config, tmpdir, unique};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use duban::lifecycle::clock::Clock;
-use duban::record::{
-    Alert, AlertLevel, AlertStatus, AlertTrigger, Complaint, alert_id, complaint_id,
-};
+use duban::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, Complaint, alert_id};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,34 +33,28 @@ fn complaints(tag: &str, district: &str, issue: &str, n: usize, repeat: usize) -
         .map(|i| {
             let person = if i < n { i } else { 0 };
             let source = format!("{tag}-{i}");
+            let received = t(&format!(
+                "2026-11-{:02}T09:{:02}:00+08:00",
+                17 + i % 4,
+                i % 60
+            ));
             Complaint {
-                complaint_id: complaint_id("hotline", &source),
-                channel: "hotline".into(),
-                source_id: source,
-                received_at: t(&format!(
-                    "2026-11-{:02}T09:{:02}:00+08:00",
-                    17 + i % 4,
-                    i % 60
-                )),
                 fetched_at: t("2026-11-20T09:30:00+08:00"),
-                title: format!("{tag}路口占道经营{i}"),
-                body: format!("{tag}路口每天傍晚占道经营，油烟扰民，第{i}次反映。"),
                 complainant: Some(format!("P-{tag}-{person:02}")),
                 phone_masked: Some("138****0000".into()),
                 district: Some(district.into()),
-                address: None,
                 domain: "城市管理".into(),
                 domain_confidence: 0.9,
-                source_category: None,
-                source_status: None,
-                likes: None,
                 content_hash: format!("h-{tag}-{i}"),
-                duplicate_of: None,
-                duplicate_group: complaint_id("hotline", &format!("{tag}-{i}")),
                 place: Some(format!("{tag}路口")),
                 issue_id: Some(issue.into()),
-                flags: String::new(),
-                source_version: None,
+                ..Complaint::new(
+                    "hotline",
+                    &source,
+                    received,
+                    &format!("{tag}路口占道经营{i}"),
+                    &format!("{tag}路口每天傍晚占道经营，油烟扰民，第{i}次反映。"),
+                )
             }
         })
         .collect()
