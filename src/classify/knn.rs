@@ -565,6 +565,11 @@ mod tests {
             Neighbours::build(&refs, &ys, 3, 64, small, 42).pool_rows(),
             100
         );
+        // Model headers written before the cap existed read with the default cap.
+        let old: KnnParams =
+            serde_json::from_str(r#"{"k":10,"power":1.0,"weight":0.5,"max_df":0.05}"#)
+                .expect("a session-7 header");
+        assert_eq!(old, KnnParams::default());
     }
 
     #[test]
