@@ -55,12 +55,6 @@ pub fn mask_phone(phone: &str) -> Option<String> {
     }
 }
 
-/// Mask phone-like digit runs (7+ digits, optionally split by `-` or spaces) inside free text,
-/// and identity-card / bank-card numbers (see `pii::mask_numbers_in_text`).
-pub fn mask_phones_in_text(s: &str) -> String {
-    super::pii::mask_numbers_in_text(s)
-}
-
 /// Keyed-hash pseudonym of a complainant identity: `p_` + 10 base-62 digits of HMAC-SHA256(key,
 /// id) (`crate::ids`).
 pub fn pseudonym(key: &[u8], identity: &str) -> String {
@@ -489,13 +483,6 @@ mod tests {
         assert_eq!(mask_phone("123"), None);
         assert_eq!(mask_phone("0553-1234567").as_deref(), Some("055****4567"));
         assert_eq!(mask_phone("5123456").as_deref(), Some("51****56"));
-        let t = mask_phones_in_text("联系电话13912345678，座机0553-5123456，门牌12号，2026年");
-        assert!(
-            t.contains("139****5678") && !t.contains("13912345678"),
-            "{t}"
-        );
-        assert!(!t.contains("5123456"), "{t}");
-        assert!(t.contains("门牌12号") && t.contains("2026年"), "{t}");
     }
 
     #[test]

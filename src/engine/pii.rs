@@ -235,4 +235,15 @@ mod tests {
         );
         assert_eq!(mask_personal_in_text("2026年3月", None), "2026年3月");
     }
+
+    #[test]
+    fn masks_mobile_and_landline_numbers_in_text() {
+        let t = mask_numbers_in_text("联系电话13912345678，座机0553-5123456，门牌12号，2026年");
+        assert!(
+            t.contains("139****5678") && !t.contains("13912345678"),
+            "{t}"
+        );
+        assert!(!t.contains("5123456"), "{t}");
+        assert!(t.contains("门牌12号") && t.contains("2026年"), "{t}");
+    }
 }
