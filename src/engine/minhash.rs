@@ -188,7 +188,9 @@ impl LshIndex {
         if let Some(p) = self.pos(n) {
             // The record spans a few cache lines from its start.
             for line in (0..self.stride).step_by(16) {
-                crate::mem::prefetch(&self.recs[p * self.stride + line]);
+                if let Some(x) = self.recs.get(p * self.stride + line) {
+                    crate::mem::prefetch(x);
+                }
             }
         }
     }
