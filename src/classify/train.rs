@@ -441,21 +441,27 @@ pub fn fit(
     };
     let (c, temperature) = if cfg.calibration_folds >= 2 && xs.len() >= 2 * cfg.calibration_folds {
         let folds = stratified_folds(&ys, cfg.calibration_folds, cfg.seed ^ 0xCA1);
-        let mut best: Option<(f64, f32, Vec<Vec<f32>>)> = None;
-        for &c in &grid {
-            let mut oof = vec![Vec::new(); xs.len()];
-            for f in 0..cfg.calibration_folds {
+        // Each fold's training rows and neighbour pool, the same for every cost.
+        let fold_rows: Vec<_> = (0..cfg.calibration_folds)
+            .map(|f| {
                 let tr: Vec<usize> = (0..xs.len()).filter(|&i| folds[i] != f).collect();
                 let xr: Vec<&SparseVec> = tr.iter().map(|&i| &xs[i]).collect();
                 let yr: Vec<usize> = tr.iter().map(|&i| ys[i]).collect();
                 let sr: Vec<f32> = tr.iter().map(|&i| sw[i]).collect();
-                let (w, b) = learn(&xr, &yr, &sr, k, features, buckets, c, cfg, pb);
                 let pool = cfg
                     .knn
                     .map(|params| Neighbours::build(&xr, &yr, k, buckets, params, cfg.seed));
+                (xr, yr, sr, pool)
+            })
+            .collect();
+        let mut best: Option<(f64, f32, Vec<Vec<f32>>)> = None;
+        for &c in &grid {
+            let mut oof = vec![Vec::new(); xs.len()];
+            for (f, (xr, yr, sr, pool)) in fold_rows.iter().enumerate() {
+                let (w, b) = learn(xr, yr, sr, k, features, buckets, c, cfg, pb);
                 for i in (0..xs.len()).filter(|&i| folds[i] == f) {
                     oof[i] = margins(&xs[i], &w, &b);
-                    if let Some(pool) = &pool {
+                    if let Some(pool) = pool {
                         pool.add_votes(hashed_part(&xs[i], buckets), &mut oof[i]);
                     }
                 }
