@@ -1,11 +1,9 @@
 //! `duban train`, `duban eval` and `duban classify` as a user runs them: CSV in, model file,
-//! JSON out; with neighbour votes (the default) and without (`--no-knn`). Small generated data, so the dev-profile
-//! binary trains in seconds (quality on the real messages is measured in the lib tests).
+//! JSON out; with neighbour votes (the default) and without (`--no-knn`). Small generated data,
+//! so the dev-profile binary trains in seconds (quality on the real messages is measured in the
+//! lib tests).
 
-use std::io::Write;
-use std::process::Stdio;
-
-use crate::common::{duban, run_ok, tmpdir};
+use crate::common::{duban, run_ok, run_ok_with_input, tmpdir};
 
 /// Three topics with their own words, sharing filler words; `offset` varies the combinations so
 /// held-out rows are not copies of training rows.
@@ -69,31 +67,15 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
             assert!(v["per_class"][label]["f1"].is_number(), "{label}: {v}");
         }
 
-        let mut child = duban()
-            .args(["classify", "--model"])
-            .arg(&model)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("classify runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(
-                "{\"title\":\"\",\"body\":\"小区的路灯不亮好几天了\"}\n\
-                 not json\n\
-                 {\"title\":\"工资\",\"body\":5}\n\
-                 {\"id\":\"x\"}\n\
-                 {\"title\":\"拖欠工资\",\"body\":\"公司三个月没发工资\"}\n"
-                    .as_bytes(),
-            )
-            .expect("write");
-        let out = child.wait_with_output().expect("classify ends");
-        assert!(out.status.success());
+        let (stdout, stderr) = run_ok_with_input(
+            duban().args(["classify", "--model"]).arg(&model),
+            "{\"title\":\"\",\"body\":\"小区的路灯不亮好几天了\"}\n\
+             not json\n\
+             {\"title\":\"工资\",\"body\":5}\n\
+             {\"id\":\"x\"}\n\
+             {\"title\":\"拖欠工资\",\"body\":\"公司三个月没发工资\"}\n",
+        );
         // Bad lines are skipped, each named by number and field on stderr.
-        let stderr = String::from_utf8_lossy(&out.stderr);
         for want in [
             "stdin line 2: not a JSON object",
             "stdin line 3: field `body` is not a string",
@@ -102,7 +84,7 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
         ] {
             assert!(stderr.contains(want), "{want}: {stderr}");
         }
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        let lines: Vec<serde_json::Value> = stdout
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect();
@@ -123,28 +105,6 @@ fn train_eval_and_classify_with_and_without_neighbour_votes() {
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert!(v["macro_f1"].as_f64().expect("macro_f1") >= 0.9, "{v}");
-}
-
-/// Run `cmd` with `input` on stdin; it must succeed. Its stdout.
-fn piped(cmd: &mut std::process::Command, input: &str) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the command runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    // Written from another thread: the child's output fills its pipe while it reads.
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("the command ends");
-    writer.join().expect("writer").expect("write stdin");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]
@@ -190,7 +150,7 @@ fn a_default_model_trained_on_the_bureaus_own_lake_without_labels() {
     // Its labels agree with the engine's vocabulary scorer on most complaints both classify
     // (measured: 287 of 309 on this demo's 315, 0.92 of the default demo's 1,260; the demo's
     // texts are written from the same vocabulary), and it leaves few unclassified (none here).
-    let labelled = piped(duban().args(["classify", "--model"]).arg(&model), &rows);
+    let (labelled, _) = run_ok_with_input(duban().args(["classify", "--model"]).arg(&model), &rows);
     let (mut both, mut agree, mut unclassified) = (0, 0, 0);
     for line in labelled.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");

@@ -22,7 +22,31 @@ pub fn duban() -> std::process::Command {
 /// Run `cmd` to its end; it must succeed (else the test fails with its stderr). Its stdout and
 /// stderr.
 pub fn run_ok(cmd: &mut std::process::Command) -> (String, String) {
-    let out = cmd.output().expect("the command runs");
+    succeeded(cmd.output().expect("the command runs"))
+}
+
+/// `run_ok` with `input` on the command's stdin.
+pub fn run_ok_with_input(cmd: &mut std::process::Command, input: &str) -> (String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    // Written from another thread: the child's output fills its pipe while it reads.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("the command ends");
+    writer.join().expect("writer").expect("write stdin");
+    succeeded(out)
+}
+
+/// Stdout and stderr of a finished command, which must have succeeded (else its stderr fails the
+/// test).
+fn succeeded(out: std::process::Output) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     (String::from_utf8_lossy(&out.stdout).to_string(), stderr)

@@ -5,7 +5,7 @@
 use crate::common::*;
 use duban::record::{Alert, Complaint};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use tokio::sync::OnceCell;
@@ -185,32 +185,15 @@ async fn sql_cli_one_shot_formats_and_repl_with_history() {
 
     // The REPL: a statement over two lines, a meta command, a bad statement, then quit.
     let history = dir.join("history");
-    let mut child = duban()
-        .arg("sql")
-        .args(["--format", "csv", "--lake"])
-        .arg(&lake)
-        .arg("--history")
-        .arg(&history)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("repl starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(
-            b"select domain, count(*) as n\nfrom complaints group by domain order by domain;\n\\d\nselect nope from complaints;\n\\q\n",
-        )
-        .expect("write");
-    let out = child.wait_with_output().expect("repl ends");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (text, _) = run_ok_with_input(
+        duban()
+            .arg("sql")
+            .args(["--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg("--history")
+            .arg(&history),
+        "select domain, count(*) as n\nfrom complaints group by domain order by domain;\n\\d\nselect nope from complaints;\n\\q\n",
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     let first = &want[0];
     assert!(
         text.contains(&format!(
