@@ -5,6 +5,7 @@ pub mod bus;
 pub mod classify;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod engine;
 pub mod ids;
 pub mod lake;

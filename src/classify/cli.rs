@@ -388,16 +388,9 @@ pub fn scores_table(s: &Scores) -> String {
         "support"
     );
     for c in &s.per_class {
-        // Pad by display width: CJK characters take two columns.
-        let width: usize = c
-            .label
-            .chars()
-            .map(|ch| if ch.is_ascii() { 1 } else { 2 })
-            .sum();
         out.push_str(&format!(
-            "{}{} {:>9.4} {:>9.4} {:>9.4} {:>8}\n",
-            c.label,
-            " ".repeat(16usize.saturating_sub(width)),
+            "{} {:>9.4} {:>9.4} {:>9.4} {:>8}\n",
+            crate::console::pad_right(&c.label, 16),
             c.precision,
             c.recall,
             c.f1,

@@ -112,7 +112,9 @@ impl Summary {
     /// The table `duban demo` prints.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let row = |s: &mut String, k: &str, v: usize| s.push_str(&format!("  {k:<24} {v:>7}\n"));
+        let row = |s: &mut String, k: &str, v: usize| {
+            s.push_str(&format!("  {} {v:>7}\n", crate::console::pad_right(k, 24)))
+        };
         s.push_str(&format!(
             "complaints: {} ({} exact duplicates), dead letters: {}\n",
             self.complaints, self.duplicates, self.dead_letters
