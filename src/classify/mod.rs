@@ -5,7 +5,8 @@
 //! - `train`: idf, dual-coordinate-descent SVM (optionally NB-SVM), temperature calibration,
 //!   self-training, k-fold CV.
 //! - `lsa`: semi-supervised latent features from unlabeled messages, folded into the weights.
-//! - `weak`: the default ten-domain model from vocabulary, category tree and unlabeled messages.
+//! - `weak`: the ten-domain models without labels: from the taxonomy alone (`taxonomy_model`, the
+//!   engine's default) or with a category tree and unlabeled messages (`duban train --weak`).
 //! - `knn`: nearest-neighbour votes of the training rows (on by default, `--no-knn` leaves them
 //!   out), an inverted index over their rare features blended into the margins.
 //! - `model`: the `DUBANCLS` v2 model file (magic, version, JSON header, weight rows, optional
@@ -23,11 +24,12 @@ pub mod train;
 pub mod weak;
 
 use anyhow::Result;
+use indicatif::ProgressBar;
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::engine::classify::{DomainClassifier, UNCLASSIFIED};
+use crate::engine::classify::{DomainClassifier, Taxonomy, UNCLASSIFIED};
 use features::Scratch;
 pub use model::LinearModel;
 
@@ -75,6 +77,34 @@ pub fn load_model(path: &Path, min_confidence: f64) -> Result<Arc<dyn DomainClas
     // Load the segmenter dictionary now, not inside the first query.
     features::jieba();
     Ok(Arc::new(TrainedClassifier::new(model, min_confidence)))
+}
+
+/// The classifier when no model file is configured: the weak-supervision model of `weak` trained
+/// on the taxonomy alone, each domain's description and vocabulary terms as its training rows
+/// (no unlabeled messages or category tree; `duban train --weak` adds those). It generalizes
+/// beyond the literal terms through the words and character n-grams they share with a message.
+/// Trained once per process, taxonomy and threshold (about 0.2 s in a release build),
+/// deterministically; later calls share it.
+pub fn taxonomy_model(tax: &Taxonomy, min_confidence: f64) -> Arc<dyn DomainClassifier> {
+    type Built = Vec<(Taxonomy, u64, Arc<TrainedClassifier>)>;
+    static BUILT: Mutex<Built> = Mutex::new(Vec::new());
+    // A panic elsewhere while holding the lock leaves the list whole: keep using it.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let key = min_confidence.to_bits();
+    if let Some((_, _, c)) = built.iter().find(|(t, k, _)| t == tax && *k == key) {
+        return c.clone();
+    }
+    let (model, _) = weak::train_weak(
+        tax,
+        &[],
+        &[],
+        &weak::WeakConfig::default(),
+        &train::TrainConfig::default(),
+        &ProgressBar::hidden(),
+    );
+    let c = Arc::new(TrainedClassifier::new(model, min_confidence));
+    built.push((tax.clone(), key, c.clone()));
+    c
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
-use classify::{DomainClassifier, KeywordClassifier};
+use classify::DomainClassifier;
 pub use decode::RawInput;
 use minhash::MinHasher;
 use partition::Partitioned;
@@ -423,10 +423,10 @@ impl Engine {
     pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
         let tax = classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
-        let classifier = KeywordClassifier::new(&tax, config.engine.min_domain_confidence);
+        let min = config.engine.min_domain_confidence;
         let model: Arc<dyn DomainClassifier> = match &config.engine.model {
-            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
-            None => classifier.clone(),
+            Some(path) => crate::classify::load_model(path, min)?,
+            None => crate::classify::taxonomy_model(&tax, min),
         };
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

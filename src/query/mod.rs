@@ -47,7 +47,7 @@ impl Access {
 }
 
 /// How the SQL UDF `classify(title, body)` classifies: the configured trained model, or the
-/// taxonomy's vocabulary.
+/// taxonomy model (`classify::taxonomy_model`).
 #[derive(Clone)]
 pub struct SqlOptions {
     pub classifier: Arc<dyn DomainClassifier>,
@@ -57,13 +57,13 @@ impl Default for SqlOptions {
     fn default() -> Self {
         let tax = crate::engine::classify::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+            classifier: crate::classify::taxonomy_model(&tax, 0.34),
         }
     }
 }
 
 impl SqlOptions {
-    /// The classifier of a configuration (its model when set, else its taxonomy), with `model`
+    /// The classifier of a configuration (its model when set, else its taxonomy model), with `model`
     /// overriding the configured one.
     pub fn from_config(config: Option<&Path>, model: Option<&Path>) -> Result<SqlOptions> {
         let cfg = match config {
@@ -77,7 +77,7 @@ impl SqlOptions {
                 .with_context(|| format!("loading the classifier model {}", m.display()))?,
             None => {
                 let tax = crate::engine::classify::Taxonomy::load(cfg.taxonomy.path.as_deref())?;
-                crate::engine::classify::KeywordClassifier::new(&tax, min)
+                crate::classify::taxonomy_model(&tax, min)
             }
         };
         Ok(SqlOptions { classifier })
