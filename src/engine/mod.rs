@@ -541,6 +541,7 @@ impl Engine {
         crate::lake::StateParts {
             blocks: self.core.blocks.iter().enumerate().collect(),
             people: self.core.people.iter().enumerate().collect(),
+            seqs: Default::default(),
         }
     }
 

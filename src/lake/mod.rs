@@ -77,6 +77,10 @@ pub fn writer_properties(schema: &Schema) -> WriterProperties {
 }
 
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    write_parquet_with(path, batch, writer_properties(&batch.schema()))
+}
+
+fn write_parquet_with(path: &Path, batch: &RecordBatch, props: WriterProperties) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -86,7 +90,6 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     let tmp = path.with_extension(format!("parquet.{}-{n}.tmp", std::process::id()));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let props = writer_properties(&batch.schema());
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     w.write(batch)?;
     w.close()?;
@@ -234,6 +237,23 @@ pub fn write_alerts(lake: &Path, alerts: &[Alert]) -> Result<PathBuf> {
 pub struct StateParts<'a> {
     pub blocks: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
     pub people: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
+    /// Where the state is a changelog's (`duban process`): the sequence it has reached, per
+    /// (`b` or `c`, partition). Kept in the file; a file of a later sequence is never replaced by
+    /// an earlier state (the partition may have another owner by now). Empty: always write.
+    pub seqs: HashMap<(char, usize), u64>,
+}
+
+/// Key of the changelog sequence in a snapshot file's Parquet metadata.
+const SEQ_KEY: &str = "duban.changelog_seq";
+
+/// The changelog sequence a snapshot file was written at (None: no file, or not recorded).
+fn snapshot_seq(path: &Path) -> Option<u64> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).ok()?).ok()?;
+    let kv = reader.metadata().file_metadata().key_value_metadata()?;
+    kv.iter()
+        .find(|e| e.key == SEQ_KEY)
+        .and_then(|e| e.value.as_deref()?.parse().ok())
 }
 
 /// Snapshot tables of the keyed state: `issues` (one row per issue) and `complainants` (one row
@@ -247,17 +267,38 @@ pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -
     let files = parts.blocks.iter().map(|p| (true, p));
     let files = files.chain(parts.people.iter().map(|p| (false, p)));
     let written = crate::par::on_threads("a snapshot writer", files, |(issues, (p, state))| {
-        if issues {
-            write_parquet(
-                &lake.join("issues").join(format!("part-b{p}.parquet")),
-                &issues_batch(state, common_min)?,
-            )
+        let (tag, path) = if issues {
+            ('b', lake.join("issues").join(format!("part-b{p}.parquet")))
         } else {
-            write_parquet(
-                &lake.join("complainants").join(format!("part-c{p}.parquet")),
-                &complainants_batch(state)?,
+            (
+                'c',
+                lake.join("complainants").join(format!("part-c{p}.parquet")),
             )
+        };
+        let seq = parts.seqs.get(&(tag, *p)).copied();
+        if let Some(seq) = seq
+            && snapshot_seq(&path).is_some_and(|on_disk| on_disk > seq)
+        {
+            return Ok(());
         }
+        let batch = if issues {
+            issues_batch(state, common_min)?
+        } else {
+            complainants_batch(state)?
+        };
+        let mut props = writer_properties(&batch.schema());
+        if let Some(seq) = seq {
+            props = props
+                .into_builder()
+                .set_key_value_metadata(Some(vec![
+                    datafusion::parquet::file::metadata::KeyValue::new(
+                        SEQ_KEY.to_string(),
+                        seq.to_string(),
+                    ),
+                ]))
+                .build();
+        }
+        write_parquet_with(&path, &batch, props)
     })?;
     written.into_iter().collect::<Result<()>>()?;
     // Files of the whole state, as earlier versions wrote them, would count every row twice.

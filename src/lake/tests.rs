@@ -249,3 +249,49 @@ fn documented_schemas_match_the_written_ones() {
         }
     }
 }
+
+#[test]
+fn a_snapshot_file_never_goes_back_in_the_changelog() {
+    use crate::engine::rules::AnalyticState;
+    let lake = tempdir("snapshot-seq");
+    let config = crate::config::Config::default();
+    let cx = crate::engine::Engine::rule_context(&config);
+    let empty = AnalyticState::new(&config.dedup);
+    let mut later = AnalyticState::new(&config.dedup);
+    later.apply((0..3).map(|n| complaint(n, None)).collect(), &cx);
+    let rows = |lake: &Path| -> usize {
+        compact::read_file(&lake.join("issues/part-b2.parquet"), None)
+            .expect("snapshot reads")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    };
+    let write = |state: &AnalyticState, seq: Option<u64>| {
+        let parts = StateParts {
+            blocks: vec![(2, state)],
+            people: vec![(2, state)],
+            seqs: seq
+                .map(|s| [(('b', 2), s), (('c', 2), s)].into_iter().collect())
+                .unwrap_or_default(),
+        };
+        write_snapshots(&lake, &parts, 5).expect("snapshots written");
+    };
+    write(&later, Some(7));
+    let issues = rows(&lake);
+    assert!(issues > 0);
+    assert_eq!(snapshot_seq(&lake.join("issues/part-b2.parquet")), Some(7));
+    assert_eq!(
+        snapshot_seq(&lake.join("complainants/part-c2.parquet")),
+        Some(7)
+    );
+    // A worker still holding the partition at sequence 3 (its new owner wrote 7) leaves it be.
+    write(&empty, Some(3));
+    assert_eq!(rows(&lake), issues);
+    // The same or a later sequence replaces it, and so does a state without a changelog (demo).
+    write(&empty, Some(7));
+    assert_eq!(rows(&lake), 0);
+    write(&later, Some(9));
+    write(&empty, None);
+    assert_eq!(rows(&lake), 0);
+    std::fs::remove_dir_all(&lake).ok();
+}

@@ -401,7 +401,13 @@ pub async fn process(
         let g = rebalances.load(Ordering::SeqCst);
         if g != generation {
             generation = g;
-            w.drop_tasks();
+            retire_tasks(
+                &mut w,
+                &mut snapshot_due,
+                &mut snapshot_at,
+                &lake,
+                common_min,
+            )?;
         }
         // Gather a batch: until full, or the linger passed (an empty batch still advances idle
         // partitions' promises and releases what they unblock).
@@ -439,7 +445,7 @@ pub async fn process(
                             generation = g;
                             msgs.clear();
                             raw_read = 0;
-                            w.drop_tasks();
+                            retire_tasks(&mut w, &mut snapshot_due, &mut snapshot_at, &lake, common_min)?;
                         }
                         raw_read += usize::from(m.topic() == topics.raw);
                         msgs.push(m);
@@ -454,38 +460,27 @@ pub async fn process(
             // A rebalance while waiting (no message came after it): what was read is stale.
             generation = g;
             msgs.clear();
-            w.drop_tasks();
+            retire_tasks(
+                &mut w,
+                &mut snapshot_due,
+                &mut snapshot_at,
+                &lake,
+                common_min,
+            )?;
         }
+        // Partitions taken over (or given back after a rebalance dropped them) are restored; their
+        // snapshot files are this worker's from now on.
+        let (assigned, restored) = w.take_assigned(&consumer).await?;
+        snapshot_due |= restored;
         if stopping {
+            // Everything this worker owns is restored by now, so a rebalance just before the stop
+            // (the tasks dropped, the snapshots not yet written) cannot leave a file behind the
+            // committed state.
             if snapshot_due {
                 crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
             }
             return Ok(());
         }
-        let assignment = consumer
-            .assignment()
-            .context("cannot read the consumer's assignment")?;
-        let mut assigned: BTreeSet<(Stage, usize)> = BTreeSet::new();
-        for e in assignment.elements() {
-            let stage = if e.topic() == topics.raw {
-                Stage::Normalize
-            } else if e.topic() == topics.repartition_block {
-                Stage::Issues
-            } else {
-                Stage::Complainants
-            };
-            assigned.insert((stage, e.partition() as usize));
-        }
-        w.retain(&assigned);
-        let committed = if w.needs_raw_offsets(&assigned) {
-            raw_committed(&consumer, &topics.raw)?
-        } else {
-            HashMap::new()
-        };
-        let tasks_before = (w.issues.len(), w.complainants.len());
-        w.restore(&assigned, &committed).await?;
-        // Partitions taken over get their snapshot files from this worker from now on.
-        snapshot_due |= (w.issues.len(), w.complainants.len()) != tasks_before;
         let mut txn = Txn::default();
         let t0 = Instant::now();
         w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
@@ -496,6 +491,13 @@ pub async fn process(
         tracing::debug!(target: "duban::engine", read = msgs.len(), normalize_ms = (t1 - t0).as_millis() as u64, state_ms = t1.elapsed().as_millis() as u64, "batch applied");
         drop(msgs);
         if txn.is_empty() {
+            // Nothing to commit: the state is the committed one, and partitions restored without
+            // new records still get their snapshot files.
+            if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
+                crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
+                snapshot_at = Instant::now();
+                snapshot_due = false;
+            }
             continue;
         }
         // Lake files are named by the changelog sequence range they cover; files of a batch whose
@@ -531,6 +533,26 @@ pub async fn process(
             snapshot_due = false;
         }
     }
+}
+
+/// A rebalance: the tasks go (what is read next comes from the new assignment). Their state is
+/// the last committed one, so when it is ahead of their snapshot files it is written first: the
+/// partitions may not come back, and a new owner writes files only once it has restored them (a
+/// stop in between would leave the files behind the changelog; files never go back in it).
+fn retire_tasks(
+    w: &mut Worker,
+    due: &mut bool,
+    at: &mut Instant,
+    lake: &Path,
+    common_min: usize,
+) -> Result<()> {
+    if *due {
+        crate::lake::write_snapshots(lake, &w.parts(), common_min)?;
+        *due = false;
+        *at = Instant::now();
+    }
+    w.drop_tasks();
+    Ok(())
 }
 
 /// The group's committed offsets of the assigned raw partitions.
@@ -707,6 +729,39 @@ impl Worker {
             .retain(|p, _| assigned.contains(&(Stage::Complainants, *p)));
     }
 
+    /// The consumer's current assignment as stage tasks; tasks of partitions no longer assigned
+    /// are dropped and those newly assigned restored from the changelog. True when tasks were
+    /// restored.
+    async fn take_assigned(
+        &mut self,
+        consumer: &StreamConsumer<RebalanceCounter>,
+    ) -> Result<(BTreeSet<(Stage, usize)>, bool)> {
+        let assignment = consumer
+            .assignment()
+            .context("cannot read the consumer's assignment")?;
+        let mut assigned: BTreeSet<(Stage, usize)> = BTreeSet::new();
+        for e in assignment.elements() {
+            let stage = if e.topic() == self.topics.raw {
+                Stage::Normalize
+            } else if e.topic() == self.topics.repartition_block {
+                Stage::Issues
+            } else {
+                Stage::Complainants
+            };
+            assigned.insert((stage, e.partition() as usize));
+        }
+        self.retain(&assigned);
+        let committed = if self.needs_raw_offsets(&assigned) {
+            raw_committed(consumer, &self.topics.raw)?
+        } else {
+            HashMap::new()
+        };
+        let tasks_before = (self.issues.len(), self.complainants.len());
+        self.restore(&assigned, &committed).await?;
+        let restored = (self.issues.len(), self.complainants.len()) != tasks_before;
+        Ok((assigned, restored))
+    }
+
     /// The state partitions this worker owns, for the lake's per-partition snapshot files.
     fn parts(&self) -> crate::lake::StateParts<'_> {
         crate::lake::StateParts {
@@ -715,6 +770,9 @@ impl Worker {
                 .complainants
                 .iter()
                 .map(|(p, t)| (*p, &t.state))
+                .collect(),
+            seqs: (self.issues.iter().map(|(p, t)| (('b', *p), t.seq)))
+                .chain(self.complainants.iter().map(|(p, t)| (('c', *p), t.seq)))
                 .collect(),
         }
     }
