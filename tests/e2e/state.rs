@@ -301,7 +301,8 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
         let (d2, records) = (d.clone(), records.clone());
         tokio::spawn(async move { d2.feed(&records, true).await })
     };
-    // Seeded random moments (splitmix64), 2–6 s into each run.
+    // Seeded random moments (splitmix64): up to 1.5 s after the first output, then 2–6 s into
+    // each run.
     let mut seed: u64 = 0x5EED_0005;
     let mut next = || {
         seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -313,8 +314,30 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
     let mut published = Vec::new();
     for kill in 0..5 {
         let mut child = d.worker("w0");
-        let at = Duration::from_millis(2000 + next() % 4000);
+        let started = Instant::now();
+        if kill == 0 {
+            // The first kill comes once output has begun (a worker's start, joining the group and
+            // initialising its transactional producer can take the whole window), so the kills
+            // meet a partly published output rather than none.
+            loop {
+                let d2 = d.clone();
+                let n = tokio::task::spawn_blocking(move || d2.complaints_so_far())
+                    .await
+                    .expect("read");
+                if n > 0 {
+                    break;
+                }
+                assert!(started.elapsed() < WAIT, "no output (logs in {})", d.log());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let at = if kill == 0 {
+            Duration::from_millis(next() % 1500)
+        } else {
+            Duration::from_millis(2000 + next() % 4000)
+        };
         tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
+        let at = started.elapsed();
         assert!(
             child.try_wait().expect("status").is_none(),
             "the worker exited early: see {}",
