@@ -387,11 +387,11 @@ pub async fn process(
         issues: BTreeMap::new(),
         complainants: BTreeMap::new(),
     };
-    let lake = data_dir.join("lake");
-    let snapshot_every = Duration::from_secs(5);
-    let mut snapshot_at = Instant::now();
-    let mut snapshot_due = false;
-    let common_min = config.rules.crowd_min_complainants;
+    let mut snapshots = Snapshots {
+        common_min: config.rules.crowd_min_complainants,
+        at: Instant::now(),
+        due: false,
+    };
     let linger = Duration::from_millis(config.engine.batch_linger_ms.max(1));
     let max = config.engine.batch_max_records.max(1);
     let mut generation = rebalances.load(Ordering::SeqCst);
@@ -401,13 +401,7 @@ pub async fn process(
         let g = rebalances.load(Ordering::SeqCst);
         if g != generation {
             generation = g;
-            retire_tasks(
-                &mut w,
-                &mut snapshot_due,
-                &mut snapshot_at,
-                &lake,
-                common_min,
-            )?;
+            snapshots.retire(&mut w)?;
         }
         // Gather a batch: until full, or the linger passed (an empty batch still advances idle
         // partitions' promises and releases what they unblock).
@@ -445,7 +439,7 @@ pub async fn process(
                             generation = g;
                             msgs.clear();
                             raw_read = 0;
-                            retire_tasks(&mut w, &mut snapshot_due, &mut snapshot_at, &lake, common_min)?;
+                            snapshots.retire(&mut w)?;
                         }
                         raw_read += usize::from(m.topic() == topics.raw);
                         msgs.push(m);
@@ -460,24 +454,18 @@ pub async fn process(
             // A rebalance while waiting (no message came after it): what was read is stale.
             generation = g;
             msgs.clear();
-            retire_tasks(
-                &mut w,
-                &mut snapshot_due,
-                &mut snapshot_at,
-                &lake,
-                common_min,
-            )?;
+            snapshots.retire(&mut w)?;
         }
         // Partitions taken over (or given back after a rebalance dropped them) are restored; their
         // snapshot files are this worker's from now on.
         let (assigned, restored) = w.take_assigned(&consumer).await?;
-        snapshot_due |= restored;
+        snapshots.due |= restored;
         if stopping {
             // Everything this worker owns is restored by now, so a rebalance just before the stop
             // (the tasks dropped, the snapshots not yet written) cannot leave a file behind the
             // committed state.
-            if snapshot_due {
-                crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
+            if snapshots.due {
+                snapshots.write(&w)?;
             }
             return Ok(());
         }
@@ -493,17 +481,13 @@ pub async fn process(
         if txn.is_empty() {
             // Nothing to commit: the state is the committed one, and partitions restored without
             // new records still get their snapshot files.
-            if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
-                crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
-                snapshot_at = Instant::now();
-                snapshot_due = false;
-            }
+            snapshots.write_when_due(&w)?;
             continue;
         }
         // Lake files are named by the changelog sequence range they cover; files of a batch whose
         // transaction then fails are removed when the partition's task is restored.
         for (tag, rows) in &txn.lake {
-            crate::lake::write_complaints(&lake, rows, tag)?;
+            crate::lake::write_complaints(&w.lake, rows, tag)?;
         }
         let meta = consumer
             .group_metadata()
@@ -526,33 +510,51 @@ pub async fn process(
         }
         tracing::info!(target: "duban::engine", records = txn.records.len(), complaints = txn.complaints.len(), alerts = txn.alerts.len(), "batch committed");
         // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
-        snapshot_due |= !txn.complaints.is_empty();
-        if snapshot_due && snapshot_at.elapsed() >= snapshot_every {
-            crate::lake::write_snapshots(&lake, &w.parts(), common_min)?;
-            snapshot_at = Instant::now();
-            snapshot_due = false;
-        }
+        snapshots.due |= !txn.complaints.is_empty();
+        snapshots.write_when_due(&w)?;
     }
 }
 
-/// A rebalance: the tasks go (what is read next comes from the new assignment). Their state is
-/// the last committed one, so when it is ahead of their snapshot files it is written first: the
-/// partitions may not come back, and a new owner writes files only once it has restored them (a
-/// stop in between would leave the files behind the changelog; files never go back in it).
-fn retire_tasks(
-    w: &mut Worker,
-    due: &mut bool,
-    at: &mut Instant,
-    lake: &Path,
+/// When a worker writes the lake's snapshot files of the partitions it owns.
+struct Snapshots {
     common_min: usize,
-) -> Result<()> {
-    if *due {
-        crate::lake::write_snapshots(lake, &w.parts(), common_min)?;
-        *due = false;
-        *at = Instant::now();
+    /// The last write.
+    at: Instant,
+    /// The state held is ahead of the files: a commit with complaints, or partitions restored.
+    due: bool,
+}
+
+impl Snapshots {
+    /// At most one write per this interval while records flow.
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn write(&mut self, w: &Worker) -> Result<()> {
+        crate::lake::write_snapshots(&w.lake, &w.parts(), self.common_min)?;
+        self.at = Instant::now();
+        self.due = false;
+        Ok(())
     }
-    w.drop_tasks();
-    Ok(())
+
+    /// Write when due and the interval has passed; only while the state held is the committed
+    /// one (after a commit, or a batch with nothing to commit).
+    fn write_when_due(&mut self, w: &Worker) -> Result<()> {
+        if self.due && self.at.elapsed() >= Self::EVERY {
+            self.write(w)?;
+        }
+        Ok(())
+    }
+
+    /// A rebalance: the tasks go (what is read next comes from the new assignment). Their state
+    /// is the last committed one, so when it is ahead of their files it is written first: the
+    /// partitions may not come back, and a new owner writes files only once it has restored them
+    /// (a stop in between would leave the files behind the changelog; files never go back in it).
+    fn retire(&mut self, w: &mut Worker) -> Result<()> {
+        if self.due {
+            self.write(w)?;
+        }
+        w.drop_tasks();
+        Ok(())
+    }
 }
 
 /// The group's committed offsets of the assigned raw partitions.
