@@ -277,8 +277,11 @@ pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -
         };
         let seq = parts.seqs.get(&(tag, *p)).copied();
         if let Some(seq) = seq
-            && snapshot_seq(&path).is_some_and(|on_disk| on_disk > seq)
+            && let Some(on_disk) = snapshot_seq(&path).filter(|&d| d > seq)
         {
+            // Another worker owns the partition by now (or the changelog was started over
+            // while the lake was kept: then remove the lake's snapshot files).
+            tracing::info!(target: "duban::lake", file = %path.display(), on_disk, seq, "snapshot file kept: it holds a later changelog sequence");
             return Ok(());
         }
         let batch = if issues {

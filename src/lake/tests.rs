@@ -287,6 +287,11 @@ fn a_snapshot_file_never_goes_back_in_the_changelog() {
     // A worker still holding the partition at sequence 3 (its new owner wrote 7) leaves it be.
     write(&empty, Some(3));
     assert_eq!(rows(&lake), issues);
+    assert_eq!(snapshot_seq(&lake.join("issues/part-b2.parquet")), Some(7));
+    assert_eq!(
+        snapshot_seq(&lake.join("complainants/part-c2.parquet")),
+        Some(7)
+    );
     // The same or a later sequence replaces it, and so does a state without a changelog (demo).
     write(&empty, Some(7));
     assert_eq!(rows(&lake), 0);

@@ -458,18 +458,26 @@ pub async fn process(
         }
         // Partitions taken over (or given back after a rebalance dropped them) are restored; their
         // snapshot files are this worker's from now on.
-        let (assigned, restored) = w.take_assigned(&consumer).await?;
-        snapshots.due |= restored;
+        let taken = w.take_assigned(&consumer).await;
         if stopping {
-            // Everything this worker owns is restored by now, so a rebalance just before the stop
-            // (the tasks dropped, the snapshots not yet written) cannot leave a file behind the
-            // committed state.
+            // Partitions assigned but not yet restored (taken over from a worker that died) are
+            // restored too, so their files get the committed state. If that fails, the
+            // partitions held are still written.
+            match taken {
+                Ok((_, restored)) => snapshots.due |= restored,
+                Err(e) => {
+                    tracing::warn!(target: "duban::engine", "stopping without restoring newly assigned partitions: {e:#}")
+                }
+            }
             if snapshots.due {
                 snapshots.write(&w)?;
             }
             return Ok(());
         }
+        let (assigned, restored) = taken?;
+        snapshots.due |= restored;
         let mut txn = Txn::default();
+        let applied_before = w.applied();
         let t0 = Instant::now();
         w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
             .await?;
@@ -510,7 +518,9 @@ pub async fn process(
         }
         tracing::info!(target: "duban::engine", records = txn.records.len(), complaints = txn.complaints.len(), alerts = txn.alerts.len(), "batch committed");
         // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
-        snapshots.due |= !txn.complaints.is_empty();
+        // Any state applied (complaints, or complainant events released later) puts the files
+        // behind.
+        snapshots.due |= w.applied() != applied_before;
         snapshots.write_when_due(&w)?;
     }
 }
@@ -762,6 +772,15 @@ impl Worker {
         self.restore(&assigned, &committed).await?;
         let restored = (self.issues.len(), self.complainants.len()) != tasks_before;
         Ok((assigned, restored))
+    }
+
+    /// Changelog records applied by the stateful tasks held, summed: it moves with every change of
+    /// state a snapshot file shows.
+    fn applied(&self) -> u64 {
+        let issues = self.issues.values().map(|t| t.seq);
+        issues
+            .chain(self.complainants.values().map(|t| t.seq))
+            .sum()
     }
 
     /// The state partitions this worker owns, for the lake's per-partition snapshot files.

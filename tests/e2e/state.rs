@@ -327,6 +327,11 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
                 if n > 0 {
                     break;
                 }
+                assert!(
+                    child.try_wait().expect("status").is_none(),
+                    "the worker exited before any output: see {}",
+                    d.log()
+                );
                 assert!(started.elapsed() < WAIT, "no output (logs in {})", d.log());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
