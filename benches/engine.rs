@@ -7,7 +7,8 @@
 //! engine, lake), and the engine state's memory over a stream spanning a year (see
 //! `state_memory`: sampled, with the 10M figure extrapolated from the steady-state slope, or run
 //! in full with `DUBAN_BENCH_STATE=10000000`).
-//! Run: `cargo bench --bench engine` (`DUBAN_BENCH_SIZE`, default 20000 complaints).
+//! Run: `cargo bench --bench engine` (`DUBAN_BENCH_SIZE`, default 20000 complaints;
+//! `DUBAN_BENCH_CLASSIFIER=taxonomy-model` for the throughput with that `[engine] classifier`).
 
 use duban::config::Config;
 use duban::engine::{Engine, RawInput, decode::decode_all};
@@ -135,6 +136,10 @@ fn main() {
         .expect("runtime");
     let mut cfg = Config::default();
     cfg.engine.batch_max_records = batch;
+    // `DUBAN_BENCH_CLASSIFIER=taxonomy-model`: the engine with that `[engine] classifier`.
+    if std::env::var("DUBAN_BENCH_CLASSIFIER").as_deref() == Ok("taxonomy-model") {
+        cfg.engine.classifier = duban::config::DefaultClassifier::TaxonomyModel;
+    }
     // Warm-up: dictionaries and models load once per process, not per complaint.
     let mut warm = Engine::new(&cfg).expect("engine");
     rt.block_on(warm.process(&raw[..raw.len().min(50)]))

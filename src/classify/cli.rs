@@ -143,8 +143,9 @@ pub struct TrainArgs {
     /// Where to write the model.
     #[arg(long)]
     pub out: PathBuf,
-    /// Build the default domain model without labels: taxonomy vocabulary + category tree seed
-    /// labels on `--unlabeled` messages, then self-training.
+    /// Build a ten-domain model without labels: taxonomy vocabulary + category tree seed labels on
+    /// `--unlabeled` messages, then self-training (stronger than the engine's default taxonomy
+    /// model, which is trained on the taxonomy alone).
     #[arg(long, conflicts_with = "data", requires = "unlabeled")]
     pub weak: bool,
     /// Domain taxonomy for `--weak` (default: the built-in config/taxonomy.toml).

@@ -27,9 +27,10 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::engine::classify::{DomainClassifier, Taxonomy, UNCLASSIFIED};
+use crate::config::{Config, DefaultClassifier};
+use crate::engine::classify::{DomainClassifier, KeywordClassifier, Taxonomy, UNCLASSIFIED};
 use features::Scratch;
 pub use model::LinearModel;
 
@@ -79,8 +80,8 @@ pub fn load_model(path: &Path, min_confidence: f64) -> Result<Arc<dyn DomainClas
     Ok(Arc::new(TrainedClassifier::new(model, min_confidence)))
 }
 
-/// The classifier when no model file is configured: the weak-supervision model of `weak` trained
-/// on the taxonomy alone, each domain's description and vocabulary terms as its training rows
+/// The taxonomy model (`[engine] classifier = "taxonomy-model"`): the weak-supervision model of
+/// `weak` trained on the taxonomy alone, each domain's description and vocabulary terms as its training rows
 /// (no unlabeled messages or category tree; `duban train --weak` adds those). It generalizes
 /// beyond the literal terms through the words and character n-grams they share with a message.
 /// Trained once per process, taxonomy and threshold (about 0.2 s in a release build),
@@ -105,6 +106,40 @@ pub fn taxonomy_model(tax: &Taxonomy, min_confidence: f64) -> Arc<dyn DomainClas
     let c = Arc::new(TrainedClassifier::new(model, min_confidence));
     built.push((tax.clone(), key, c.clone()));
     c
+}
+
+/// The classifier of a configuration without a model file: its `[engine] classifier` over its
+/// taxonomy. `lazy`: a taxonomy model is trained on its first classification, not now.
+pub fn without_model(config: &Config, lazy: bool) -> Result<Arc<dyn DomainClassifier>> {
+    let tax = Taxonomy::load(config.taxonomy.path.as_deref())?;
+    let min = config.engine.min_domain_confidence;
+    Ok(match config.engine.classifier {
+        DefaultClassifier::Vocabulary => KeywordClassifier::new(&tax, min),
+        DefaultClassifier::TaxonomyModel if lazy => lazy_taxonomy_model(tax, min),
+        DefaultClassifier::TaxonomyModel => taxonomy_model(&tax, min),
+    })
+}
+
+/// The taxonomy model, trained on its first classification: SQL contexts are opened for every
+/// query, report and board page, and most never classify.
+pub fn lazy_taxonomy_model(tax: Taxonomy, min_confidence: f64) -> Arc<dyn DomainClassifier> {
+    struct Lazy {
+        tax: Taxonomy,
+        min_confidence: f64,
+        model: OnceLock<Arc<dyn DomainClassifier>>,
+    }
+    impl DomainClassifier for Lazy {
+        fn classify(&self, title: &str, body: &str) -> (String, f64) {
+            self.model
+                .get_or_init(|| taxonomy_model(&self.tax, self.min_confidence))
+                .classify(title, body)
+        }
+    }
+    Arc::new(Lazy {
+        tax,
+        min_confidence,
+        model: OnceLock::new(),
+    })
 }
 
 #[cfg(test)]

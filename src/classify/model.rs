@@ -35,7 +35,8 @@ pub const OLDEST_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainInfo {
-    /// `supervised` (labeled CSV) or `weak` (taxonomy vocabulary + unlabeled messages).
+    /// `supervised` (labeled CSV) or `weak` (taxonomy vocabulary, with unlabeled messages from
+    /// `duban train --weak`, without them for the engine's taxonomy model).
     pub kind: String,
     pub seed: u64,
     /// Labeled (or seed-labeled) rows, and pseudo-labeled rows added by self-training.

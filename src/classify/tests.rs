@@ -380,6 +380,27 @@ fn the_taxonomy_model_classifies_by_vocabulary_and_refuses_when_unsure() {
     }
     // Trained once per process: a second engine or SQL context shares it.
     assert!(Arc::ptr_eq(&c, &super::taxonomy_model(&tax, 0.34)));
+    // A configuration asks for it with `[engine] classifier`; SQL contexts train it on their first
+    // classification, to the same labels.
+    let mut cfg = crate::config::Config::default();
+    let vocabulary = super::without_model(&cfg, false).expect("the built-in taxonomy");
+    cfg.engine.classifier = crate::config::DefaultClassifier::TaxonomyModel;
+    let configured = super::without_model(&cfg, false).expect("the built-in taxonomy");
+    assert!(Arc::ptr_eq(&c, &configured));
+    // The vocabulary finds none of its terms in this message; the model still places it.
+    let body = "河里漂着死鱼，水面发黑发臭";
+    assert_eq!(vocabulary.classify("", body).0, UNCLASSIFIED);
+    assert_eq!(
+        configured.classify("", body).0,
+        "生态环境",
+        "{:?}",
+        configured.classify("", body)
+    );
+    let lazy = super::lazy_taxonomy_model(tax.clone(), 0.34);
+    for (title, body) in [("拖欠工资", "包工头拖欠农民工工资三个月"), ("你好", "谢谢")]
+    {
+        assert_eq!(lazy.classify(title, body), c.classify(title, body));
+    }
 }
 
 /// Mapped accuracy on train.csv (every third row) and the share left unclassified.
@@ -403,25 +424,10 @@ fn mapped_accuracy(classify: impl Fn(&str, &str) -> String) -> (f64, f64) {
 
 #[test]
 fn the_taxonomy_model_does_better_than_matching_the_vocabulary_terms() {
-    // The baseline: the domain whose vocabulary terms score highest in the text (title × 2, a
-    // term at most three times in the body), `unclassified` without any term or below a third of
-    // the total, as the engine classified before the taxonomy model.
+    // The baseline: the vocabulary scorer (`[engine] classifier = "vocabulary"`).
     let tax = Taxonomy::builtin();
-    let terms = weak::DomainTerms::from_vocabulary(&tax);
-    let k = tax.domain.len();
-    let by_terms = |title: &str, body: &str| -> String {
-        let s = terms.scores(title, body, k);
-        let total: f32 = s.iter().sum();
-        let (best, top) = s
-            .iter()
-            .enumerate()
-            .fold((0, 0f32), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
-        if total <= 0.0 || top / total < 0.34 {
-            UNCLASSIFIED.to_string()
-        } else {
-            tax.domain[best].name.clone()
-        }
-    };
+    let keywords = crate::engine::classify::KeywordClassifier::new(&tax, 0.34);
+    let by_terms = |title: &str, body: &str| keywords.classify(title, body).0;
     let model = super::taxonomy_model(&tax, 0.34);
     // Real messages (their seven categories mapped to the domains, only to evaluate).
     let (base, base_u) = mapped_accuracy(by_terms);

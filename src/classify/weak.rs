@@ -1,5 +1,7 @@
-//! The default ten-domain model without hand-labeled rows (weak supervision + self-training):
-//! vocabulary and category-tree terms seed labels on unlabeled messages, a linear model learns from them.
+//! Ten-domain models without hand-labeled rows (weak supervision + self-training): vocabulary and
+//! category-tree terms seed labels on unlabeled messages, a linear model learns from them. With no
+//! unlabeled messages and no tree (steps 1, 2 and 4 then do nothing) it is the engine's default,
+//! the taxonomy model (`classify::taxonomy_model`).
 //!
 //! How (see also README "Classification"):
 //! 1. Terms: each domain's `vocabulary` (weight 1). Each second/third-level name of the category tree

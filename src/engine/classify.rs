@@ -1,9 +1,10 @@
 //! The domain taxonomy (config/taxonomy.toml: the ten key enforcement domains, each with a
-//! description and vocabulary) and what the engine asks of a domain classifier. The classifiers
-//! are in `crate::classify`: a model file from `duban train`, else the taxonomy model trained at
-//! start from this taxonomy.
+//! description and vocabulary), what the engine asks of a domain classifier, and the fastest one:
+//! the vocabulary scorer. The trained classifiers are in `crate::classify` (a model file from
+//! `duban train`, or the taxonomy model trained from this taxonomy).
 
 use serde::Deserialize;
+use std::sync::Arc;
 
 pub const UNCLASSIFIED: &str = "unclassified";
 
@@ -64,8 +65,97 @@ impl Taxonomy {
 }
 
 /// What the engine needs of a classifier: a domain (or `unclassified`) and a confidence in 0..=1.
+/// The vocabulary scorer below is the default (`[engine] classifier`); trained models
+/// (src/classify) implement it too.
 pub trait DomainClassifier: Send + Sync {
     fn classify(&self, title: &str, body: &str) -> (String, f64);
+}
+
+impl DomainClassifier for KeywordClassifier {
+    fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        KeywordClassifier::classify(self, title, body)
+    }
+}
+
+/// Vocabulary scorer. A term scores its length in characters (longer terms are more specific),
+/// doubled in the title; confidence is the winner's share of all scores.
+#[derive(Debug, Clone)]
+pub struct KeywordClassifier {
+    domains: Vec<String>,
+    /// (term, domain index), longest terms first.
+    terms: Vec<(String, usize)>,
+    /// One automaton over all terms (overlapping matches), so a text is scanned once.
+    matcher: aho_corasick::AhoCorasick,
+    /// A term's score: its length in characters.
+    weights: Vec<f64>,
+    min_confidence: f64,
+}
+
+impl KeywordClassifier {
+    pub fn new(tax: &Taxonomy, min_confidence: f64) -> Arc<KeywordClassifier> {
+        let mut terms: Vec<(String, usize)> = tax
+            .domain
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.vocabulary.iter().map(move |t| (t.clone(), i)))
+            .collect();
+        terms.sort_by(|a, b| {
+            b.0.chars()
+                .count()
+                .cmp(&a.0.chars().count())
+                .then(a.0.cmp(&b.0))
+        });
+        terms.dedup_by(|a, b| a.0 == b.0);
+        let matcher = aho_corasick::AhoCorasick::new(terms.iter().map(|(t, _)| t.as_str()))
+            .expect("taxonomy terms build an automaton");
+        Arc::new(KeywordClassifier {
+            domains: tax.domain.iter().map(|d| d.name.clone()).collect(),
+            weights: terms
+                .iter()
+                .map(|(t, _)| t.chars().count() as f64)
+                .collect(),
+            terms,
+            matcher,
+            min_confidence,
+        })
+    }
+
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// (domain or `unclassified`, confidence in 0..=1).
+    pub fn classify(&self, title: &str, body: &str) -> (String, f64) {
+        let mut scores = vec![0f64; self.domains.len()];
+        let mut in_body = vec![0u8; self.terms.len()];
+        for m in self.matcher.find_overlapping_iter(title) {
+            let i = m.pattern().as_usize();
+            scores[self.terms[i].1] += 2.0 * self.weights[i];
+        }
+        for m in self.matcher.find_overlapping_iter(body) {
+            let i = m.pattern().as_usize();
+            // A term counts at most three times in the body.
+            if in_body[i] < 3 {
+                in_body[i] += 1;
+                scores[self.terms[i].1] += self.weights[i];
+            }
+        }
+        let total: f64 = scores.iter().sum();
+        let (best, score) =
+            scores.iter().enumerate().fold(
+                (0, 0f64),
+                |acc, (i, s)| if *s > acc.1 { (i, *s) } else { acc },
+            );
+        if total <= 0.0 {
+            return (UNCLASSIFIED.to_string(), 0.0);
+        }
+        let conf = score / total;
+        if conf < self.min_confidence {
+            (UNCLASSIFIED.to_string(), conf)
+        } else {
+            (self.domains[best].clone(), conf)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +209,20 @@ mod tests {
             Taxonomy::builtin()
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn classifies_by_vocabulary_and_refuses_when_unsure() {
+        let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.34);
+        assert_eq!(
+            c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0,
+            "劳动保障"
+        );
+        assert_eq!(
+            c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0,
+            "生态环境"
+        );
+        let (d, conf) = c.classify("你好", "请问一下");
+        assert_eq!((d.as_str(), conf), (UNCLASSIFIED, 0.0));
     }
 }

@@ -422,11 +422,9 @@ impl Engine {
     /// worker's (which publishes issues as they change instead of keeping them).
     pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
-        let tax = classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
-        let min = config.engine.min_domain_confidence;
         let model: Arc<dyn DomainClassifier> = match &config.engine.model {
-            Some(path) => crate::classify::load_model(path, min)?,
-            None => crate::classify::taxonomy_model(&tax, min),
+            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
+            None => crate::classify::without_model(config, false)?,
         };
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

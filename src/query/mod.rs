@@ -46,8 +46,8 @@ impl Access {
     }
 }
 
-/// How the SQL UDF `classify(title, body)` classifies: the configured trained model, or the
-/// taxonomy model (`classify::taxonomy_model`).
+/// How the SQL UDF `classify(title, body)` classifies: the configured trained model, else the
+/// configured `[engine] classifier` (by default the taxonomy's vocabulary).
 #[derive(Clone)]
 pub struct SqlOptions {
     pub classifier: Arc<dyn DomainClassifier>,
@@ -57,14 +57,14 @@ impl Default for SqlOptions {
     fn default() -> Self {
         let tax = crate::engine::classify::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::classify::taxonomy_model(&tax, 0.34),
+            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
         }
     }
 }
 
 impl SqlOptions {
-    /// The classifier of a configuration (its model when set, else its taxonomy model), with `model`
-    /// overriding the configured one.
+    /// The classifier of a configuration (its model when set, else its `[engine] classifier` over
+    /// its taxonomy), with `model` overriding the configured one.
     pub fn from_config(config: Option<&Path>, model: Option<&Path>) -> Result<SqlOptions> {
         let cfg = match config {
             Some(p) => crate::config::Config::load(p)?,
@@ -75,10 +75,7 @@ impl SqlOptions {
         let classifier: Arc<dyn DomainClassifier> = match model {
             Some(m) => crate::classify::load_model(&m, min)
                 .with_context(|| format!("loading the classifier model {}", m.display()))?,
-            None => {
-                let tax = crate::engine::classify::Taxonomy::load(cfg.taxonomy.path.as_deref())?;
-                crate::classify::taxonomy_model(&tax, min)
-            }
+            None => crate::classify::without_model(&cfg, true)?,
         };
         Ok(SqlOptions { classifier })
     }
