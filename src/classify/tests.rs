@@ -367,17 +367,7 @@ fn weak_default_model_is_clearly_better_than_chance() {
 fn the_taxonomy_model_classifies_by_vocabulary_and_refuses_when_unsure() {
     let tax = Taxonomy::builtin();
     let c = super::taxonomy_model(&tax, 0.34);
-    assert_eq!(
-        c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0,
-        "劳动保障"
-    );
-    assert_eq!(
-        c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0,
-        "生态环境"
-    );
-    for text in ["请问一下", "谢谢"] {
-        assert_eq!(c.classify("你好", text).0, UNCLASSIFIED, "{text}");
-    }
+    crate::engine::classify::tests::classifies_plain_complaints_and_refuses_greetings(c.as_ref());
     // Trained once per process: a second engine or SQL context shares it.
     assert!(Arc::ptr_eq(&c, &super::taxonomy_model(&tax, 0.34)));
     // A configuration asks for it with `[engine] classifier`; SQL contexts train it on their first

@@ -159,7 +159,7 @@ impl KeywordClassifier {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -211,9 +211,9 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    #[test]
-    fn classifies_by_vocabulary_and_refuses_when_unsure() {
-        let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.34);
+    /// What every default classifier of the built-in taxonomy gets right: plain complaints of
+    /// two domains, and greetings left `unclassified`.
+    pub(crate) fn classifies_plain_complaints_and_refuses_greetings(c: &dyn DomainClassifier) {
         assert_eq!(
             c.classify("拖欠工资", "包工头拖欠农民工工资三个月").0,
             "劳动保障"
@@ -222,7 +222,16 @@ mod tests {
             c.classify("", "搅拌站粉尘污染严重，晚上还有噪声").0,
             "生态环境"
         );
-        let (d, conf) = c.classify("你好", "请问一下");
-        assert_eq!((d.as_str(), conf), (UNCLASSIFIED, 0.0));
+        for text in ["请问一下", "谢谢"] {
+            assert_eq!(c.classify("你好", text).0, UNCLASSIFIED, "{text}");
+        }
+    }
+
+    #[test]
+    fn classifies_by_vocabulary_and_refuses_when_unsure() {
+        let c = KeywordClassifier::new(&Taxonomy::builtin(), 0.34);
+        classifies_plain_complaints_and_refuses_greetings(c.as_ref());
+        // No term at all: confidence 0.
+        assert_eq!(c.classify("你好", "请问一下").1, 0.0);
     }
 }
