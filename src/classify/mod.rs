@@ -5,8 +5,9 @@
 //! - `train`: idf, dual-coordinate-descent SVM (optionally NB-SVM), temperature calibration,
 //!   self-training, k-fold CV.
 //! - `lsa`: semi-supervised latent features from unlabeled messages, folded into the weights.
-//! - `weak`: the ten-domain models without labels: from the taxonomy alone (`taxonomy_model`, the
-//!   engine's default) or with a category tree and unlabeled messages (`duban train --weak`).
+//! - `weak`: the ten-domain models without labels: from the taxonomy alone (`taxonomy_model`,
+//!   `[engine] classifier = "taxonomy-model"`) or with a category tree and unlabeled messages
+//!   (`duban train --weak`).
 //! - `knn`: nearest-neighbour votes of the training rows (on by default, `--no-knn` leaves them
 //!   out), an inverted index over their rare features blended into the margins.
 //! - `model`: the `DUBANCLS` v2 model file (magic, version, JSON header, weight rows, optional
@@ -81,8 +82,8 @@ pub fn load_model(path: &Path, min_confidence: f64) -> Result<Arc<dyn DomainClas
 }
 
 /// The taxonomy model (`[engine] classifier = "taxonomy-model"`): the weak-supervision model of
-/// `weak` trained on the taxonomy alone, each domain's description and vocabulary terms as its training rows
-/// (no unlabeled messages or category tree; `duban train --weak` adds those). It generalizes
+/// `weak` trained on the taxonomy alone, each domain's description and vocabulary terms as its
+/// training rows (no unlabeled messages or category tree; `duban train --weak` adds those). It generalizes
 /// beyond the literal terms through the words and character n-grams they share with a message.
 /// Trained once per process, taxonomy and threshold (about 0.2 s in a release build),
 /// deterministically; later calls share it.

@@ -1,7 +1,7 @@
 //! Ten-domain models without hand-labeled rows (weak supervision + self-training): vocabulary and
 //! category-tree terms seed labels on unlabeled messages, a linear model learns from them. With no
-//! unlabeled messages and no tree (steps 1, 2 and 4 then do nothing) it is the engine's default,
-//! the taxonomy model (`classify::taxonomy_model`).
+//! unlabeled messages and no tree (steps 1, 2 and 4 then do nothing) it is the taxonomy model
+//! (`classify::taxonomy_model`, `[engine] classifier = "taxonomy-model"`).
 //!
 //! How (see also README "Classification"):
 //! 1. Terms: each domain's `vocabulary` (weight 1). Each second/third-level name of the category tree

@@ -120,10 +120,6 @@ impl KeywordClassifier {
         })
     }
 
-    pub fn domains(&self) -> &[String] {
-        &self.domains
-    }
-
     /// (domain or `unclassified`, confidence in 0..=1).
     pub fn classify(&self, title: &str, body: &str) -> (String, f64) {
         let mut scores = vec![0f64; self.domains.len()];
