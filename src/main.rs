@@ -175,7 +175,10 @@ enum SinkCommand {
 #[derive(Subcommand)]
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
-    Serve(duban::sim::SimServeArgs),
+    Serve(Box<duban::sim::SimServeArgs>),
+    /// Write a year-long message-board export built from the shared real texts, with planted
+    /// truth (issues, resubmissions, heavy posters) for `duban score year`.
+    Year(duban::sim::year::YearArgs),
 }
 
 fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
@@ -238,7 +241,12 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Sim {
             command: SimCommand::Serve(args),
-        } => duban::sim::serve_forever(args).await?,
+        } => duban::sim::serve_forever(*args).await?,
+        Command::Sim {
+            command: SimCommand::Year(args),
+        } => tokio::task::spawn_blocking(move || duban::sim::year::run(&args))
+            .await
+            .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             let bus = pipeline::kafka::connect(&cfg).await?;
