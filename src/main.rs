@@ -109,6 +109,11 @@ enum Command {
         #[command(flatten)]
         classifier: ClassifierArgs,
     },
+    /// Score the analytic core: a backfill against `duban sim year`'s truth or hand labels.
+    Score {
+        #[command(subcommand)]
+        command: duban::score::ScoreCommand,
+    },
     /// Lake maintenance.
     Lake {
         #[command(subcommand)]
@@ -346,6 +351,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let opts = classifier_options(&classifier)?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
+        Command::Score { command } => duban::score::run(command).await?,
         Command::Lake {
             command: LakeCommand::Compact { lake },
         } => {
