@@ -248,6 +248,9 @@ pub struct LabelsScore {
     /// Over the messages of labeled groups of two or more (the issues), with the labeled
     /// singletons counted in the predicted clusters' sizes.
     pub issues: BCubed,
+    /// Over the messages of the 20 largest labeled issues (the other labeled messages counted in
+    /// the predicted clusters' sizes).
+    pub largest20: BCubed,
     pub labeled_messages: usize,
     pub labeled_issues: usize,
     /// Labeled messages the lake does not hold.
@@ -323,10 +326,18 @@ pub fn score_labels(labels: &[(String, String)], lake: &LakeOutput) -> LabelsSco
         })
         .collect();
     largest.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.issue.cmp(&b.issue)));
+    let top: std::collections::HashSet<&str> =
+        largest.iter().take(20).map(|i| i.issue.as_str()).collect();
+    let top20: Vec<(Option<&str>, &str)> = present
+        .iter()
+        .map(|(l, p)| (top.contains(l).then_some(*l), *p))
+        .collect();
+    let largest20 = bcubed(&top20);
     largest.truncate(25);
     LabelsScore {
         all: bcubed(&all),
         issues: bcubed(&groups),
+        largest20,
         labeled_messages: labels.len(),
         labeled_issues: size.values().filter(|&&n| n >= 2).count(),
         missing: labels.len() - present.len(),
@@ -347,6 +358,7 @@ async fn run_labels(args: LabelsArgs) -> Result<()> {
         s.labeled_messages, s.labeled_issues, s.missing
     );
     println!("{}", bcubed_line("issues (groups of 2+)", &s.issues));
+    println!("{}", bcubed_line("the 20 largest issues", &s.largest20));
     println!("{}", bcubed_line("all labeled messages", &s.all));
     println!("largest labeled issues: messages → engine issues (largest part)");
     for i in &s.largest {
