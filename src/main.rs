@@ -109,6 +109,11 @@ enum Command {
         #[command(flatten)]
         classifier: ClassifierArgs,
     },
+    /// Score the analytic core: a backfill against `duban sim year`'s truth or hand labels.
+    Score {
+        #[command(subcommand)]
+        command: duban::score::ScoreCommand,
+    },
     /// Lake maintenance.
     Lake {
         #[command(subcommand)]
@@ -175,7 +180,10 @@ enum SinkCommand {
 #[derive(Subcommand)]
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
-    Serve(duban::sim::SimServeArgs),
+    Serve(Box<duban::sim::SimServeArgs>),
+    /// Write a year-long message-board export built from the shared real texts, with planted
+    /// truth (issues, resubmissions, heavy posters) for `duban score year`.
+    Year(duban::sim::year::YearArgs),
 }
 
 fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
@@ -244,7 +252,12 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Sim {
             command: SimCommand::Serve(args),
-        } => duban::sim::serve_forever(args).await?,
+        } => duban::sim::serve_forever(*args).await?,
+        Command::Sim {
+            command: SimCommand::Year(args),
+        } => tokio::task::spawn_blocking(move || duban::sim::year::run(&args))
+            .await
+            .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             let bus = pipeline::kafka::connect(&cfg).await?;
@@ -344,6 +357,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let opts = classifier_options(&classifier)?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
+        Command::Score { command } => duban::score::run(command).await?,
         Command::Lake {
             command: LakeCommand::Compact { lake },
         } => {
