@@ -241,6 +241,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         } => duban::sim::serve_forever(args).await?,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -282,6 +283,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -298,6 +300,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             config,
         } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
             print!("{}", summary.render());
             println!(

@@ -66,6 +66,12 @@ pub async fn run_demo(
     let manifest = sim.manifest().clone();
     sim.shutdown().await;
 
+    // The demo alone may run with the development pseudonym key (when none is set).
+    let mut config = config.clone();
+    if config.engine.pseudonym_key == crate::engine::PseudonymKey::Env {
+        config.engine.pseudonym_key = crate::engine::PseudonymKey::EnvOrDevelopment;
+    }
+    let config = &config;
     let drained = super::drain::process_all(config, &bus, &topics, out_dir, None, true).await?;
     // The lifecycle replays the raised alerts on the corpus's own clock (yellow, and red where
     // the warning period ran out), writing the board's lake tables, alerts.jsonl and documents.

@@ -7,6 +7,7 @@ mod board;
 mod classify;
 mod common;
 mod connect;
+mod hardening;
 mod lifecycle;
 mod report;
 mod spine;
