@@ -260,6 +260,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -301,6 +302,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -317,6 +319,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             config,
         } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
             print!("{}", summary.render());
             println!(

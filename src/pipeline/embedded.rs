@@ -87,6 +87,12 @@ pub async fn run_demo_reporting(
         bus.len(&topics.dlq)
     ));
 
+    // The demo alone may run with the development pseudonym key (when none is set).
+    let mut config = config.clone();
+    if config.engine.pseudonym_key == crate::engine::PseudonymKey::Env {
+        config.engine.pseudonym_key = crate::engine::PseudonymKey::EnvOrDevelopment;
+    }
+    let config = &config;
     let drained = super::drain::process_all(config, &bus, &topics, out_dir, None, true).await?;
     progress(&format!(
         "engine: {} complaints, {} issues, {} alerts raised; lake in {}",

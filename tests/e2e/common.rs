@@ -14,9 +14,15 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(180);
 
-/// The `duban` binary of this build.
+/// The pseudonym key of the tests: set explicitly, in code (`test_config`) and in the
+/// environment of the commands they run (`duban()`); production commands refuse to run without one.
+pub const TEST_PSEUDONYM_KEY: &str = "e2e-test-pseudonym-key";
+
+/// The `duban` binary of this build, with the tests' pseudonym key in its environment.
 pub fn duban() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_duban"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duban"));
+    cmd.env(duban::engine::PSEUDONYM_KEY_ENV, TEST_PSEUDONYM_KEY);
+    cmd
 }
 
 /// Run `cmd` to its end; it must succeed (else the test fails with its stderr). Its stdout and
@@ -115,6 +121,8 @@ pub fn test_config(prefix: &str) -> Config {
     cfg.engine.group_id = format!("{prefix}-engine");
     cfg.engine.batch_linger_ms = 100;
     cfg.connectors.dir = repo("connectors");
+    cfg.engine.pseudonym_key =
+        duban::engine::PseudonymKey::Given(TEST_PSEUDONYM_KEY.as_bytes().to_vec());
     cfg
 }
 

@@ -175,6 +175,8 @@ fn case_config(overrides: Option<&toml::Table>) -> duban::config::Config {
         duban::config::parse_toml(&toml::to_string(&base).expect("toml"), "golden case config")
             .expect("a valid config");
     cfg.kafka.topic_prefix = "golden".into();
+    cfg.engine.pseudonym_key =
+        duban::engine::PseudonymKey::Given(TEST_PSEUDONYM_KEY.as_bytes().to_vec());
     cfg
 }
 

@@ -8,6 +8,7 @@ mod classify;
 mod common;
 mod connect;
 mod golden;
+mod hardening;
 mod lifecycle;
 mod report;
 mod spine;

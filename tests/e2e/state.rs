@@ -172,6 +172,7 @@ impl Deployment {
             .arg(&self.file)
             .env("DUBAN_KAFKA_BOOTSTRAP", bootstrap())
             .env("DUBAN_ENGINE_INSTANCE", instance)
+            .env(duban::engine::PSEUDONYM_KEY_ENV, TEST_PSEUDONYM_KEY)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
