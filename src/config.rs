@@ -76,6 +76,11 @@ pub struct EngineConfig {
     /// that does not load is refused and the version in use kept). Until the folder has one,
     /// `model` or `classifier` serves.
     pub model_dir: Option<PathBuf>,
+    /// With `model_dir`: when `duban run` retrains from the lake's corrections and complaints and
+    /// publishes a new version (cron, 6 fields with seconds or 5, local time; e.g.
+    /// `0 30 2 * * *`). Off by default; `duban train --from-lake LAKE --publish DIR` does it on
+    /// demand.
+    pub retrain_schedule: Option<String>,
     /// Without `model`: `taxonomy-model` (default; a linear model trained at start on the
     /// taxonomy's descriptions, terms and example complaints: the best model without labels) or
     /// `vocabulary` (matches the taxonomy's terms literally: the fastest, less often right).
@@ -100,6 +105,7 @@ impl Default for EngineConfig {
             min_domain_confidence: 0.34,
             model: None,
             model_dir: None,
+            retrain_schedule: None,
             classifier: DefaultClassifier::TaxonomyModel,
         }
     }

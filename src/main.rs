@@ -285,7 +285,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 }
             };
             let lifecycle = duban::lifecycle::run::run_kafka(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process, reports, sink, lifecycle)?;
+            let retrain = duban::classify::retrain::run(&cfg, data.join("lake"), ctrl_c());
+            tokio::try_join!(ingest, process, reports, sink, lifecycle, retrain)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;

@@ -12,7 +12,7 @@ use super::features::{FeatureConfig, Featurizer};
 use super::knn::KnnParams;
 use super::model::LinearModel;
 use super::train::{self, Prepared, Scores, TrainConfig};
-use super::weak::{self, WeakConfig};
+use super::weak;
 use super::{TrainedClassifier, features};
 use crate::engine::classify::{Taxonomy, UNCLASSIFIED};
 
@@ -293,7 +293,7 @@ const LAKE_UNLABELED_MAX: usize = 50_000;
 
 /// The lake's labeled rows (issue corrections for every complaint of the issue, a complaint's
 /// own correction first) and its most recent complaints, as (labeled, unlabeled).
-async fn lake_rows(lake: &std::path::Path) -> Result<(Vec<Example>, Vec<Example>)> {
+pub async fn lake_rows(lake: &std::path::Path) -> Result<(Vec<Example>, Vec<Example>)> {
     let tables = crate::report::lake::LakeTables::open(lake).await?;
     if !tables.has("complaints") {
         bail!("{}: the lake has no complaints", lake.display());
@@ -348,31 +348,23 @@ fn train_blocking(args: &TrainArgs, lake: Option<(Vec<Example>, Vec<Example>)>) 
             Some(p) => weak::read_category_names(p)?,
             None => Vec::new(),
         };
-        let cfg = TrainConfig {
-            self_train_threshold: Some(args.options.self_train.unwrap_or(0.9)),
-            ..cfg
-        };
         let pb = progress(cfg.epochs as u64 * 8, "weak");
-        let domains_only = labeled.iter().all(|r| {
-            let l = r.label.as_deref().unwrap_or_default();
-            tax.domain.iter().any(|d| d.name == l)
-        });
-        let weak_cfg = WeakConfig::default();
-        let (model, report) = if domains_only {
-            weak::train_weak_labeled(&tax, &names, &unlabeled, &labeled, &weak_cfg, &cfg, &pb)
-        } else {
-            let (prior, report) = weak::train_weak(&tax, &names, &unlabeled, &weak_cfg, &cfg, &pb);
-            let sup = args.options.train_config();
-            let model =
-                weak::train_with_prior(&prior, &labeled, &unlabeled, args.prior_gain, &sup, &pb);
-            (model, report)
-        };
+        let (model, report) = weak::train_weak_with_labels(
+            &tax,
+            &names,
+            &unlabeled,
+            &labeled,
+            &args.options.train_config(),
+            args.options.self_train.unwrap_or(0.9),
+            args.prior_gain,
+            &pb,
+        );
         pb.finish_and_clear();
         if !labeled.is_empty() {
             eprintln!(
                 "{} labeled rows {}",
                 labeled.len(),
-                if domains_only {
+                if report.labels_are_domains {
                     "among the weak model's rows"
                 } else {
                     "of other categories: a model over them with the prior's margins as features"

@@ -24,6 +24,7 @@ pub mod knn;
 pub mod lsa;
 pub mod model;
 pub mod registry;
+pub mod retrain;
 pub mod train;
 pub mod weak;
 
@@ -172,7 +173,11 @@ pub fn engine_classifier(config: &Config) -> Result<Arc<registry::ModelSlot>> {
         classifier: fixed,
     };
     Ok(match &config.engine.model_dir {
-        Some(dir) => registry::ModelSlot::watching(dir, v, min),
+        Some(dir) => {
+            let tax = Taxonomy::load(config.taxonomy.path.as_deref())?;
+            let domains = tax.domain.iter().map(|d| d.name.clone()).collect();
+            registry::ModelSlot::watching(dir, v, min, domains)
+        }
         None => registry::ModelSlot::fixed(v),
     })
 }

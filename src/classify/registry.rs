@@ -72,10 +72,26 @@ fn current_name(dir: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Load `DIR/<version>.model` as the engine's classifier.
-fn load_version(dir: &Path, version: &str, min_confidence: f64) -> Result<Versioned> {
+/// Load `DIR/<version>.model` as the engine's classifier; a model with a label outside
+/// `domains` (when given) is refused.
+fn load_version(
+    dir: &Path,
+    version: &str,
+    min_confidence: f64,
+    domains: &[String],
+) -> Result<Versioned> {
     let path = dir.join(format!("{version}.model"));
     let model = LinearModel::load(&path)?;
+    if let Some(l) = model
+        .labels
+        .iter()
+        .find(|l| !domains.is_empty() && !domains.contains(l))
+    {
+        bail!(
+            "{}: label `{l}` is not a domain of the taxonomy",
+            path.display()
+        );
+    }
     super::features::jieba();
     let classifier =
         super::TrainedClassifier::new(model, min_confidence).with_version(version.to_string());
@@ -91,6 +107,8 @@ pub struct ModelSlot {
     pinned: RwLock<Arc<Versioned>>,
     dir: Option<PathBuf>,
     min_confidence: f64,
+    /// The labels a version may have (the taxonomy's domains; empty: any).
+    domains: Vec<String>,
     /// The last `CURRENT` seen (a refused version is not retried until `CURRENT` changes).
     seen: Mutex<Option<String>>,
 }
@@ -102,17 +120,24 @@ impl ModelSlot {
             pinned: RwLock::new(Arc::new(v)),
             dir: None,
             min_confidence: 0.0,
+            domains: Vec::new(),
             seen: Mutex::new(None),
         })
     }
 
-    /// A slot following the model folder `dir`: its current version if there is a good one,
-    /// else `fallback` until one is published.
-    pub fn watching(dir: &Path, fallback: Versioned, min_confidence: f64) -> Arc<ModelSlot> {
+    /// A slot following the model folder `dir`: its current version if there is a good one
+    /// (labels among `domains`), else `fallback` until one is published.
+    pub fn watching(
+        dir: &Path,
+        fallback: Versioned,
+        min_confidence: f64,
+        domains: Vec<String>,
+    ) -> Arc<ModelSlot> {
         let slot = Arc::new(ModelSlot {
             pinned: RwLock::new(Arc::new(fallback)),
             dir: Some(dir.to_path_buf()),
             min_confidence,
+            domains,
             seen: Mutex::new(None),
         });
         slot.pin();
@@ -154,7 +179,7 @@ impl ModelSlot {
         let Some(name) = name else {
             return self.current();
         };
-        match load_version(dir, &name, self.min_confidence) {
+        match load_version(dir, &name, self.min_confidence, &self.domains) {
             Ok(v) => {
                 let v = Arc::new(v);
                 tracing::info!(target: "duban::engine", version = %v.version, "classifier model switched");

@@ -223,6 +223,8 @@ pub struct WeakReport {
     pub category_terms: usize,
     pub seeds_per_domain: Vec<usize>,
     pub unlabeled: usize,
+    /// Every labeled row's label is a domain of the taxonomy (`train_weak_with_labels`).
+    pub labels_are_domains: bool,
 }
 
 /// Train the default model over the taxonomy's domains from unlabeled messages.
@@ -321,6 +323,7 @@ pub fn train_weak_labeled(
             category_terms,
             seeds_per_domain,
             unlabeled: unlabeled.len(),
+            labels_are_domains: true,
         },
     )
 }
@@ -349,4 +352,43 @@ pub fn train_with_prior(
     };
     let all: Vec<usize> = (0..ys.len()).collect();
     fit(&p, &all, cfg, "labeled+prior", pb)
+}
+
+/// The bureau's labels together with the weak prior (`duban train --weak --labels`, the
+/// retraining job): labels that are all domains of the taxonomy join the weak model's rows
+/// (`train_weak_labeled`); other categories get a model over them on the prior's margins
+/// (`train_with_prior`, the prior trained first). `cfg` is the supervised setting; the weak
+/// model self-trains at `self_train`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_weak_with_labels(
+    tax: &Taxonomy,
+    category_names: &[String],
+    unlabeled: &[Example],
+    labeled: &[Example],
+    cfg: &TrainConfig,
+    self_train: f32,
+    prior_gain: f32,
+    pb: &ProgressBar,
+) -> (LinearModel, WeakReport) {
+    let weak_cfg = TrainConfig {
+        self_train_threshold: Some(self_train),
+        ..cfg.clone()
+    };
+    let w = WeakConfig::default();
+    let domains_only = labeled.iter().all(|r| {
+        let l = r.label.as_deref().unwrap_or_default();
+        tax.domain.iter().any(|d| d.name == l)
+    });
+    if domains_only {
+        return train_weak_labeled(tax, category_names, unlabeled, labeled, &w, &weak_cfg, pb);
+    }
+    let (prior, report) = train_weak(tax, category_names, unlabeled, &w, &weak_cfg, pb);
+    let model = train_with_prior(&prior, labeled, unlabeled, prior_gain, cfg, pb);
+    (
+        model,
+        WeakReport {
+            labels_are_domains: false,
+            ..report
+        },
+    )
 }
