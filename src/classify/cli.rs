@@ -303,7 +303,8 @@ pub async fn lake_rows(lake: &std::path::Path) -> Result<(Vec<Example>, Vec<Exam
         body: rows.get(r, "body").unwrap_or_default().to_string(),
         label: label.then(|| rows.get(r, "label").unwrap_or_default().to_string()),
     };
-    let labeled = if tables.has("labels") {
+    // The lake table `labels` is registered by `duban sql`'s context when it exists.
+    let labeled = if lake.join("labels").join("labels.parquet").exists() {
         let rows = tables
             .rows(
                 "select c.title, c.body, coalesce(lc.domain, li.domain) as label \

@@ -74,7 +74,7 @@ async fn complaint_in_lake(
         .select(
             "complaints",
             &["issue_id", "domain", "source_version"],
-            &format!("complaint_id = {}", quote(id)),
+            &format!("where complaint_id = {}", quote(id)),
         )
         .await?;
     let newest = rows.rows.iter().max_by_key(|r| {
