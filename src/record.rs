@@ -169,6 +169,10 @@ pub struct Complaint {
     pub flags: String,
     /// The source's version when the record changed after first seen (hotline `updated_at`).
     pub source_version: Option<String>,
+    /// The version of the classifier that set `domain` (a model folder's version, a model file's
+    /// name and checksum, `taxonomy-model-…` or `vocabulary`).
+    #[serde(default)]
+    pub classifier_version: Option<String>,
 }
 
 impl Complaint {
@@ -208,6 +212,7 @@ impl Complaint {
             issue_id: None,
             flags: String::new(),
             source_version: None,
+            classifier_version: None,
         }
     }
 
@@ -247,6 +252,7 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("issue_id", true),
         s("flags", false),
         s("source_version", true),
+        s("classifier_version", true),
     ]))
 });
 
@@ -297,6 +303,7 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         opts(rows, |r| r.issue_id.as_deref()),
         strs(rows, |r| &r.flags),
         opts(rows, |r| r.source_version.as_deref()),
+        opts(rows, |r| r.classifier_version.as_deref()),
     ];
     Ok(RecordBatch::try_new(complaint_schema(), cols)?)
 }
