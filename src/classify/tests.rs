@@ -471,7 +471,7 @@ async fn engine_workers_switch_to_a_published_version_at_a_batch_boundary_and_re
     use crate::engine::{Engine, RawInput};
     let dir = temp_path("model-dir");
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = crate::config::Config::default();
+    let mut cfg = crate::engine::test_config();
     cfg.engine.classifier = crate::config::DefaultClassifier::Vocabulary;
     cfg.engine.model_dir = Some(dir.clone());
     let raw = |i: usize| {

@@ -624,17 +624,21 @@ impl Engine {
     }
 }
 
+/// The default configuration with a test pseudonym key (the default, `Env`, needs one set), for
+/// the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+    cfg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
-    fn config() -> Config {
-        let mut cfg = Config::default();
-        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
-        cfg
-    }
+    use super::test_config as config;
 
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {
