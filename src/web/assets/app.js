@@ -168,7 +168,7 @@ async function loadQueue() {
           ev.target.closest('li').classList.remove('busy');
         }
       },
-    })))));
+    }))))));
 }
 
 function domainSelect(current, name) {
