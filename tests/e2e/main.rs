@@ -9,6 +9,7 @@ mod common;
 mod connect;
 mod lifecycle;
 mod report;
+mod score;
 mod spine;
 mod sql;
 mod state;
