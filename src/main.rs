@@ -232,8 +232,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
             };
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let outcome =
-                pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
+            let outcome = pipeline::embedded::run_demo_reporting(
+                &cfg,
+                &cfg.connectors.dir,
+                sim,
+                &out,
+                &|line| eprintln!("[demo] {line}"),
+            )
+            .await?;
             print!("{}", outcome.summary.render());
             println!(
                 "wrote {} (lake/, alerts.jsonl, summary.json)",
@@ -254,6 +260,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -295,6 +302,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -311,6 +319,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             config,
         } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
             print!("{}", summary.render());
             println!(
@@ -391,15 +400,38 @@ async fn main_inner(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+impl Command {
+    /// Whether the command is a long-running service, whose operators read its INFO log; an
+    /// interactive command shows a person its own output and logs only warnings.
+    fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Ingest { .. }
+                | Command::Process { .. }
+                | Command::Lifecycle { .. }
+                | Command::Serve(_)
+                | Command::ServeSql { .. }
+                | Command::Sim { .. }
+                | Command::Sink { .. }
+        )
+    }
+}
+
 fn main() {
+    let cli = Cli::parse();
+    let default_log = if cli.command.is_service() {
+        "info,rdkafka=warn"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG")
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
