@@ -11,6 +11,7 @@ mod golden;
 mod hardening;
 mod lifecycle;
 mod report;
+mod score;
 mod spine;
 mod sql;
 mod state;
