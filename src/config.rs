@@ -24,6 +24,8 @@ pub struct Config {
     pub sinks: crate::sink::SinksConfig,
     /// The alert lifecycle (deadlines, API, notifications).
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Where long-running commands serve `/metrics`, `/healthz`, `/readyz` (`[ops]`).
+    pub ops: crate::ops::OpsConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod lake;
 pub mod lifecycle;
 pub mod mem;
+pub mod ops;
 pub mod par;
 pub mod pipeline;
 pub mod query;

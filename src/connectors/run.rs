@@ -22,9 +22,17 @@ pub async fn ingest_kafka(
     let enabled = &config.connectors.enabled;
     // Every connector's transactional producer is initialised (fencing a previous process and
     // aborting its open transactions) before any connector reads its position back.
-    let pollers = Pollers::open(files, enabled, out.clone()).await?;
+    // Both wait for the broker through an outage (told once per interval).
+    let pollers =
+        crate::ops::outage::retry("connectors", || Pollers::open(files, enabled, out.clone()))
+            .await?;
     let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
-        Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
+        Some(
+            crate::ops::outage::retry("connector.wanshitong", || {
+                wanshitong::start(&files.wanshitong, out.clone())
+            })
+            .await?,
+        )
     } else {
         None
     };

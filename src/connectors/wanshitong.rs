@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,6 +126,8 @@ struct Receiver {
     /// acknowledged without a second record. Held across the commit so that two concurrent
     /// deliveries of one id cannot both be stored.
     taken: tokio::sync::Mutex<HashSet<String>>,
+    /// Kafka outages seen by commits: told once per interval, not ready meanwhile.
+    outage: std::sync::Mutex<crate::ops::Outage>,
 }
 
 impl Receiver {
@@ -134,9 +136,24 @@ impl Receiver {
     async fn commit(&self, c: Commit, taken: Option<&mut HashSet<String>>) -> Result<()> {
         let mut sink = self.sink.lock().await;
         let err = match sink.commit(c).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.outage.lock().unwrap_or_else(|e| e.into_inner()).ok();
+                return Ok(());
+            }
             Err(e) => e,
         };
+        if crate::ops::outage::outage_of(&err).is_some() {
+            // Told (once per interval) by the tracker, which keeps its own copy of the error.
+            let copy = anyhow::anyhow!("{err:#}").context(crate::ops::outage::Transient(
+                crate::ops::Service::Kafka,
+                "wanshitong: commit failed".into(),
+            ));
+            let _ = self
+                .outage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .failed(copy);
+        }
         match self.out.sink("wanshitong").await {
             Ok(fresh) => {
                 if let (Some(t), Ok(p)) = (taken, fresh.restore().await) {
@@ -242,7 +259,10 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             }
         }
         Err(e) => {
-            tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store submission {id}: {e:#}");
+            // An outage is told once per interval by the receiver; anything else here and now.
+            if crate::ops::outage::outage_of(&e).is_none() {
+                tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store submission {id}: {e:#}");
+            }
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"ok": false, "error": "not stored, retry"}),
@@ -268,6 +288,7 @@ impl ReceiverHandle {
 /// Open the connector's writer, restore the ids taken, and serve the webhook, `/metrics` and
 /// `/healthz` on `cfg.bind`.
 pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle> {
+    let health = crate::ops::Component::register("connector.wanshitong");
     let sink = out.sink("wanshitong").await?;
     let taken: HashSet<String> = sink
         .restore()
@@ -286,16 +307,21 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
         secret: secret(&cfg.secret_env).into_bytes(),
         window: cfg.replay_window_secs,
         taken: tokio::sync::Mutex::new(taken),
+        outage: std::sync::Mutex::new(crate::ops::Outage::new(
+            "connector.wanshitong",
+            Some(health.clone()),
+        )),
     });
     let app = Router::new()
         .route(&cfg.path, post(receive))
         .with_state(rx)
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }));
+        // The process's ops endpoints (`/metrics` from the metrics facade, `/healthz`, `/readyz`).
+        .merge(crate::ops::server::router());
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .with_context(|| format!("wanshitong: cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
+    health.ready();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -307,17 +333,6 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
     });
     tracing::info!(target: "duban::connectors", "wanshitong webhooks on http://{addr}{}, metrics on http://{addr}/metrics", cfg.path);
     Ok(ReceiverHandle { addr, stop, task })
-}
-
-async fn metrics_text() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        super::metrics::render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

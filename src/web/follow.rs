@@ -40,6 +40,9 @@ pub(crate) fn apply_record(view: &mut View, a: Alert) -> bool {
     true
 }
 
+/// Follow the board topic in a task until `stop`. It lives through broker outages: errors are
+/// told once per interval (`ops::outage`), the board is not ready meanwhile, and the consumer
+/// resumes where it was. Ready once every partition has been read to its end.
 pub(crate) fn start(
     cfg: &Config,
     topics: &Topics,
@@ -66,34 +69,69 @@ pub(crate) fn start(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
         .create()
         .context("board: cannot create the Kafka consumer")?;
-    let md = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(30))
-        .with_context(|| format!("board: cannot read the metadata of {topic}"))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in md
-        .topics()
-        .first()
-        .map(|t| t.partitions())
-        .unwrap_or_default()
-    {
-        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
-    }
-    if tpl.count() == 0 {
-        anyhow::bail!("board: topic {topic} has no partitions");
-    }
-    consumer
-        .assign(&tpl)
-        .with_context(|| format!("board: cannot read {topic}"))?;
-    tracing::info!(target: "duban::web", %topic, "following the board topic");
+    let health = crate::ops::Component::register("board");
+    let mut outage = crate::ops::Outage::new("board", Some(health.clone()));
     Ok(tokio::spawn(async move {
+        // The topic's partitions, waited for through an outage.
+        let parts = loop {
+            let md = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .with_context(|| format!("board: cannot read the metadata of {topic}"));
+            let err = match md {
+                Ok(md) => {
+                    let parts: Vec<i32> = md
+                        .topics()
+                        .first()
+                        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                        .unwrap_or_default();
+                    if parts.is_empty() {
+                        anyhow::bail!("board: topic {topic} has no partitions");
+                    }
+                    break parts;
+                }
+                Err(e) => e,
+            };
+            let delay = outage.failed(err)?;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in &parts {
+            tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
+        }
+        consumer
+            .assign(&tpl)
+            .with_context(|| format!("board: cannot read {topic}"))?;
+        tracing::info!(target: "duban::web", %topic, "following the board topic");
+        let mut at_end: std::collections::BTreeSet<i32> = Default::default();
         loop {
             let m = tokio::select! {
                 m = consumer.recv() => m,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
-            let m = m.with_context(|| format!("board: reading {topic} failed"))?;
+            let m = match m {
+                Ok(m) => m,
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                    outage.ok();
+                    at_end.insert(p);
+                    if at_end.len() >= parts.len() && !health.is_ready() {
+                        health.ready();
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    let e = anyhow::Error::new(e).context(format!("board: reading {topic}"));
+                    let delay = outage.failed(e)?;
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            outage.ok();
             let Some(payload) = m.payload() else { continue };
             let a = match serde_json::from_slice::<Alert>(payload) {
                 Ok(a) => a,
