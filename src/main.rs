@@ -409,7 +409,10 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG")
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+                // The Kafka client's own lines repeat per connection attempt in an outage; duban
+                // tells outages once per interval itself (`ops::outage`). DUBAN_LOG brings them
+                // back (e.g. `info,librdkafka=warn,rdkafka=warn`).
+                .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=off,rdkafka::client=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -89,10 +89,23 @@ pub async fn transact<'a>(
     offsets: Option<(TopicPartitionList, ConsumerGroupMetadata)>,
 ) -> Result<()> {
     let (producer, tid) = (&txn.producer, txn.id.clone());
-    producer
-        .begin_transaction()
+    if let Err(e) = producer.begin_transaction() {
+        // An abort that timed out (the broker was away) is still in progress: calling it again
+        // finishes it, then the transaction can begin.
+        tracing::debug!(target: "duban::bus", "begin after an unfinished abort: {e}");
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.abort_transaction(Timeout::After(Duration::from_secs(30)))
+        })
+        .await
+        .context("abort panicked")?
         .map_err(|e| classify(e, &tid))
-        .context("cannot begin a Kafka transaction")?;
+        .context("cannot finish the previous transaction's abort")?;
+        producer
+            .begin_transaction()
+            .map_err(|e| classify(e, &tid))
+            .context("cannot begin a Kafka transaction")?;
+    }
     let sends: Vec<_> = records
         .into_iter()
         .map(|(topic, partition, key, value)| {

@@ -36,9 +36,18 @@ pub async fn ingest_kafka(
     } else {
         None
     };
+    tokio::pin!(stop);
     let result = tokio::select! {
-        r = pollers.run(Mode::Follow) => r,
-        () = stop => Ok(()),
+        // In follow mode the pollers end only with an error, or at once when there are none
+        // (the receiver alone): then it is the receiver that runs until the stop.
+        r = pollers.run(Mode::Follow) => match r {
+            Ok(()) => {
+                stop.as_mut().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        () = stop.as_mut() => Ok(()),
     };
     if let Some(r) = receiver {
         r.shutdown().await;

@@ -264,7 +264,7 @@ pub async fn run_kafka(
     let tokens = lc.all_tokens()?;
     let clock = Clock::new(lc.clock_file());
     let health = crate::ops::Component::register("lifecycle");
-    let mut outage = crate::ops::Outage::new("lifecycle", None);
+    let mut outage = crate::ops::Outage::new("lifecycle", Some(health.clone()));
     let view = Arc::new(RwLock::new(View::default()));
     let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut shared = Shared {
@@ -486,8 +486,12 @@ impl Once<'_> {
                         Ok(m) => m.detach(),
                         Err(e) => {
                             // librdkafka retries on its own; the outage is told once per interval.
-                            let delay = outage.failed(anyhow::Error::new(e).context("lifecycle consumer"))?;
-                            tokio::time::sleep(delay).await;
+                            // An error queued while the broker was away may come after it is
+                            // back: only one the broker does not contradict is an outage.
+                            if !crate::ops::outage::kafka_answers(&consumer) {
+                                outage.failed(anyhow::Error::new(e).context("lifecycle consumer"))?;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                             continue;
                         }
                     };
@@ -499,10 +503,7 @@ impl Once<'_> {
                         if left.is_zero() { break; }
                         match tokio::time::timeout(left, consumer.recv()).await {
                             Ok(Ok(m)) => msgs.push(m.detach()),
-                            Ok(Err(e)) => {
-                                outage.failed(anyhow::Error::new(e).context("lifecycle consumer"))?;
-                                break;
-                            }
+                            Ok(Err(_)) => break,
                             Err(_) => break,
                         }
                     }
@@ -545,6 +546,10 @@ impl Once<'_> {
                     runner.committed(fx, notes)?;
                 }
                 _ = ticker.tick() => {
+                    // Idle in an outage, no record comes to say it ended: ask the broker.
+                    if outage.ongoing() && crate::ops::outage::kafka_answers(&consumer) {
+                        outage.ok();
+                    }
                     let now = match clock.now() {
                         Ok(t) => t,
                         Err(e) => {

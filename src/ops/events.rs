@@ -667,6 +667,142 @@ mod tests {
         ));
     }
 
+    /// Every metric the shipped Grafana dashboard queries is one that duban's events record.
+    #[test]
+    fn the_dashboard_queries_only_recorded_metrics() {
+        let d = Duration::from_millis(5);
+        let (c, k) = ("unit-test-dashboard", Service::Kafka);
+        ConnectorRecordsReceived {
+            connector: c,
+            records: 1,
+            bytes: 1,
+        }
+        .emit();
+        ConnectorRecordsSent {
+            connector: c,
+            records: 1,
+            bytes: 1,
+        }
+        .emit();
+        ConnectorRecordsDropped {
+            connector: c,
+            records: 1,
+            bytes: 1,
+        }
+        .emit();
+        ConnectorErrorOccurred { connector: c }.emit();
+        EngineBatchCommitted {
+            read: 1,
+            records: 1,
+            complaints: 1,
+            alerts: 1,
+            apply: d,
+            commit: d,
+        }
+        .emit();
+        EngineRecordsApplied {
+            stage: c,
+            records: 1,
+        }
+        .emit();
+        EngineStateRestored {
+            partition: 0,
+            replayed: 1,
+            duration: d,
+        }
+        .emit();
+        EngineStateMeasured {
+            stage: c,
+            partition: 0,
+            records: 1,
+            entries: 1,
+        }
+        .emit();
+        EngineAlertsRaised {
+            trigger: c,
+            raised: 1,
+            updated: 1,
+        }
+        .emit();
+        EngineTransactionAborted { error: c }.emit();
+        DlqRecordsWritten {
+            stage: c,
+            reason: c,
+            records: 1,
+        }
+        .emit();
+        KafkaConsumerLagMeasured {
+            group: c,
+            topic: c,
+            partition: 0,
+            lag: 1,
+        }
+        .emit();
+        LifecycleAlertTransitioned {
+            alert: c,
+            action: c,
+            from_level: c,
+            level: c,
+            status: c,
+            unit: c,
+        }
+        .emit();
+        LifecycleBoardMeasured {
+            by_level_status: &[((c, c), 1)],
+            overdue: 1,
+            notifications: &[(c, 1)],
+        }
+        .emit();
+        LifecycleNotificationSettled { status: c }.emit();
+        SqlQueryExecuted {
+            interface: c,
+            ok: true,
+            duration: d,
+        }
+        .emit();
+        SinkRowsWritten {
+            sink: c,
+            table: c,
+            rows: 1,
+        }
+        .emit();
+        ServiceOutageStarted {
+            component: c,
+            service: k,
+            error: c,
+        }
+        .emit();
+        ServiceOutageEnded {
+            component: c,
+            service: k,
+            down: d,
+            errors: 1,
+        }
+        .emit();
+        ComponentReadinessChanged {
+            component: c,
+            ready: true,
+            reason: "",
+        }
+        .emit();
+        super::super::recorder::upkeep();
+        let text = super::super::recorder::render();
+        let dashboard = include_str!("../../docs/grafana/duban.json");
+        let mut names: Vec<&str> = dashboard
+            .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .filter(|w| w.starts_with("duban_"))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert!(names.len() >= 20, "{names:?}");
+        for n in names {
+            assert!(
+                text.contains(&format!("\n{n}")) || text.contains(&format!("\n{n}{{")),
+                "{n} is not recorded"
+            );
+        }
+    }
+
     #[test]
     fn dead_letter_reasons_fold_into_few_kinds() {
         assert_eq!(

@@ -251,6 +251,16 @@ impl Outage {
     }
 }
 
+/// Whether the broker of a consumer answers (a metadata request, waiting at most half a second):
+/// how an idle consumer in an outage learns that it ended when no record comes to tell it.
+pub fn kafka_answers<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+) -> bool {
+    consumer
+        .fetch_metadata(None, std::time::Duration::from_millis(500))
+        .is_ok()
+}
+
 /// Run `op` until it succeeds, living through outages (told through an [`Outage`] of
 /// `component`); an error that is not an outage is returned.
 pub async fn retry<T, F, Fut>(component: &str, mut op: F) -> anyhow::Result<T>

@@ -49,12 +49,13 @@ use crate::ops::events::{
 };
 use crate::record::{Alert, Complaint};
 
-/// How far behind the wall clock an idle raw partition promises its next timestamp will be.
-const IDLE_MARGIN_MS: i64 = 3_000;
 /// How often the raw partitions' watermarks are asked for (idle partitions' promises advance).
-const IDLE_CHECK: Duration = Duration::from_millis(500);
-/// At most one progress marker per source task this often (markers are many: sources × partitions).
-const MARK_EVERY: Duration = Duration::from_millis(250);
+/// It bounds how long a record waits for idle partitions beyond `[engine] idle_margin_ms`
+/// (was 500 ms; `cargo bench --bench latency`).
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+/// At most one progress marker per source task this often (markers are many: sources × partitions;
+/// was 250 ms, a wait every record released on an idle partition's promise paid).
+const MARK_EVERY: Duration = Duration::from_millis(100);
 /// Transaction timeout of the engine's producer: an open transaction of a killed worker that is
 /// not restarted under the same instance id is aborted by the broker after this.
 const TRANSACTION_TIMEOUT_MS: u32 = 10_000;
@@ -421,6 +422,10 @@ impl Run<'_> {
             // Static membership: a restarted worker takes its partitions back without a rebalance.
             cc.set("group.instance.id", instance);
         }
+        if let Ok(debug) = std::env::var("DUBAN_KAFKA_DEBUG") {
+            // librdkafka's debug contexts (e.g. `cgrp,eos`), logged under DUBAN_LOG=librdkafka=debug.
+            cc.set("debug", debug);
+        }
         let consumer: StreamConsumer<RebalanceCounter> = cc
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", &config.engine.group_id)
@@ -493,8 +498,17 @@ impl Run<'_> {
                             // Consumption errors are outages (a broker away, a topic created a moment
                             // ago not yet in the metadata, a leader moving) that librdkafka retries
                             // itself: told once per interval; fenced and other fatal ones end it.
-                            let delay = outage.failed(anyhow::Error::new(e).context("Kafka consumer"))?;
-                            tokio::time::sleep(delay.min(linger)).await;
+                            // An error queued while the broker was away may come after it is
+                            // back: only one the broker does not contradict is an outage.
+                            if !crate::ops::outage::kafka_answers(&consumer) {
+                                let e = anyhow::Error::new(e).context("Kafka consumer");
+                                let delay = outage.failed(e)?;
+                                // Not ready until the broker answers again and a batch finds no
+                                // backlog.
+                                health.not_ready("kafka unreachable");
+                                caught_up = false;
+                                tokio::time::sleep(delay.min(linger)).await;
+                            }
                         }
                         Ok(Ok(m)) => {
                             outage.ok();
@@ -560,7 +574,12 @@ impl Run<'_> {
             tracing::debug!(target: "duban::engine", read = msgs.len(), normalize_ms = (t1 - t0).as_millis() as u64, state_ms = t1.elapsed().as_millis() as u64, "batch applied");
             let read = msgs.len();
             drop(msgs);
-            if !caught_up && raw_read < max {
+            // (Not before the group has assigned partitions: nothing was restored yet.)
+            if !caught_up
+                && raw_read < max
+                && !outage.ongoing()
+                && rebalances.load(Ordering::SeqCst) > 0
+            {
                 caught_up = true;
                 health.ready();
             }
@@ -587,11 +606,14 @@ impl Run<'_> {
                 // State and positions go back to the last commit (a rebalance, when that is what
                 // failed the commit, resets the positions itself; when the broker is away, the
                 // rewind fails and the whole worker goes back to its committed state).
-                outage.failed(e)?;
-                w.drop_tasks();
+                // A rebalance (what failed the commit, then) resets the positions itself and the
+                // tasks are restored on the new assignment; any other failure (the broker away, the
+                // producer in a state it must be created anew from) sends the whole worker back
+                // to its committed state.
                 if rebalances.load(Ordering::SeqCst) == generation {
-                    rewind(&consumer).context("cannot rewind to the committed offsets")?;
+                    return Err(e);
                 }
+                w.drop_tasks();
                 continue;
             }
             outage.ok();
@@ -664,19 +686,6 @@ fn raw_committed(
             _ => None,
         })
         .collect())
-}
-
-/// Seek every assigned partition back to its committed offset.
-fn rewind(consumer: &StreamConsumer<RebalanceCounter>) -> Result<()> {
-    let committed = consumer.committed(Duration::from_secs(30))?;
-    for e in committed.elements() {
-        let offset = match e.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ => Offset::Beginning,
-        };
-        consumer.seek(e.topic(), e.partition(), offset, Duration::from_secs(30))?;
-    }
-    Ok(())
 }
 
 async fn commit(
@@ -1190,7 +1199,10 @@ impl Worker {
             };
             let caught_up = high == 0 || next.is_some_and(|o| o >= high);
             if caught_up {
-                let floor = task.ckpt.floor.max(asked - IDLE_MARGIN_MS);
+                let floor = task
+                    .ckpt
+                    .floor
+                    .max(asked - self.config.engine.idle_margin_ms as i64);
                 task.ckpt.floor = floor;
                 let promise = Key::before_time(floor);
                 task.ckpt.claim = Some(task.ckpt.claim.map_or(promise, |c| c.max(promise)));

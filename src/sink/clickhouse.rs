@@ -562,7 +562,7 @@ pub async fn run_consumer(
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let health = crate::ops::Component::register("sink.clickhouse");
-    let mut outage = crate::ops::Outage::new("sink.clickhouse", None);
+    let mut outage = crate::ops::Outage::new("sink.clickhouse", Some(health.clone()));
     let mut snapshot_seen: HashMap<PathBuf, std::time::SystemTime> = HashMap::new();
     tokio::pin!(stop);
     loop {
@@ -620,13 +620,23 @@ async fn follow_once(
             m = consumer.recv() => match m {
                 Ok(m) => m.detach(),
                 Err(e) => {
-                    // librdkafka retries on its own; the outage is told once per interval.
-                    let delay = outage.failed(anyhow::Error::new(e).context("ClickHouse sink consumer"))?;
-                    tokio::time::sleep(delay).await;
+                    // librdkafka retries on its own; the outage is told once per interval. An
+                    // error queued while the broker was away may come after it is back: only one
+                    // the broker does not contradict is an outage.
+                    if !crate::ops::outage::kafka_answers(&consumer) {
+                        outage.failed(anyhow::Error::new(e).context("ClickHouse sink consumer"))?;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             },
-            () = tokio::time::sleep(every) => continue,
+            () = tokio::time::sleep(every) => {
+                // Idle in an outage, no record comes to say it ended: ask the broker.
+                if outage.ongoing() && crate::ops::outage::kafka_answers(&consumer) {
+                    outage.ok();
+                }
+                continue;
+            }
             () = stop.as_mut() => {
                 if let Err(e) = send_changed_snapshots(&sink, lake, snapshot_seen).await {
                     tracing::warn!(target: "duban::sink", "ClickHouse sink: snapshots not sent at stop: {e:#}");
@@ -640,10 +650,7 @@ async fn follow_once(
             let left = until.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, consumer.recv()).await {
                 Ok(Ok(m)) => msgs.push(m.detach()),
-                Ok(Err(e)) => {
-                    outage.failed(anyhow::Error::new(e).context("ClickHouse sink consumer"))?;
-                    break;
-                }
+                Ok(Err(_)) => break,
                 Err(_) => break,
             }
         }

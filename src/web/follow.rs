@@ -113,6 +113,13 @@ pub(crate) fn start(
             let m = tokio::select! {
                 m = consumer.recv() => m,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
+                () = tokio::time::sleep(Duration::from_secs(1)), if outage.ongoing() => {
+                    // Idle in an outage, no record comes to say it ended: ask the broker.
+                    if crate::ops::outage::kafka_answers(&consumer) {
+                        outage.ok();
+                    }
+                    continue;
+                }
             };
             let m = match m {
                 Ok(m) => m,
@@ -125,9 +132,14 @@ pub(crate) fn start(
                     continue;
                 }
                 Err(e) => {
-                    let e = anyhow::Error::new(e).context(format!("board: reading {topic}"));
-                    let delay = outage.failed(e)?;
-                    tokio::time::sleep(delay).await;
+                    // An error queued while the broker was away may come after it is back: only
+                    // one the broker does not contradict is an outage.
+                    if !crate::ops::outage::kafka_answers(&consumer) {
+                        outage.failed(
+                            anyhow::Error::new(e).context(format!("board: reading {topic}")),
+                        )?;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             };

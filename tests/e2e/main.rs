@@ -8,6 +8,7 @@ mod classify;
 mod common;
 mod connect;
 mod lifecycle;
+mod outage;
 mod report;
 mod spine;
 mod sql;
