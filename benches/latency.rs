@@ -113,7 +113,7 @@ impl Deployment {
             .arg(&file)
             .env("DUBAN_KAFKA_BOOTSTRAP", bootstrap)
             .env("DUBAN_WST_SECRET", SECRET)
-            .env("DUBAN_LOG", "warn")
+            .env("DUBAN_LOG", "warn,duban::ops=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -299,8 +299,10 @@ async fn baseline(bootstrap: &str, n: usize) -> Vec<f64> {
     sorted(out)
 }
 
-/// Signed webhook bodies of a simulated corpus of `n` complaints, in time order.
-fn submissions(n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+/// Signed webhook bodies of a simulated corpus of `n` complaints, in time order; with
+/// `clusters_only`, only the complaints of its planted issues (so that sparse traffic still
+/// completes an issue every few webhooks).
+fn submissions(n: usize, seed: u64, clusters_only: bool) -> Vec<(String, Vec<u8>)> {
     let cfg = duban::sim::SimConfig {
         size: n.max(duban::sim::corpus::MIN_SIZE),
         seed,
@@ -308,7 +310,21 @@ fn submissions(n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
         ..duban::sim::SimConfig::default()
     };
     let corpus = duban::sim::corpus(&cfg).expect("corpus");
-    let mut rows: Vec<_> = corpus.complaints.iter().collect();
+    let planted: std::collections::HashSet<(String, String)> = corpus
+        .manifest
+        .clusters
+        .iter()
+        .flat_map(|c| c.records.iter())
+        .map(|e| (e.channel.as_str().to_string(), e.source_id.clone()))
+        .collect();
+    let mut rows: Vec<_> = corpus
+        .complaints
+        .iter()
+        .filter(|c| {
+            !clusters_only
+                || planted.contains(&(c.channel.as_str().to_string(), c.source_id.clone()))
+        })
+        .collect();
     rows.sort_by_key(|c| c.at);
     rows.iter()
         .map(|c| {
@@ -514,11 +530,12 @@ fn main() {
             quantile(&base, 0.99)
         );
         let base_p99 = quantile(&base, 0.99);
-        let subs = submissions((sparse * sparse_secs) as usize, 41);
+        let mut subs = submissions(2000, 41, true);
+        subs.truncate((sparse * sparse_secs) as usize);
         let f = scenario(&bootstrap, "sparse", sparse, &subs).await;
         print(&format!("sparse traffic ({sparse}/s, the app the only feed)"), &f, base_p99);
         for rate in rates {
-            let subs = submissions((rate * secs) as usize, 42);
+            let subs = submissions((rate * secs) as usize, 42, false);
             let f = scenario(&bootstrap, "steady", rate, &subs).await;
             print(&format!("steady {rate:.0}/s"), &f, base_p99);
         }

@@ -466,6 +466,10 @@ impl Once<'_> {
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "10000")
             .set(
+                "fetch.wait.max.ms",
+                crate::pipeline::kafka::FETCH_WAIT_MAX_MS,
+            )
+            .set(
                 "statistics.interval.ms",
                 crate::ops::events::LagContext::INTERVAL_MS,
             )

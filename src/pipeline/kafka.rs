@@ -49,6 +49,9 @@ use crate::ops::events::{
 };
 use crate::record::{Alert, Complaint};
 
+/// The longest a consumer's empty fetch waits at the broker (librdkafka's default is 500 ms,
+/// which a record then waits at each hop between stages).
+pub const FETCH_WAIT_MAX_MS: &str = "50";
 /// How often the raw partitions' watermarks are asked for (idle partitions' promises advance).
 /// It bounds how long a record waits for idle partitions beyond `[engine] idle_margin_ms`
 /// (was 500 ms; `cargo bench --bench latency`).
@@ -434,6 +437,9 @@ impl Run<'_> {
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // A fetch that finds nothing waits at most this at the broker (default 500 ms): each
+            // hop between the engine's stages is a fetch (`cargo bench --bench latency`).
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .set(
                 "statistics.interval.ms",
                 crate::ops::events::LagContext::INTERVAL_MS,
