@@ -11,7 +11,8 @@
 //!
 //! `DUBAN_BENCH_RATES` (complaints/s, default `1000,2000,3000`), `DUBAN_BENCH_SECS` (each rate,
 //! default 20), `DUBAN_BENCH_SPARSE` (the sparse case's complaints/s, default 2) and
-//! `DUBAN_BENCH_SPARSE_SECS` (default 60).
+//! `DUBAN_BENCH_SPARSE_SECS` (default 60); `DUBAN_BENCH_ENGINE`: `[engine]` settings to run with
+//! instead of the defaults (e.g. `idle_margin_ms = 3000\nbatch_linger_ms = 200`, those before).
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -98,12 +99,17 @@ impl Deployment {
             &file,
             format!(
                 "data_dir = {data:?}\n\n[kafka]\nbootstrap_servers = {bootstrap:?}\ntopic_prefix = {prefix:?}\n\n\
-                 [engine]\ngroup_id = \"{prefix}-engine\"\n\n\
+                 [engine]\ngroup_id = \"{prefix}-engine\"\n{engine}\n\
                  [lifecycle]\ngroup_id = \"{prefix}-lifecycle\"\nhttp_bind = \"\"\n\n\
                  [connectors]\ndir = {conn:?}\nenabled = [\"wanshitong\"]\n\n[reports]\nenabled = false\n\n\
                  [ops]\nhttp_bind = \"127.0.0.1:0\"\n",
                 data = dir.join("data").display().to_string(),
                 conn = conn.display().to_string(),
+                // DUBAN_BENCH_ENGINE: `[engine]` lines to compare with the defaults, e.g.
+                // "idle_margin_ms = 3000\nbatch_linger_ms = 200" (the defaults before tuning).
+                engine = std::env::var("DUBAN_BENCH_ENGINE")
+                    .unwrap_or_default()
+                    .replace("\\n", "\n"),
             ),
         )
         .expect("config");
