@@ -119,6 +119,10 @@ impl Deployment {
             .arg(&file)
             .env("DUBAN_KAFKA_BOOTSTRAP", bootstrap)
             .env("DUBAN_WST_SECRET", SECRET)
+            .env(
+                duban::engine::PSEUDONYM_KEY_ENV,
+                "latency-bench-pseudonym-key",
+            )
             .env("DUBAN_LOG", "warn,duban::ops=info")
             .stdout(Stdio::null())
             .stderr(log)

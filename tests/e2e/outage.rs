@@ -218,7 +218,7 @@ impl Deployment {
 
     fn run(&self) -> Running {
         let log = std::fs::File::create(self.log()).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_duban"))
+        let child = duban()
             .args(["run", "--config"])
             .arg(&self.file)
             .env("DUBAN_KAFKA_BOOTSTRAP", &self.bootstrap)
