@@ -280,13 +280,17 @@ impl Deployment {
                 .collect()
         };
         let raised = latest_alerts(&read_all_at(&self.bootstrap, &t.alerts_raised));
-        // The board's alerts as the lifecycle left them; how many intermediate engine versions it
-        // took up (its revision count) depends on batching, the rest does not.
+        // The board's alerts as the lifecycle left them. Which intermediate engine versions it
+        // took up depends on batching, and with it its revision count and the raise's reason (it
+        // quotes the evidence of the first version taken up); the rest does not.
         let board = latest(&t.alerts)
             .into_values()
             .map(|v| {
                 let mut a: Alert = serde_json::from_value(v).expect("board alert");
                 a.lifecycle.revision = 0;
+                for t in &mut a.lifecycle.history {
+                    t.reason.clear();
+                }
                 (a.alert_id.clone(), a)
             })
             .collect();
