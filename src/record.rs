@@ -201,7 +201,7 @@ impl Complaint {
             phone_masked: None,
             district: None,
             address: None,
-            domain: crate::engine::classify::UNCLASSIFIED.into(),
+            domain: crate::engine::taxonomy::UNCLASSIFIED.into(),
             domain_confidence: 0.0,
             source_category: None,
             source_status: None,

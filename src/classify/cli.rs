@@ -14,7 +14,7 @@ use super::model::LinearModel;
 use super::train::{self, Prepared, Scores, TrainConfig};
 use super::weak;
 use super::{TrainedClassifier, features};
-use crate::engine::classify::{Taxonomy, UNCLASSIFIED};
+use crate::engine::taxonomy::{Taxonomy, UNCLASSIFIED};
 
 /// Training settings shared by `train` and `eval --cv`.
 #[derive(Debug, Clone, clap::Args)]
@@ -769,7 +769,7 @@ pub fn scores_table(s: &Scores) -> String {
     for c in &s.per_class {
         out.push_str(&format!(
             "{} {:>9.4} {:>9.4} {:>9.4} {:>8}\n",
-            crate::console::pad_right(&c.label, 16),
+            crate::util::console::pad_right(&c.label, 16),
             c.precision,
             c.recall,
             c.f1,

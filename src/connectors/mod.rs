@@ -1,14 +1,14 @@
 //! Connectors: one per channel, each pulling (or receiving) its feed and committing raw envelopes,
-//! dead letters and its source position together (exactly once on Kafka, see [`sink`]).
+//! dead letters and its source position together (exactly once on Kafka, see [`output`]).
 
 pub mod board;
 pub mod feed;
 pub mod fields;
 pub mod hotline;
 pub mod metrics;
+pub mod output;
 pub mod portal;
 pub mod run;
-pub mod sink;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, Topics};
 use crate::record::{Channel, DeadLetter, RawEnvelope, local_offset};
-pub use sink::{Commit, Positions, Sink};
+pub use output::{Commit, Positions, Sink};
 
 /// Run until stopped, polling again after each pass (`Follow`), or stop once the feed is drained
 /// (`Drain`, used by `duban demo`).

@@ -15,7 +15,7 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionC
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::classify::DomainClassifier;
+use crate::engine::taxonomy::DomainClassifier;
 
 /// Output formats of `duban sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,9 +55,9 @@ pub struct SqlOptions {
 
 impl Default for SqlOptions {
     fn default() -> Self {
-        let tax = crate::engine::classify::Taxonomy::builtin();
+        let tax = crate::engine::taxonomy::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+            classifier: crate::engine::taxonomy::KeywordClassifier::new(&tax, 0.34),
         }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) struct Shared {
     /// `kafka` or `in-process`.
     pub mode: &'static str,
     /// The classifier the labeling queue asks how unsure it is (the engine's, from the config).
-    pub classifier: Arc<dyn crate::engine::classify::DomainClassifier>,
+    pub classifier: Arc<dyn crate::engine::taxonomy::DomainClassifier>,
     /// The taxonomy's domains (what a label may be).
     pub domains: Vec<String>,
 }
