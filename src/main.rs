@@ -110,7 +110,7 @@ enum Command {
     /// Serve the lake over Arrow Flight SQL on 127.0.0.1 (read-only; token in DUBAN_SQL_TOKEN).
     ServeSql {
         /// Lake folder (e.g. out/demo/lake).
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
         /// Port on 127.0.0.1 (0: any free port, printed at start).
         #[arg(long, default_value_t = 50051)]
@@ -148,7 +148,7 @@ struct ClassifierArgs {
 #[derive(clap::Args)]
 struct SqlArgs {
     /// Lake folder (e.g. out/demo/lake).
-    #[arg(long, default_value = "var/data/lake")]
+    #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
     lake: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     format: duban::query::Format,
@@ -168,7 +168,7 @@ struct SqlArgs {
 enum LakeCommand {
     /// Merge each day partition's small files into one, dropping superseded versions.
     Compact {
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
     },
 }

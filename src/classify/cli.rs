@@ -267,7 +267,7 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Below this confidence the label is `unclassified`.
-    #[arg(long, default_value_t = 0.34)]
+    #[arg(long, default_value_t = crate::config::EngineConfig::default().min_domain_confidence)]
     pub min_confidence: f64,
 }
 

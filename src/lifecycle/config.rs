@@ -60,6 +60,11 @@ impl Default for LifecycleConfig {
 }
 
 impl LifecycleConfig {
+    /// The URL of the API at the default `http_bind`: where `duban alerts` calls unless told.
+    pub fn default_api_url() -> String {
+        format!("http://{}", LifecycleConfig::default().http_bind)
+    }
+
     /// The clock file: env DUBAN_CLOCK_FILE, else the config's.
     pub fn clock_file(&self) -> Option<PathBuf> {
         std::env::var_os("DUBAN_CLOCK_FILE")

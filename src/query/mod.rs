@@ -57,7 +57,10 @@ impl Default for SqlOptions {
     fn default() -> Self {
         let tax = crate::engine::taxonomy::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::engine::taxonomy::KeywordClassifier::new(&tax, 0.34),
+            classifier: crate::engine::taxonomy::KeywordClassifier::new(
+                &tax,
+                crate::config::EngineConfig::default().min_domain_confidence,
+            ),
         }
     }
 }
