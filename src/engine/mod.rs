@@ -183,7 +183,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         s(v, 0).map(n::normalize_text)
     }));
     ctx.register_udf(string_udf("mask_phones", 1, move |v| {
-        s(v, 0).map(pii::mask_numbers_in_text)
+        s(v, 0).map(pii::mask_contacts_in_text)
     }));
     ctx.register_udf(string_udf("mask_personal", 2, move |v| {
         s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
