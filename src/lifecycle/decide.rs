@@ -125,7 +125,11 @@ pub struct AlertAction {
     pub action_id: String,
     pub alert_id: String,
     pub action: ActionKind,
+    /// Who acts: the name of the token's holder (the API sets it from the credential).
     pub actor: String,
+    /// Who the caller said acts (`X-Duban-Actor`), unverified; bounded and plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_note: Option<String>,
     /// `supervisor` or `unit:<unit name>`.
     pub role: String,
     pub at: DateTime<FixedOffset>,
@@ -611,7 +615,11 @@ fn on_action(
         actor: &act.actor,
         role: role.to_string(),
         action,
-        reason,
+        // The caller's own statement of who acts stays beside the reason, marked unverified.
+        reason: match &act.actor_note {
+            Some(note) => format!("{reason}〔未核实署名：{note}〕"),
+            None => reason,
+        },
     };
     let conflict = |a: Alert, why: String| (Some(a), vec![reject(act, why, false)]);
     let state_name = |a: &Alert| format!("{} / {}", a.level.as_str(), a.lifecycle.status.as_str());

@@ -155,7 +155,6 @@ impl Runner {
             for (id, a) in &fx.changed {
                 v.alerts.insert(id.clone(), a.clone());
             }
-            v.recurrences = self.board.recurrences();
             // Outcomes are kept for the API's waiting callers; old ones are dropped.
             if v.results.len() > 10_000 {
                 v.results.clear();
@@ -230,7 +229,6 @@ pub async fn run_kafka(
 
     let view = Arc::new(RwLock::new(View {
         alerts: board.alerts.clone(),
-        recurrences: board.recurrences(),
         results: Default::default(),
     }));
     let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -272,6 +270,7 @@ pub async fn run_kafka(
             Bus::Kafka(bus.clone()),
             topics.alert_actions.clone(),
             clock.clone(),
+            lc.action_rate(),
         );
         let listener = tokio::net::TcpListener::bind(&lc.http_bind)
             .await

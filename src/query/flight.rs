@@ -449,16 +449,6 @@ fn table_types_batch() -> Result<RecordBatch, Status> {
 #[derive(Clone)]
 struct Token(String);
 
-/// Equal in time independent of where the strings first differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
-}
-
 /// Check `authorization` (Bearer TOKEN, or Basic with TOKEN as the password) on every call.
 fn authenticate(token: &str, req: &mut Request<()>) -> Result<(), Status> {
     use base64::Engine as _;
@@ -485,7 +475,7 @@ fn authenticate(token: &str, req: &mut Request<()>) -> Result<(), Status> {
             "authorization must be `Bearer TOKEN` or Basic",
         ));
     };
-    if !same_secret(presented.as_bytes(), token.as_bytes()) {
+    if !crate::auth::same_secret(presented.as_bytes(), token.as_bytes()) {
         return Err(Status::unauthenticated("invalid token"));
     }
     req.extensions_mut().insert(Token(token.to_string()));
