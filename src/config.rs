@@ -75,6 +75,12 @@ pub struct EngineConfig {
     /// `taxonomy-model` (a linear model trained at start on the taxonomy's descriptions and terms:
     /// labels more complaints right, at about a quarter less engine throughput).
     pub classifier: DefaultClassifier,
+    /// A record dated more than this many seconds after it was fetched goes to the dead-letter
+    /// topic (a year-9999 record would move its partition's record clock and evict the state).
+    /// Default 86400 (one day: feeds' clocks and time zones are not always right).
+    pub max_future_secs: u64,
+    /// A record dated before this day goes to the dead-letter topic. Default 2000-01-01.
+    pub oldest_record_date: chrono::NaiveDate,
     /// Where the pseudonym key comes from: never the file (a secret stays in the environment,
     /// `DUBAN_PSEUDONYM_KEY`); `duban demo` and tests set it in code.
     #[serde(skip)]
@@ -99,6 +105,8 @@ impl Default for EngineConfig {
             min_domain_confidence: 0.34,
             model: None,
             classifier: DefaultClassifier::Vocabulary,
+            max_future_secs: 86_400,
+            oldest_record_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
             pseudonym_key: crate::engine::PseudonymKey::Env,
         }
     }

@@ -16,6 +16,7 @@ pub mod par;
 pub mod pipeline;
 pub mod query;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod sim;
 pub mod sink;

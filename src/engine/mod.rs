@@ -384,8 +384,9 @@ async fn normalize_on(
     ctx: &SessionContext,
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
-    let (rows, dead) = decode::decode_all(inputs);
+    let (rows, dead) = decode::decode_all(inputs, bounds);
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new(), dead));
     }
@@ -417,10 +418,11 @@ async fn normalize_with(
     ctxs: &[SessionContext],
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
     let threads = ctxs.len();
     if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
-        return normalize_on(&ctxs[0], inputs, hasher).await;
+        return normalize_on(&ctxs[0], inputs, hasher, bounds).await;
     }
     let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
     let per = inputs.len().div_ceil(slices);
@@ -431,7 +433,7 @@ async fn normalize_with(
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .context("a normalize thread's runtime")?
-                .block_on(normalize_on(ctx, chunk, hasher))
+                .block_on(normalize_on(ctx, chunk, hasher, bounds))
         },
     )?;
     let mut complaints = Vec::with_capacity(inputs.len());
@@ -471,6 +473,8 @@ pub struct Engine {
     ctxs: Vec<SessionContext>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
+    /// When a record may be dated (`[engine] max_future_secs`, `oldest_record_date`).
+    bounds: decode::TimeBounds,
     core: Partitioned,
     config: Config,
 }
@@ -506,6 +510,7 @@ impl Engine {
         Ok(Engine {
             ctxs,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
+            bounds: decode::TimeBounds::of(&config.engine),
             core: Partitioned::new(
                 &config.dedup,
                 config.kafka.partitions.max(1) as usize,
@@ -523,7 +528,7 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
-        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
+        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None, &self.bounds).await?;
         Ok((complaints, dead))
     }
     /// The configuration the stateful operators run with.
@@ -539,7 +544,8 @@ impl Engine {
 
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
-        let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
+        let normalized =
+            normalize_with(&self.ctxs, inputs, Some(&self.hasher), &self.bounds).await?;
         let cx = Engine::rule_context(&self.config);
         Ok(keyed_stage(&mut self.core, &cx, normalized))
     }
@@ -556,7 +562,7 @@ impl Engine {
         F: FnMut(usize, EngineOutput) -> Result<()>,
     {
         let cx = Engine::rule_context(&self.config);
-        let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
+        let (ctxs, hasher, bounds, core) = (&self.ctxs, &self.hasher, &self.bounds, &mut self.core);
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -570,7 +576,7 @@ impl Engine {
                 };
                 for batch in batches {
                     let inputs = batch.as_ref();
-                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
+                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher), bounds));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
                     if tx.send((inputs.len(), r)).is_err() || failed {

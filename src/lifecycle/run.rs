@@ -337,7 +337,7 @@ pub async fn run_kafka(
                         match event {
                             Ok(e) => fx.extend(runner.board.apply(&e, now)),
                             Err(e) => {
-                                let reason = format!("{origin}: not a valid {} record: {e}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" });
+                                let reason = format!("{origin}: not a valid {} record: {}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" }, crate::redact::json_error(&e));
                                 tracing::warn!(target: "duban::lifecycle", "{reason}");
                                 let d = DeadLetter::new("lifecycle", None, reason, &origin, m.key(), payload);
                                 dead.push((origin.clone(), serde_json::to_vec(&d)?));

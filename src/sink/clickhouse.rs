@@ -602,6 +602,7 @@ pub async fn run_consumer(
             };
             // A record the sink cannot read goes to the dead-letter topic, not lost, not fatal.
             if let Err(e) = parsed {
+                let e = crate::redact::json_error(&e);
                 tracing::warn!(target: "duban::sink", %origin, "ClickHouse sink: unreadable record: {e}");
                 let d = crate::record::DeadLetter::new(
                     "sink.clickhouse",
