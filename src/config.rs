@@ -24,6 +24,8 @@ pub struct Config {
     pub sinks: crate::sink::SinksConfig,
     /// The alert lifecycle (deadlines, API, notifications).
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Limits of analysts' queries (`duban sql`, `duban serve-sql`).
+    pub sql: crate::query::SqlLimits,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }

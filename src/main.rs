@@ -108,6 +108,11 @@ enum Command {
         port: u16,
         #[command(flatten)]
         classifier: ClassifierArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Queries run at once; one more is refused (default: [sql] max_concurrent_queries, 4).
+        #[arg(long)]
+        max_concurrent: Option<usize>,
     },
     /// Lake maintenance.
     Lake {
@@ -131,6 +136,17 @@ struct ClassifierArgs {
     model: Option<PathBuf>,
 }
 
+/// Limits of a query; defaults: the `[sql]` section of `--config` (memory 1024 MiB, 300 s).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Memory of one query's operators, in MiB (sorts, aggregations and joins spill beyond it).
+    #[arg(long)]
+    memory_limit_mb: Option<usize>,
+    /// Seconds a query may run before it is stopped.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+}
+
 #[derive(clap::Args)]
 struct SqlArgs {
     /// Lake folder (e.g. out/demo/lake).
@@ -146,6 +162,8 @@ struct SqlArgs {
     history: Option<PathBuf>,
     #[command(flatten)]
     classifier: ClassifierArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The query; without it, an interactive REPL starts.
     query: Option<String>,
 }
@@ -178,11 +196,19 @@ enum SimCommand {
     Serve(duban::sim::SimServeArgs),
 }
 
-fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
-    if a.config.is_none() && a.model.is_none() {
-        return Ok(duban::query::SqlOptions::default());
+fn sql_options(a: &ClassifierArgs, l: &LimitArgs) -> Result<duban::query::SqlOptions> {
+    let mut opts = if a.config.is_none() && a.model.is_none() {
+        duban::query::SqlOptions::default()
+    } else {
+        duban::query::SqlOptions::from_config(a.config.as_deref(), a.model.as_deref())?
+    };
+    if let Some(m) = l.memory_limit_mb {
+        opts.limits.memory_limit_mb = m;
     }
-    duban::query::SqlOptions::from_config(a.config.as_deref(), a.model.as_deref())
+    if let Some(t) = l.timeout_secs {
+        opts.limits.query_timeout_secs = t;
+    }
+    Ok(opts)
 }
 
 fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
@@ -314,7 +340,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
         Command::Sql(args) => {
-            let opts = classifier_options(&args.classifier)?;
+            let opts = sql_options(&args.classifier, &args.limits)?;
             match args.query {
                 Some(q) => {
                     duban::query::one_shot(
@@ -336,9 +362,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
             lake,
             port,
             classifier,
+            limits,
+            max_concurrent,
         } => {
             let token = duban::query::flight::token_from_env()?;
-            let opts = classifier_options(&classifier)?;
+            let mut opts = sql_options(&classifier, &limits)?;
+            if let Some(n) = max_concurrent {
+                opts.limits.max_concurrent_queries = n;
+            }
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
         Command::Lake {

@@ -50,6 +50,8 @@ const SCHEMA: &str = "public";
 pub struct LakeFlightService {
     lake: PathBuf,
     opts: SqlOptions,
+    /// One permit per query running (`[sql] max_concurrent_queries`), held until its stream ends.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
@@ -64,9 +66,13 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
 
 impl LakeFlightService {
     pub fn new(lake: &Path, opts: SqlOptions) -> Self {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            opts.limits.max_concurrent_queries.max(1),
+        ));
         LakeFlightService {
             lake: lake.to_path_buf(),
             opts,
+            slots,
         }
     }
 
@@ -98,17 +104,45 @@ impl LakeFlightService {
         Ok(Response::new(info))
     }
 
+    /// Run a query as a stream of batches: it takes one of the server's query slots (refused
+    /// with RESOURCE_EXHAUSTED when all are taken) until it ends, and is stopped at its time
+    /// limit.
     async fn stream(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
+        use futures::StreamExt;
+        let limits = self.opts.limits;
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "too many queries at once: at most {} run together ([sql] max_concurrent_queries, --max-concurrent); retry when one has ended",
+                limits.max_concurrent_queries
+            ))
+        })?;
         let df = self.plan(sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .execute_stream()
+        let deadline = tokio::time::Instant::now() + limits.timeout();
+        let status = move |e: datafusion::error::DataFusionError| match limits.explain(&e) {
+            Some(m) => Status::resource_exhausted(format!("SQL error: {m}")),
+            None => Status::internal(format!("SQL error: {e}")),
+        };
+        let batches = tokio::time::timeout_at(deadline, df.execute_stream())
             .await
-            .map_err(|e| Status::internal(format!("SQL error: {e}")))?
-            .map_err(|e| FlightError::ExternalError(Box::new(e)));
+            .map_err(|_| Status::deadline_exceeded(limits.timed_out()))?
+            .map_err(status)?;
+        // The permit lives in the stream's state: dropped at its end, its error or its drop.
+        let limited = futures::stream::unfold(Some((batches, permit)), move |state| async move {
+            let (mut s, permit) = state?;
+            match tokio::time::timeout_at(deadline, s.next()).await {
+                Ok(Some(Ok(b))) => Some((Ok(b), Some((s, permit)))),
+                Ok(Some(Err(e))) => Some((Err(FlightError::Tonic(Box::new(status(e)))), None)),
+                Ok(None) => None,
+                Err(_) => {
+                    let e = Status::deadline_exceeded(limits.timed_out());
+                    Some((Err(FlightError::Tonic(Box::new(e))), None))
+                }
+            }
+        });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .build(batches)
+            .build(limited.boxed())
             .map_err(Status::from);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -527,12 +561,62 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn req(header: &str) -> Request<()> {
         let mut r = Request::new(());
         r.metadata_mut()
             .insert("authorization", header.parse().expect("header"));
         r
+    }
+
+    fn service(limits: super::super::SqlLimits) -> LakeFlightService {
+        let lake = std::env::temp_dir().join(format!("duban-flight-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&lake).expect("lake folder");
+        LakeFlightService::new(
+            &lake,
+            SqlOptions {
+                limits,
+                ..SqlOptions::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn queries_beyond_the_concurrency_limit_are_refused_until_one_ends() {
+        let svc = service(super::super::SqlLimits {
+            max_concurrent_queries: 1,
+            ..Default::default()
+        });
+        // A stream not yet read holds its slot.
+        let first = svc.stream("select 1").await.expect("first query");
+        let refused = svc.stream("select 2").await.err().expect("second refused");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("max_concurrent_queries"),
+            "{refused}"
+        );
+        drop(first);
+        assert!(svc.stream("select 3").await.is_ok(), "the slot came back");
+    }
+
+    #[tokio::test]
+    async fn a_query_is_stopped_at_its_time_limit() {
+        let svc = service(super::super::SqlLimits {
+            query_timeout_secs: 1,
+            ..Default::default()
+        });
+        let resp = svc
+            .stream("select count(*) from generate_series(1, 1000000000000)")
+            .await
+            .expect("planned");
+        let items: Vec<_> = resp.into_inner().collect().await;
+        let err = items
+            .into_iter()
+            .find_map(Result::err)
+            .expect("the stream ends in an error");
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err}");
+        assert!(err.message().contains("query_timeout_secs"), "{err}");
     }
 
     #[test]
