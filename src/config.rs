@@ -73,9 +73,19 @@ pub struct EngineConfig {
     pub min_domain_confidence: f64,
     /// A model written by `duban train`; without one, `classifier` decides.
     pub model: Option<PathBuf>,
-    /// Without `model`: `vocabulary` (default; matches the taxonomy's terms, the fastest) or
-    /// `taxonomy-model` (a linear model trained at start on the taxonomy's descriptions and terms:
-    /// labels more complaints right, at about a quarter less engine throughput).
+    /// A folder of published model versions (`duban train --publish DIR`): the engine uses the
+    /// one `DIR/CURRENT` names and switches to a newly published one at a batch boundary (a file
+    /// that does not load is refused and the version in use kept). Until the folder has one,
+    /// `model` or `classifier` serves.
+    pub model_dir: Option<PathBuf>,
+    /// With `model_dir`: when `duban run` retrains from the lake's corrections and complaints and
+    /// publishes a new version (cron, 6 fields with seconds or 5, local time; e.g.
+    /// `0 30 2 * * *`). Off by default; `duban train --from-lake LAKE --publish DIR` does it on
+    /// demand.
+    pub retrain_schedule: Option<String>,
+    /// Without `model`: `taxonomy-model` (default; a linear model trained at start on the
+    /// taxonomy's descriptions, terms and example complaints: the best model without labels) or
+    /// `vocabulary` (matches the taxonomy's terms literally: the fastest, less often right).
     pub classifier: DefaultClassifier,
     /// A record dated more than this many seconds after it was fetched goes to the dead-letter
     /// topic (a year-9999 record would move its partition's record clock and evict the state).
@@ -93,8 +103,8 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DefaultClassifier {
-    #[default]
     Vocabulary,
+    #[default]
     TaxonomyModel,
 }
 
@@ -106,9 +116,11 @@ impl Default for EngineConfig {
             batch_linger_ms: 200,
             min_domain_confidence: 0.34,
             model: None,
-            classifier: DefaultClassifier::Vocabulary,
             max_future_secs: 86_400,
             oldest_record_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
+            model_dir: None,
+            retrain_schedule: None,
+            classifier: DefaultClassifier::TaxonomyModel,
             pseudonym_key: crate::engine::PseudonymKey::Env,
         }
     }
@@ -243,10 +255,14 @@ mod tests {
         .expect("loads");
         assert_eq!(cfg.kafka.topic("raw"), "duban.raw");
         assert!(cfg.rules.crowd_min_complainants >= 2);
-        assert_eq!(cfg.engine.classifier, DefaultClassifier::Vocabulary);
+        assert_eq!(cfg.engine.classifier, DefaultClassifier::TaxonomyModel);
+        assert_eq!(
+            Config::default().engine.classifier,
+            DefaultClassifier::TaxonomyModel
+        );
         let model: Config =
-            parse_toml("[engine]\nclassifier = \"taxonomy-model\"\n", "t.toml").expect("parses");
-        assert_eq!(model.engine.classifier, DefaultClassifier::TaxonomyModel);
+            parse_toml("[engine]\nclassifier = \"vocabulary\"\n", "t.toml").expect("parses");
+        assert_eq!(model.engine.classifier, DefaultClassifier::Vocabulary);
         let err = parse_toml::<Config>("[engine]\nclassifier = \"bert\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
     }

@@ -209,11 +209,11 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     ctx.register_udf(string_udf("content_hash", 1, move |v| {
         s(v, 0).map(content_hash)
     }));
-    // `classify(title, body)` → "domain|confidence": one pass for both columns.
+    // `classify(title, body)` → "domain|confidence|version": one pass for the three columns.
     let c1 = classifier.clone();
     ctx.register_udf(string_udf("classify", 2, move |v| {
-        let (d, c) = c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
-        Some(format!("{d}|{c}"))
+        let (d, c, version) = c1.classify_versioned(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
+        Some(format!("{d}|{c}|{}", version.replace('|', "_")))
     }));
     let c2 = classifier;
     ctx.register_udf(string_udf("classify_domain", 2, move |v| {
@@ -313,6 +313,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         "content_hash",
         "place",
         "source_version",
+        "classifier_version",
     ];
     let strs: Vec<ArrayRef> = names.iter().map(|n| col(n, &utf8)).collect::<Result<_>>()?;
     let s: Vec<&StringArray> = strs.iter().map(|a| a.as_string::<i32>()).collect();
@@ -364,6 +365,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 duplicate_group: String::new(),
                 place: get(13, r),
                 source_version: get(14, r),
+                classifier_version: get(15, r).filter(|v| !v.is_empty()),
                 issue_id: None,
                 flags: String::new(),
             })
@@ -471,6 +473,8 @@ fn keyed_stage(core: &mut Partitioned, cx: &RuleContext, normalized: Normalized)
 pub struct Engine {
     /// One DataFusion context per normalize thread (the first also serves small batches).
     ctxs: Vec<SessionContext>,
+    /// The classifier the contexts' UDFs use: pinned anew at each batch boundary.
+    classifier: Arc<crate::classify::registry::ModelSlot>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
     /// When a record may be dated (`[engine] max_future_secs`, `oldest_record_date`).
@@ -490,10 +494,8 @@ impl Engine {
     /// worker's (which publishes issues as they change instead of keeping them).
     pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
-        let model: Arc<dyn DomainClassifier> = match &config.engine.model {
-            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
-            None => crate::classify::without_model(config, false)?,
-        };
+        let classifier = crate::classify::engine_classifier(config)?;
+        let model: Arc<dyn DomainClassifier> = classifier.clone();
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let key = config.engine.pseudonym_key.resolve()?;
@@ -509,6 +511,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             ctxs,
+            classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
             bounds: decode::TimeBounds::of(&config.engine),
             core: Partitioned::new(
@@ -528,6 +531,7 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+        self.classifier.pin();
         let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None, &self.bounds).await?;
         Ok((complaints, dead))
     }
@@ -544,6 +548,7 @@ impl Engine {
 
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
+        self.classifier.pin();
         let normalized =
             normalize_with(&self.ctxs, inputs, Some(&self.hasher), &self.bounds).await?;
         let cx = Engine::rule_context(&self.config);
@@ -563,6 +568,7 @@ impl Engine {
     {
         let cx = Engine::rule_context(&self.config);
         let (ctxs, hasher, bounds, core) = (&self.ctxs, &self.hasher, &self.bounds, &mut self.core);
+        let classifier = &self.classifier;
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -576,6 +582,7 @@ impl Engine {
                 };
                 for batch in batches {
                     let inputs = batch.as_ref();
+                    classifier.pin();
                     let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher), bounds));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
@@ -623,17 +630,21 @@ impl Engine {
     }
 }
 
+/// The default configuration with a test pseudonym key (the default, `Env`, needs one set), for
+/// the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+    cfg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
-    fn config() -> Config {
-        let mut cfg = Config::default();
-        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
-        cfg
-    }
+    use super::test_config as config;
 
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {

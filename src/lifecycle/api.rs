@@ -28,11 +28,13 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 /// Largest `unit` of an assignment, in bytes.
 const MAX_UNIT_BYTES: usize = 200;
 
-/// What the API reads: the board as last committed, and recent action outcomes.
+/// What the API reads: the board as last committed, recent action outcomes, and the latest
+/// domain corrections (by `Label::key`).
 #[derive(Default)]
 pub struct View {
     pub alerts: BTreeMap<String, Alert>,
     pub results: HashMap<String, ActionResult>,
+    pub labels: BTreeMap<String, crate::labels::Label>,
 }
 
 struct Inner {
@@ -45,6 +47,8 @@ struct Inner {
     counter: AtomicU64,
     /// Actions per token.
     limiter: RateLimiter,
+    /// Domain corrections (`POST /api/labels`), when enabled.
+    labels: std::sync::OnceLock<crate::labels::api::LabelDesk>,
 }
 
 /// The API's shared state.
@@ -76,11 +80,65 @@ impl Api {
             wait: Duration::from_secs(10),
             counter: AtomicU64::new(0),
             limiter: RateLimiter::new(rate.burst, rate.per_minute),
+            labels: std::sync::OnceLock::new(),
         }))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+    /// Accept domain corrections (`POST /api/labels`) with this desk (the first call wins).
+    pub fn with_labels(self, desk: crate::labels::api::LabelDesk) -> Api {
+        let _ = self.0.labels.set(desk);
+        self
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
         self.0.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn labels_desk(&self) -> Option<&crate::labels::api::LabelDesk> {
+        self.0.labels.get()
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
+    pub(crate) fn actions_topic(&self) -> &str {
+        &self.0.actions_topic
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    pub(crate) fn wait(&self) -> Duration {
+        self.0.wait
+    }
+
+    /// Take one of the token's actions (labels count too): 429 with `Retry-After` beyond its rate.
+    pub(crate) fn throttle(&self, token: &str, role: &Role) -> Result<(), Box<Response>> {
+        let Err(wait) = self.0.limiter.take(token, Instant::now()) else {
+            return Ok(());
+        };
+        tracing::warn!(target: "duban::lifecycle", %role, "action refused (429): rate limit");
+        let secs = wait.as_secs().max(1);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many actions from this token: retry in {secs} s"),
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        Err(Box::new(r))
+    }
+
+    /// A new unique id for an action or a correction.
+    pub(crate) fn new_id(&self, kind: &str) -> String {
+        let n = self.0.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{kind}-{nanos:x}-{}-{n}", std::process::id())
     }
 }
 
@@ -91,6 +149,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/alerts/{id}", get(show))
         .route("/api/alerts/{id}/{action}", post(act))
         .route("/api/recurrences", get(recurrences))
+        .route(
+            "/api/labels",
+            get(crate::labels::api::list).post(crate::labels::api::post),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
@@ -101,12 +163,12 @@ struct ErrorBody {
     error: String,
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(ErrorBody { error: msg.into() })).into_response()
 }
 
 /// The caller: the credential of `Authorization: Bearer <token>` and the token itself.
-fn caller<'a>(
+pub(crate) fn caller<'a>(
     api: &'a Api,
     headers: &HeaderMap,
 ) -> Result<(&'a Credential, String), Box<Response>> {
@@ -162,7 +224,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn forbidden(role: &Role, what: &str, why: &str) -> Response {
+pub(crate) fn forbidden(role: &Role, what: &str, why: &str) -> Response {
     tracing::warn!(target: "duban::lifecycle", %role, what, "refused (403): {why}");
     error(StatusCode::FORBIDDEN, why)
 }
@@ -320,17 +382,8 @@ async fn act(
     if let Err(why) = permitted(&role, kind, &unit) {
         return forbidden(&role, &format!("{action} {id}"), &why);
     }
-    if let Err(wait) = api.0.limiter.take(&token, Instant::now()) {
-        tracing::warn!(target: "duban::lifecycle", %role, "action refused (429): rate limit");
-        let secs = wait.as_secs().max(1);
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many actions from this token: retry in {secs} s"),
-        );
-        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-        }
-        return r;
+    if let Err(r) = api.throttle(&token, &role) {
+        return *r;
     }
     let note = match actor_note(&headers) {
         Ok(n) => n,
@@ -344,12 +397,7 @@ async fn act(
         Ok(t) => t,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     };
-    let n = api.0.counter.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let action_id = format!("act-{nanos:x}-{}-{n}", std::process::id());
+    let action_id = api.new_id("act");
     let record = AlertAction {
         action_id: action_id.clone(),
         alert_id: id.clone(),
@@ -362,6 +410,7 @@ async fn act(
         unit: body.unit,
         accepted: body.accepted,
         finding: body.finding,
+        domain: None,
     };
     let bytes = match serde_json::to_vec(&record) {
         Ok(b) => b,

@@ -229,7 +229,7 @@ pub async fn run_kafka(
 
     let view = Arc::new(RwLock::new(View {
         alerts: board.alerts.clone(),
-        results: Default::default(),
+        ..View::default()
     }));
     let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut runner = Runner {
@@ -271,7 +271,12 @@ pub async fn run_kafka(
             topics.alert_actions.clone(),
             clock.clone(),
             lc.action_rate(),
-        );
+        )
+        .with_labels(crate::labels::api::LabelDesk::from_config(
+            config,
+            &topics,
+            Some(data_dir),
+        )?);
         let listener = tokio::net::TcpListener::bind(&lc.http_bind)
             .await
             .with_context(|| format!("lifecycle API: cannot bind {}", lc.http_bind))?;
@@ -288,6 +293,15 @@ pub async fn run_kafka(
                 .await
         }))
     };
+
+    // Domain corrections: the API's view of them and the lake table `labels`.
+    let labels = crate::labels::follow(
+        &bootstrap,
+        &topics.labels,
+        view.clone(),
+        Some(data_dir.join("lake")),
+        stop_rx.clone(),
+    )?;
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -389,6 +403,10 @@ pub async fn run_kafka(
     let _ = stop_tx.send(true);
     if let Some(s) = server {
         let _ = s.await;
+    }
+    match labels.await {
+        Ok(Err(e)) if result.is_ok() => return Err(e),
+        _ => {}
     }
     result
 }

@@ -18,6 +18,8 @@ mod dashboard;
 mod evidence;
 mod follow;
 mod guard;
+mod labeling;
+pub(crate) use follow::topic_follower;
 mod local;
 mod precheck;
 mod routes;
@@ -102,6 +104,10 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// `kafka` or `in-process`.
     pub mode: &'static str,
+    /// The classifier the labeling queue asks how unsure it is (the engine's, from the config).
+    pub classifier: Arc<dyn crate::engine::classify::DomainClassifier>,
+    /// The taxonomy's domains (what a label may be).
+    pub domains: Vec<String>,
 }
 
 impl Shared {
@@ -174,12 +180,23 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
     let topics = Topics::new(&cfg.kafka.topic_prefix);
     let mut tasks = Vec::new();
     let policy = cfg.lifecycle.policy(&cfg.rules)?;
+    let desk = crate::labels::api::LabelDesk::from_config(&cfg, &topics, Some(data))?;
+    let domains = desk.domains.clone();
+    let classifier = crate::classify::board_classifier(&cfg)?;
     let (bus, mode) = match source {
         Source::Kafka(cfg) => {
             let bus = crate::pipeline::kafka::connect(&cfg).await?;
             let ready =
                 follow::start(&cfg, &topics, view.clone(), events.clone(), stop_rx.clone())?;
             tasks.push(ready);
+            // The lifecycle process writes the lake table `labels`; the board only reads.
+            tasks.push(crate::labels::follow(
+                &cfg.kafka.bootstrap_servers,
+                &topics.labels,
+                view.clone(),
+                None,
+                stop_rx.clone(),
+            )?);
             (Bus::Kafka(bus), "kafka")
         }
         Source::InProcess(cfg) => {
@@ -205,7 +222,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         topics.alert_actions.clone(),
         clock.clone(),
         cfg.lifecycle.action_rate(),
-    );
+    )
+    .with_labels(desk);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("duban serve: cannot bind {bind}"))?;
@@ -220,6 +238,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         events,
         clock,
         mode,
+        classifier,
+        domains,
     });
     let mut lifecycle_api = crate::lifecycle::api::router(api);
     if mode == "kafka" {

@@ -38,6 +38,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/board/api/alerts/{id}/document", get(document))
         .route("/board/api/dashboard", get(dashboard))
         .route("/board/api/events", get(events))
+        .route("/board/api/label-queue", get(super::labeling::queue))
         .with_state(shared)
 }
 
@@ -57,6 +58,8 @@ struct Me {
     /// The token holder's name, when the token names one.
     name: Option<String>,
     mode: &'static str,
+    /// The taxonomy's domains (for a supervisor's domain corrections).
+    domains: Vec<String>,
 }
 
 fn me_of(shared: &Shared, c: &Credential) -> Me {
@@ -71,6 +74,7 @@ fn me_of(shared: &Shared, c: &Credential) -> Me {
         },
         name: (c.name != c.role.to_string()).then(|| c.name.clone()),
         mode: shared.mode,
+        domains: shared.domains.clone(),
     }
 }
 
