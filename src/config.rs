@@ -26,6 +26,8 @@ pub struct Config {
     pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Where long-running commands serve `/metrics`, `/healthz`, `/readyz` (`[ops]`).
     pub ops: crate::ops::OpsConfig,
+    /// Limits of analysts' queries (`duban sql`, `duban serve-sql`).
+    pub sql: crate::query::SqlLimits,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }
@@ -95,6 +97,12 @@ pub struct EngineConfig {
     /// taxonomy's descriptions, terms and example complaints: the best model without labels) or
     /// `vocabulary` (matches the taxonomy's terms literally: the fastest, less often right).
     pub classifier: DefaultClassifier,
+    /// A record dated more than this many seconds after it was fetched goes to the dead-letter
+    /// topic (a year-9999 record would move its partition's record clock and evict the state).
+    /// Default 86400 (one day: feeds' clocks and time zones are not always right).
+    pub max_future_secs: u64,
+    /// A record dated before this day goes to the dead-letter topic. Default 2000-01-01.
+    pub oldest_record_date: chrono::NaiveDate,
     /// Where the pseudonym key comes from: never the file (a secret stays in the environment,
     /// `DUBAN_PSEUDONYM_KEY`); `duban demo` and tests set it in code.
     #[serde(skip)]
@@ -119,6 +127,8 @@ impl Default for EngineConfig {
             idle_margin_ms: 250,
             min_domain_confidence: 0.34,
             model: None,
+            max_future_secs: 86_400,
+            oldest_record_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
             model_dir: None,
             retrain_schedule: None,
             classifier: DefaultClassifier::TaxonomyModel,

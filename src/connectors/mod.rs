@@ -148,12 +148,17 @@ pub fn envelope(
 
 /// A dead letter of a connector: channel, reason, position (`origin`) and original bytes.
 pub fn dead_letter(channel: Channel, reason: String, origin: &str, original: &[u8]) -> DeadLetter {
+    // Reasons and origins carry feed ids and file names: one line each in the log.
+    let (reason, origin) = (
+        crate::redact::printable(&reason, crate::redact::MAX_REASON_CHARS),
+        crate::redact::printable(origin, crate::redact::MAX_REASON_CHARS),
+    );
     tracing::warn!(target: "duban::connectors", channel = %channel, origin, "dead letter: {reason}");
     DeadLetter::new(
         &format!("connector.{channel}"),
         Some(channel.as_str()),
         reason,
-        origin,
+        &origin,
         None,
         original,
     )

@@ -183,7 +183,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         s(v, 0).map(n::normalize_text)
     }));
     ctx.register_udf(string_udf("mask_phones", 1, move |v| {
-        s(v, 0).map(pii::mask_numbers_in_text)
+        s(v, 0).map(pii::mask_contacts_in_text)
     }));
     ctx.register_udf(string_udf("mask_personal", 2, move |v| {
         s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
@@ -386,8 +386,9 @@ async fn normalize_on(
     ctx: &SessionContext,
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
-    let (rows, dead) = decode::decode_all(inputs);
+    let (rows, dead) = decode::decode_all(inputs, bounds);
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new(), dead));
     }
@@ -419,10 +420,11 @@ async fn normalize_with(
     ctxs: &[SessionContext],
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
     let threads = ctxs.len();
     if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
-        return normalize_on(&ctxs[0], inputs, hasher).await;
+        return normalize_on(&ctxs[0], inputs, hasher, bounds).await;
     }
     let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
     let per = inputs.len().div_ceil(slices);
@@ -433,7 +435,7 @@ async fn normalize_with(
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .context("a normalize thread's runtime")?
-                .block_on(normalize_on(ctx, chunk, hasher))
+                .block_on(normalize_on(ctx, chunk, hasher, bounds))
         },
     )?;
     let mut complaints = Vec::with_capacity(inputs.len());
@@ -475,6 +477,8 @@ pub struct Engine {
     classifier: Arc<crate::classify::registry::ModelSlot>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
+    /// When a record may be dated (`[engine] max_future_secs`, `oldest_record_date`).
+    bounds: decode::TimeBounds,
     core: Partitioned,
     config: Config,
 }
@@ -509,6 +513,7 @@ impl Engine {
             ctxs,
             classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
+            bounds: decode::TimeBounds::of(&config.engine),
             core: Partitioned::new(
                 &config.dedup,
                 config.kafka.partitions.max(1) as usize,
@@ -527,7 +532,7 @@ impl Engine {
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
         self.classifier.pin();
-        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
+        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None, &self.bounds).await?;
         Ok((complaints, dead))
     }
     /// The configuration the stateful operators run with.
@@ -544,7 +549,8 @@ impl Engine {
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
         self.classifier.pin();
-        let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
+        let normalized =
+            normalize_with(&self.ctxs, inputs, Some(&self.hasher), &self.bounds).await?;
         let cx = Engine::rule_context(&self.config);
         Ok(keyed_stage(&mut self.core, &cx, normalized))
     }
@@ -561,7 +567,7 @@ impl Engine {
         F: FnMut(usize, EngineOutput) -> Result<()>,
     {
         let cx = Engine::rule_context(&self.config);
-        let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
+        let (ctxs, hasher, bounds, core) = (&self.ctxs, &self.hasher, &self.bounds, &mut self.core);
         let classifier = &self.classifier;
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
@@ -577,7 +583,7 @@ impl Engine {
                 for batch in batches {
                     let inputs = batch.as_ref();
                     classifier.pin();
-                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
+                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher), bounds));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
                     if tx.send((inputs.len(), r)).is_err() || failed {

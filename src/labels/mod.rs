@@ -235,6 +235,7 @@ pub fn reroutes(
                 alert_id: a.alert_id.clone(),
                 action: ActionKind::Reroute,
                 actor: label.actor.clone(),
+                actor_note: None,
                 role: label.role.clone(),
                 at: label.at,
                 reason: label.reason.clone(),

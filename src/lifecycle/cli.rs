@@ -13,7 +13,8 @@ pub struct AlertsArgs {
     /// Bearer token (its role decides what is allowed). Env DUBAN_API_TOKEN.
     #[arg(long, env = "DUBAN_API_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Who acts (recorded in the history); default: the token's role.
+    /// A note of who acts, recorded beside the token holder's name as unverified (at most 40
+    /// letters, digits, spaces or ·.-_()). The actor itself is always the token's holder.
     #[arg(long)]
     pub actor: Option<String>,
     #[command(subcommand)]
@@ -96,7 +97,18 @@ async fn call(
         .request(method, &url)
         .bearer_auth(&args.token);
     if let Some(a) = &args.actor {
-        req = req.header("X-Duban-Actor", a);
+        // Percent-encoded: a header value is ASCII, names are often Chinese.
+        let encoded: String = a
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b' ' {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        req = req.header("X-Duban-Actor", encoded);
     }
     if let Some(b) = body {
         req = req.json(&b);
