@@ -652,6 +652,8 @@ mod tests {
             size,
             seed: 11,
             push_url: None,
+            // Dated before the fetch time below (later records are refused as future-dated).
+            end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
             ..crate::sim::SimConfig::default()
         };
         let corpus = crate::sim::corpus(&cfg).expect("corpus");

@@ -597,7 +597,9 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
 
     // New complaints on the closed issue reopen it as a new, linked, recurrent alert.
     rig.set_clock(past(red.lifecycle.reply_deadline.expect("reply")) + Days::days(3));
-    let more = planted(n, 2, t("2026-12-20T09:00:00+08:00"));
+    // Dated in the real past: the engine refuses records dated after the wall clock (a
+    // recurrence is told by complaint ids, not by time).
+    let more = planted(n, 2, t("2026-11-21T09:00:00+08:00"));
     send_raw(&rig, &more).await;
     let r1 = rig
         .wait_board("a recurrence", |b| {
