@@ -24,13 +24,12 @@ pub struct Policy {
 }
 
 impl Default for Policy {
+    /// The policy of the default `[rules]` and `[lifecycle]`, on the built-in calendar.
     fn default() -> Self {
-        Policy {
-            warning_working_days: 5,
-            warning_by_domain: BTreeMap::new(),
-            reply_working_days: 10,
-            calendar: WorkCalendar::builtin(),
-        }
+        super::config::LifecycleConfig::default().policy_on(
+            &crate::config::RuleConfig::default(),
+            WorkCalendar::builtin(),
+        )
     }
 }
 
