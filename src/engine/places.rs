@@ -257,16 +257,102 @@ const BOUNDARY_WORDS: &[&str] = &[
     "联合",
     "要求",
     "强制",
+    "底商",
+    "楼下",
+    "一楼",
+    "底层",
 ];
 
 /// Names that are a kind of place, not a place (物业公司 is any estate's manager; 政府 is no
 /// place of a complaint).
 const GENERIC: &[&str] = &[
-    "物业", "开发", "施工", "建筑", "装修", "保安", "保洁", "家政", "中介", "快递", "外卖", "培训",
-    "教育", "科技", "房产", "地产", "商贸", "附近", "周边", "当地", "本地", "小", "新", "老", "大",
-    "本", "该", "某", "某某", "各", "全", "整", "公交", "地铁", "搅拌", "人民", "市政", "有关",
-    "相关", "政府", "上述", "同一", "单位", "部门", "学生", "职工", "员工", "这", "那", "一",
-    "安置", "高速", "配套", "全市", "全省", "全区", "全县", "城中",
+    "物业",
+    "开发",
+    "施工",
+    "建筑",
+    "装修",
+    "保安",
+    "保洁",
+    "家政",
+    "中介",
+    "快递",
+    "外卖",
+    "培训",
+    "教育",
+    "科技",
+    "房产",
+    "地产",
+    "商贸",
+    "附近",
+    "周边",
+    "当地",
+    "本地",
+    "小",
+    "新",
+    "老",
+    "大",
+    "本",
+    "该",
+    "某",
+    "某某",
+    "各",
+    "全",
+    "整",
+    "公交",
+    "地铁",
+    "搅拌",
+    "人民",
+    "市政",
+    "有关",
+    "相关",
+    "政府",
+    "上述",
+    "同一",
+    "单位",
+    "部门",
+    "学生",
+    "职工",
+    "员工",
+    "这",
+    "那",
+    "一",
+    "安置",
+    "高速",
+    "配套",
+    "全市",
+    "全省",
+    "全区",
+    "全县",
+    "城中",
+    "烧烤",
+    "餐饮",
+    "小吃",
+    "早餐",
+    "夜宵",
+    "水果",
+    "理发",
+    "美容",
+    "美发",
+    "洗车",
+    "健身",
+    "便利",
+    "小卖",
+    "饭",
+    "面",
+    "酒",
+    "茶",
+    "宵夜",
+    "麻将",
+    "棋牌",
+    "大排档",
+    "商铺",
+    "门面",
+    "门店",
+    "沿街",
+    "临街",
+    "路边",
+    "黑",
+    "无证",
 ];
 
 /// Administrative units before a name: (unit, characters after it that make it a word instead,
@@ -479,9 +565,27 @@ fn scan(text: &str, in_title: bool, out: &mut Vec<Mention>) {
             end += 1;
         }
     }
+    // The most specific place of a chain of adjacent places (劳动东路翠湖花园, 翠湖花园底商某店):
+    // its last estate (estates name a place most reliably; a shop is often named by its kind),
+    // else its last place.
+    let mut specific = vec![false; spans.len()];
+    let mut first = 0;
+    for i in 0..spans.len() {
+        let chain_ends = spans.get(i + 1).is_none_or(|next| next.0 != spans[i].1);
+        if chain_ends {
+            let chain = first..=i;
+            let pick = chain
+                .clone()
+                .rev()
+                .find(|&k| spans[k].2 == Kind::Estate)
+                .unwrap_or(i);
+            specific[pick] = true;
+            first = i + 1;
+        }
+    }
     for (i, &(a, b, kind)) in spans.iter().enumerate() {
         let name: String = chars[a..b].iter().collect();
-        let specific = spans.get(i + 1).is_none_or(|next| next.0 != b);
+        let specific = specific[i];
         if name.ends_with("政府") {
             continue;
         }
@@ -776,6 +880,15 @@ mod tests {
             keys("投诉小区附近噪音", "").is_empty(),
             "小区 alone is no place"
         );
+    }
+
+    #[test]
+    fn a_shop_named_by_its_kind_is_no_place_and_the_estate_is_the_primary() {
+        assert!(keys("楼下底商烧烤店油烟扰民", "").is_empty());
+        let m = mentions("翠湖小区底商烧烤店油烟扰民", "");
+        assert_eq!(primary(&m).map(|m| m.key.as_str()), Some("E翠湖"));
+        let m = mentions("云杉东路青禾大药房刷医保卡", "");
+        assert_eq!(primary(&m).map(|m| m.key.as_str()), Some("S青禾大药房"));
     }
 
     #[test]
