@@ -92,6 +92,11 @@ enum Command {
     Eval(duban::classify::cli::EvalArgs),
     /// Classify JSON lines (`title`, `body`) from stdin; writes them back with `label`, `confidence`.
     Classify(duban::classify::cli::ClassifyArgs),
+    /// Labeling: which complaints to label next.
+    Label {
+        #[command(subcommand)]
+        command: LabelCommand,
+    },
     /// A situation report (HTML with charts, Markdown, JSON) of a day, week or month of the lake.
     Report(duban::report::ReportArgs),
     /// The supervision board in the browser (three colours, evidence, actions, dashboard, live).
@@ -108,6 +113,11 @@ enum Command {
         port: u16,
         #[command(flatten)]
         classifier: ClassifierArgs,
+    },
+    /// Score the analytic core: a backfill against `duban sim year`'s truth or hand labels.
+    Score {
+        #[command(subcommand)]
+        command: duban::score::ScoreCommand,
     },
     /// Lake maintenance.
     Lake {
@@ -173,9 +183,19 @@ enum SinkCommand {
 }
 
 #[derive(Subcommand)]
+enum LabelCommand {
+    /// Print the ids of the N rows of a CSV most worth labeling (uncertainty and diversity with
+    /// `--model`, diversity alone without), one a line.
+    Suggest(duban::classify::cli::SuggestArgs),
+}
+
+#[derive(Subcommand)]
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
-    Serve(duban::sim::SimServeArgs),
+    Serve(Box<duban::sim::SimServeArgs>),
+    /// Write a year-long message-board export built from the shared real texts, with planted
+    /// truth (issues, resubmissions, heavy posters) for `duban score year`.
+    Year(duban::sim::year::YearArgs),
 }
 
 fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
@@ -224,8 +244,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
             };
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let outcome =
-                pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
+            let outcome = pipeline::embedded::run_demo_reporting(
+                &cfg,
+                &cfg.connectors.dir,
+                sim,
+                &out,
+                &|line| eprintln!("[demo] {line}"),
+            )
+            .await?;
             print!("{}", outcome.summary.render());
             println!(
                 "wrote {} (lake/, alerts.jsonl, summary.json)",
@@ -238,9 +264,15 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Sim {
             command: SimCommand::Serve(args),
-        } => duban::sim::serve_forever(args).await?,
+        } => duban::sim::serve_forever(*args).await?,
+        Command::Sim {
+            command: SimCommand::Year(args),
+        } => tokio::task::spawn_blocking(move || duban::sim::year::run(&args))
+            .await
+            .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -273,7 +305,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 }
             };
             let lifecycle = duban::lifecycle::run::run_kafka(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process, reports, sink, lifecycle)?;
+            let retrain = duban::classify::retrain::run(&cfg, data.join("lake"), ctrl_c());
+            tokio::try_join!(ingest, process, reports, sink, lifecycle, retrain)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -282,6 +315,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -298,6 +332,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             config,
         } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
             print!("{}", summary.render());
             println!(
@@ -310,6 +345,9 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
+        Command::Label {
+            command: LabelCommand::Suggest(args),
+        } => duban::classify::cli::suggest(args).await?,
         Command::Sql(args) => {
             let opts = classifier_options(&args.classifier)?;
             match args.query {
@@ -338,6 +376,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let opts = classifier_options(&classifier)?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
+        Command::Score { command } => duban::score::run(command).await?,
         Command::Lake {
             command: LakeCommand::Compact { lake },
         } => {
@@ -377,15 +416,38 @@ async fn main_inner(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+impl Command {
+    /// Whether the command is a long-running service, whose operators read its INFO log; an
+    /// interactive command shows a person its own output and logs only warnings.
+    fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Ingest { .. }
+                | Command::Process { .. }
+                | Command::Lifecycle { .. }
+                | Command::Serve(_)
+                | Command::ServeSql { .. }
+                | Command::Sim { .. }
+                | Command::Sink { .. }
+        )
+    }
+}
+
 fn main() {
+    let cli = Cli::parse();
+    let default_log = if cli.command.is_service() {
+        "info,rdkafka=warn"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG")
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -169,6 +169,10 @@ pub struct Complaint {
     pub flags: String,
     /// The source's version when the record changed after first seen (hotline `updated_at`).
     pub source_version: Option<String>,
+    /// The version of the classifier that set `domain` (a model folder's version, a model file's
+    /// name and checksum, `taxonomy-model-…` or `vocabulary`).
+    #[serde(default)]
+    pub classifier_version: Option<String>,
 }
 
 impl Complaint {
@@ -208,6 +212,7 @@ impl Complaint {
             issue_id: None,
             flags: String::new(),
             source_version: None,
+            classifier_version: None,
         }
     }
 
@@ -247,6 +252,7 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("issue_id", true),
         s("flags", false),
         s("source_version", true),
+        s("classifier_version", true),
     ]))
 });
 
@@ -297,6 +303,7 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         opts(rows, |r| r.issue_id.as_deref()),
         strs(rows, |r| &r.flags),
         opts(rows, |r| r.source_version.as_deref()),
+        opts(rows, |r| r.classifier_version.as_deref()),
     ];
     Ok(RecordBatch::try_new(complaint_schema(), cols)?)
 }
@@ -741,7 +748,19 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinct() {
-        assert_eq!(complaint_id("hotline", "A1"), complaint_id("hotline", "A1"));
+        // Pinned: compacted topics and replays key by these ids across versions.
+        assert_eq!(
+            complaint_id("hotline", "A1"),
+            "2df41ca4477cf64bc90eeb53f7a5ba98"
+        );
+        assert_eq!(
+            alert_id(
+                AlertTrigger::CrowdConcentration,
+                "IS-000000001",
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date")
+            ),
+            "AL-4d89ca8ae114958a2d35"
+        );
         assert_eq!(
             complaint_id("hotline", "A1"),
             complaint_id("hotline", " A1 ")

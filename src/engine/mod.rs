@@ -49,19 +49,75 @@ pub struct EngineOutput {
     pub dead: Vec<DeadLetter>,
 }
 
-/// The key that pseudonymizes complainants: env DUBAN_PSEUDONYM_KEY, else a development key
-/// (with a warning: pseudonyms made with it are only as private as this source code).
-pub fn pseudonym_key() -> Vec<u8> {
-    match std::env::var("DUBAN_PSEUDONYM_KEY") {
-        Ok(k) if !k.is_empty() => k.into_bytes(),
-        _ => {
-            static WARN: std::sync::Once = std::sync::Once::new();
-            WARN.call_once(|| {
-                tracing::warn!(
-                    "DUBAN_PSEUDONYM_KEY is not set: using the development pseudonym key"
-                )
-            });
-            b"duban-development-pseudonym-key".to_vec()
+/// The environment variable holding the key of complainant pseudonyms.
+pub const PSEUDONYM_KEY_ENV: &str = "DUBAN_PSEUDONYM_KEY";
+
+/// The development key of `duban demo`: public in this source, so pseudonyms made with it are no
+/// secret. Refused everywhere else.
+const DEVELOPMENT_KEY: &[u8] = b"duban-development-pseudonym-key";
+
+/// Shortest key accepted from the environment (a brute force of the key must stay out of reach).
+const MIN_KEY_BYTES: usize = 16;
+
+/// Where the engine's pseudonym key comes from. Never a config file: the key is a secret, held in
+/// the environment of the processes that pseudonymize and nowhere else (README: threat model).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum PseudonymKey {
+    /// `DUBAN_PSEUDONYM_KEY`, required: production commands (`run`, `process`, `backfill`) fail
+    /// at start without it.
+    #[default]
+    Env,
+    /// `DUBAN_PSEUDONYM_KEY` when set, else the development key, with a warning (`duban demo`).
+    EnvOrDevelopment,
+    /// A key given in code: tests and benchmarks.
+    Given(Vec<u8>),
+}
+
+impl std::fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PseudonymKey::Env => f.write_str("Env"),
+            PseudonymKey::EnvOrDevelopment => f.write_str("EnvOrDevelopment"),
+            PseudonymKey::Given(_) => f.write_str("Given(<redacted>)"),
+        }
+    }
+}
+
+impl PseudonymKey {
+    /// The key's bytes; an error (one line) when a production command has none, or the
+    /// environment holds the development key or a key shorter than 16 bytes.
+    pub fn resolve(&self) -> Result<Vec<u8>> {
+        self.resolve_from(std::env::var(PSEUDONYM_KEY_ENV).ok())
+    }
+
+    /// [`PseudonymKey::resolve`] with the environment's value given.
+    fn resolve_from(&self, env: Option<String>) -> Result<Vec<u8>> {
+        match (self, env.filter(|k| !k.is_empty())) {
+            (PseudonymKey::Given(k), _) => Ok(k.clone()),
+            (_, Some(k)) => {
+                anyhow::ensure!(
+                    k.as_bytes() != DEVELOPMENT_KEY,
+                    "{PSEUDONYM_KEY_ENV} holds the development key, which is public in duban's source: set a secret key"
+                );
+                anyhow::ensure!(
+                    k.len() >= MIN_KEY_BYTES,
+                    "{PSEUDONYM_KEY_ENV} must hold at least {MIN_KEY_BYTES} bytes (it has {})",
+                    k.len()
+                );
+                Ok(k.into_bytes())
+            }
+            (PseudonymKey::EnvOrDevelopment, None) => {
+                static WARN: std::sync::Once = std::sync::Once::new();
+                WARN.call_once(|| {
+                    tracing::warn!(
+                        "{PSEUDONYM_KEY_ENV} is not set: the demo uses the development pseudonym key"
+                    )
+                });
+                Ok(DEVELOPMENT_KEY.to_vec())
+            }
+            (PseudonymKey::Env, None) => anyhow::bail!(
+                "{PSEUDONYM_KEY_ENV} is not set: this command writes pseudonyms and needs the bureau's secret key (at least {MIN_KEY_BYTES} bytes); only `duban demo` runs with a development key"
+            ),
         }
     }
 }
@@ -120,8 +176,9 @@ fn s<'a>(v: &[Option<&'a str>], i: usize) -> Option<&'a str> {
     v.get(i).copied().flatten()
 }
 
-/// Register duban's per-record UDFs on a DataFusion context (also used by `duban sql`).
-pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>, key: Vec<u8>) {
+/// Register duban's keyless per-record UDFs on a DataFusion context (also used by `duban sql`,
+/// Flight SQL and the reports). The keyed `pseudonym` is not among them: see [`register_pseudonym`].
+pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
     use normalize as n;
     ctx.register_udf(string_udf("normalize_text", 1, move |v| {
         s(v, 0).map(n::normalize_text)
@@ -133,7 +190,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
     }));
     ctx.register_udf(string_udf("mask_phone", 1, move |v| {
-        s(v, 0).and_then(n::mask_phone)
+        s(v, 0).and_then(pii::mask_phone)
     }));
     ctx.register_udf(string_udf("complaint_id", 2, move |v| {
         Some(complaint_id(s(v, 0)?, s(v, 1)?))
@@ -144,9 +201,6 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
             s(v, 1).unwrap_or(""),
         ))
     }));
-    ctx.register_udf(string_udf("pseudonym", 4, move |v| {
-        n::identity(s(v, 0)?, s(v, 1), s(v, 2), s(v, 3)).map(|id| n::pseudonym(&key, &id))
-    }));
     ctx.register_udf(string_udf("canonical_district", 2, move |v| {
         n::canonical_district(s(v, 0), s(v, 1).unwrap_or(""))
     }));
@@ -156,15 +210,25 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     ctx.register_udf(string_udf("content_hash", 1, move |v| {
         s(v, 0).map(content_hash)
     }));
-    // `classify(title, body)` → "domain|confidence": one pass for both columns.
+    // `classify(title, body)` → "domain|confidence|version": one pass for the three columns.
     let c1 = classifier.clone();
     ctx.register_udf(string_udf("classify", 2, move |v| {
-        let (d, c) = c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
-        Some(format!("{d}|{c}"))
+        let (d, c, version) = c1.classify_versioned(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
+        Some(format!("{d}|{c}|{}", version.replace('|', "_")))
     }));
     let c2 = classifier;
     ctx.register_udf(string_udf("classify_domain", 2, move |v| {
         Some(c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)
+    }));
+}
+
+/// Register the keyed `pseudonym(channel, phone, user_id, name)` UDF: the engine's normalize
+/// contexts only. A session with it and the lake's masked phones could test every candidate of
+/// the hidden digits against the complainant column, so it never goes into an analyst's session.
+pub fn register_pseudonym(ctx: &SessionContext, key: Vec<u8>) {
+    use normalize as n;
+    ctx.register_udf(string_udf("pseudonym", 4, move |v| {
+        n::identity(s(v, 0)?, s(v, 1), s(v, 2), s(v, 3)).map(|id| n::pseudonym(&key, &id))
     }));
 }
 
@@ -250,6 +314,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         "content_hash",
         "place",
         "source_version",
+        "classifier_version",
     ];
     let strs: Vec<ArrayRef> = names.iter().map(|n| col(n, &utf8)).collect::<Result<_>>()?;
     let s: Vec<&StringArray> = strs.iter().map(|a| a.as_string::<i32>()).collect();
@@ -301,6 +366,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 duplicate_group: String::new(),
                 place: get(13, r),
                 source_version: get(14, r),
+                classifier_version: get(15, r).filter(|v| !v.is_empty()),
                 issue_id: None,
                 flags: String::new(),
             })
@@ -406,6 +472,8 @@ fn keyed_stage(core: &mut Partitioned, cx: &RuleContext, normalized: Normalized)
 pub struct Engine {
     /// One DataFusion context per normalize thread (the first also serves small batches).
     ctxs: Vec<SessionContext>,
+    /// The classifier the contexts' UDFs use: pinned anew at each batch boundary.
+    classifier: Arc<crate::classify::registry::ModelSlot>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
     core: Partitioned,
@@ -423,24 +491,24 @@ impl Engine {
     /// worker's (which publishes issues as they change instead of keeping them).
     pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
-        let model: Arc<dyn DomainClassifier> = match &config.engine.model {
-            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
-            None => crate::classify::without_model(config, false)?,
-        };
+        let classifier = crate::classify::engine_classifier(config)?;
+        let model: Arc<dyn DomainClassifier> = classifier.clone();
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let key = pseudonym_key();
+        let key = config.engine.pseudonym_key.resolve()?;
         let ctxs = (0..threads.max(1))
             .map(|_| {
                 let ctx = SessionContext::new_with_config(
                     datafusion::prelude::SessionConfig::new().with_target_partitions(1),
                 );
-                register_udfs(&ctx, model.clone(), key.clone());
+                register_udfs(&ctx, model.clone());
+                register_pseudonym(&ctx, key.clone());
                 ctx
             })
             .collect();
         Ok(Engine {
             ctxs,
+            classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
             core: Partitioned::new(
                 &config.dedup,
@@ -459,6 +527,7 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+        self.classifier.pin();
         let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
         Ok((complaints, dead))
     }
@@ -475,6 +544,7 @@ impl Engine {
 
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
+        self.classifier.pin();
         let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
         let cx = Engine::rule_context(&self.config);
         Ok(keyed_stage(&mut self.core, &cx, normalized))
@@ -493,6 +563,7 @@ impl Engine {
     {
         let cx = Engine::rule_context(&self.config);
         let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
+        let classifier = &self.classifier;
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -506,6 +577,7 @@ impl Engine {
                 };
                 for batch in batches {
                     let inputs = batch.as_ref();
+                    classifier.pin();
                     let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
@@ -558,6 +630,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
+    fn config() -> Config {
+        let mut cfg = Config::default();
+        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+        cfg
+    }
+
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {
         let cfg = crate::sim::SimConfig {
@@ -597,7 +676,7 @@ mod tests {
     type Run = (Vec<Complaint>, Vec<Alert>, Vec<String>);
 
     async fn run_in_batches(inputs: &[RawInput], batch: usize) -> Run {
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let mut complaints = Vec::new();
         let mut alerts = std::collections::BTreeMap::new();
         for chunk in inputs.chunks(batch) {
@@ -613,6 +692,35 @@ mod tests {
             .collect();
         issues.sort();
         (complaints, alerts.into_values().collect(), issues)
+    }
+
+    #[test]
+    fn production_refuses_a_missing_development_or_short_key() {
+        let env = |k: &str| Some(k.to_string());
+        let err = |r: Result<Vec<u8>>| format!("{:#}", r.expect_err("refused"));
+        assert!(
+            err(PseudonymKey::Env.resolve_from(None)).contains("DUBAN_PSEUDONYM_KEY is not set")
+        );
+        assert!(err(PseudonymKey::Env.resolve_from(env(""))).contains("is not set"));
+        let dev = String::from_utf8(DEVELOPMENT_KEY.to_vec()).expect("ascii");
+        for source in [PseudonymKey::Env, PseudonymKey::EnvOrDevelopment] {
+            assert!(err(source.resolve_from(Some(dev.clone()))).contains("development key"));
+            assert!(err(source.resolve_from(env("short"))).contains("at least 16 bytes"));
+            let key = source
+                .resolve_from(env("a-secret-of-the-bureau"))
+                .expect("key");
+            assert_eq!(key, b"a-secret-of-the-bureau");
+        }
+        // The demo alone falls back to the development key; tests give theirs in code.
+        assert_eq!(
+            PseudonymKey::EnvOrDevelopment
+                .resolve_from(None)
+                .expect("demo"),
+            DEVELOPMENT_KEY
+        );
+        let given = PseudonymKey::Given(b"k".to_vec());
+        assert_eq!(given.resolve_from(None).expect("given"), b"k");
+        assert_eq!(format!("{given:?}"), "Given(<redacted>)");
     }
 
     #[tokio::test]
@@ -638,7 +746,7 @@ mod tests {
         let inputs = corpus_inputs(600);
         let whole = run_in_batches(&inputs, 10_000).await;
         // The stateless stage runs ahead on its own thread; each batch still applies in order.
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let (mut complaints, mut alerts, mut records) =
             (Vec::new(), std::collections::BTreeMap::new(), 0);
         e.process_batches(inputs.chunks(160), |n, out| {
@@ -652,7 +760,7 @@ mod tests {
         assert_eq!(complaints, whole.0);
         assert_eq!(alerts.into_values().collect::<Vec<_>>(), whole.1);
         // A sink's error ends the run with that error; no batch after it is handed over.
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let mut calls = 0;
         let err = e
             .process_batches(inputs.chunks(100), |_, _| {
@@ -668,7 +776,7 @@ mod tests {
     async fn complaints_prepared_on_the_stateless_stage_apply_as_in_place() {
         // A dedup config other than the default: the stateless stage must hash with the keyed
         // state's own MinHash parameters, or duplicates and clusters would change.
-        let mut cfg = Config::default();
+        let mut cfg = config();
         cfg.kafka.partitions = 1;
         (cfg.dedup.ngram, cfg.dedup.bands, cfg.dedup.rows) = (2, 10, 3);
         let inputs = corpus_inputs(400);
@@ -701,7 +809,7 @@ mod tests {
 
     #[tokio::test]
     async fn normalizes_through_sql() {
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let out = e
             .process(&[
                 raw("hotline", "RX1", json!({"call_time": "2026-11-01 09:00:00", "caller": "王某", "phone": "13812345678",
@@ -716,9 +824,9 @@ mod tests {
         assert_eq!(out.complaints.len(), 2);
         let h = &out.complaints[0];
         assert_eq!(h.complaint_id, complaint_id("hotline", "RX1"));
-        assert_eq!(h.phone_masked.as_deref(), Some("138****5678"));
+        assert_eq!(h.phone_masked.as_deref(), Some("*******5678"));
         assert!(
-            !h.body.contains("13812345678") && h.body.contains("138****5678"),
+            !h.body.contains("13812345678") && h.body.contains("*******5678"),
             "{}",
             h.body
         );

@@ -10,6 +10,7 @@ pub mod server;
 pub mod teddy;
 pub mod text;
 pub mod wire;
+pub mod year;
 
 #[cfg(test)]
 mod tests;

@@ -173,6 +173,7 @@ webhook_attempts = 20
             &topics.complaints,
             &topics.alerts,
             &topics.alerts_raised,
+            &topics.labels,
         ] {
             duban::lifecycle::run::read_to_end(&bootstrap(), t).expect("topic ready");
         }
@@ -232,7 +233,7 @@ webhook_attempts = 20
                 "lifecycle did not start: {}",
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -846,6 +847,127 @@ async fn kill_9_around_a_deadline_escalates_once_and_notifies_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_at_random_moments_of_an_escalation_escalates_once() {
+    // Each run restores the board; the clock then moves past the deadline, so the next tick
+    // (every 100 ms) escalates (board record and notification log in one transaction) and the
+    // notice is delivered; every delivery's first attempt fails, so a retry with backoff stretches
+    // the delivery. Kills land at seeded random moments: until red is on the board, within 150 ms
+    // of the clock moving (before the tick, or inside the escalation's transaction, which the next
+    // run's producer then aborts); after it, across the notice's attempts and its log write.
+    let (hooks, url) = Receiver::start(true).await;
+    let rig = Rig::new("life-kill-rand", &url, 400).await;
+    let before = t("2026-11-20T10:00:00+08:00");
+    rig.set_clock(before);
+    let unit = duban::engine::units::units().responsible(Some("城市管理"), Some("镜湖区"));
+    let alert = raised_alert(&unit, 6);
+    let id = alert.alert_id.clone();
+    let (a, _) = rig.start();
+    raise(&rig, &alert).await;
+    let yellow = rig.wait_board("yellow", |b| b.get(&id).cloned()).await;
+    kill9(a);
+    let after = t(&format!(
+        "{}T08:00:00+08:00",
+        yellow.deadline + Days::days(3)
+    ));
+    let is_red =
+        |b: &BTreeMap<String, Alert>| b.get(&id).is_some_and(|a| a.level == AlertLevel::Red);
+    let mut moments = KillMoments::from_env_or_clock("lifecycle random kills");
+    let mut phases: Vec<(Duration, bool, usize)> = Vec::new();
+    // Until red is on the board every run is killed (a run that commits the escalation ends that
+    // phase), then three more across the delivery; a bound in case the board never turns red.
+    while phases.iter().filter(|p| p.1).count() < 3 {
+        assert!(
+            phases.len() < 40,
+            "the escalation never committed: {phases:?}"
+        );
+        let red_before = is_red(&rig.board());
+        rig.set_clock(if red_before { after } else { before });
+        let (p, _) = rig.start();
+        let at = if red_before {
+            moments.within(0, 1200)
+        } else {
+            rig.set_clock(after);
+            moments.within(0, 150)
+        };
+        tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
+        kill9(p);
+        phases.push((at, is_red(&rig.board()), hooks.delivered().len()));
+    }
+    rig.set_clock(after);
+    let (last, api) = rig.start();
+    let red = rig
+        .wait_board("escalation after the kills", |b| {
+            b.get(&id).filter(|a| a.level == AlertLevel::Red).cloned()
+        })
+        .await;
+    let esc_key = format!("{id}#{}", red.lifecycle.history.len());
+    wait_until("the escalation notice logged as delivered", || {
+        rig.logged_delivered(&esc_key)
+    })
+    .await;
+    eprintln!("kills (moment, red on the board, notices delivered): {phases:?}");
+
+    // One escalation in every board record ever written, one escalation time, one document.
+    let records: Vec<Alert> = rig
+        .board_records()
+        .into_iter()
+        .filter(|a| a.alert_id == id)
+        .collect();
+    for r in &records {
+        let n = r
+            .lifecycle
+            .history
+            .iter()
+            .filter(|h| h.action == "escalate")
+            .count();
+        assert!(n <= 1, "a board record with {n} escalations");
+    }
+    let escalated: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter_map(|r| r.lifecycle.escalated_at)
+        .collect();
+    assert_eq!(escalated.len(), 1, "one escalation time: {escalated:?}");
+    let documents: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter_map(|r| r.lifecycle.document_no.clone())
+        .collect();
+    assert_eq!(documents.len(), 1, "one document number: {documents:?}");
+    // The notice reached the unit. A kill between the receiver's 2xx and the delivered-log write
+    // sends it again after the restart: the same Idempotency-Key and the same body, so a receiver
+    // that keys on it keeps one; every copy of one key is identical.
+    assert!(
+        hooks.delivered().contains_key(&esc_key),
+        "escalation notice delivered"
+    );
+    let calls = hooks.calls();
+    for key in calls.iter().map(|c| &c.key) {
+        let bodies: std::collections::BTreeSet<String> = calls
+            .iter()
+            .filter(|c| &c.key == key)
+            .map(|c| c.body.to_string())
+            .collect();
+        assert_eq!(bodies.len(), 1, "copies of {key} differ: {bodies:?}");
+    }
+    let notices: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| c.key.starts_with(&format!("{id}#")))
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(notices.len(), 2, "raise and escalate only: {notices:?}");
+    let (code, shown) = call(
+        &api,
+        SUPERVISOR,
+        "GET",
+        &format!("/api/alerts/{id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(shown["document_no"], json!(red.lifecycle.document_no));
+    kill9(last);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unit_tokens_may_only_give_feedback_on_their_own_alerts() {
     let (_hooks, url) = Receiver::start(false).await;
     let rig = Rig::new("life-roles", &url, 200).await;
@@ -927,6 +1049,101 @@ async fn unit_tokens_may_only_give_feedback_on_their_own_alerts() {
         history,
         vec!["raise", "feedback"],
         "refused actions left no trace in the history"
+    );
+    kill9(life);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_domain_correction_reroutes_the_issues_open_alert_and_lands_in_the_labels_table() {
+    let (hooks, url) = Receiver::start(false).await;
+    let rig = Rig::new("life-labels", &url, 200).await;
+    rig.set_clock(t("2026-11-23T10:00:00+08:00"));
+    let units = duban::engine::units::units();
+    let unit = units.responsible(Some("城市管理"), Some("镜湖区"));
+    let a = raised_alert(&unit, 5);
+    let id = a.alert_id.clone();
+    let (life, api) = rig.start();
+    raise(&rig, &a).await;
+    rig.wait_board("yellow", |b| b.get(&id).cloned()).await;
+    let fix = json!({"issue_id": a.subject, "domain": "生态环境", "reason": "实为排污问题"});
+
+    // Only a supervisor corrects, and only to a domain of the taxonomy.
+    let own = rig.token_of(&unit);
+    let (code, body) = call(&api, &own, "POST", "/api/labels", fix.clone()).await;
+    assert_eq!(code, 403, "{body}");
+    let bad = json!({"issue_id": a.subject, "domain": "外星事务"});
+    let (code, body) = call(&api, SUPERVISOR, "POST", "/api/labels", bad).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`domain`")),
+        "{body}"
+    );
+
+    let (code, body) = call(&api, SUPERVISOR, "POST", "/api/labels", fix).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["rerouted"], json!([id]), "{body}");
+    assert_eq!(body["label"]["old_domain"], "城市管理", "{body}");
+    let new_unit = units.responsible_at(Some("生态环境"), Some("镜湖区"), &[a.summary.as_str()]);
+    assert_ne!(new_unit, unit);
+    // The board: the new unit has it, with the correction in its history.
+    let moved = rig
+        .wait_board("re-routed", |b| {
+            b.get(&id).filter(|x| x.unit == new_unit).cloned()
+        })
+        .await;
+    assert_eq!(moved.domain.as_deref(), Some("生态环境"));
+    let last = moved.lifecycle.history.last().expect("history");
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str()),
+        ("reroute", "supervisor")
+    );
+    assert!(last.reason.contains("实为排污问题"), "{}", last.reason);
+    // The new unit is notified; the old one may no longer act on it.
+    wait_until("the new unit's notification", || {
+        hooks
+            .calls()
+            .iter()
+            .any(|c| c.body["unit"] == new_unit.as_str() && c.body["action"] == "reroute")
+    })
+    .await;
+    let (code, _) = call(
+        &api,
+        &own,
+        "POST",
+        &format!("/api/alerts/{id}/feedback"),
+        json!({"text": "已处理"}),
+    )
+    .await;
+    assert_eq!(code, 403);
+    // The correction: on the compacted labels topic, in the API's list and the lake table.
+    let labels: Vec<duban::labels::Label> = read_json(&rig.topics.labels);
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert_eq!(labels[0].key(), format!("issue:{}", a.subject));
+    assert_eq!(labels[0].domain, "生态环境");
+    let (code, list) = call(&api, SUPERVISOR, "GET", "/api/labels", Value::Null).await;
+    assert_eq!((code, list[0]["domain"].as_str()), (200, Some("生态环境")));
+    let lake = rig.data.join("lake");
+    wait_until("the lake table labels", || {
+        duban::labels::read_lake(&lake).is_ok_and(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(
+        duban::labels::read_lake(&lake).expect("table")[0],
+        labels[0]
+    );
+    // A complaint the lake does not know is refused with one line from the CLI.
+    let out = Command::new(env!("CARGO_BIN_EXE_duban"))
+        .args(["alerts", "--api", &api, "--token", SUPERVISOR, "label"])
+        .args(["--complaint", "no-such-complaint", "--domain", "交通运输"])
+        .output()
+        .expect("duban alerts runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("404") && err.trim().lines().count() == 1,
+        "{err}"
     );
     kill9(life);
 }
