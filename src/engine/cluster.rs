@@ -218,6 +218,12 @@ pub struct Issue {
     /// that names the issue's place, or whose own place the issue's complaints named, may join.
     #[serde(skip)]
     places: Vec<u32>,
+    /// The estates its complaints are about (the first estate each one names, at most
+    /// `MAX_ISSUE_PLACES`): a complaint about another estate joins only when the issue's
+    /// complaints named it or it names all of them (a template that each sender fills in with
+    /// their own estate stays apart, with or without a road they all name).
+    #[serde(skip)]
+    estates: Vec<u32>,
 }
 
 /// One issue in a term's posting list: its number and `1 + ln tf` of the term in its profile.
@@ -337,6 +343,9 @@ pub struct Member<'a> {
 /// What clustering needs of a complaint.
 pub struct ClusterInput<'a> {
     pub member: Member<'a>,
+    /// Its issue block (`partition::block_of`): a district, or the city's for a complaint naming
+    /// no place.
+    pub block: &'a str,
     /// The places it names as place ids of its block (`resolve_places`), primary first, and
     /// their names as written (the primary's is the issue's place when it starts one).
     pub places: &'a [u32],
@@ -765,6 +774,13 @@ impl IssueIndex {
         {
             return false;
         }
+        // About an estate: not an issue about other estates unless they are named together.
+        if let Some(e) = roots.iter().find(|p| self.places.is_estate(**p))
+            && !x.places.iter().any(|q| self.places.root(*q) == *e)
+            && !self.named_all(&x.estates, roots)
+        {
+            return false;
+        }
         if x.place_id == NONE || roots.is_empty() {
             return true;
         }
@@ -773,6 +789,20 @@ impl IssueIndex {
             || roots
                 .first()
                 .is_some_and(|p| x.places.iter().any(|q| self.places.root(*q) == *p))
+    }
+
+    /// Whether two issues may be one by their estates: the estates one is about were all named
+    /// by the other's complaints.
+    fn estates_compatible(&self, a: usize, b: usize) -> bool {
+        let (x, y) = (&self.list[a], &self.list[b]);
+        let roots = |v: &[u32]| -> Vec<u32> { v.iter().map(|q| self.places.root(*q)).collect() };
+        self.named_all(&x.estates, &roots(&y.places))
+            || self.named_all(&y.estates, &roots(&x.places))
+    }
+
+    /// Whether `places` (roots) holds every one of `of` (by their roots now; true for none).
+    fn named_all(&self, of: &[u32], places: &[u32]) -> bool {
+        of.iter().all(|q| places.contains(&self.places.root(*q)))
     }
 
     /// An issue that took a place: its postings move from the lists of issues without a place
@@ -821,6 +851,19 @@ impl IssueIndex {
         }
     }
 
+    /// Record that a complaint of issue `i` is about estate `p` (up to `MAX_ISSUE_PLACES`).
+    fn add_estate(&mut self, i: usize, p: u32) {
+        let root = self.places.root(p);
+        let known = self.list[i]
+            .estates
+            .iter()
+            .any(|q| self.places.root(*q) == root);
+        let x = &mut self.list[i];
+        if !known && x.estates.len() < MAX_ISSUE_PLACES {
+            x.estates.push(root);
+        }
+    }
+
     /// Words of a query that are words of its place names (丽发, 新城 of 丽发新城): left out when
     /// judging the matter at a place, which every issue there shares.
     fn matter_of(&self, query: &[(u32, f32)], names: &[&str]) -> Vec<(u32, f32)> {
@@ -837,7 +880,7 @@ impl IssueIndex {
     /// Assign a complaint to an issue; returns the issue id.
     pub fn assign(&mut self, cfg: &IssueConfig, c: &ClusterInput) -> String {
         let m = &c.member;
-        let block = m.district.unwrap_or("未知").to_string();
+        let block = c.block.to_string();
         let tf = self.intern(c.words);
         self.docs += 1;
         for (t, _) in &tf {
@@ -912,6 +955,7 @@ impl IssueIndex {
                     districts: BTreeMap::new(),
                     place_id: NONE,
                     places: Vec::new(),
+                    estates: Vec::new(),
                 });
                 self.by_id.insert(id, i);
                 i
@@ -931,6 +975,9 @@ impl IssueIndex {
             }
         }
         self.add_places(idx, &roots);
+        if let Some(&p) = roots.iter().find(|p| self.places.is_estate(**p)) {
+            self.add_estate(idx, p);
+        }
         let (bk, placed) = (block_key(&block), self.list[idx].place_id != NONE);
         for (t, n) in tf {
             let (new, count) = add_term(&mut self.list[idx].profile, t, n);
@@ -1027,7 +1074,7 @@ impl IssueIndex {
                     }
                     _ => mx.domain == my.domain && self.cosine(d2, o) >= cfg.merge_similarity,
                 };
-                if !same {
+                if !same || !self.estates_compatible(d2, o) {
                     continue;
                 }
                 let (x, y) = (&self.list[d2], &self.list[o]);
@@ -1089,6 +1136,9 @@ impl IssueIndex {
             self.move_postings(into);
         }
         self.add_places(into, &src.places);
+        for p in src.estates {
+            self.add_estate(into, p);
+        }
         let norm = self.norm_of(&self.list[into].profile);
         self.sync(into, Some(norm));
         self.sync(from, None);
@@ -1260,6 +1310,7 @@ mod tests {
                 at,
                 likes: 1,
             },
+            block: "镜湖区",
             places: Box::leak(ids.into_boxed_slice()),
             place_names: Box::leak(names.into_boxed_slice()),
             place_stated: mentions.first().is_some_and(|m| m.in_title),
@@ -1368,6 +1419,41 @@ mod tests {
         assert_ne!(a, b, "the same words at another estate (on the same road)");
         assert_eq!(a, c);
         assert!(idx.recluster(&cfg).is_empty());
+    }
+
+    #[test]
+    fn a_template_filled_in_with_each_senders_estate_stays_apart() {
+        let cfg = IssueConfig::default();
+        let mut idx = IssueIndex::default();
+        // A road all senders name, then each one's own estate.
+        let road = |p: &str| format!("云杉路施工围挡占道，{p}小区门口每天堵车到晚上，希望交警疏导");
+        // A policy question written from home: the estate only in passing in the body.
+        let home = |p: &str| {
+            format!(
+                "孩子上户口为什么要开证明？我们住在{p}小区，派出所说没有证明不给办理，这个规定合理吗"
+            )
+        };
+        let mut run = |texts: [String; 4], stated: bool, base: usize| {
+            let ids: Vec<String> = texts
+                .iter()
+                .enumerate()
+                .map(|(k, t)| {
+                    let id: &'static str = Box::leak(format!("t{}", base + k).into_boxed_str());
+                    let mut c = input(&mut idx, id, id, t, k as i64);
+                    c.place_stated = stated;
+                    idx.assign(&cfg, &c)
+                })
+                .collect();
+            assert_ne!(ids[0], ids[1], "another estate: {texts:?}");
+            assert_eq!(ids[0], ids[2], "the same estate: {texts:?}");
+            assert!(
+                ids[3] != ids[0] && ids[3] != ids[1],
+                "a third estate: {texts:?}"
+            );
+        };
+        run(["青禾", "柳岸", "青禾", "松鹤"].map(road), true, 0);
+        run(["白鹭", "金桂", "白鹭", "银杏"].map(home), false, 10);
+        assert!(idx.recluster(&cfg).is_empty(), "nor merged later");
     }
 
     #[test]

@@ -382,6 +382,11 @@ fn is_name_char(c: char) -> bool {
 
 /// The suffix (and its kind) ending at char `end` (exclusive), longest first.
 fn suffix_ending(chars: &[char], end: usize) -> Option<(usize, Kind)> {
+    suffixes_ending(chars, end).next()
+}
+
+/// Every suffix (and its kind) ending at char `end` (exclusive), longest first.
+fn suffixes_ending(chars: &[char], end: usize) -> impl Iterator<Item = (usize, Kind)> + '_ {
     /// Suffixes by their last character, longest first.
     type ByLast = HashMap<char, Vec<(Vec<char>, Kind)>>;
     static BY_LAST: std::sync::LazyLock<ByLast> = std::sync::LazyLock::new(|| {
@@ -397,11 +402,12 @@ fn suffix_ending(chars: &[char], end: usize) -> Option<(usize, Kind)> {
         }
         m
     });
-    let last = *chars.get(end.checked_sub(1)?)?;
-    BY_LAST
-        .get(&last)?
-        .iter()
-        .find(|(s, _)| end >= s.len() && chars[end - s.len()..end] == s[..])
+    end.checked_sub(1)
+        .and_then(|i| chars.get(i))
+        .and_then(|last| BY_LAST.get(last))
+        .into_iter()
+        .flatten()
+        .filter(move |(s, _)| end >= s.len() && chars[end - s.len()..end] == s[..])
         .map(|(s, k)| (s.len(), *k))
 }
 
@@ -538,7 +544,24 @@ fn scan(text: &str, in_title: bool, out: &mut Vec<Mention>) {
     let mut floor = 0;
     let mut end = 1;
     while end <= chars.len() {
-        let Some((n, kind)) = suffix_at(end) else {
+        if suffix_at(end).is_none() {
+            end += 1;
+            continue;
+        }
+        // The longest suffix that leaves a name (化工厂: 化工 + 厂, not 化 + 工厂).
+        let found = suffixes_ending(&chars, end).find_map(|(n, kind)| {
+            let suffix_start = end - n;
+            let mut start = suffix_start;
+            while start > floor && suffix_start - start < MAX_NAME && is_name_char(chars[start - 1])
+            {
+                start -= 1;
+            }
+            let named = name_start(&chars, start, suffix_start);
+            let name: String = chars[named..suffix_start].iter().collect();
+            (suffix_start >= named + 2 && !GENERIC.contains(&name.as_str()) && !is_admin(&name))
+                .then_some((named, kind))
+        });
+        let Some((named, kind)) = found else {
             end += 1;
             continue;
         };
@@ -550,20 +573,9 @@ fn scan(text: &str, in_title: bool, out: &mut Vec<Mention>) {
         {
             last = e;
         }
-        let suffix_start = end - n;
-        let mut start = suffix_start;
-        while start > floor && suffix_start - start < MAX_NAME && is_name_char(chars[start - 1]) {
-            start -= 1;
-        }
-        let named = name_start(&chars, start, suffix_start);
-        let name: String = chars[named..suffix_start].iter().collect();
-        if suffix_start >= named + 2 && !GENERIC.contains(&name.as_str()) && !is_admin(&name) {
-            spans.push((named, last, kind));
-            floor = last;
-            end = last + 1;
-        } else {
-            end += 1;
-        }
+        spans.push((named, last, kind));
+        floor = last;
+        end = last + 1;
     }
     // The most specific place of a chain of adjacent places (劳动东路翠湖花园, 翠湖花园底商某店):
     // its last estate (estates name a place most reliably; a shop is often named by its kind),
@@ -707,6 +719,13 @@ fn grams(key: &str) -> Vec<[char; 2]> {
 impl PlaceRegistry {
     /// The place id of `key` in `block` at time `at`: the place it was matched to before, else a
     /// known place it names (`same_place`; the lowest id of the best), else a new place.
+    /// Whether place `id` is an estate (by its root's first key; false once evicted).
+    pub fn is_estate(&self, id: u32) -> bool {
+        self.keys
+            .get(&self.root(id))
+            .is_some_and(|k| k.starts_with(Kind::Estate.tag()))
+    }
+
     pub fn resolve(&mut self, block: u64, key: &str, at: i64) -> u32 {
         if let Some(&id) = self.by_key.get(&(block, Box::from(key))) {
             let root = self.root(id);
@@ -862,6 +881,11 @@ mod tests {
                 "{written}: {m:?}"
             );
         }
+        assert_eq!(
+            keys("化工厂偷排废水", ""),
+            vec!["S化工厂"],
+            "the suffix that leaves a name"
+        );
         // A market is a site, not an administrative unit followed by a name.
         assert_eq!(keys("农贸市场门口垃圾", ""), vec!["S农贸市场"]);
         // Roads keep their name; kinds stay apart.

@@ -590,6 +590,7 @@ impl AnalyticState {
                         cx.issues,
                         &ClusterInput {
                             member,
+                            block: &block,
                             places: &places,
                             place_names: &names,
                             place_stated: mentions.first().is_some_and(|m| m.in_title),
@@ -956,6 +957,39 @@ mod tests {
     }
 
     const TEXT: &str = "长江路烧烤摊每天晚上占道经营到凌晨两点，油烟和噪音让周边居民无法休息，多次打电话都没有人来管";
+
+    #[test]
+    fn a_matter_without_a_place_is_one_issue_across_districts() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
+            // Three posters of three districts, in their own words (no near duplicates).
+            let rows: Vec<Complaint> = [
+                ("镜湖区", "人才购房补贴审核通过三个月还没有发放，社保公积金都按时缴纳，请问购房补贴什么时候发放"),
+                ("弋江区", "人才购房补贴审核通过以后迟迟没有发放，请问购房补贴发放要等多久"),
+                ("鸠江区", "购房补贴审核通过快半年了，人才购房补贴一直没有发放到账"),
+            ]
+            .iter()
+            .enumerate()
+            .map(|(k, (d, body))| Complaint {
+                district: Some(d.to_string()),
+                ..complaint(&format!("s{k}"), &format!("p{k}"), body, None, k as i64)
+            })
+            .collect();
+            let placed = complaint("s9", "p9", TEXT, Some("长江路"), 3);
+            assert_eq!(crate::engine::partition::block_of(&placed), "镜湖区");
+            let (out, _) = st.apply(rows.into_iter().chain([placed]).collect(), cx);
+            assert_eq!(
+                crate::engine::partition::block_of(&out[0]),
+                crate::engine::partition::CITY_BLOCK
+            );
+            assert!(out.iter().all(|c| c.duplicate_of.is_none()));
+            let issue = out[0].issue_id.clone().expect("issue");
+            assert!(out[..3].iter().all(|c| c.issue_id.as_ref() == Some(&issue)));
+            assert_ne!(out[3].issue_id.as_ref(), Some(&issue));
+            let i = st.issues.get(&issue).expect("issue");
+            assert_eq!((i.district.as_deref(), i.districts.len()), (None, 3));
+        });
+    }
 
     #[test]
     fn drops_seen_ids_and_marks_near_duplicates() {
