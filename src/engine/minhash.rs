@@ -148,6 +148,25 @@ fn equal_bins(a: &[u32], b: &[u32]) -> usize {
         .sum()
 }
 
+/// The place of an item whose text named none.
+pub const NO_PLACE: u32 = u32::MAX;
+
+/// What an insert found: the duplicate group's first id (a similar item at the same place), and
+/// the place of the most similar item that named another place.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Near {
+    pub first: Option<String>,
+    pub other_place: Option<u32>,
+}
+
+/// An item inserted: its complaint id, time and place (`NO_PLACE`: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub id: &'a str,
+    pub at: i64,
+    pub place: u32,
+}
+
 /// Most items of one bucket compared with a new item (the newest ones).
 const BUCKET_CAP: usize = 64;
 
@@ -165,9 +184,11 @@ pub struct LshIndex {
     /// Records of the items held, `stride` words each, from item number `base`; the first
     /// `dead` of them were evicted (compacted away once they are half the array).
     recs: Vec<u32>,
-    /// Per record: its time (for eviction) and its duplicate group's first id.
+    /// Per record: its time (for eviction), its duplicate group's first id and the place its
+    /// text named (`NO_PLACE`: none).
     at: Vec<i64>,
     first: Vec<Box<str>>,
+    place: Vec<u32>,
     base: u32,
     dead: usize,
     /// Words per record: 1 + bands + bins / 2 (fixed by the first signature).
@@ -205,6 +226,26 @@ impl LshIndex {
         at: i64,
         threshold: f64,
     ) -> Option<String> {
+        let item = Item {
+            id,
+            at,
+            place: NO_PLACE,
+        };
+        self.insert_at(h, sig, &item, threshold, |_, _| true).first
+    }
+
+    /// `insert` of a text naming `place`: a similar previous item is a duplicate only where
+    /// `same(its place, place)` (near-identical texts naming different places are not
+    /// duplicates); the most similar one naming another place is reported (`other_place`).
+    pub fn insert_at(
+        &mut self,
+        h: &MinHasher,
+        sig: Signature,
+        item: &Item,
+        threshold: f64,
+        same: impl Fn(u32, u32) -> bool,
+    ) -> Near {
+        let Item { id, at, place } = *item;
         let bands = h.bands;
         let words = sig.len().div_ceil(2);
         if self.stride == 0 {
@@ -233,6 +274,7 @@ impl LshIndex {
         // An odd last bin's empty half is equal in every record: not counted.
         let pad = words * 2 - bins;
         let mut best: Option<(usize, u32)> = None;
+        let mut other: Option<(usize, u32)> = None;
         // The bands' chains are walked side by side, one step of each in turn: the next record
         // of every chain is fetched while others are compared (a lone chain walk waits on
         // memory at each step). Which items are compared does not depend on the order, nor
@@ -258,10 +300,16 @@ impl LshIndex {
                 if rec[0] != self.stamp {
                     rec[0] = self.stamp;
                     let e = equal_bins(&packed, &rec[1 + bands..]) - pad;
-                    if e as f64 / bins as f64 >= threshold
-                        && best.is_none_or(|(be, bi)| e > be || (e == be && n < bi))
-                    {
-                        best = Some((e, n));
+                    if e as f64 / bins as f64 >= threshold {
+                        let theirs = self.place[p];
+                        let slot = if theirs == place || same(theirs, place) {
+                            &mut best
+                        } else {
+                            &mut other
+                        };
+                        if slot.is_none_or(|(be, bi)| e > be || (e == be && n < bi)) {
+                            *slot = Some((e, n));
+                        }
                     }
                 }
                 if prev == u32::MAX || seen + 1 >= BUCKET_CAP {
@@ -276,6 +324,7 @@ impl LshIndex {
         let first = best
             .and_then(|(_, n)| self.pos(n))
             .map(|p| self.first[p].to_string());
+        let other_place = other.and_then(|(_, n)| self.pos(n)).map(|p| self.place[p]);
         let idx = self.base + self.at.len() as u32;
         self.recs.push(self.stamp);
         for k in &keys {
@@ -286,7 +335,8 @@ impl LshIndex {
         self.recs.resize((self.at.len() + 1) * stride, 0);
         self.at.push(at);
         self.first.push(first.as_deref().unwrap_or(id).into());
-        first
+        self.place.push(place);
+        Near { first, other_place }
     }
 
     /// Evict items from the oldest inserted on while their time is before `cutoff` (Unix
@@ -305,6 +355,7 @@ impl LshIndex {
                 self.recs.drain(..self.dead * self.stride);
                 self.at.drain(..self.dead);
                 self.first.drain(..self.dead);
+                self.place.drain(..self.dead);
                 self.base = live;
                 self.dead = 0;
             }

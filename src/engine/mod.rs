@@ -8,6 +8,7 @@ pub mod minhash;
 pub mod normalize;
 pub mod partition;
 pub mod pii;
+pub mod places;
 pub mod rules;
 pub mod taxonomy;
 pub mod triage;
@@ -204,7 +205,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         n::canonical_district(s(v, 0), s(v, 1).unwrap_or(""))
     }));
     ctx.register_udf(string_udf("place", 1, move |v| {
-        s(v, 0).and_then(n::extract_place)
+        s(v, 0).and_then(places::place_of)
     }));
     ctx.register_udf(string_udf("content_hash", 1, move |v| {
         s(v, 0).map(content_hash)

@@ -1,8 +1,8 @@
 //! Keyed, partitioned state and the deterministic order records are applied in.
 //!
 //! The engine's state is split like its Kafka topics: `n` issue-block partitions (dedup,
-//! clustering, crowd alerts; a complaint goes to the partition of its district) and `n`
-//! complainant partitions (frequency; an event goes to the partition of its pseudonym). Each
+//! clustering, crowd alerts; a complaint goes to the partition of its issue block, `block_of`)
+//! and `n` complainant partitions (frequency; an event goes to the partition of its pseudonym). Each
 //! partition's state is a function of the sequence of records it applied. That sequence is fixed
 //! by a total order over records, the [`Key`]: (timestamp, source partition, source offset) of
 //! the raw record. A partition that receives records from several sources applies them in key
@@ -38,9 +38,19 @@ pub fn partition_of(key: &str, n: usize) -> usize {
     (crate::ids::fnv1a64(key.as_bytes()) % n.max(1) as u64) as usize
 }
 
-/// The issue block of a complaint (its district; the clustering's block).
+/// The issue block of complaints that name no place in a known district: matters across the
+/// city (a policy, a subsidy, a service) cluster there, whichever district their posters are in.
+pub const CITY_BLOCK: &str = "全市";
+
+/// The issue block of a complaint (the clustering's block and the key of its state partition):
+/// its district when it names a place; the city's block when it names none (its district stays
+/// on the complaint and its issue); one block for complaints of no known district.
 pub fn block_of(c: &Complaint) -> &str {
-    c.district.as_deref().unwrap_or("未知")
+    match (c.district.as_deref(), c.place.is_some()) {
+        (None, _) => "未知",
+        (Some(_), false) => CITY_BLOCK,
+        (Some(d), true) => d,
+    }
 }
 
 /// Deterministic merge of sources that each deliver items in increasing key order.

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{DedupConfig, RuleConfig};
-use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex, Words};
+use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex, Member, Words};
 use crate::engine::frequency::{FrequencyConfig, Person, Population};
+use crate::engine::minhash::{Item, NO_PLACE};
 use crate::engine::minhash::{LshIndex, MinHasher, Signature};
+use crate::engine::places::{self, Mention};
 use crate::engine::triage;
 use crate::engine::units::UnitTable;
 use crate::record::{Alert, AlertLevel, AlertTrigger, Complaint, alert_id, local_offset};
@@ -161,16 +163,38 @@ pub struct Prepared {
     sig: Signature,
     flags: Vec<&'static str>,
     words: Words,
+    /// The places it names (title, body; else its address), primary first.
+    mentions: Vec<Mention>,
 }
 
 impl Prepared {
     /// `hasher` must be the keyed state's (`MinHasher::new` of the same dedup config).
     pub fn new(hasher: &MinHasher, c: &Complaint) -> Prepared {
         let text = format!("{} {}", c.title, c.body);
+        let mut mentions = places::mentions(&c.title, &c.body);
+        if !mentions.iter().any(|m| m.in_title)
+            && let Some(a) = &c.address
+            && c.place.as_ref() != Some(a)
+        {
+            // The channel's address states the place, like a title (an address equal to the
+            // place is normalize.sql's fallback to the text's place, not the channel's field).
+            let stated = places::mentions(a, "");
+            if !stated.is_empty() {
+                mentions = stated;
+            }
+        }
+        // The primary place first.
+        if let Some(k) = places::primary(&mentions).map(|m| m.key.clone())
+            && let Some(i) = mentions.iter().position(|m| m.key == k)
+        {
+            let p = mentions.remove(i);
+            mentions.insert(0, p);
+        }
         Prepared {
             sig: hasher.signature(&c.body),
             flags: triage::complaint_flags(&text),
             words: Words::new(text),
+            mentions,
         }
     }
 }
@@ -488,11 +512,35 @@ impl AnalyticState {
             if self.block_clock.advance(at) {
                 self.sweep_block(cx);
             }
-            let Prepared { sig, flags, words } = prepared;
+            let Prepared {
+                sig,
+                flags,
+                words,
+                mentions,
+            } = prepared;
             debug_assert_eq!(sig.len(), self.hasher.bands * self.hasher.rows);
+            let block = crate::engine::partition::block_of(&c).to_string();
+            let places =
+                self.issues
+                    .resolve_places(&block, mentions.iter().map(|m| m.key.as_str()), at);
+            let place = places.first().copied().unwrap_or(NO_PLACE);
+            let registry = &self.issues.places;
+            let item = Item {
+                id: &c.complaint_id,
+                at,
+                place,
+            };
             let near = self
                 .lsh
-                .insert(&self.hasher, sig, &c.complaint_id, at, cx.dedup.threshold);
+                .insert_at(&self.hasher, sig, &item, cx.dedup.threshold, |a, b| {
+                    a == NO_PLACE || b == NO_PLACE || registry.root(a) == registry.root(b)
+                });
+            if let Some(other) = near.other_place
+                && place != NO_PLACE
+            {
+                // Near-identical texts naming two places: evidence that they are one.
+                self.issues.places_co_occurred(other, place);
+            }
             c.duplicate_of = match self.first_by_content.get(c.content_hash.as_str()) {
                 Some((first, _)) => Some(first.to_string()),
                 None => {
@@ -500,7 +548,7 @@ impl AnalyticState {
                         c.content_hash.as_str().into(),
                         (c.complaint_id.as_str().into(), at),
                     );
-                    near
+                    near.first
                 }
             };
             c.duplicate_group = c
@@ -512,6 +560,14 @@ impl AnalyticState {
                 .complainant
                 .clone()
                 .unwrap_or_else(|| format!("anon:{}", c.complaint_id));
+            let member = Member {
+                complaint_id: &c.complaint_id,
+                complainant: &who,
+                domain: &c.domain,
+                district: c.district.as_deref(),
+                at,
+                likes: c.likes.unwrap_or(0),
+            };
             // A duplicate belongs to its original's issue; others are clustered.
             // (`seen` holds each complaint's issue, so duplicates join their original's.)
             // An original whose issue was evicted (closed): the copy is clustered afresh.
@@ -525,30 +581,25 @@ impl AnalyticState {
                 .filter(|i| self.issues.is_live(i));
             let issue = match live {
                 Some(i) => {
-                    self.issues.add_member(
-                        &i,
-                        &c.complaint_id,
-                        &who,
-                        &c.domain,
-                        at,
-                        c.likes.unwrap_or(0),
-                    );
+                    self.issues.add_member(&i, &member);
                     i
                 }
-                None => self.issues.assign(
-                    cx.issues,
-                    &ClusterInput {
-                        complaint_id: &c.complaint_id,
-                        district: c.district.as_deref(),
-                        place: c.place.as_deref(),
-                        complainant: &who,
-                        domain: &c.domain,
-                        title: &c.title,
-                        words: &words,
-                        at,
-                        likes: c.likes.unwrap_or(0),
-                    },
-                ),
+                None => {
+                    let names: Vec<&str> = mentions.iter().map(|m| m.name.as_str()).collect();
+                    self.issues.assign(
+                        cx.issues,
+                        &ClusterInput {
+                            member,
+                            block: &block,
+                            places: &places,
+                            place_names: &names,
+                            place_stated: mentions.first().is_some_and(|m| m.in_title),
+                            other_place: near.other_place.filter(|p| *p != NO_PLACE),
+                            title: &c.title,
+                            words: &words,
+                        },
+                    )
+                }
             };
             let fl = self.issue_flags.entry(issue.clone()).or_default();
             for f in flags {
@@ -908,6 +959,39 @@ mod tests {
     const TEXT: &str = "长江路烧烤摊每天晚上占道经营到凌晨两点，油烟和噪音让周边居民无法休息，多次打电话都没有人来管";
 
     #[test]
+    fn a_matter_without_a_place_is_one_issue_across_districts() {
+        with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
+            let mut st = AnalyticState::new(cx.dedup);
+            // Three posters of three districts, in their own words (no near duplicates).
+            let rows: Vec<Complaint> = [
+                ("镜湖区", "人才购房补贴审核通过三个月还没有发放，社保公积金都按时缴纳，请问购房补贴什么时候发放"),
+                ("弋江区", "人才购房补贴审核通过以后迟迟没有发放，请问购房补贴发放要等多久"),
+                ("鸠江区", "购房补贴审核通过快半年了，人才购房补贴一直没有发放到账"),
+            ]
+            .iter()
+            .enumerate()
+            .map(|(k, (d, body))| Complaint {
+                district: Some(d.to_string()),
+                ..complaint(&format!("s{k}"), &format!("p{k}"), body, None, k as i64)
+            })
+            .collect();
+            let placed = complaint("s9", "p9", TEXT, Some("长江路"), 3);
+            assert_eq!(crate::engine::partition::block_of(&placed), "镜湖区");
+            let (out, _) = st.apply(rows.into_iter().chain([placed]).collect(), cx);
+            assert_eq!(
+                crate::engine::partition::block_of(&out[0]),
+                crate::engine::partition::CITY_BLOCK
+            );
+            assert!(out.iter().all(|c| c.duplicate_of.is_none()));
+            let issue = out[0].issue_id.clone().expect("issue");
+            assert!(out[..3].iter().all(|c| c.issue_id.as_ref() == Some(&issue)));
+            assert_ne!(out[3].issue_id.as_ref(), Some(&issue));
+            let i = st.issues.get(&issue).expect("issue");
+            assert_eq!((i.district.as_deref(), i.districts.len()), (None, 3));
+        });
+    }
+
+    #[test]
     fn drops_seen_ids_and_marks_near_duplicates() {
         with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
             let mut st = AnalyticState::new(cx.dedup);
@@ -1147,7 +1231,10 @@ mod tests {
                     complaint(
                         &format!("e{k}"),
                         &format!("p{}", k % 37),
-                        &format!("{place}门口夜市占道经营第{k}次，编号{}", k * 7919),
+                        &format!(
+                            "{place}门口夜市占道经营，油烟噪音扰民到深夜，{}",
+                            ["请处理", "多次反映无果", "影响休息", "希望整治"][(k % 4) as usize]
+                        ),
                         Some(&place),
                         day,
                     )

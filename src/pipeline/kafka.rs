@@ -4,8 +4,9 @@
 //! (Kafka Streams' design, scaled by starting more workers):
 //!
 //! - **normalize** (per `raw` partition, stateless but for a timestamp floor): decode and
-//!   normalize raw records; dead letters to `dlq`; complaints re-keyed by issue block (district)
-//!   to `repartition-block`, each with its [`Key`] in the engine's total order; progress markers
+//!   normalize raw records; dead letters to `dlq`; complaints re-keyed by issue block
+//!   (`block_of`: the district, or the city's block for a complaint naming no place) to
+//!   `repartition-block`, each with its [`Key`] in the engine's total order; progress markers
 //!   to every `repartition-block` partition.
 //! - **issues** (per `repartition-block` partition): merges its sources in key order
 //!   ([`Merger`]), applies dedup, clustering and crowd alerts; complaints to `complaints`, issue
