@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-use super::feed::{Feed, HttpPolicy, Refused};
+use super::feed::{Feed, HttpPolicy, Refused, path_segment};
 use super::fields::FieldMap;
 use super::{Commit, Mode, Positions, Sink, check_url, dead_letter, envelope, pause};
 use crate::record::Channel;
@@ -82,10 +82,7 @@ pub struct Taken {
 
 impl Taken {
     pub fn from_position(p: Option<&Value>, cap: usize) -> Taken {
-        let mut t = Taken {
-            cap: cap.max(1),
-            ..Taken::default()
-        };
+        let mut t = Taken::bounded(cap);
         for id in p
             .and_then(|p| p.get("taken"))
             .and_then(Value::as_array)
@@ -100,14 +97,31 @@ impl Taken {
     pub fn contains(&self, id: &str) -> bool {
         self.set.contains(id)
     }
-    pub fn insert(&mut self, id: String) {
+    /// Remember `id`; returns the ids forgotten to stay within the bound (oldest first).
+    pub fn insert(&mut self, id: String) -> Vec<String> {
+        let mut evicted = Vec::new();
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
             while self.order.len() > self.cap {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
+                    evicted.push(old);
                 }
             }
+        }
+        evicted
+    }
+    /// The id the next new insertion would forget, if the bound is reached.
+    pub fn next_evicted(&self) -> Option<&str> {
+        (self.order.len() >= self.cap)
+            .then(|| self.order.front().map(String::as_str))
+            .flatten()
+    }
+    /// An empty set holding at most `cap` ids.
+    pub fn bounded(cap: usize) -> Taken {
+        Taken {
+            cap: cap.max(1),
+            ..Taken::default()
         }
     }
     pub fn to_position(&self) -> Value {
@@ -131,27 +145,67 @@ impl<'a> ListWalk<'a> {
             found_set: HashSet::new(),
         }
     }
-    /// Add a page's ids; returns false when the walk can stop.
+    /// Add a page's ids; returns false when the page brought nothing new (every id taken
+    /// before the pass, or seen earlier in it): the walk can stop.
     pub fn page(&mut self, ids: &[String]) -> bool {
-        if ids.is_empty() {
-            return false;
-        }
-        let mut all_known = true;
+        let mut news = false;
         for id in ids {
-            if self.taken.contains(id) {
-                continue;
-            }
-            all_known = false;
-            if self.found_set.insert(id.clone()) {
+            if !self.taken.contains(id) && self.found_set.insert(id.clone()) {
                 self.found.push(id.clone());
+                news = true;
             }
         }
-        !all_known
+        news
+    }
+    /// New ids found so far.
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
     }
     /// The new ids, oldest first.
     pub fn oldest_first(self) -> Vec<String> {
         self.found.into_iter().rev().collect()
     }
+}
+
+/// What fetching one new item gave: a record, or a dead letter naming it and why.
+pub enum Fetched {
+    Record(crate::record::RawEnvelope),
+    Dead(crate::record::DeadLetter),
+}
+
+/// A list-and-detail feed's way of turning one new item (by its list id) into a record.
+pub trait ItemSource {
+    /// Fetch the item `id`. `Ok(None)` skips it (it is not taken); an error ends the pass.
+    fn fetch(&self, feed: &Feed, id: &str) -> impl Future<Output = Result<Option<Fetched>>>;
+}
+
+/// Fetch the new items `new` (oldest first) and commit them `per_commit` at a time with the
+/// ids taken, so a restart goes on after the last committed item.
+pub async fn take_items<S: ItemSource>(
+    src: &S,
+    feed: &Feed,
+    sink: &Sink,
+    taken: &mut Taken,
+    new: &[String],
+    per_commit: usize,
+) -> Result<()> {
+    for chunk in new.chunks(per_commit.max(1)) {
+        let mut c = Commit::default();
+        for id in chunk {
+            match src.fetch(feed, id).await? {
+                None => continue,
+                Some(Fetched::Record(e)) => c.records.push(e),
+                Some(Fetched::Dead(d)) => c.dead.push(d),
+            }
+            taken.insert(id.clone());
+        }
+        c.positions.push((String::new(), taken.to_position()));
+        sink.commit(c).await?;
+    }
+    Ok(())
 }
 
 /// The items of a list-and-detail feed (board messages, portal letters): what they are called,
@@ -167,14 +221,46 @@ pub struct Details<U, P> {
     pub parse: P,
 }
 
+impl<U, P> ItemSource for Details<U, P>
+where
+    U: Fn(&str) -> Option<String>,
+    P: Fn(&[u8]) -> Result<Value, String>,
+{
+    /// A detail becomes a raw envelope, or a dead letter naming the item and why (a refused
+    /// request, a detail that does not parse); any other feed error ends the pass.
+    async fn fetch(&self, feed: &Feed, id: &str) -> Result<Option<Fetched>> {
+        let (channel, noun) = (self.channel, self.noun);
+        let Some(url) = (self.url_of)(id) else {
+            return Ok(None);
+        };
+        let body = match feed.get(&url, &[]).await {
+            Ok(b) => b,
+            Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                let why = format!("{noun} {id}: detail {e:#}");
+                return Ok(Some(Fetched::Dead(dead_letter(channel, why, &url, &[]))));
+            }
+            Err(e) => return Err(e),
+        };
+        feed.metrics().received(1, body.len());
+        Ok(Some(match (self.parse)(&body) {
+            Ok(payload) => {
+                let position = json!({ self.id_key: id });
+                Fetched::Record(envelope(channel, id, position, payload, None))
+            }
+            Err(why) => {
+                let why = format!("{noun} {id}: {why}");
+                Fetched::Dead(dead_letter(channel, why, &url, &body))
+            }
+        }))
+    }
+}
+
 impl<U, P> Details<U, P>
 where
     U: Fn(&str) -> Option<String>,
     P: Fn(&[u8]) -> Result<Value, String>,
 {
-    /// Fetch the details of `new` (oldest first) and commit them `per_commit` at a time with the
-    /// ids taken. A detail becomes a raw envelope, or a dead letter naming the item and why (a
-    /// refused request, a detail that does not parse); any other feed error ends the pass.
+    /// Fetch the details of `new` (oldest first) and commit them `per_commit` at a time.
     pub async fn take(
         &self,
         feed: &Feed,
@@ -183,41 +269,7 @@ where
         new: &[String],
         per_commit: usize,
     ) -> Result<()> {
-        let (channel, noun) = (self.channel, self.noun);
-        for chunk in new.chunks(per_commit.max(1)) {
-            let mut c = Commit::default();
-            for id in chunk {
-                let Some(url) = (self.url_of)(id) else {
-                    continue;
-                };
-                let body = match feed.get(&url, &[]).await {
-                    Ok(b) => b,
-                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
-                        let why = format!("{noun} {id}: detail {e:#}");
-                        c.dead.push(dead_letter(channel, why, &url, &[]));
-                        taken.insert(id.clone());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                sink.metrics.received(1, body.len());
-                match (self.parse)(&body) {
-                    Ok(payload) => {
-                        let position = json!({ self.id_key: id });
-                        c.records
-                            .push(envelope(channel, id, position, payload, None));
-                    }
-                    Err(why) => {
-                        let why = format!("{noun} {id}: {why}");
-                        c.dead.push(dead_letter(channel, why, &url, &body));
-                    }
-                }
-                taken.insert(id.clone());
-            }
-            c.positions.push((String::new(), taken.to_position()));
-            sink.commit(c).await?;
-        }
-        Ok(())
+        take_items(self, feed, sink, taken, new, per_commit).await
     }
 }
 
@@ -231,7 +283,13 @@ fn tid_of(item: &Value) -> Option<String> {
 }
 
 pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
-    let feed = Feed::new("board", &cfg.http, mode, sink.metrics.clone())?;
+    let feed = Feed::new(
+        "board",
+        &cfg.http,
+        mode,
+        sink.metrics.clone(),
+        &cfg.list_url,
+    )?;
     let map = FieldMap::checked("", &cfg.fields, &cfg.required)?;
     let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
@@ -266,7 +324,7 @@ pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> 
             channel: Channel::Board,
             noun: "board message",
             id_key: "tid",
-            url_of: |tid: &str| Some(cfg.detail_url.replace("{id}", tid)),
+            url_of: |tid: &str| Some(cfg.detail_url.replace("{id}", &path_segment(tid))),
             parse: |body: &[u8]| {
                 serde_json::from_slice::<Value>(body)
                     .map_err(|e| format!("detail is not JSON ({e})"))

@@ -183,7 +183,13 @@ pub fn api_page(
 }
 
 pub async fn run_api(cfg: &ApiConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
-    let feed = Feed::new("hotline-api", &cfg.http, mode, sink.metrics.clone())?;
+    let feed = Feed::new(
+        "hotline-api",
+        &cfg.http,
+        mode,
+        sink.metrics.clone(),
+        &cfg.url,
+    )?;
     let map = cfg.field_map()?;
     let mut cursor = Cursor::from_position(pos.get(""));
     loop {

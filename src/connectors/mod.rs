@@ -87,7 +87,12 @@ impl ConnectorFiles {
 fn load_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read connector config {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    parse_file(&text, path)
+}
+
+/// Parse the text of connector file `path` (see [`load_file`]).
+fn parse_file<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
         let msg = e.message().to_string();
         match e.span() {
             Some(span) => {

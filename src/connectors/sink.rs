@@ -31,7 +31,8 @@ pub type Positions = BTreeMap<String, Value>;
 pub struct Commit {
     pub records: Vec<RawEnvelope>,
     pub dead: Vec<DeadLetter>,
-    /// (sub key, position); "" is the connector's main position. `Value::Null` deletes the key.
+    /// (sub key, position); "" is the connector's main position. `Value::Null` deletes the key
+    /// (a tombstone on Kafka).
     pub positions: Vec<(String, Value)>,
 }
 
@@ -188,10 +189,18 @@ impl Sink {
             .iter()
             .map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?)))
             .collect::<Result<_>>()?;
+        // A null position is written as a tombstone (empty value): compaction deletes its key.
         let pos: Vec<(String, Vec<u8>)> = c
             .positions
             .iter()
-            .map(|(k, v)| Ok((offset_key(&self.name, k), serde_json::to_vec(v)?)))
+            .map(|(k, v)| {
+                let bytes = if v.is_null() {
+                    Vec::new()
+                } else {
+                    serde_json::to_vec(v)?
+                };
+                Ok((offset_key(&self.name, k), bytes))
+            })
             .collect::<Result<_>>()?;
         let sent_bytes: usize = raw.iter().map(|(_, v)| v.len()).sum();
         let dropped_bytes: usize = c.dead.iter().map(|d| d.original().len()).sum();
@@ -290,6 +299,9 @@ mod tests {
             (b"board", br#"{"seen":["1","2"]}"#),
             (b"board/tmp", b"1"),
             (b"board/tmp", b"null"),
+            (b"board/gone", b"1"),
+            // A Kafka tombstone reads as an empty value.
+            (b"board/gone", b""),
         ];
         let p = fold_positions("board", recs.iter().copied());
         assert_eq!(p.len(), 1);

@@ -583,6 +583,10 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
         .wanshitong;
     wcfg.bind = "127.0.0.1:0".parse().expect("addr");
     wcfg.secret_env = "DUBAN_TEST_WST_SECRET_UNSET".into();
+    // Any variable that is set serves as the metrics token's source.
+    wcfg.metrics_token_env = Some("HOME".into());
+    let metrics_token = std::env::var("HOME").expect("HOME is set");
+    wcfg.remember_ids = 2;
     let secret = wanshitong::DEV_SECRET;
     let rx = wanshitong::start(&wcfg, out.clone())
         .await
@@ -642,8 +646,23 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
         202,
         "dead-lettered"
     );
+    // A body without a submission id is dead-lettered once: the same signed request replayed
+    // within the window is acknowledged without a second dead letter.
+    let idless = r#"{"event":"submission.created","content":"无编号"}"#.to_string();
+    assert_eq!(
+        post(signed(secret, now, &idless), idless.clone()).await,
+        202
+    );
+    assert_eq!(
+        post(signed(secret, now, &idless), idless.clone()).await,
+        202
+    );
+    let metrics_url = format!("http://{}/metrics", rx.addr);
+    let anonymous = client.get(&metrics_url).send().await.expect("metrics");
+    assert_eq!(anonymous.status().as_u16(), 401, "metrics need the token");
     let metrics = client
-        .get(format!("http://{}/metrics", rx.addr))
+        .get(&metrics_url)
+        .bearer_auth(&metrics_token)
         .send()
         .await
         .expect("metrics")
@@ -669,15 +688,44 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
     assert_eq!(r.status().as_u16(), 200);
     let answer: serde_json::Value = r.json().await.expect("json");
     assert_eq!(answer["duplicate"], true, "{answer}");
+    // A third submission id: the oldest of the two remembered is forgotten, its key deleted.
+    let third = body("W-THIRD", Some("路面塌陷"));
+    let r = client
+        .post(&url2)
+        .headers(signed(secret, now, &third))
+        .body(third.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
     rx.shutdown().await;
+    let offsets = read_all(&format!("{prefix}.connect-offsets"));
+    let last = |key: &str| {
+        offsets
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_deref() == Some(key.as_bytes()))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(last("wanshitong/W-GOOD"), Some(vec![]), "a tombstone");
+    assert!(last("wanshitong/W-THIRD").is_some_and(|v| !v.is_empty()));
 
     let envs = envelopes(&prefix);
     let ids: Vec<&str> = envs.iter().map(|e| e.source_id.as_str()).collect();
-    assert_eq!(ids, ["W-GOOD"], "only the good submission, once");
+    assert_eq!(
+        ids,
+        ["W-GOOD", "W-THIRD"],
+        "only the good submissions, once"
+    );
     assert_eq!(envs[0].payload["content"], "夜间施工噪音扰民");
     assert_eq!(envs[0].payload["extra"]["new_field"], 1);
     let dead = dead_letters(&prefix);
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(
+        dead[1].reason.contains("submission_id"),
+        "{}",
+        dead[1].reason
+    );
     assert!(
         dead[0].reason.contains("W-BROKEN") && dead[0].reason.contains("`content`"),
         "{}",
