@@ -169,6 +169,18 @@ pub struct Complaint {
     pub flags: String,
     /// The source's version when the record changed after first seen (hotline `updated_at`).
     pub source_version: Option<String>,
+    /// The unit the feed says handles the complaint (hotline 主办单位/承办单位, a letter's 处理单位).
+    #[serde(default)]
+    pub handling_unit: Option<String>,
+    /// The official reply the feed carries (masked like the body), None until there is one.
+    #[serde(default)]
+    pub reply_text: Option<String>,
+    /// Who replied (回复单位/答复单位, the board's answer organization).
+    #[serde(default)]
+    pub reply_unit: Option<String>,
+    /// When the reply was given (Asia/Shanghai).
+    #[serde(default)]
+    pub replied_at: Option<DateTime<FixedOffset>>,
 }
 
 impl Complaint {
@@ -208,6 +220,10 @@ impl Complaint {
             issue_id: None,
             flags: String::new(),
             source_version: None,
+            handling_unit: None,
+            reply_text: None,
+            reply_unit: None,
+            replied_at: None,
         }
     }
 
@@ -247,6 +263,10 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("issue_id", true),
         s("flags", false),
         s("source_version", true),
+        s("handling_unit", true),
+        s("reply_text", true),
+        s("reply_unit", true),
+        Field::new("replied_at", ts_type(), true),
     ]))
 });
 
@@ -297,6 +317,16 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         opts(rows, |r| r.issue_id.as_deref()),
         strs(rows, |r| &r.flags),
         opts(rows, |r| r.source_version.as_deref()),
+        opts(rows, |r| r.handling_unit.as_deref()),
+        opts(rows, |r| r.reply_text.as_deref()),
+        opts(rows, |r| r.reply_unit.as_deref()),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                rows.iter()
+                    .map(|r| r.replied_at.map(|t| t.timestamp_micros())),
+            )
+            .with_timezone(TZ),
+        ),
     ];
     Ok(RecordBatch::try_new(complaint_schema(), cols)?)
 }
