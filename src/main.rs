@@ -114,6 +114,11 @@ enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
+    /// Connector profiles: try one against its feed without Kafka.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Copy duban's tables to another store.
     Sink {
         #[command(subcommand)]
@@ -157,6 +162,13 @@ enum LakeCommand {
         #[arg(long, default_value = "var/data/lake")]
         lake: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Pull a profile's feed (or read an export file) once and print each record as the
+    /// canonical complaint, one JSON object a line; dead letters and their reasons go to stderr.
+    Check(duban::connectors::profile::check::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -346,6 +358,11 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 "compacted {} partitions: {} files → {}, {} rows, {} superseded rows dropped",
                 r.partitions, r.files_before, r.files_after, r.rows, r.duplicates_dropped
             );
+        }
+        Command::Connector {
+            command: ConnectorCommand::Check(args),
+        } => {
+            duban::connectors::profile::check::run(args).await?;
         }
         Command::Sink {
             command: SinkCommand::Clickhouse { config, lake },

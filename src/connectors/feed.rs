@@ -332,6 +332,16 @@ impl Feed {
     /// other statuses, answers over `max_body_bytes` and URLs off the feed's host fail at once
     /// with [`Refused`].
     pub async fn send(&self, req: &Request) -> Result<Answer> {
+        self.send_parsed(req, |a| Ok(a.clone())).await
+    }
+
+    /// As [`Feed::send`], then `parse` the answer; an answer that does not parse (a firewall's
+    /// page instead of JSON) is retried like a throttled one.
+    pub async fn send_parsed<T>(
+        &self,
+        req: &Request,
+        parse: impl Fn(&Answer) -> Result<T, String>,
+    ) -> Result<T> {
         let url =
             url::Url::parse(&req.url).with_context(|| format!("{:?} is not a URL", req.url))?;
         if !self.owns(&url) {
@@ -350,11 +360,12 @@ impl Feed {
                 tokio::time::sleep(wait).await;
             }
             self.rate_limit().await;
-            let (why, retry_after) = match self.attempt(req).await {
-                Ok(answer) => {
+            let (why, retry_after) = match self.attempt(req).await.map(|a| parse(&a)) {
+                Ok(Ok(answer)) => {
                     self.breaker().success();
                     return Ok(answer);
                 }
+                Ok(Err(why)) => (why, None),
                 Err(Attempt::Fail(e)) => {
                     self.breaker().success();
                     return Err(e.context(format!("{}: {} {}", self.name, req.method, url.path())));

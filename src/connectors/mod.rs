@@ -7,8 +7,10 @@ pub mod fields;
 pub mod hotline;
 pub mod metrics;
 pub mod portal;
+pub mod profile;
 pub mod run;
 pub mod sink;
+pub mod table;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};

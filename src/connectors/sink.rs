@@ -42,6 +42,18 @@ impl Commit {
     }
 }
 
+/// The reader of a channel writer stopped taking commits: it has what it wanted.
+#[derive(Debug)]
+pub struct Enough;
+
+impl std::fmt::Display for Enough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader has the records it wanted")
+    }
+}
+
+impl std::error::Error for Enough {}
+
 /// The offsets topic of a deployment.
 pub fn offsets_topic(topics: &Topics) -> String {
     let prefix = topics.raw.strip_suffix(".raw").unwrap_or(&topics.raw);
@@ -107,6 +119,8 @@ enum SinkKind {
         bus: MemoryBus,
         topics: Topics,
     },
+    /// `duban connector check`: commits go to a channel, nothing is stored.
+    Channel(tokio::sync::mpsc::UnboundedSender<Commit>),
     Kafka {
         producer: FutureProducer,
         topics: Topics,
@@ -151,9 +165,22 @@ impl Sink {
         })
     }
 
+    /// A writer whose commits are handed to the returned receiver (`duban connector check`);
+    /// once the receiver is dropped, commits fail with [`Enough`].
+    pub fn channel(name: &str) -> (Sink, tokio::sync::mpsc::UnboundedReceiver<Commit>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Sink {
+            name: name.to_string(),
+            metrics: metrics::connector(name),
+            kind: SinkKind::Channel(tx),
+        };
+        (sink, rx)
+    }
+
     /// The connector's committed positions (read_committed, to the end of the offsets topic).
     pub async fn restore(&self) -> Result<Positions> {
         match &self.kind {
+            SinkKind::Channel(_) => Ok(Positions::new()),
             SinkKind::Memory { bus, topics } => {
                 let recs = bus.read(&offsets_topic(topics), 0);
                 Ok(fold_positions(
@@ -178,6 +205,9 @@ impl Sink {
     pub async fn commit(&self, c: Commit) -> Result<()> {
         if c.is_empty() {
             return Ok(());
+        }
+        if let SinkKind::Channel(tx) = &self.kind {
+            return tx.send(c).map_err(|_| anyhow::Error::new(Enough));
         }
         let raw: Vec<(String, Vec<u8>)> = c
             .records
@@ -213,6 +243,7 @@ impl Sink {
                     }
                 }
             }
+            SinkKind::Channel(_) => {}
             SinkKind::Kafka {
                 producer,
                 topics,

@@ -24,6 +24,7 @@ fn test_config(seed: u64, size: usize) -> SimConfig {
         push_url: None,
         webhook_secret: "test-secret".to_string(),
         teddy_dir: None,
+        pd_replay: None,
         faults: Default::default(),
     }
 }

@@ -170,6 +170,7 @@ fn noisy_feed() -> FeedFaults {
         malformed_rate: 0.05,
         duplicate_rate: 0.3,
         drift_rate: 0.1,
+        ..FeedFaults::default()
     }
 }
 
@@ -193,6 +194,7 @@ async fn faults_on_every_feed_every_good_record_once_and_malformed_in_dlq() {
         hotline: noisy_feed(),
         board: noisy_feed(),
         portal: noisy_feed(),
+        peoples_daily: FeedFaults::default(),
         wanshitong: WebhookFaults {
             unsigned_rate: 0.1,
             bad_signature_rate: 0.1,
@@ -464,6 +466,7 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         hotline: feed.clone(),
         board: feed.clone(),
         portal: feed,
+        peoples_daily: FeedFaults::default(),
         wanshitong: WebhookFaults {
             redeliver_rate: 0.1,
             ..WebhookFaults::default()

@@ -1,0 +1,390 @@
+//! JSON API sources of a connector profile: the list walked page by page (newest first) with the
+//! profile's paging, then each new item's detail (parts picked by a field's value), mapped.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+use super::mapping::{Mapping, Pointer, text_of};
+use super::request::RequestSpec;
+use super::template::Var;
+use super::{Kind, Paging, PagingKind, Profile};
+use crate::connectors::board::{Fetched, ItemSource, ListWalk, Taken, take_items};
+use crate::connectors::feed::{self, Answer, Feed, Refused};
+use crate::connectors::{Mode, Positions, Sink, dead_letter, envelope, pause};
+
+/// Where a walk over a list's pages is, and when it stops.
+pub struct Pager<'a> {
+    spec: Option<&'a Paging>,
+    pub page: i64,
+    pub offset: i64,
+    pub cursor: String,
+    /// The next page's URL (next-link paging).
+    pub next: Option<String>,
+    pages: u64,
+    quiet: u32,
+}
+
+/// What one list page showed.
+#[derive(Debug, Default)]
+pub struct PageSeen {
+    pub records: usize,
+    /// Did it bring an id not taken and not seen earlier in this walk?
+    pub news: bool,
+    pub cursor: Option<String>,
+    pub next: Option<String>,
+    pub total_pages: Option<i64>,
+    pub has_more: Option<bool>,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(spec: Option<&'a Paging>) -> Pager<'a> {
+        Pager {
+            spec,
+            page: spec.map_or(1, |g| g.first_page),
+            offset: 0,
+            cursor: spec.map(|g| g.first_cursor.clone()).unwrap_or_default(),
+            next: None,
+            pages: 0,
+            quiet: 0,
+        }
+    }
+
+    /// The first page is being asked.
+    pub fn first(&self) -> bool {
+        self.pages == 0
+    }
+
+    /// Pages asked so far.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// `${cursor}`, `${page}`, `${offset}`, `${page_size}` of the next request.
+    pub fn vars(&self) -> Vec<(&'static str, Var)> {
+        vec![
+            ("cursor", Var::Text(self.cursor.clone())),
+            ("page", Var::Int(self.page)),
+            ("offset", Var::Int(self.offset)),
+            ("page_size", Var::Int(self.spec.map_or(20, |g| g.page_size))),
+        ]
+    }
+
+    /// After a page: move on, or stop (false). An empty page, an empty or repeated cursor, a
+    /// missing next link, `has_more = false`, the last of `total_pages`, `max_pages`, and more
+    /// than `lookback_pages` pages without news stop the walk; so does a short page when the
+    /// profile says so.
+    pub fn advance(&mut self, seen: PageSeen) -> bool {
+        self.pages += 1;
+        let Some(g) = self.spec else {
+            return false;
+        };
+        if g.kind == PagingKind::None || seen.records == 0 {
+            return false;
+        }
+        if self.pages >= g.max_pages {
+            tracing::warn!(target: "duban::connectors", pages = self.pages, "stopping at max_pages");
+            return false;
+        }
+        if g.short_page_stops && (seen.records as i64) < g.page_size {
+            return false;
+        }
+        if seen.has_more == Some(false) {
+            return false;
+        }
+        if seen
+            .total_pages
+            .is_some_and(|t| self.page - g.first_page + 1 >= t)
+        {
+            return false;
+        }
+        if seen.news {
+            self.quiet = 0;
+        } else {
+            self.quiet += 1;
+            if self.quiet > g.lookback_pages {
+                return false;
+            }
+        }
+        self.offset += seen.records as i64;
+        match g.kind {
+            PagingKind::None => return false,
+            PagingKind::Page | PagingKind::Offset => self.page += 1,
+            PagingKind::Cursor => match seen.cursor {
+                Some(c) if !c.is_empty() && c != self.cursor => self.cursor = c,
+                _ => return false,
+            },
+            PagingKind::Next => match seen.next {
+                Some(n) if self.next.as_ref() != Some(&n) => self.next = Some(n),
+                _ => return false,
+            },
+        }
+        true
+    }
+}
+
+/// An answer as JSON; anything else is retried as a throttled answer.
+pub fn json_answer(a: &Answer) -> Result<Value, String> {
+    serde_json::from_slice(&a.body).map_err(|e| format!("the answer is not JSON ({e})"))
+}
+
+/// The next request of a list: the profile's, or a next-page link (same host only).
+pub fn page_request(p: &Profile, list: &RequestSpec, pager: &Pager) -> Result<feed::Request> {
+    match &pager.next {
+        Some(next) => Ok(feed::Request::get(next)),
+        None => list.build(p, pager.vars(), None, pager.first()),
+    }
+}
+
+/// The id of a list record, whether the feed sends it as a number or as text.
+fn id_of(record: &Value, id: &Pointer) -> Option<String> {
+    id.get(record).and_then(text_of)
+}
+
+/// Walk the list from its newest page; the new records (not taken), oldest first, with their
+/// ids. Stops early once `limit` new records are found.
+async fn walk(
+    p: &Profile,
+    list: &RequestSpec,
+    feed: &Feed,
+    taken: &Taken,
+    limit: Option<usize>,
+) -> Result<Vec<(String, Value)>> {
+    let id_ptr = Pointer::new(list.id.as_deref().unwrap_or("/id"));
+    let records_ptr = list.records.clone().unwrap_or_else(Pointer::root);
+    let mut walk = ListWalk::new(taken);
+    let mut items: HashMap<String, Value> = HashMap::new();
+    let mut pager = Pager::new(list.paging.as_ref());
+    loop {
+        let req = page_request(p, list, &pager)?;
+        let n = pager.pages() + 1;
+        let doc = feed.send_parsed(&req, json_answer).await?;
+        if let Some(msg) = list.success.as_ref().and_then(|c| c.failure(&doc)) {
+            bail!(
+                "{}: list page {n}: the feed answered a failure: {msg}",
+                p.name
+            );
+        }
+        let records = records_ptr
+            .get(&doc)
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: list page {n} has no list at `records` ({})",
+                    p.name,
+                    records_ptr.as_str()
+                )
+            })?;
+        let mut ids = Vec::with_capacity(records.len());
+        for r in records {
+            match id_of(r, &id_ptr) {
+                Some(id) => {
+                    items.entry(id.clone()).or_insert_with(|| r.clone());
+                    ids.push(id);
+                }
+                None => {
+                    tracing::warn!(target: "duban::connectors", profile = %p.name, page = n, "a list record without an id at {} is skipped", id_ptr.as_str())
+                }
+            }
+        }
+        let news = walk.page(&ids);
+        let g = list.paging.as_ref();
+        let at = |ptr: Option<&Pointer>| ptr.and_then(|x| x.get(&doc));
+        let seen = PageSeen {
+            records: records.len(),
+            news,
+            cursor: at(g.and_then(|g| g.cursor.as_ref()))
+                .and_then(text_of)
+                .or_else(|| {
+                    let ptr = g.and_then(|g| g.cursor_item.as_ref())?;
+                    records.last().and_then(|r| ptr.get(r)).and_then(text_of)
+                }),
+            next: at(g.and_then(|g| g.next.as_deref()).map(Pointer::new).as_ref())
+                .and_then(text_of)
+                .map(|n| feed::resolve(&req.url, &n).map(|u| u.to_string()))
+                .transpose()?,
+            total_pages: at(g.and_then(|g| g.total_pages.as_ref()))
+                .and_then(|v| text_of(v)?.parse().ok()),
+            has_more: at(g.and_then(|g| g.has_more.as_ref()))
+                .map(|v| v == &Value::Bool(true) || text_of(v).as_deref() == Some("true")),
+        };
+        if limit.is_some_and(|l| walk.len() >= l) || !pager.advance(seen) {
+            break;
+        }
+    }
+    Ok(finish_walk(walk, items, limit))
+}
+
+/// The new items of a walk, oldest first, with their list records; with a `limit`, the
+/// newest `limit` of them.
+pub fn finish_walk(
+    walk: ListWalk,
+    mut items: HashMap<String, Value>,
+    limit: Option<usize>,
+) -> Vec<(String, Value)> {
+    let mut new = walk.oldest_first();
+    if let Some(l) = limit {
+        new = new.split_off(new.len().saturating_sub(l));
+    }
+    new.into_iter()
+        .filter_map(|id| items.remove(&id).map(|r| (id, r)))
+        .collect()
+}
+
+/// The new items of one pass and how each becomes a record.
+struct Items<'a> {
+    p: &'a Profile,
+    items: HashMap<String, Value>,
+}
+
+/// The parts of a detail answer, picked by their field's value.
+fn parts(detail: &RequestSpec, answer: &Value) -> Map<String, Value> {
+    let list = detail
+        .records
+        .as_ref()
+        .and_then(|r| r.get(answer))
+        .and_then(Value::as_array);
+    let mut out = Map::new();
+    for rule in &detail.parts {
+        let mut matching = list.into_iter().flatten().filter(|el| {
+            rule.field
+                .get(el)
+                .is_some_and(|v| super::loose_eq(&rule.equals, v))
+        });
+        let pick = if rule.last {
+            matching.next_back()
+        } else {
+            matching.next()
+        };
+        if let Some(v) = pick {
+            out.insert(rule.name.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// A record of a profile from its document, or a dead letter naming it and the field at fault.
+pub fn to_fetched(p: &Profile, mapping: &Mapping, id: &str, doc: Value, origin: &str) -> Fetched {
+    match mapping.apply(&doc, p.zone) {
+        Ok(mut payload) => {
+            let source_id = payload
+                .get("source_id")
+                .and_then(text_of)
+                .unwrap_or_else(|| id.to_string());
+            let version = payload.get("version").and_then(text_of);
+            payload.insert("source".into(), doc);
+            Fetched::Record(envelope(
+                p.channel,
+                &source_id,
+                json!({ "id": id }),
+                Value::Object(payload),
+                version,
+            ))
+        }
+        Err(why) => {
+            let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+            Fetched::Dead(dead_letter(
+                p.channel,
+                format!("{} record {id}: {why}", p.name),
+                origin,
+                &bytes,
+            ))
+        }
+    }
+}
+
+impl ItemSource for Items<'_> {
+    async fn fetch(&self, feed: &Feed, id: &str) -> Result<Option<Fetched>> {
+        let p = self.p;
+        let Some(item) = self.items.get(id) else {
+            return Ok(None);
+        };
+        if p.kind == Kind::Html {
+            return super::html::fetch(p, feed, id, item).await.map(Some);
+        }
+        let origin = format!("{}:{id}", p.name);
+        let Some(detail) = &p.detail else {
+            feed.metrics().received(1, item.to_string().len());
+            return Ok(Some(to_fetched(
+                p,
+                &p.mapping,
+                id,
+                json!({ "item": item }),
+                &origin,
+            )));
+        };
+        let req = detail.build(
+            p,
+            vec![("id", Var::Text(id.to_string()))],
+            Some(item),
+            false,
+        )?;
+        let answer = match feed.send_parsed(&req, json_answer).await {
+            Ok(a) => a,
+            Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                let why = format!("{} record {id}: detail {e:#}", p.name);
+                let bytes = serde_json::to_vec(item).unwrap_or_default();
+                return Ok(Some(Fetched::Dead(dead_letter(
+                    p.channel, why, &origin, &bytes,
+                ))));
+            }
+            Err(e) => return Err(e),
+        };
+        feed.metrics().received(1, answer.to_string().len());
+        if let Some(msg) = detail.success.as_ref().and_then(|c| c.failure(&answer)) {
+            let why = format!(
+                "{} record {id}: detail: the feed answered a failure: {msg}",
+                p.name
+            );
+            let bytes =
+                serde_json::to_vec(&json!({"item": item, "detail": answer})).unwrap_or_default();
+            return Ok(Some(Fetched::Dead(dead_letter(
+                p.channel, why, &origin, &bytes,
+            ))));
+        }
+        let mut doc = parts(detail, &answer);
+        doc.insert("item".into(), item.clone());
+        doc.insert("detail".into(), answer);
+        Ok(Some(to_fetched(
+            p,
+            &p.mapping,
+            id,
+            Value::Object(doc),
+            &origin,
+        )))
+    }
+}
+
+/// Run a JSON or HTML profile: each pass walks the list to the first page of items taken
+/// before, then takes the new items oldest first (their details). `limit` takes only the newest
+/// that many new items (`duban connector check --limit`).
+pub async fn run(
+    p: &Profile,
+    sink: &Sink,
+    pos: Positions,
+    mode: Mode,
+    limit: Option<usize>,
+) -> Result<()> {
+    let list = p
+        .list
+        .as_ref()
+        .context("a JSON or HTML profile needs [list]")?;
+    let feed = Feed::new(&p.name, &p.http, mode, sink.metrics.clone(), &p.base_url)?;
+    let mut taken = Taken::from_position(pos.get(""), p.remember_ids);
+    loop {
+        let found = match p.kind {
+            Kind::Html => super::html::walk(p, list, &feed, &taken, limit).await?,
+            _ => walk(p, list, &feed, &taken, limit).await?,
+        };
+        let ids: Vec<String> = found.iter().map(|(id, _)| id.clone()).collect();
+        let src = Items {
+            p,
+            items: found.into_iter().collect(),
+        };
+        take_items(&src, &feed, sink, &mut taken, &ids, p.records_per_commit).await?;
+        if mode == Mode::Drain {
+            return Ok(());
+        }
+        pause(p.poll_interval_secs).await;
+    }
+}

@@ -1,0 +1,384 @@
+//! Profiles: the shipped files load, invalid ones name file, line and field, requests are built
+//! and signed as the real feeds expect, and sources run against the simulator's stand-ins.
+
+use super::*;
+use crate::connectors::sink::Commit;
+use crate::record::{DeadLetter, RawEnvelope};
+use std::collections::{BTreeMap, HashSet};
+
+pub(crate) fn shipped(name: &str) -> Profile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("connectors/profiles")
+        .join(name);
+    Profile::load(&path).expect("a shipped profile loads")
+}
+
+fn temp_profile(name: &str, text: &str) -> (PathBuf, anyhow::Result<Profile>) {
+    let dir = std::env::temp_dir().join(format!("duban-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    let r = Profile::load(&path);
+    (path, r)
+}
+
+#[test]
+fn every_shipped_profile_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors/profiles");
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("profiles") {
+        let path = e.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let p = Profile::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            names.push(p.name.clone());
+            assert!(
+                p.kind == Kind::Export || p.base_url.starts_with("https://"),
+                "{}: a pulled profile keeps the real feed's address",
+                p.name
+            );
+        }
+    }
+    names.sort();
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "profile names are connector names: {names:?}"
+    );
+    assert!(names.len() >= 2, "{names:?}");
+}
+
+const MINIMAL: &str = r#"name = "t"
+channel = "board"
+kind = "json"
+base_url = "http://127.0.0.1:9"
+
+[list]
+path = "/list"
+records = "/items"
+
+[fields]
+source_id = "/item/id"
+content = "/item/text"
+received_at = "/item/at"
+"#;
+
+#[test]
+fn invalid_profiles_name_the_file_the_line_and_the_field() {
+    let (_, ok) = temp_profile("ok.toml", MINIMAL);
+    ok.expect("the minimal profile loads");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (what is replaced, by what, the line, what the message names)
+        (
+            "records = \"/items\"",
+            "records = \"/items\"\npages = 3",
+            ":9:",
+            "pages",
+        ),
+        (
+            "path = \"/list\"",
+            "path = \"/list\"\npaging = { kind = \"pages\" }",
+            ":8:",
+            "kind",
+        ),
+        (
+            "path = \"/list\"",
+            "path = \"/list?x=${cursor|sha3}\"",
+            ":7:",
+            "list.path",
+        ),
+        (
+            "content = \"/item/text\"",
+            "body = \"/item/text\"",
+            ":12:",
+            "fields.body",
+        ),
+        (
+            "received_at = \"/item/at\"",
+            "received_at = { from = \"/item/at\", time = \"weekly\" }",
+            ":13:",
+            "fields.received_at.time",
+        ),
+        (
+            "source_id = \"/item/id\"\n",
+            "",
+            ":10:",
+            "maps no `source_id`",
+        ),
+        (
+            "path = \"/list\"",
+            "path = \"/list/${nope}\"",
+            ":7:",
+            "reads ${nope}",
+        ),
+        (
+            "base_url = \"http://127.0.0.1:9\"",
+            "base_url = \"http://127.0.0.1:9\"\n[vars]\nk = \"${env.DUBAN_TEST_SURELY_UNSET_VAR}\"",
+            ":6:",
+            "vars.k",
+        ),
+        (
+            "path = \"/list\"",
+            "path = \"list\"",
+            ":7:",
+            "must start with /",
+        ),
+        ("name = \"t\"", "name = \"t t\"", ":1:", "`name`"),
+    ];
+    for (from, to, line, names) in cases {
+        let text = MINIMAL.replacen(from, to, 1);
+        assert_ne!(text, MINIMAL, "{from}");
+        let (path, r) = temp_profile("bad.toml", &text);
+        let err = format!("{:#}", r.expect_err(from));
+        assert!(
+            err.starts_with(&path.display().to_string()),
+            "names the file: {err}"
+        );
+        assert!(err.contains(line), "names line {line}: {err}");
+        assert!(err.contains(names), "names {names}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
+fn v1_requests_are_signed_over_the_param_as_sent() {
+    let p = shipped("peoples-daily-v1.toml")
+        .with_base_url("http://feed.test/pd")
+        .expect("base");
+    let list = p.list.as_ref().expect("list");
+    let pager = super::http::Pager::new(list.paging.as_ref());
+    let req = list.build(&p, pager.vars(), None, true).expect("builds");
+    assert_eq!(req.url, "http://feed.test/pd/v1/threads/list/df");
+    let (ct, body) = req.body.expect("a body");
+    assert!(ct.starts_with("application/json"));
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    let param = body["param"].as_str().expect("param is a string");
+    assert_eq!(
+        param,
+        r#"{"fid":"539","showUnAnswer":1,"typeId":5,"lastItem":"","position":"0","rows":10,"orderType":2}"#,
+        "key order as written, no spaces, rows a number"
+    );
+    // The simulator's own implementation of the web app's signature agrees.
+    let want =
+        crate::sim::peoples::signature("/pd/v1/threads/list/df", param, "PC42ce3bfa4980a9", "");
+    assert_eq!(body["signature"], want.as_str());
+    assert_eq!(body["token"], "");
+    let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+    assert_eq!(keys.len(), 4);
+    // A detail request carries the item's id as text, whatever type the list sent.
+    let detail = p.detail.as_ref().expect("detail");
+    let item = json!({"tid": 18200042});
+    let req = detail
+        .build(
+            &p,
+            vec![("id", template::Var::Text("18200042".into()))],
+            Some(&item),
+            false,
+        )
+        .expect("builds");
+    let body: Value = serde_json::from_slice(&req.body.expect("body").1).expect("JSON");
+    assert_eq!(body["param"], r#"{"tid":"18200042","fromTrash":0}"#);
+}
+
+#[test]
+fn the_unsigned_list_posts_a_form_with_the_cursor() {
+    let p = shipped("peoples-daily-list.toml")
+        .with_base_url("http://feed.test/pd/")
+        .expect("base");
+    let list = p.list.as_ref().expect("list");
+    let mut pager = super::http::Pager::new(list.paging.as_ref());
+    let body = |pager: &super::http::Pager| {
+        let req = list
+            .build(&p, pager.vars(), None, pager.first())
+            .expect("builds");
+        assert_eq!(req.url, "http://feed.test/pd/threads/queryThreadsList");
+        let (ct, b) = req.body.expect("body");
+        assert!(ct.starts_with("application/x-www-form-urlencoded"));
+        String::from_utf8(b).expect("text")
+    };
+    assert_eq!(body(&pager), "fid=539&lastItem=0&pageSize=20&state=1");
+    assert!(pager.advance(super::http::PageSeen {
+        records: 20,
+        news: true,
+        cursor: Some("18200042".into()),
+        ..Default::default()
+    }));
+    assert_eq!(
+        body(&pager),
+        "fid=539&lastItem=18200042&pageSize=20&state=1"
+    );
+    // The same cursor again ends the walk; so does an empty page.
+    let same = super::http::PageSeen {
+        records: 20,
+        news: true,
+        cursor: Some("18200042".into()),
+        ..Default::default()
+    };
+    assert!(!pager.advance(same));
+}
+
+#[test]
+fn pages_stop_after_the_lookback_without_news() {
+    let p = shipped("peoples-daily-v1.toml");
+    let g = p
+        .list
+        .as_ref()
+        .and_then(|l| l.paging.as_ref())
+        .expect("paging");
+    assert_eq!(g.lookback_pages, 2);
+    let mut pager = super::http::Pager::new(Some(g));
+    let page = |c: &str, news: bool| super::http::PageSeen {
+        records: 10,
+        news,
+        cursor: Some(c.into()),
+        ..Default::default()
+    };
+    assert!(pager.advance(page("9", false)));
+    assert!(pager.advance(page("8", false)));
+    assert!(!pager.advance(page("7", false)), "third quiet page stops");
+    let mut pager = super::http::Pager::new(Some(g));
+    assert!(!pager.advance(page("", true)), "an empty cursor stops");
+}
+
+/// Run a profile against a simulator to its end, collecting what it commits.
+pub(crate) async fn pull(p: &Profile) -> (Vec<RawEnvelope>, Vec<DeadLetter>) {
+    let (sink, mut rx) = Sink::channel(&p.name);
+    let run = async move {
+        let r = super::run(p, &sink, Positions::new(), Mode::Drain).await;
+        drop(sink);
+        r
+    };
+    let collect = async {
+        let mut all: Vec<Commit> = Vec::new();
+        while let Some(c) = rx.recv().await {
+            all.push(c);
+        }
+        all
+    };
+    let (r, commits) = tokio::join!(run, collect);
+    r.expect("the profile drains");
+    let mut envs = Vec::new();
+    let mut dead = Vec::new();
+    for c in commits {
+        envs.extend(c.records);
+        dead.extend(c.dead);
+    }
+    (envs, dead)
+}
+
+pub(crate) async fn sim(faults: crate::sim::faults::Faults) -> crate::sim::SimHandle {
+    let dir = std::env::temp_dir().join(format!("duban-profile-sim-{}", std::process::id()));
+    crate::sim::start(crate::sim::SimConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        seed: 5,
+        size: 300,
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        export_dir: dir,
+        push_url: None,
+        faults,
+        ..crate::sim::SimConfig::default()
+    })
+    .await
+    .expect("simulator")
+}
+
+fn fast(mut p: Profile) -> Profile {
+    p.http.max_requests_per_sec = 0.0;
+    p.http.backoff_initial_ms = 5;
+    p.http.backoff_max_ms = 50;
+    p.http.circuit_open_secs = 0;
+    p
+}
+
+/// Both People's Daily profiles against the stand-in, which throttles (403, 429, empty
+/// bodies) and breaks some details: every message once with its full text, time and reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peoples_daily_profiles_bring_every_message_once_in_full() {
+    let faults = crate::sim::faults::Faults {
+        peoples_daily: crate::sim::faults::FeedFaults {
+            throttle_rate: 0.15,
+            malformed_rate: 0.05,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sim = sim(faults).await;
+    let base = format!("{}/pd", sim.base_url());
+    let board = {
+        let threads = sim.pd_threads();
+        threads
+            .into_iter()
+            .map(|t| (t.tid.to_string(), t))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let cut = board
+        .values()
+        .filter(|t| t.content.chars().count() > 100)
+        .count();
+    assert!(cut > 20, "the stand-in cuts {cut} list texts");
+    let broken: HashSet<String> = sim.pd_malformed().into_iter().collect();
+    assert!(!broken.is_empty());
+    for file in ["peoples-daily-v1.toml", "peoples-daily-list.toml"] {
+        let p = fast(shipped(file).with_base_url(&base).expect("base"));
+        let (envs, dead) = pull(&p).await;
+        let ids: Vec<&str> = envs.iter().map(|e| e.source_id.as_str()).collect();
+        let unique: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{file}: each message once");
+        assert_eq!(
+            envs.len() + dead.len(),
+            board.len(),
+            "{file}: every message, as a record or a dead letter"
+        );
+        for d in &dead {
+            let tid = d.origin.rsplit(':').next().unwrap_or("");
+            assert!(broken.contains(tid), "{file}: {}", d.reason);
+            assert!(d.reason.contains("`content`"), "{}", d.reason);
+        }
+        for e in &envs {
+            let t = &board[&e.source_id];
+            assert_eq!(e.payload["content"], t.content.trim(), "{file}: full text");
+            assert_eq!(e.payload["title"], t.subject.trim());
+            let at = chrono::DateTime::parse_from_rfc3339(
+                e.payload["received_at"].as_str().expect("time"),
+            )
+            .expect("rfc3339");
+            assert_eq!(at.naive_local(), t.at, "{file}: Asia/Shanghai local time");
+            assert_eq!(at.offset().local_minus_utc(), 8 * 3600);
+            match &t.reply {
+                Some(r) => {
+                    assert_eq!(e.payload["reply"], r.trim(), "{file}: the full reply");
+                    assert!(e.payload["replied_at"].is_string());
+                    assert_eq!(
+                        e.payload["reply_unit"],
+                        t.organization.as_deref().unwrap_or("")
+                    );
+                }
+                None => assert!(e.payload.get("reply").is_none()),
+            }
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_signature_fails_with_the_feeds_own_message() {
+    let sim = sim(Default::default()).await;
+    let base = format!("{}/pd", sim.base_url());
+    let mut p = fast(
+        shipped("peoples-daily-v1.toml")
+            .with_base_url(&base)
+            .expect("base"),
+    );
+    p.vars.insert("app_code".into(), "not-the-app-code".into());
+    let (sink, _rx) = Sink::channel(&p.name);
+    let err = super::run(&p, &sink, Positions::new(), Mode::Drain)
+        .await
+        .expect_err("refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("SN0006") && msg.contains("数据格式错误"),
+        "{msg}"
+    );
+    assert!(msg.contains("list page 1"), "{msg}");
+    sim.shutdown().await;
+}
