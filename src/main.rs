@@ -187,7 +187,7 @@ enum SinkCommand {
 #[derive(Subcommand)]
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
-    Serve(duban::sim::SimServeArgs),
+    Serve(Box<duban::sim::SimServeArgs>),
 }
 
 fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
@@ -250,7 +250,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Sim {
             command: SimCommand::Serve(args),
-        } => duban::sim::serve_forever(args).await?,
+        } => duban::sim::serve_forever(*args).await?,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             let bus = pipeline::kafka::connect(&cfg).await?;

@@ -171,6 +171,7 @@ impl<'a> ListWalk<'a> {
 }
 
 /// What fetching one new item gave: a record, or a dead letter naming it and why.
+#[derive(Debug)]
 pub enum Fetched {
     Record(crate::record::RawEnvelope),
     Dead(crate::record::DeadLetter),

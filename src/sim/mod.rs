@@ -4,6 +4,8 @@
 pub mod corpus;
 pub mod export;
 pub mod faults;
+pub mod layouts;
+pub mod mailbox;
 pub mod peoples;
 pub mod push;
 pub mod rng;
@@ -60,6 +62,9 @@ pub struct SimConfig {
     /// A CSV of replied messages (as teddy's `messages_replied.csv`) for the People's Daily
     /// stand-in to serve instead of the corpus's board messages.
     pub pd_replay: Option<PathBuf>,
+    /// Folder for the hotline orders as real exports lay them out (`city/`, `district/`,
+    /// `pushed/`; see `layouts`); none by default.
+    pub profile_exports: Option<PathBuf>,
     /// Fault injection per feed; default none. Changeable while running (`POST /sim/faults`).
     pub faults: faults::Faults,
 }
@@ -89,6 +94,7 @@ impl Default for SimConfig {
             webhook_secret: secret_from_env(),
             teddy_dir: None,
             pd_replay: None,
+            profile_exports: None,
             faults: faults::Faults::default(),
         }
     }
@@ -139,6 +145,11 @@ impl SimHandle {
             .map(|t| t.tid.to_string())
             .filter(|t| self.state.malformed_pd(t))
             .collect()
+    }
+
+    /// The letters of the letter box in a real layout (`/mailbox/...`), newest first.
+    pub fn mailbox_letters(&self) -> Vec<mailbox::Letter> {
+        self.state.mailbox.letters().to_vec()
     }
 
     /// Webhooks acknowledged with a 2xx so far.
@@ -242,10 +253,18 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         .map(|o| o.order_no.clone())
         .collect();
     let export_dir = cfg.export_dir.clone();
-    tokio::task::spawn_blocking(move || export::write_exports_with(&export_dir, &orders, &broken))
-        .await
-        .context("hotline export writer panicked")?
-        .context("writing hotline CSV exports")?;
+    let layouts_dir = cfg.profile_exports.clone();
+    tokio::task::spawn_blocking(move || {
+        export::write_exports_with(&export_dir, &orders, &broken)
+            .context("writing hotline CSV exports")?;
+        if let Some(dir) = layouts_dir {
+            layouts::write_layouts(&dir, &orders, &broken)
+                .context("writing the hotline exports in real layouts")?;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .context("hotline export writer panicked")??;
 
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
@@ -333,6 +352,10 @@ pub struct SimServeArgs {
     /// 答复时间) for the People's Daily stand-in (`/pd/...`) to serve.
     #[arg(long = "pd-replay", value_name = "FILE")]
     pub pd_replay: Option<PathBuf>,
+    /// Also write the hotline orders as real exports lay them out, into DIR/city, DIR/district
+    /// and DIR/pushed (for the export profiles in connectors/profiles/).
+    #[arg(long = "profile-exports", value_name = "DIR")]
+    pub profile_exports: Option<PathBuf>,
     /// Fault injection as JSON, e.g. `{"board": {"error_rate": 0.1, "malformed_rate": 0.05},
     /// "wanshitong": {"replay_rate": 0.1}}` (fields: see `sim::faults`); also `POST /sim/faults`.
     #[arg(long, value_name = "JSON", value_parser = parse_faults)]
@@ -356,6 +379,7 @@ impl SimServeArgs {
             webhook_secret: secret_from_env(),
             teddy_dir: self.teddy.clone(),
             pd_replay: self.pd_replay.clone(),
+            profile_exports: self.profile_exports.clone(),
             faults: self.faults.clone().unwrap_or_default(),
         }
     }

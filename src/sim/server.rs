@@ -52,6 +52,8 @@ pub struct SimState {
     portal_index: HashMap<String, usize>,
     /// The People's Daily stand-in's board.
     pub pd: super::peoples::Board,
+    /// The portal's letter box in a real layout (`/mailbox/...`).
+    pub mailbox: super::mailbox::Mailbox,
     manifest: Arc<Manifest>,
     pub webhooks_total: usize,
     pub webhooks_acked: Arc<AtomicUsize>,
@@ -110,6 +112,7 @@ impl SimState {
             portal,
             portal_index,
             pd: pd.unwrap_or_else(|| super::peoples::Board::of_corpus(corpus)),
+            mailbox: super::mailbox::Mailbox::of_corpus(corpus, seed),
             manifest,
             webhooks_total,
             webhooks_acked: Arc::new(AtomicUsize::new(0)),
@@ -221,6 +224,8 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/pd/v1/threads/list/df", post(peoples::list_v1))
         .route("/pd/v1/threads/list/bw", post(peoples::list_v1))
         .route("/pd/v1/threads/content", post(peoples::content_v1))
+        .route("/mailbox/list", get(super::mailbox::list))
+        .route("/mailbox/detail", get(super::mailbox::detail))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -492,7 +497,7 @@ async fn inject_faults(
         Some(f.hotline)
     } else if path.starts_with("/board/") {
         Some(f.board)
-    } else if path.starts_with("/portal/") {
+    } else if path.starts_with("/portal/") || path.starts_with("/mailbox/") {
         Some(f.portal)
     } else if path.starts_with("/pd/") {
         Some(f.peoples_daily)

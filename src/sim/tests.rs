@@ -25,6 +25,7 @@ fn test_config(seed: u64, size: usize) -> SimConfig {
         webhook_secret: "test-secret".to_string(),
         teddy_dir: None,
         pd_replay: None,
+        profile_exports: None,
         faults: Default::default(),
     }
 }

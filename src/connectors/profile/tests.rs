@@ -2,6 +2,7 @@
 //! and signed as the real feeds expect, and sources run against the simulator's stand-ins.
 
 use super::*;
+use crate::connectors::board::Fetched;
 use crate::connectors::sink::Commit;
 use crate::record::{DeadLetter, RawEnvelope};
 use std::collections::{BTreeMap, HashSet};
@@ -381,4 +382,192 @@ async fn a_wrong_signature_fails_with_the_feeds_own_message() {
     );
     assert!(msg.contains("list page 1"), "{msg}");
     sim.shutdown().await;
+}
+
+/// The three 12345 export profiles over the simulator's orders written in five real layouts
+/// (XLSX with date cells, a GBK CSV with 12345-prefixed headers, an XLSX with a title row and
+/// plain Excel serial days, a GB18030 CSV with dates only, a BOM CSV with category paths):
+/// every order once, ids without prefixes, text, time (to the layout's precision), paths.
+#[test]
+fn export_profiles_read_every_real_layout() {
+    use crate::sim::layouts::{self, Layout};
+    let dir = std::env::temp_dir().join(format!("duban-layouts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = crate::sim::SimConfig {
+        seed: 9,
+        size: 300,
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        push_url: None,
+        ..crate::sim::SimConfig::default()
+    };
+    let corpus = crate::sim::corpus(&cfg).expect("corpus");
+    let orders: Vec<crate::sim::wire::HotlineOrder> = corpus
+        .of_channel(crate::record::Channel::Hotline)
+        .map(|c| crate::sim::wire::hotline_order(c, &corpus.people[c.person]))
+        .collect();
+    let broken: HashSet<String> = orders
+        .iter()
+        .step_by(40)
+        .map(|o| o.order_no.clone())
+        .collect();
+    layouts::write_layouts(&dir, &orders, &broken).expect("exports");
+    let profiles = [
+        ("12345-city-export.toml", "city"),
+        ("12345-district-exports.toml", "district"),
+        ("12345-pushed-export.toml", "pushed"),
+    ];
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (file, folder) in profiles {
+        let p = shipped(file);
+        for e in std::fs::read_dir(dir.join(folder)).expect("folder") {
+            let path = e.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&path).expect("read");
+            let rows =
+                export::rows(&p, &name, &bytes).unwrap_or_else(|e| panic!("{file} {name}: {e:#}"));
+            for (_, f) in rows {
+                match f {
+                    Fetched::Record(e) => {
+                        *seen.entry(e.source_id.clone()).or_default() += 1;
+                        let o = orders
+                            .iter()
+                            .find(|o| o.order_no == e.source_id)
+                            .unwrap_or_else(|| panic!("{name}: unknown id {}", e.source_id));
+                        let layout = layouts::layout_of(&o.order_no);
+                        assert_eq!(layout.folder(), folder);
+                        assert_eq!(e.payload["content"], o.content.trim(), "{name}");
+                        let want = chrono::NaiveDateTime::parse_from_str(
+                            &o.call_time,
+                            "%Y-%m-%d %H:%M:%S",
+                        )
+                        .expect("time")
+                        .and_utc()
+                        .timestamp();
+                        let got = chrono::DateTime::parse_from_rfc3339(
+                            e.payload["received_at"].as_str().expect("time"),
+                        )
+                        .expect("rfc3339");
+                        let got = got.naive_local().and_utc().timestamp();
+                        let step = layout.time_precision_secs();
+                        assert_eq!(
+                            got,
+                            want - want.rem_euclid(step),
+                            "{name} {}: time",
+                            o.order_no
+                        );
+                        let path = o.category.replacen('-', ">", 1);
+                        assert_eq!(e.payload["category"], path.as_str(), "{name}");
+                        assert_eq!(e.payload["handling_unit"], o.handling_unit.as_str());
+                        if layout == Layout::DistrictPrefixed {
+                            assert_eq!(e.payload["district"], o.district.as_str());
+                        }
+                    }
+                    Fetched::Dead(d) => {
+                        let row = String::from_utf8_lossy(&d.original()).into_owned();
+                        assert!(
+                            broken.iter().any(|b| row.contains(b.as_str())),
+                            "{}",
+                            d.reason
+                        );
+                        assert!(
+                            d.reason.contains("`content`") && d.reason.contains(&name),
+                            "{}",
+                            d.reason
+                        );
+                        *seen.entry(format!("dead:{}", d.origin)).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    let records = seen.keys().filter(|k| !k.starts_with("dead:")).count();
+    let dead = seen.keys().filter(|k| k.starts_with("dead:")).count();
+    assert!(seen.values().all(|n| *n == 1), "each order once");
+    assert_eq!(dead, broken.len(), "every broken row dead-lettered");
+    assert_eq!(records + dead, orders.len(), "every order");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_export_whose_header_fits_no_variant_is_one_clear_error() {
+    let p = shipped("12345-district-exports.toml");
+    let err = export::rows(&p, "x.csv", "编号,时间\n1,2\n".as_bytes()).expect_err("no layout");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("x.csv")
+            && msg.contains("headers prefixed 12345")
+            && msg.contains("plain headers"),
+        "{msg}"
+    );
+}
+
+/// The letter-box profile over the simulator's GB2312 pages: every public letter once with its
+/// label/value fields; letters without a link are skipped; the reply kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_letter_box_profile_scrapes_label_value_pages() {
+    let faults = crate::sim::faults::Faults {
+        portal: crate::sim::faults::FeedFaults {
+            throttle_rate: 0.1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sim = sim(faults).await;
+    let p = fast(
+        shipped("portal-mailbox.toml")
+            .with_base_url(&sim.base_url())
+            .expect("base"),
+    );
+    let (envs, dead) = pull(&p).await;
+    assert!(dead.is_empty(), "{dead:?}");
+    let letters = sim.mailbox_letters();
+    let public: Vec<_> = letters.iter().filter(|l| !l.private).collect();
+    assert!(public.len() < letters.len(), "some letters are not public");
+    assert_eq!(envs.len(), public.len());
+    for l in public {
+        let e = envs.iter().find(|e| e.source_id == l.no).expect("taken");
+        // Paragraphs come back as lines: the same text but for its line breaks.
+        let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        assert_eq!(
+            squash(e.payload["content"].as_str().expect("text")),
+            squash(&l.content)
+        );
+        assert_eq!(e.payload["title"], l.title.trim());
+        assert_eq!(e.payload["name"], l.writer.as_str());
+        assert_eq!(e.payload["status"], l.status.as_str());
+        let at =
+            chrono::DateTime::parse_from_rfc3339(e.payload["received_at"].as_str().expect("t"))
+                .expect("rfc3339");
+        assert_eq!(at.naive_local(), l.at);
+        assert_eq!(
+            e.payload.get("reply").and_then(Value::as_str),
+            l.reply.as_deref().map(str::trim)
+        );
+        assert_eq!(
+            e.payload.get("reply_unit").and_then(Value::as_str),
+            l.unit.as_deref()
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[test]
+fn labels_pair_cells_and_inline_texts() {
+    let html = r#"<table class="t"><tr><th>信件编号：</th><td>A1</td><th>来 信 人：</th><td>张**</td></tr>
+        <tr><th>标　　题：</th><td>路灯</td></tr><tr><td>来信时间：2024-05-01 10:00</td></tr></table>
+        <div class="i"><span>受理编号: B2</span><span>回复：已处理</span></div>"#;
+    let doc = scraper::Html::parse_document(html);
+    let cells = scraper::Selector::parse("table.t th, table.t td").expect("sel");
+    let inline = scraper::Selector::parse("div.i span").expect("sel");
+    let m = html::labels(&doc, Some(&cells), Some(&inline));
+    assert_eq!(m["信件编号"], "A1");
+    assert_eq!(m["来信人"], "张**");
+    assert_eq!(m["标题"], "路灯");
+    assert_eq!(m["来信时间"], "2024-05-01 10:00");
+    assert_eq!(m["受理编号"], "B2");
+    assert_eq!(m["回复"], "已处理");
 }
