@@ -199,7 +199,7 @@ fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
 
 fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
     let cfg = Config::load(config)?;
-    let files = ConnectorFiles::load(&cfg.connectors.dir)?;
+    let files = ConnectorFiles::load_with(&cfg.connectors.dir, &cfg.connectors.profiles)?;
     Ok((cfg, files))
 }
 

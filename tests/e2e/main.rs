@@ -8,6 +8,7 @@ mod classify;
 mod common;
 mod connect;
 mod lifecycle;
+mod profiles;
 mod report;
 mod spine;
 mod sql;

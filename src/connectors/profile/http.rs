@@ -276,7 +276,7 @@ pub fn to_fetched(p: &Profile, mapping: &Mapping, id: &str, doc: Value, origin: 
             Fetched::Record(envelope(
                 p.channel,
                 &source_id,
-                json!({ "id": id }),
+                json!({ "profile": p.name, "id": id }),
                 Value::Object(payload),
                 version,
             ))
