@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use super::Profile;
 use super::http::{PageSeen, Pager, finish_walk, page_request, to_fetched};
-use super::mapping::strip_html;
 use super::request::RequestSpec;
 use crate::connectors::board::{Fetched, ListWalk, Taken};
 use crate::connectors::dead_letter;
@@ -36,9 +35,30 @@ pub fn page_text(a: &Answer, forced: Option<&'static encoding_rs::Encoding>) -> 
     }
 }
 
-/// An element's text: tags removed, line breaks kept as newlines, trimmed.
+/// An element's text: its text nodes, with a newline for `<br>` and after each block
+/// (paragraph, division, list item, table row); scripts and styles left out; trimmed.
 fn text(e: ElementRef) -> String {
-    strip_html(&e.inner_html()).trim().to_string()
+    fn walk(e: ElementRef, out: &mut String) {
+        for child in e.children() {
+            if let Some(t) = child.value().as_text() {
+                out.push_str(t);
+            } else if let Some(el) = ElementRef::wrap(child) {
+                match el.value().name() {
+                    "br" => out.push('\n'),
+                    "script" | "style" => {}
+                    name => {
+                        walk(el, out);
+                        if matches!(name, "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4") {
+                            out.push('\n');
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(e, &mut out);
+    out.trim().to_string()
 }
 
 /// A label as a key: whitespace (and the padding spaces of aligned labels) removed, the

@@ -117,22 +117,59 @@ pub fn text_of(v: &Value) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Remove HTML tags and decode entities; line breaks (`<br>`, `</p>`) become newlines.
+/// Remove HTML markup from a feed's text and decode its entities: line breaks (`<br>`, `</p>`,
+/// `</div>` ...) become newlines, the tags of HTML's own elements and comments are dropped, and
+/// only those: a citizen's `<A市新图>` or `温度<30度` is text and stays.
 pub fn strip_html(s: &str) -> String {
     if !s.contains('<') && !s.contains('&') {
         return s.to_string();
     }
-    let re = breaks();
-    let with_breaks = re.replace_all(s, "\n");
-    let doc = scraper::Html::parse_fragment(&with_breaks);
-    doc.root_element().text().collect::<String>()
-}
-
-fn breaks() -> &'static regex::Regex {
-    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>").expect("valid regex")
+    static RES: std::sync::LazyLock<[regex::Regex; 4]> = std::sync::LazyLock::new(|| {
+        let re = |p: &str| regex::Regex::new(p).expect("valid regex");
+        [
+            re(r"(?is)<!--.*?-->|<script\b[^>]*>.*?</script\s*>|<style\b[^>]*>.*?</style\s*>"),
+            re(r"(?i)<br\s*/?>|</(?:p|div|li|tr|h[1-6])\s*>"),
+            re(concat!(
+                r"(?i)</?(?:p|br|div|span|a|img|font|b|strong|em|i|u|s|table|tbody|thead|tr|td|th",
+                r"|ul|ol|li|h[1-6]|section|article|label|hr|pre|code|blockquote|center|sup|sub",
+                r"|small|big|o:p)(?:\s[^<>]*)?/?>"
+            )),
+            re(
+                r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|nbsp|amp|lt|gt|quot|apos|ldquo|rdquo|lsquo|rsquo|mdash|hellip|middot);",
+            ),
+        ]
     });
-    &RE
+    let s = RES[0].replace_all(s, "");
+    let s = RES[1].replace_all(&s, "\n");
+    let s = RES[2].replace_all(&s, "");
+    RES[3]
+        .replace_all(&s, |c: &regex::Captures| {
+            let e = &c[1];
+            let ch = match e {
+                "nbsp" => Some('\u{a0}'),
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "ldquo" => Some('“'),
+                "rdquo" => Some('”'),
+                "lsquo" => Some('‘'),
+                "rsquo" => Some('’'),
+                "mdash" => Some('—'),
+                "hellip" => Some('…'),
+                "middot" => Some('·'),
+                n => {
+                    let code = match n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => n.strip_prefix('#').and_then(|d| d.parse().ok()),
+                    };
+                    code.and_then(char::from_u32)
+                }
+            };
+            ch.map_or_else(|| c[0].to_string(), String::from)
+        })
+        .into_owned()
 }
 
 /// One mapped field, compiled.
@@ -583,9 +620,22 @@ mod tests {
     }
 
     #[test]
-    fn html_is_stripped_without_eating_comparisons() {
+    fn html_is_stripped_without_eating_citizens_brackets() {
         assert_eq!(strip_html("温度<30度 &amp; 湿度"), "温度<30度 & 湿度");
         assert_eq!(strip_html("a<br/>b&nbsp;c"), "a\nb\u{a0}c");
         assert_eq!(strip_html("plain"), "plain");
+        // Document titles in angle brackets are text, ASCII letters or not.
+        for t in [
+            "关于印发<A市火车南站站前东广场>的通知",
+            "<<建筑工程质量管理>>",
+            "<中华人民共和国城乡规划法>",
+        ] {
+            assert_eq!(strip_html(t), t);
+        }
+        assert_eq!(
+            strip_html("<p class=\"x\">您好：</p><P>已处理&gt;</P><!-- c --><script>x()</script>"),
+            "您好：\n已处理>\n"
+        );
+        assert_eq!(strip_html("a&isPre=1 &#20013;&#x6587;"), "a&isPre=1 中文");
     }
 }
