@@ -128,6 +128,11 @@ impl Breaker {
     }
 }
 
+/// The delay before retry `attempt` (from 0) under `policy`, jittered.
+pub fn backoff(policy: &HttpPolicy, attempt: u32) -> Duration {
+    backoff_delay(policy, attempt, jitter_source())
+}
+
 fn jitter_source() -> u64 {
     // Sub-second clock noise mixed (splitmix64): enough to spread retries of many instances.
     let mut z = std::time::SystemTime::now()

@@ -1,7 +1,7 @@
 //! JSON API sources of a connector profile: the list walked page by page (newest first) with the
 //! profile's paging, then each new item's detail (parts picked by a field's value), mapped.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -128,6 +128,29 @@ pub fn json_answer(a: &Answer) -> Result<Value, String> {
     serde_json::from_slice(&a.body).map_err(|e| format!("the answer is not JSON ({e})"))
 }
 
+/// Send `req` until its answer passes `check`; a failing answer is asked again `retries` times
+/// with backoff. The answer, or the feed's last failure message with its answer.
+async fn fetch_checked(
+    feed: &Feed,
+    req: &feed::Request,
+    check: Option<&super::Check>,
+) -> Result<Result<Value, (String, Value)>> {
+    let mut tries = 0u32;
+    loop {
+        let doc = feed.send_parsed(req, json_answer).await?;
+        let Some((c, msg)) = check.and_then(|c| c.failure(&doc).map(|m| (c, m))) else {
+            return Ok(Ok(doc));
+        };
+        if tries >= c.retries {
+            return Ok(Err((msg, doc)));
+        }
+        let d = feed::backoff(feed.policy(), tries);
+        tries += 1;
+        tracing::warn!(target: "duban::connectors", feed = %feed.name, "the feed answered a failure ({msg}); asking again in {d:?}");
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// The next request of a list: the profile's, or a next-page link (same host only).
 pub fn page_request(p: &Profile, list: &RequestSpec, pager: &Pager) -> Result<feed::Request> {
     match &pager.next {
@@ -158,23 +181,23 @@ async fn walk(
     loop {
         let req = page_request(p, list, &pager)?;
         let n = pager.pages() + 1;
-        let doc = feed.send_parsed(&req, json_answer).await?;
-        if let Some(msg) = list.success.as_ref().and_then(|c| c.failure(&doc)) {
-            bail!(
+        let doc = match fetch_checked(feed, &req, list.success.as_ref()).await? {
+            Ok(doc) => doc,
+            Err((msg, _)) => bail!(
                 "{}: list page {n}: the feed answered a failure: {msg}",
                 p.name
-            );
-        }
-        let records = records_ptr
-            .get(&doc)
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: list page {n} has no list at `records` ({})",
-                    p.name,
-                    records_ptr.as_str()
-                )
-            })?;
+            ),
+        };
+        // A null list is an empty page; no list at all is a profile that does not fit the feed.
+        let records = match records_ptr.get(&doc) {
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(Value::Null) => &[],
+            _ => bail!(
+                "{}: list page {n} has no list at `records` ({})",
+                p.name,
+                records_ptr.as_str()
+            ),
+        };
         let mut ids = Vec::with_capacity(records.len());
         for r in records {
             match id_of(r, &id_ptr) {
@@ -319,8 +342,19 @@ impl ItemSource for Items<'_> {
             Some(item),
             false,
         )?;
-        let answer = match feed.send_parsed(&req, json_answer).await {
-            Ok(a) => a,
+        let answer = match fetch_checked(feed, &req, detail.success.as_ref()).await {
+            Ok(Ok(a)) => a,
+            Ok(Err((msg, answer))) => {
+                let why = format!(
+                    "{} record {id}: detail: the feed answered a failure: {msg}",
+                    p.name
+                );
+                let bytes = serde_json::to_vec(&json!({"item": item, "detail": answer}))
+                    .unwrap_or_default();
+                return Ok(Some(Fetched::Dead(dead_letter(
+                    p.channel, why, &origin, &bytes,
+                ))));
+            }
             Err(e) if e.downcast_ref::<Refused>().is_some() => {
                 let why = format!("{} record {id}: detail {e:#}", p.name);
                 let bytes = serde_json::to_vec(item).unwrap_or_default();
@@ -331,17 +365,6 @@ impl ItemSource for Items<'_> {
             Err(e) => return Err(e),
         };
         feed.metrics().received(1, answer.to_string().len());
-        if let Some(msg) = detail.success.as_ref().and_then(|c| c.failure(&answer)) {
-            let why = format!(
-                "{} record {id}: detail: the feed answered a failure: {msg}",
-                p.name
-            );
-            let bytes =
-                serde_json::to_vec(&json!({"item": item, "detail": answer})).unwrap_or_default();
-            return Ok(Some(Fetched::Dead(dead_letter(
-                p.channel, why, &origin, &bytes,
-            ))));
-        }
         let mut doc = parts(detail, &answer);
         doc.insert("item".into(), item.clone());
         doc.insert("detail".into(), answer);

@@ -140,6 +140,12 @@ struct CheckFile {
     equals: Option<toml::Value>,
     #[serde(default)]
     message: Vec<String>,
+    #[serde(default = "two_u32")]
+    retries: u32,
+}
+
+fn two_u32() -> u32 {
+    2
 }
 
 /// A success check of an answer: the value at `pointer` equals `equals` (or, without it, is
@@ -149,6 +155,9 @@ pub struct Check {
     pub pointer: Pointer,
     pub equals: Option<Value>,
     pub message: Vec<Pointer>,
+    /// A failed answer is asked again this many times (with backoff) before it counts: a
+    /// feed that answers a passing hiccup with a failure envelope loses nothing. Default 2.
+    pub retries: u32,
 }
 
 impl Check {

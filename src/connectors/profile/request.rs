@@ -312,6 +312,7 @@ pub fn compile(f: &RequestFile, kind: Kind, section: Section) -> Result<RequestS
         pointer: Pointer::new(&c.pointer),
         equals: c.equals.as_ref().map(toml_to_json),
         message: c.message.iter().map(|m| Pointer::new(m)).collect(),
+        retries: c.retries,
     });
     let mut parts = Vec::new();
     for (name, v) in &f.parts {

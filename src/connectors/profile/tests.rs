@@ -571,3 +571,51 @@ fn labels_pair_cells_and_inline_texts() {
     assert_eq!(m["受理编号"], "B2");
     assert_eq!(m["回复"], "已处理");
 }
+
+/// A feed that answers one request with a failure envelope (a hiccup) and a list whose last page
+/// is `null`: the hiccup is asked again, the null page ends the walk, nothing is lost.
+#[tokio::test]
+async fn a_failure_envelope_is_asked_again_and_a_null_page_is_empty() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/list",
+        axum::routing::get(move |q: axum::extract::Query<BTreeMap<String, String>>| {
+            let n = h.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let page = q.get("page").cloned().unwrap_or_default();
+                let body = match (n, page.as_str()) {
+                    (0, _) => json!({"ok": false, "msg": "系统繁忙"}),
+                    (_, "1") => json!({"ok": true, "items": [
+                        {"id": 2, "text": "b", "at": "2026-11-02 10:00:00"},
+                        {"id": "1", "text": "a", "at": "2026-11-01 10:00:00"}]}),
+                    _ => json!({"ok": true, "items": null}),
+                };
+                axum::Json(body)
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let text = MINIMAL
+        .replace("http://127.0.0.1:9", &format!("http://{addr}"))
+        .replace(
+            "records = \"/items\"",
+            "records = \"/items\"\nsuccess = { pointer = \"/ok\", equals = true, message = [\"/msg\"] }\nquery = { page = \"${page}\" }\npaging = { kind = \"page\" }",
+        );
+    let (_, p) = temp_profile("hiccup.toml", &text);
+    let p = fast(p.expect("loads"));
+    let (envs, dead) = pull(&p).await;
+    assert!(dead.is_empty());
+    let ids: Vec<&str> = envs.iter().map(|e| e.source_id.as_str()).collect();
+    assert_eq!(ids, ["1", "2"], "oldest first, numbers and strings alike");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "the hiccup, page 1, the null page 2"
+    );
+}

@@ -143,7 +143,8 @@ fn one(
     out: FixedOffset,
 ) -> Option<DateTime<FixedOffset>> {
     match f {
-        TimeFormat::UnixSeconds => from_unix(number(s)?, out),
+        // Seconds past 1e11 (the year 5138) are milliseconds or not a time at all.
+        TimeFormat::UnixSeconds => from_unix(number(s).filter(|n| *n < 1e11)?, out),
         TimeFormat::UnixMillis => match s.parse::<i64>() {
             Ok(ms) => DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&out)),
             Err(_) => from_unix(number(s)? / 1000.0, out),
@@ -267,6 +268,15 @@ mod tests {
         assert_eq!(at("soon", &["auto"]), None);
         assert_eq!(at("", &["auto"]), None);
         assert_eq!(at("12", &["excel"]), None, "not a plausible date");
+        assert_eq!(
+            at("1700000000123", &["unix_s"]),
+            None,
+            "milliseconds are not seconds"
+        );
+        assert_eq!(
+            at("1700000000123", &["unix_s", "auto"]).as_deref(),
+            Some("2023-11-15T06:13:20.123+08:00")
+        );
         // A feed in UTC: local times are read there and written in Shanghai.
         let utc = parse_zone("UTC").expect("zone");
         let t = parse("2025-01-24 01:00:00", &[TimeFormat::Auto], utc).expect("parses");
