@@ -638,4 +638,34 @@ mod tests {
         );
         assert_eq!(strip_html("a&isPre=1 &#20013;&#x6587;"), "a&isPre=1 中文");
     }
+
+    #[test]
+    fn the_targets_are_the_documented_raw_shape() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../schemas/raw/profile.schema.json"))
+                .expect("schema");
+        let props = schema["properties"].as_object().expect("properties");
+        for (name, kind, _) in TARGETS {
+            let p = &props[*name];
+            let want = match kind {
+                FieldType::Integer => "integer",
+                FieldType::Text | FieldType::Time => "string",
+            };
+            assert_eq!(p["type"], want, "{name}");
+            assert_eq!(
+                p.get("format").is_some(),
+                *kind == FieldType::Time,
+                "{name}"
+            );
+        }
+        assert_eq!(props.len(), TARGETS.len() + 1, "the targets and `source`");
+        for r in REQUIRED {
+            assert!(
+                schema["required"]
+                    .as_array()
+                    .expect("required")
+                    .contains(&json!(r))
+            );
+        }
+    }
 }

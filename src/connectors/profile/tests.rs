@@ -619,3 +619,69 @@ async fn a_failure_envelope_is_asked_again_and_a_null_page_is_empty() {
         "the hiccup, page 1, the null page 2"
     );
 }
+
+#[test]
+fn a_signature_can_go_in_a_header_and_pages_can_start_at_another_path() {
+    let text = r#"name = "t"
+channel = "portal"
+kind = "html"
+base_url = "http://site.test/"
+
+[vars]
+key = "${env.DUBAN_TEST_SURELY_UNSET_KEY:-k3y}"
+
+[sign]
+digest = "hmac-sha256"
+key = "${key}"
+input = "${path}?${query.pageIndex}"
+encoding = "hex-upper"
+
+[list]
+first_path = "/xx/index.html"
+path = "/xx/index_${page}.html"
+query = { pageIndex = "${page}" }
+headers = { X-Sign = "${signature}", Referer = "${base_url}/xx/" }
+rows = "li"
+link = "a"
+paging = { kind = "page", first_page = 1 }
+
+[fields]
+source_id = "/item/id"
+content = "/detail/内容"
+received_at = "/detail/时间"
+"#;
+    let (_, p) = temp_profile("signed-header.toml", text);
+    let p = p.expect("loads");
+    let list = p.list.as_ref().expect("list");
+    let mut pager = super::http::Pager::new(list.paging.as_ref());
+    let req = list
+        .build(&p, pager.vars(), None, pager.first())
+        .expect("page 1");
+    assert_eq!(req.url, "http://site.test/xx/index.html?pageIndex=1");
+    let header = |r: &crate::connectors::feed::Request, k: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let want = template::sign(
+        template::Digest::HmacSha256,
+        b"k3y",
+        b"/xx/index.html?1",
+        template::Encoding::HexUpper,
+    );
+    assert_eq!(header(&req, "X-Sign"), Some(want));
+    assert_eq!(
+        header(&req, "Referer").as_deref(),
+        Some("http://site.test/xx/")
+    );
+    assert!(pager.advance(super::http::PageSeen {
+        records: 20,
+        news: true,
+        ..Default::default()
+    }));
+    let req = list
+        .build(&p, pager.vars(), None, pager.first())
+        .expect("page 2");
+    assert_eq!(req.url, "http://site.test/xx/index_2.html?pageIndex=2");
+}
