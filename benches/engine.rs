@@ -135,6 +135,7 @@ fn main() {
         .build()
         .expect("runtime");
     let mut cfg = Config::default();
+    cfg.engine.pseudonym_key = duban::engine::PseudonymKey::Given(b"engine-bench-key".to_vec());
     cfg.engine.batch_max_records = batch;
     // `DUBAN_BENCH_CLASSIFIER=taxonomy-model`: the engine with that `[engine] classifier`.
     if std::env::var("DUBAN_BENCH_CLASSIFIER").as_deref() == Ok("taxonomy-model") {

@@ -75,6 +75,10 @@ pub struct EngineConfig {
     /// `taxonomy-model` (a linear model trained at start on the taxonomy's descriptions and terms:
     /// labels more complaints right, at about a quarter less engine throughput).
     pub classifier: DefaultClassifier,
+    /// Where the pseudonym key comes from: never the file (a secret stays in the environment,
+    /// `DUBAN_PSEUDONYM_KEY`); `duban demo` and tests set it in code.
+    #[serde(skip)]
+    pub pseudonym_key: crate::engine::PseudonymKey,
 }
 
 /// The engine's classifier when no model file is configured.
@@ -95,6 +99,7 @@ impl Default for EngineConfig {
             min_domain_confidence: 0.34,
             model: None,
             classifier: DefaultClassifier::Vocabulary,
+            pseudonym_key: crate::engine::PseudonymKey::Env,
         }
     }
 }

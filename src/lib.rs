@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod query;
 pub mod record;
 pub mod report;
+pub mod score;
 pub mod sim;
 pub mod sink;
 pub mod web;

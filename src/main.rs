@@ -109,6 +109,11 @@ enum Command {
         #[command(flatten)]
         classifier: ClassifierArgs,
     },
+    /// Score the analytic core: a backfill against `duban sim year`'s truth or hand labels.
+    Score {
+        #[command(subcommand)]
+        command: duban::score::ScoreCommand,
+    },
     /// Lake maintenance.
     Lake {
         #[command(subcommand)]
@@ -188,6 +193,9 @@ enum SinkCommand {
 enum SimCommand {
     /// Serve the four channels' feeds over HTTP on 127.0.0.1 and push Wanshitong webhooks.
     Serve(Box<duban::sim::SimServeArgs>),
+    /// Write a year-long message-board export built from the shared real texts, with planted
+    /// truth (issues, resubmissions, heavy posters) for `duban score year`.
+    Year(duban::sim::year::YearArgs),
 }
 
 fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
@@ -236,8 +244,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
             };
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let outcome =
-                pipeline::embedded::run_demo(&cfg, &cfg.connectors.dir, sim, &out).await?;
+            let outcome = pipeline::embedded::run_demo_reporting(
+                &cfg,
+                &cfg.connectors.dir,
+                sim,
+                &out,
+                &|line| eprintln!("[demo] {line}"),
+            )
+            .await?;
             print!("{}", outcome.summary.render());
             println!(
                 "wrote {} (lake/, alerts.jsonl, summary.json)",
@@ -251,8 +265,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Sim {
             command: SimCommand::Serve(args),
         } => duban::sim::serve_forever(*args).await?,
+        Command::Sim {
+            command: SimCommand::Year(args),
+        } => tokio::task::spawn_blocking(move || duban::sim::year::run(&args))
+            .await
+            .context("sim year panicked")??,
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -294,6 +314,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -310,6 +331,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             config,
         } => {
             let cfg = Config::load(&config)?;
+            cfg.engine.pseudonym_key.resolve()?;
             let summary = pipeline::backfill::run(&cfg, &input, &mapping, &out).await?;
             print!("{}", summary.render());
             println!(
@@ -350,6 +372,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             let opts = classifier_options(&classifier)?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
+        Command::Score { command } => duban::score::run(command).await?,
         Command::Lake {
             command: LakeCommand::Compact { lake },
         } => {
@@ -394,15 +417,38 @@ async fn main_inner(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+impl Command {
+    /// Whether the command is a long-running service, whose operators read its INFO log; an
+    /// interactive command shows a person its own output and logs only warnings.
+    fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Ingest { .. }
+                | Command::Process { .. }
+                | Command::Lifecycle { .. }
+                | Command::Serve(_)
+                | Command::ServeSql { .. }
+                | Command::Sim { .. }
+                | Command::Sink { .. }
+        )
+    }
+}
+
 fn main() {
+    let cli = Cli::parse();
+    let default_log = if cli.command.is_service() {
+        "info,rdkafka=warn"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DUBAN_LOG")
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

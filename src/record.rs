@@ -771,7 +771,19 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinct() {
-        assert_eq!(complaint_id("hotline", "A1"), complaint_id("hotline", "A1"));
+        // Pinned: compacted topics and replays key by these ids across versions.
+        assert_eq!(
+            complaint_id("hotline", "A1"),
+            "2df41ca4477cf64bc90eeb53f7a5ba98"
+        );
+        assert_eq!(
+            alert_id(
+                AlertTrigger::CrowdConcentration,
+                "IS-000000001",
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date")
+            ),
+            "AL-4d89ca8ae114958a2d35"
+        );
         assert_eq!(
             complaint_id("hotline", "A1"),
             complaint_id("hotline", " A1 ")

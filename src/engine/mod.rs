@@ -48,19 +48,75 @@ pub struct EngineOutput {
     pub dead: Vec<DeadLetter>,
 }
 
-/// The key that pseudonymizes complainants: env DUBAN_PSEUDONYM_KEY, else a development key
-/// (with a warning: pseudonyms made with it are only as private as this source code).
-pub fn pseudonym_key() -> Vec<u8> {
-    match std::env::var("DUBAN_PSEUDONYM_KEY") {
-        Ok(k) if !k.is_empty() => k.into_bytes(),
-        _ => {
-            static WARN: std::sync::Once = std::sync::Once::new();
-            WARN.call_once(|| {
-                tracing::warn!(
-                    "DUBAN_PSEUDONYM_KEY is not set: using the development pseudonym key"
-                )
-            });
-            b"duban-development-pseudonym-key".to_vec()
+/// The environment variable holding the key of complainant pseudonyms.
+pub const PSEUDONYM_KEY_ENV: &str = "DUBAN_PSEUDONYM_KEY";
+
+/// The development key of `duban demo`: public in this source, so pseudonyms made with it are no
+/// secret. Refused everywhere else.
+const DEVELOPMENT_KEY: &[u8] = b"duban-development-pseudonym-key";
+
+/// Shortest key accepted from the environment (a brute force of the key must stay out of reach).
+const MIN_KEY_BYTES: usize = 16;
+
+/// Where the engine's pseudonym key comes from. Never a config file: the key is a secret, held in
+/// the environment of the processes that pseudonymize and nowhere else (README: threat model).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum PseudonymKey {
+    /// `DUBAN_PSEUDONYM_KEY`, required: production commands (`run`, `process`, `backfill`) fail
+    /// at start without it.
+    #[default]
+    Env,
+    /// `DUBAN_PSEUDONYM_KEY` when set, else the development key, with a warning (`duban demo`).
+    EnvOrDevelopment,
+    /// A key given in code: tests and benchmarks.
+    Given(Vec<u8>),
+}
+
+impl std::fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PseudonymKey::Env => f.write_str("Env"),
+            PseudonymKey::EnvOrDevelopment => f.write_str("EnvOrDevelopment"),
+            PseudonymKey::Given(_) => f.write_str("Given(<redacted>)"),
+        }
+    }
+}
+
+impl PseudonymKey {
+    /// The key's bytes; an error (one line) when a production command has none, or the
+    /// environment holds the development key or a key shorter than 16 bytes.
+    pub fn resolve(&self) -> Result<Vec<u8>> {
+        self.resolve_from(std::env::var(PSEUDONYM_KEY_ENV).ok())
+    }
+
+    /// [`PseudonymKey::resolve`] with the environment's value given.
+    fn resolve_from(&self, env: Option<String>) -> Result<Vec<u8>> {
+        match (self, env.filter(|k| !k.is_empty())) {
+            (PseudonymKey::Given(k), _) => Ok(k.clone()),
+            (_, Some(k)) => {
+                anyhow::ensure!(
+                    k.as_bytes() != DEVELOPMENT_KEY,
+                    "{PSEUDONYM_KEY_ENV} holds the development key, which is public in duban's source: set a secret key"
+                );
+                anyhow::ensure!(
+                    k.len() >= MIN_KEY_BYTES,
+                    "{PSEUDONYM_KEY_ENV} must hold at least {MIN_KEY_BYTES} bytes (it has {})",
+                    k.len()
+                );
+                Ok(k.into_bytes())
+            }
+            (PseudonymKey::EnvOrDevelopment, None) => {
+                static WARN: std::sync::Once = std::sync::Once::new();
+                WARN.call_once(|| {
+                    tracing::warn!(
+                        "{PSEUDONYM_KEY_ENV} is not set: the demo uses the development pseudonym key"
+                    )
+                });
+                Ok(DEVELOPMENT_KEY.to_vec())
+            }
+            (PseudonymKey::Env, None) => anyhow::bail!(
+                "{PSEUDONYM_KEY_ENV} is not set: this command writes pseudonyms and needs the bureau's secret key (at least {MIN_KEY_BYTES} bytes); only `duban demo` runs with a development key"
+            ),
         }
     }
 }
@@ -119,8 +175,9 @@ fn s<'a>(v: &[Option<&'a str>], i: usize) -> Option<&'a str> {
     v.get(i).copied().flatten()
 }
 
-/// Register duban's per-record UDFs on a DataFusion context (also used by `duban sql`).
-pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>, key: Vec<u8>) {
+/// Register duban's keyless per-record UDFs on a DataFusion context (also used by `duban sql`,
+/// Flight SQL and the reports). The keyed `pseudonym` is not among them: see [`register_pseudonym`].
+pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {
     use normalize as n;
     ctx.register_udf(string_udf("normalize_text", 1, move |v| {
         s(v, 0).map(n::normalize_text)
@@ -132,7 +189,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
     }));
     ctx.register_udf(string_udf("mask_phone", 1, move |v| {
-        s(v, 0).and_then(n::mask_phone)
+        s(v, 0).and_then(pii::mask_phone)
     }));
     ctx.register_udf(string_udf("complaint_id", 2, move |v| {
         Some(complaint_id(s(v, 0)?, s(v, 1)?))
@@ -142,9 +199,6 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
             s(v, 0).unwrap_or(""),
             s(v, 1).unwrap_or(""),
         ))
-    }));
-    ctx.register_udf(string_udf("pseudonym", 4, move |v| {
-        n::identity(s(v, 0)?, s(v, 1), s(v, 2), s(v, 3)).map(|id| n::pseudonym(&key, &id))
     }));
     ctx.register_udf(string_udf("canonical_district", 2, move |v| {
         n::canonical_district(s(v, 0), s(v, 1).unwrap_or(""))
@@ -164,6 +218,16 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     let c2 = classifier;
     ctx.register_udf(string_udf("classify_domain", 2, move |v| {
         Some(c2.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or("")).0)
+    }));
+}
+
+/// Register the keyed `pseudonym(channel, phone, user_id, name)` UDF: the engine's normalize
+/// contexts only. A session with it and the lake's masked phones could test every candidate of
+/// the hidden digits against the complainant column, so it never goes into an analyst's session.
+pub fn register_pseudonym(ctx: &SessionContext, key: Vec<u8>) {
+    use normalize as n;
+    ctx.register_udf(string_udf("pseudonym", 4, move |v| {
+        n::identity(s(v, 0)?, s(v, 1), s(v, 2), s(v, 3)).map(|id| n::pseudonym(&key, &id))
     }));
 }
 
@@ -459,13 +523,14 @@ impl Engine {
         };
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let key = pseudonym_key();
+        let key = config.engine.pseudonym_key.resolve()?;
         let ctxs = (0..threads.max(1))
             .map(|_| {
                 let ctx = SessionContext::new_with_config(
                     datafusion::prelude::SessionConfig::new().with_target_partitions(1),
                 );
-                register_udfs(&ctx, model.clone(), key.clone());
+                register_udfs(&ctx, model.clone());
+                register_pseudonym(&ctx, key.clone());
                 ctx
             })
             .collect();
@@ -588,6 +653,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
+    fn config() -> Config {
+        let mut cfg = Config::default();
+        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+        cfg
+    }
+
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {
         let cfg = crate::sim::SimConfig {
@@ -627,7 +699,7 @@ mod tests {
     type Run = (Vec<Complaint>, Vec<Alert>, Vec<String>);
 
     async fn run_in_batches(inputs: &[RawInput], batch: usize) -> Run {
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let mut complaints = Vec::new();
         let mut alerts = std::collections::BTreeMap::new();
         for chunk in inputs.chunks(batch) {
@@ -643,6 +715,35 @@ mod tests {
             .collect();
         issues.sort();
         (complaints, alerts.into_values().collect(), issues)
+    }
+
+    #[test]
+    fn production_refuses_a_missing_development_or_short_key() {
+        let env = |k: &str| Some(k.to_string());
+        let err = |r: Result<Vec<u8>>| format!("{:#}", r.expect_err("refused"));
+        assert!(
+            err(PseudonymKey::Env.resolve_from(None)).contains("DUBAN_PSEUDONYM_KEY is not set")
+        );
+        assert!(err(PseudonymKey::Env.resolve_from(env(""))).contains("is not set"));
+        let dev = String::from_utf8(DEVELOPMENT_KEY.to_vec()).expect("ascii");
+        for source in [PseudonymKey::Env, PseudonymKey::EnvOrDevelopment] {
+            assert!(err(source.resolve_from(Some(dev.clone()))).contains("development key"));
+            assert!(err(source.resolve_from(env("short"))).contains("at least 16 bytes"));
+            let key = source
+                .resolve_from(env("a-secret-of-the-bureau"))
+                .expect("key");
+            assert_eq!(key, b"a-secret-of-the-bureau");
+        }
+        // The demo alone falls back to the development key; tests give theirs in code.
+        assert_eq!(
+            PseudonymKey::EnvOrDevelopment
+                .resolve_from(None)
+                .expect("demo"),
+            DEVELOPMENT_KEY
+        );
+        let given = PseudonymKey::Given(b"k".to_vec());
+        assert_eq!(given.resolve_from(None).expect("given"), b"k");
+        assert_eq!(format!("{given:?}"), "Given(<redacted>)");
     }
 
     #[tokio::test]
@@ -668,7 +769,7 @@ mod tests {
         let inputs = corpus_inputs(600);
         let whole = run_in_batches(&inputs, 10_000).await;
         // The stateless stage runs ahead on its own thread; each batch still applies in order.
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let (mut complaints, mut alerts, mut records) =
             (Vec::new(), std::collections::BTreeMap::new(), 0);
         e.process_batches(inputs.chunks(160), |n, out| {
@@ -682,7 +783,7 @@ mod tests {
         assert_eq!(complaints, whole.0);
         assert_eq!(alerts.into_values().collect::<Vec<_>>(), whole.1);
         // A sink's error ends the run with that error; no batch after it is handed over.
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let mut calls = 0;
         let err = e
             .process_batches(inputs.chunks(100), |_, _| {
@@ -698,7 +799,7 @@ mod tests {
     async fn complaints_prepared_on_the_stateless_stage_apply_as_in_place() {
         // A dedup config other than the default: the stateless stage must hash with the keyed
         // state's own MinHash parameters, or duplicates and clusters would change.
-        let mut cfg = Config::default();
+        let mut cfg = config();
         cfg.kafka.partitions = 1;
         (cfg.dedup.ngram, cfg.dedup.bands, cfg.dedup.rows) = (2, 10, 3);
         let inputs = corpus_inputs(400);
@@ -731,7 +832,7 @@ mod tests {
 
     #[tokio::test]
     async fn normalizes_through_sql() {
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let out = e
             .process(&[
                 raw("hotline", "RX1", json!({"call_time": "2026-11-01 09:00:00", "caller": "王某", "phone": "13812345678",
@@ -746,9 +847,9 @@ mod tests {
         assert_eq!(out.complaints.len(), 2);
         let h = &out.complaints[0];
         assert_eq!(h.complaint_id, complaint_id("hotline", "RX1"));
-        assert_eq!(h.phone_masked.as_deref(), Some("138****5678"));
+        assert_eq!(h.phone_masked.as_deref(), Some("*******5678"));
         assert!(
-            !h.body.contains("13812345678") && h.body.contains("138****5678"),
+            !h.body.contains("13812345678") && h.body.contains("*******5678"),
             "{}",
             h.body
         );
@@ -786,7 +887,7 @@ mod tests {
 
     #[tokio::test]
     async fn replies_and_handling_units_are_kept_masked() {
-        let mut e = Engine::new(&Config::default()).expect("engine");
+        let mut e = Engine::new(&config()).expect("engine");
         let out = e
             .process(&[
                 raw("board", "B7", json!({"received_at": "2026-11-01T10:00:00+08:00", "content": "路灯坏了", "name": "王建国",

@@ -13,7 +13,7 @@ fn complaint(n: usize, version: Option<&str>) -> Complaint {
     );
     Complaint {
         complainant: Some(crate::ids::pseudonym_of(n as u64)),
-        phone_masked: Some("138****1234".into()),
+        phone_masked: Some("*******1234".into()),
         district: Some("镜湖区".into()),
         domain: "城市管理".into(),
         domain_confidence: 0.9,

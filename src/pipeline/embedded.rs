@@ -41,8 +41,19 @@ pub async fn start_sim_and_receiver(
 pub async fn run_demo(
     config: &Config,
     connectors_dir: &Path,
+    sim: SimConfig,
+    out_dir: &Path,
+) -> Result<DemoOutcome> {
+    run_demo_reporting(config, connectors_dir, sim, out_dir, &|_| {}).await
+}
+
+/// `run_demo`, telling `progress` one line as each stage ends (the CLI prints them).
+pub async fn run_demo_reporting(
+    config: &Config,
+    connectors_dir: &Path,
     mut sim: SimConfig,
     out_dir: &Path,
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<DemoOutcome> {
     let bus = MemoryBus::new();
     let topics = Topics::new(&config.kafka.topic_prefix);
@@ -54,6 +65,11 @@ pub async fn run_demo(
     sim.bind = "127.0.0.1:0".parse().expect("loopback address");
     sim.export_dir = sim_export_dir(out_dir);
     let (sim, receiver) = start_sim_and_receiver(sim, &files, out.clone()).await?;
+    progress(&format!(
+        "simulator: {} complaints on four channels at {}",
+        sim.manifest().records.len(),
+        sim.base_url()
+    ));
     files.point_at_sim(&sim.base_url(), &sim_export_dir(out_dir));
     let enabled = &config.connectors.enabled;
     run_pollers(&files, enabled, out.clone(), Mode::Drain).await?;
@@ -65,8 +81,26 @@ pub async fn run_demo(
     receiver.shutdown().await;
     let manifest = sim.manifest().clone();
     sim.shutdown().await;
+    progress(&format!(
+        "connectors: {} raw records, {} dead letters",
+        bus.len(&topics.raw),
+        bus.len(&topics.dlq)
+    ));
 
+    // The demo alone may run with the development pseudonym key (when none is set).
+    let mut config = config.clone();
+    if config.engine.pseudonym_key == crate::engine::PseudonymKey::Env {
+        config.engine.pseudonym_key = crate::engine::PseudonymKey::EnvOrDevelopment;
+    }
+    let config = &config;
     let drained = super::drain::process_all(config, &bus, &topics, out_dir, None, true).await?;
+    progress(&format!(
+        "engine: {} complaints, {} issues, {} alerts raised; lake in {}",
+        drained.summary.complaints,
+        drained.summary.issues,
+        drained.alerts.len(),
+        out_dir.join("lake").display()
+    ));
     // The lifecycle replays the raised alerts on the corpus's own clock (yellow, and red where
     // the warning period ran out), writing the board's lake tables, alerts.jsonl and documents.
     let until = drained.complaints.iter().map(|c| c.received_at).max();
@@ -76,6 +110,11 @@ pub async fn run_demo(
         until.unwrap_or_else(|| chrono::Utc::now().with_timezone(&crate::record::local_offset())),
         out_dir,
     )?;
+    progress(&format!(
+        "lifecycle: {} alerts on the board, documents in {}",
+        board.alerts.len(),
+        out_dir.join("documents").display()
+    ));
     // What the simulator planted, so a reader can check the alerts against it.
     std::fs::write(
         out_dir.join("sim").join("manifest.json"),

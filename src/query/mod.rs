@@ -132,11 +132,8 @@ pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<Session
         );
     }
     let ctx = SessionContext::new_with_config(session_config());
-    crate::engine::register_udfs(
-        &ctx,
-        opts.classifier.clone(),
-        crate::engine::pseudonym_key(),
-    );
+    // Keyless functions only: no pseudonym key in an analyst's session (README: threat model).
+    crate::engine::register_udfs(&ctx, opts.classifier.clone());
     udfs::register(&ctx, opts.classifier.clone());
     for table in crate::lake::TABLES {
         let dir = lake.join(table);

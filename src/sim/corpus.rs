@@ -146,7 +146,7 @@ const REGULAR_CHANNELS: [u32; 4] = [38, 16, 22, 24];
 const CLUSTER_CHANNELS: [u32; 4] = [35, 20, 20, 25];
 const FREQUENT_CHANNELS: [u32; 4] = [40, 5, 20, 35];
 /// District weights: the urban districts receive more complaints.
-const DISTRICT_WEIGHTS: [u32; 7] = [22, 18, 18, 10, 10, 10, 12];
+pub(crate) const DISTRICT_WEIGHTS: [u32; 7] = [22, 18, 18, 10, 10, 10, 12];
 /// Topics of the frequent complainants: property fees, road damage, wage arrears.
 const FREQUENT_TOPICS: [&str; 3] = ["物业收费", "路面坑洼", "拖欠工资"];
 const FREQUENT_COUNTS: [usize; 3] = [40, 30, 20];
@@ -191,7 +191,7 @@ fn problem_named(name: &str) -> &'static Problem {
         .unwrap_or(&PROBLEMS[0])
 }
 
-fn random_time(rng: &mut SimRng, from: NaiveDateTime, days: i64) -> NaiveDateTime {
+pub(crate) fn random_time(rng: &mut SimRng, from: NaiveDateTime, days: i64) -> NaiveDateTime {
     let day = rng.range(0, days.max(1) - 1);
     // Office-hours heavy, some evenings, few nights.
     let hour = match rng.weighted(&[70, 25, 5]) {

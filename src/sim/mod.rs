@@ -13,6 +13,7 @@ pub mod server;
 pub mod teddy;
 pub mod text;
 pub mod wire;
+pub mod year;
 
 #[cfg(test)]
 mod tests;

@@ -682,7 +682,7 @@ mod tests {
         let mut c = crate::record::Complaint {
             complaint_id: "c1".into(),
             fetched_at: at("2026-11-01T10:00:00+08:00"),
-            phone_masked: Some("138****1234".into()),
+            phone_masked: Some("*******1234".into()),
             domain: "城市管理".into(),
             domain_confidence: 0.5,
             likes: Some(3),

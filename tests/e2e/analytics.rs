@@ -78,14 +78,32 @@ async fn hot_messages_flag_the_prolific_poster_and_find_the_big_issues() {
         let n: usize = rows(&lake, &sql).await[0][0].parse().expect("n");
         assert!(n >= 30, "its complaints are in the lake: {n}");
     }
-    // Every complaint is in the lake once, with its issue.
+    assert!(
+        big[0][2].parse::<usize>().expect("n") >= 40,
+        "the biggest issue has 40+ complainants: {big:?}"
+    );
+    // Every message of the file is in the lake once, with its issue.
     let c = rows(
         &lake,
         "select count(*), count(distinct complaint_id), count(issue_id) from complaints",
     )
     .await;
+    assert_eq!(c[0][0], data_rows("messages_hot.csv").to_string());
     assert_eq!(c[0][0], c[0][1]);
     assert_eq!(c[0][0], c[0][2]);
+}
+
+/// The data rows of a shared CSV file (its records after the header).
+fn data_rows(name: &str) -> usize {
+    let mut n = 0;
+    for r in csv::Reader::from_path(shared_file(name))
+        .expect("readable CSV")
+        .records()
+    {
+        r.expect("a CSV record");
+        n += 1;
+    }
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,9 +114,10 @@ async fn replied_messages_flag_nobody() {
         "select count(*), sum(case when flagged then 1 else 0 end) from complainants",
     )
     .await;
+    let people: usize = c[0][0].parse().expect("n");
     assert!(
-        c[0][0].parse::<usize>().expect("n") > 1000,
-        "the file's complainants were read"
+        people > 1000 && people <= data_rows("messages_replied.csv"),
+        "the file's complainants were read: {people}"
     );
     assert_eq!(
         c[0][1], "0",

@@ -41,7 +41,7 @@ fn complaints(tag: &str, district: &str, issue: &str, n: usize, repeat: usize) -
             Complaint {
                 fetched_at: t("2026-11-20T09:30:00+08:00"),
                 complainant: Some(format!("P-{tag}-{person:02}")),
-                phone_masked: Some("138****0000".into()),
+                phone_masked: Some("*******0000".into()),
                 district: Some(district.into()),
                 domain: "城市管理".into(),
                 domain_confidence: 0.9,

@@ -14,9 +14,15 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(180);
 
-/// The `duban` binary of this build.
+/// The pseudonym key of the tests: set explicitly, in code (`test_config`) and in the
+/// environment of the commands they run (`duban()`); production commands refuse to run without one.
+pub const TEST_PSEUDONYM_KEY: &str = "e2e-test-pseudonym-key";
+
+/// The `duban` binary of this build, with the tests' pseudonym key in its environment.
 pub fn duban() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_duban"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duban"));
+    cmd.env(duban::engine::PSEUDONYM_KEY_ENV, TEST_PSEUDONYM_KEY);
+    cmd
 }
 
 /// Run `cmd` to its end; it must succeed (else the test fails with its stderr). Its stdout and
@@ -60,6 +66,46 @@ pub fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
+/// Seeded random moments for kill tests (splitmix64): the same seed gives the same moments, so a
+/// failing run can be repeated; the kill itself is the fault injected, never a synchronisation.
+pub struct KillMoments(u64);
+
+impl KillMoments {
+    pub fn new(seed: u64) -> KillMoments {
+        KillMoments(seed)
+    }
+
+    /// Moments from `DUBAN_KILL_SEED` when set (to repeat a run), else a fresh seed per run, so
+    /// repeated runs cover other moments; the seed is printed either way.
+    pub fn from_env_or_clock(test: &str) -> KillMoments {
+        let seed = std::env::var("DUBAN_KILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+            });
+        eprintln!("{test}: kill moments from DUBAN_KILL_SEED={seed}");
+        KillMoments(seed)
+    }
+
+    /// The next raw 64-bit draw.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A moment `from_ms` + uniform [0, `span_ms`) milliseconds.
+    pub fn within(&mut self, from_ms: u64, span_ms: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(from_ms + self.next_u64() % span_ms.max(1))
+    }
+}
+
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -75,6 +121,8 @@ pub fn test_config(prefix: &str) -> Config {
     cfg.engine.group_id = format!("{prefix}-engine");
     cfg.engine.batch_linger_ms = 100;
     cfg.connectors.dir = repo("connectors");
+    cfg.engine.pseudonym_key =
+        duban::engine::PseudonymKey::Given(TEST_PSEUDONYM_KEY.as_bytes().to_vec());
     cfg
 }
 

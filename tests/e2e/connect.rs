@@ -499,18 +499,11 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
             .expect("spawn duban ingest")
     };
     // Seeded random moments (splitmix64 of the seed), 0.5–3.5 s into each run.
-    let mut state: u64 = 0x5EED_2026;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut moments = KillMoments::new(0x5EED_2026);
     let mut mid_ingest = 0;
     for kill in 0..5 {
         let mut child = spawn();
-        let at = Duration::from_millis(500 + next() % 3000);
+        let at = moments.within(500, 3000);
         tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
         assert!(
             child.try_wait().expect("status").is_none(),

@@ -232,7 +232,7 @@ webhook_attempts = 20
                 "lifecycle did not start: {}",
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -843,6 +843,127 @@ async fn kill_9_around_a_deadline_escalates_once_and_notifies_once() {
     assert_eq!(code, 200);
     assert_eq!(shown["document_no"], json!(red.lifecycle.document_no));
     kill9(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_at_random_moments_of_an_escalation_escalates_once() {
+    // Each run restores the board; the clock then moves past the deadline, so the next tick
+    // (every 100 ms) escalates (board record and notification log in one transaction) and the
+    // notice is delivered; every delivery's first attempt fails, so a retry with backoff stretches
+    // the delivery. Kills land at seeded random moments: until red is on the board, within 150 ms
+    // of the clock moving (before the tick, or inside the escalation's transaction, which the next
+    // run's producer then aborts); after it, across the notice's attempts and its log write.
+    let (hooks, url) = Receiver::start(true).await;
+    let rig = Rig::new("life-kill-rand", &url, 400).await;
+    let before = t("2026-11-20T10:00:00+08:00");
+    rig.set_clock(before);
+    let unit = duban::engine::units::units().responsible(Some("城市管理"), Some("镜湖区"));
+    let alert = raised_alert(&unit, 6);
+    let id = alert.alert_id.clone();
+    let (a, _) = rig.start();
+    raise(&rig, &alert).await;
+    let yellow = rig.wait_board("yellow", |b| b.get(&id).cloned()).await;
+    kill9(a);
+    let after = t(&format!(
+        "{}T08:00:00+08:00",
+        yellow.deadline + Days::days(3)
+    ));
+    let is_red =
+        |b: &BTreeMap<String, Alert>| b.get(&id).is_some_and(|a| a.level == AlertLevel::Red);
+    let mut moments = KillMoments::from_env_or_clock("lifecycle random kills");
+    let mut phases: Vec<(Duration, bool, usize)> = Vec::new();
+    // Until red is on the board every run is killed (a run that commits the escalation ends that
+    // phase), then three more across the delivery; a bound in case the board never turns red.
+    while phases.iter().filter(|p| p.1).count() < 3 {
+        assert!(
+            phases.len() < 40,
+            "the escalation never committed: {phases:?}"
+        );
+        let red_before = is_red(&rig.board());
+        rig.set_clock(if red_before { after } else { before });
+        let (p, _) = rig.start();
+        let at = if red_before {
+            moments.within(0, 1200)
+        } else {
+            rig.set_clock(after);
+            moments.within(0, 150)
+        };
+        tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
+        kill9(p);
+        phases.push((at, is_red(&rig.board()), hooks.delivered().len()));
+    }
+    rig.set_clock(after);
+    let (last, api) = rig.start();
+    let red = rig
+        .wait_board("escalation after the kills", |b| {
+            b.get(&id).filter(|a| a.level == AlertLevel::Red).cloned()
+        })
+        .await;
+    let esc_key = format!("{id}#{}", red.lifecycle.history.len());
+    wait_until("the escalation notice logged as delivered", || {
+        rig.logged_delivered(&esc_key)
+    })
+    .await;
+    eprintln!("kills (moment, red on the board, notices delivered): {phases:?}");
+
+    // One escalation in every board record ever written, one escalation time, one document.
+    let records: Vec<Alert> = rig
+        .board_records()
+        .into_iter()
+        .filter(|a| a.alert_id == id)
+        .collect();
+    for r in &records {
+        let n = r
+            .lifecycle
+            .history
+            .iter()
+            .filter(|h| h.action == "escalate")
+            .count();
+        assert!(n <= 1, "a board record with {n} escalations");
+    }
+    let escalated: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter_map(|r| r.lifecycle.escalated_at)
+        .collect();
+    assert_eq!(escalated.len(), 1, "one escalation time: {escalated:?}");
+    let documents: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter_map(|r| r.lifecycle.document_no.clone())
+        .collect();
+    assert_eq!(documents.len(), 1, "one document number: {documents:?}");
+    // The notice reached the unit. A kill between the receiver's 2xx and the delivered-log write
+    // sends it again after the restart: the same Idempotency-Key and the same body, so a receiver
+    // that keys on it keeps one; every copy of one key is identical.
+    assert!(
+        hooks.delivered().contains_key(&esc_key),
+        "escalation notice delivered"
+    );
+    let calls = hooks.calls();
+    for key in calls.iter().map(|c| &c.key) {
+        let bodies: std::collections::BTreeSet<String> = calls
+            .iter()
+            .filter(|c| &c.key == key)
+            .map(|c| c.body.to_string())
+            .collect();
+        assert_eq!(bodies.len(), 1, "copies of {key} differ: {bodies:?}");
+    }
+    let notices: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| c.key.starts_with(&format!("{id}#")))
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(notices.len(), 2, "raise and escalate only: {notices:?}");
+    let (code, shown) = call(
+        &api,
+        SUPERVISOR,
+        "GET",
+        &format!("/api/alerts/{id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(shown["document_no"], json!(red.lifecycle.document_no));
+    kill9(last);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,8 @@ mod board;
 mod classify;
 mod common;
 mod connect;
+mod golden;
+mod hardening;
 mod lifecycle;
 mod profiles;
 mod report;

@@ -292,6 +292,17 @@ fn serve(lake: &Path, token: &str) -> Server {
     }
 }
 
+/// Whether two strings name the same instant (RFC 3339, or Python's `str()` with a space) or the
+/// same day; false for anything that is not a time.
+fn same_time(a: &str, b: &str) -> bool {
+    let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)).ok();
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+    match (instant(a), instant(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => day(a).is_some() && day(a) == day(b),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_sql_serves_the_lake_to_the_adbc_driver() {
     let d = demo().await;
@@ -316,13 +327,11 @@ async fn flight_sql_serves_the_lake_to_the_adbc_driver() {
         for (g, w) in rows.iter().zip(&want) {
             for (k, wv) in w.as_object().expect("row") {
                 let gv = &g[k];
-                // Dates and timestamps arrive as Python objects printed with str().
+                // Dates and timestamps arrive as Python objects printed with str(): compared as
+                // the same instant or day, every other value exactly.
                 let same = gv == wv
-                    || (gv.as_str().is_some()
-                        && wv.as_str().is_some_and(|w| {
-                            gv.as_str()
-                                .is_some_and(|g| g.replace(' ', "T").starts_with(&w[..10]))
-                        }));
+                    || matches!((gv.as_str(), wv.as_str()), (Some(g), Some(w))
+                        if same_time(g, w));
                 assert!(same, "{sql}: column {k}: {gv} vs {wv}");
             }
         }
@@ -366,6 +375,58 @@ async fn flight_sql_serves_the_lake_to_the_adbc_driver() {
         );
     }
     assert!(!Path::new("/tmp/duban-flight-should-not-exist.csv").exists());
+}
+
+/// Issue 21's attack: the keyed `pseudonym` UDF was in analysts' sessions and masked phones kept
+/// 7 of 11 digits, so trying the 10,000 candidates of the hidden digits (generate_series) against
+/// `complainant` recovered every phone number without the key. No analyst session (Flight SQL,
+/// `duban sql`) has a keyed function now, and a masked phone keeps at most 4 digits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pseudonyms_cannot_be_reversed_through_sql() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let attack = "select count(distinct c.complainant) as recovered \
+         from complaints c cross join generate_series(0, 9999) g \
+         where c.phone_masked is not null and pseudonym(c.channel, \
+           concat(substr(c.phone_masked, 1, 3), lpad(cast(g.value as varchar), 4, '0'), \
+                  substr(c.phone_masked, 8, 4)), null, null) = c.complainant";
+    let token = "e2e-flight-token";
+    let server = serve(&lake, token);
+    let got = adbc(&server.uri, token, &["query", attack]);
+    let err = got["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the attack ran: {got}"));
+    assert!(err.contains("pseudonym"), "{err}");
+    let out = duban()
+        .args(["sql", "--lake"])
+        .arg(&lake)
+        .arg(attack)
+        .output()
+        .expect("duban sql runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("pseudonym"),
+        "{stderr}"
+    );
+    // What is left of a phone: at most its last 4 digits.
+    let phones = adbc(
+        &server.uri,
+        token,
+        &[
+            "query",
+            "select phone_masked from complaints where phone_masked is not null",
+        ],
+    );
+    let phones = phones["rows"].as_array().expect("rows");
+    assert!(phones.len() > 20, "the demo's complaints have phones");
+    for p in phones {
+        let p = p["phone_masked"].as_str().expect("text");
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        assert!(
+            digits <= 4 && p.ends_with(|c: char| c.is_ascii_digit()),
+            "{p}"
+        );
+    }
 }
 
 /// The ClickHouse endpoint (DUBAN_CLICKHOUSE_URL; scripts/test.sh starts the server).

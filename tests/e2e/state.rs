@@ -172,6 +172,7 @@ impl Deployment {
             .arg(&self.file)
             .env("DUBAN_KAFKA_BOOTSTRAP", bootstrap())
             .env("DUBAN_ENGINE_INSTANCE", instance)
+            .env(duban::engine::PSEUDONYM_KEY_ENV, TEST_PSEUDONYM_KEY)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -303,14 +304,7 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
     };
     // Seeded random moments (splitmix64): up to 1.5 s after the first output, then 2–6 s into
     // each run.
-    let mut seed: u64 = 0x5EED_0005;
-    let mut next = || {
-        seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut moments = KillMoments::new(0x5EED_0005);
     let mut published = Vec::new();
     for kill in 0..5 {
         let mut child = d.worker("w0");
@@ -337,9 +331,9 @@ async fn kill_9_five_times_during_a_run_gives_the_uninterrupted_output() {
             }
         }
         let at = if kill == 0 {
-            Duration::from_millis(next() % 1500)
+            moments.within(0, 1500)
         } else {
-            Duration::from_millis(2000 + next() % 4000)
+            moments.within(2000, 4000)
         };
         tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
         let at = started.elapsed();

@@ -102,10 +102,13 @@ pub async fn run(args: CheckArgs) -> Result<Counts> {
             p.base_url
         );
     }
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(c) => Config::load(c)?,
         None => Config::default(),
     };
+    // A trial on a terminal, stored nowhere: the bureau's key when set, else (with a warning)
+    // the development key, as `duban demo`.
+    cfg.engine.pseudonym_key = crate::engine::PseudonymKey::EnvOrDevelopment;
     let mut engine = Engine::new(&cfg)?;
     let (sink, commits) = Sink::channel(&p.name);
     let limit = (args.limit > 0).then_some(args.limit);
