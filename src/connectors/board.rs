@@ -193,13 +193,29 @@ pub async fn take_items<S: ItemSource>(
     new: &[String],
     per_commit: usize,
 ) -> Result<()> {
+    take_items_with(src, feed, sink, taken, new, per_commit, |_, _| None).await
+}
+
+/// As [`take_items`]; `also` may add a position (sub key, value) for an item, committed with it.
+pub async fn take_items_with<S: ItemSource>(
+    src: &S,
+    feed: &Feed,
+    sink: &Sink,
+    taken: &mut Taken,
+    new: &[String],
+    per_commit: usize,
+    mut also: impl FnMut(&str, &Fetched) -> Option<(String, Value)>,
+) -> Result<()> {
     for chunk in new.chunks(per_commit.max(1)) {
         let mut c = Commit::default();
         for id in chunk {
-            match src.fetch(feed, id).await? {
-                None => continue,
-                Some(Fetched::Record(e)) => c.records.push(e),
-                Some(Fetched::Dead(d)) => c.dead.push(d),
+            let Some(f) = src.fetch(feed, id).await? else {
+                continue;
+            };
+            c.positions.extend(also(id, &f));
+            match f {
+                Fetched::Record(e) => c.records.push(e),
+                Fetched::Dead(d) => c.dead.push(d),
             }
             taken.insert(id.clone());
         }

@@ -134,13 +134,13 @@ impl SimHandle {
 
     /// The People's Daily stand-in's messages, newest first.
     pub fn pd_threads(&self) -> Vec<peoples::Thread> {
-        self.state.pd.threads().to_vec()
+        self.state.pd().threads().to_vec()
     }
 
     /// The tids whose People's Daily detail is served without the message (malformed faults).
     pub fn pd_malformed(&self) -> Vec<String> {
         self.state
-            .pd
+            .pd()
             .threads()
             .iter()
             .map(|t| t.tid.to_string())

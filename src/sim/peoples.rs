@@ -236,7 +236,8 @@ pub async fn list_unsigned(State(s): State<Arc<SimState>>, body: axum::body::Byt
         .unwrap_or(1);
     let last = q.get("lastItem").cloned().unwrap_or_default();
     let items: Vec<Value> = if fid.trim() == FID {
-        s.pd.page(&last, rows, state)
+        s.pd()
+            .page(&last, rows, state)
             .iter()
             .map(|t| t.list_item(s.seed))
             .collect()
@@ -288,8 +289,9 @@ pub async fn list_v1(
         .unwrap_or(10)
         .clamp(1, 50);
     let local = uri.path().ends_with("/df");
+    let board = s.pd();
     let items: Vec<&Thread> = if local && text(param.get("fid")) == FID {
-        s.pd.page_all(&text(param.get("lastItem")), rows)
+        board.page_all(&text(param.get("lastItem")), rows)
     } else {
         Vec::new()
     };
@@ -309,7 +311,8 @@ pub async fn content_v1(
         Err(r) => return *r,
     };
     let tid = text(param.get("tid"));
-    match s.pd.get(&tid) {
+    let board = s.pd();
+    match board.get(&tid) {
         Some(t) => {
             let broken = s.malformed_pd(&tid);
             Json(json!({"resultData": {"contentList": t.content_list(broken), "tid": t.tid}}))
@@ -403,6 +406,24 @@ impl Board {
     pub fn get(&self, tid: &str) -> Option<&Thread> {
         let t: u64 = tid.trim().parse().ok()?;
         self.index.get(&t).map(|&i| &self.threads[i])
+    }
+
+    /// Answer every unanswered message at `at` (or an hour after it was written, if later).
+    pub fn answer_all(&mut self, at: NaiveDateTime) -> usize {
+        // The board's times are whole seconds.
+        let at = chrono::Timelike::with_nanosecond(&at, 0).unwrap_or(at);
+        let mut n = 0;
+        for t in self.threads.iter_mut().filter(|t| t.reply.is_none()) {
+            t.reply = Some(format!(
+                "网友您好：您反映的“{}”已转有关部门办理，感谢您的监督。",
+                t.subject
+            ));
+            t.reply_at = Some(at.max(t.at + chrono::Duration::hours(1)));
+            t.organization = Some("有关部门".into());
+            t.state = "已办理";
+            n += 1;
+        }
+        n
     }
 
     /// A v1 list page: the whole board (showUnAnswer), keyset after `last`.

@@ -50,8 +50,8 @@ pub struct SimState {
     board_index: HashMap<u64, usize>,
     portal: Vec<PortalLetter>,
     portal_index: HashMap<String, usize>,
-    /// The People's Daily stand-in's board.
-    pub pd: super::peoples::Board,
+    /// The People's Daily stand-in's board (answered later by `POST /sim/pd/answer`).
+    pd: std::sync::RwLock<super::peoples::Board>,
     /// The portal's letter box in a real layout (`/mailbox/...`).
     pub mailbox: super::mailbox::Mailbox,
     manifest: Arc<Manifest>,
@@ -111,7 +111,9 @@ impl SimState {
             board_index,
             portal,
             portal_index,
-            pd: pd.unwrap_or_else(|| super::peoples::Board::of_corpus(corpus)),
+            pd: std::sync::RwLock::new(
+                pd.unwrap_or_else(|| super::peoples::Board::of_corpus(corpus)),
+            ),
             mailbox: super::mailbox::Mailbox::of_corpus(corpus, seed),
             manifest,
             webhooks_total,
@@ -150,6 +152,11 @@ impl SimState {
             Channel::Wanshitong => f.wanshitong.malformed_rate,
         };
         faults::hit(self.seed, &format!("{channel}.malformed"), id, rate)
+    }
+
+    /// The People's Daily stand-in's board.
+    pub fn pd(&self) -> std::sync::RwLockReadGuard<'_, super::peoples::Board> {
+        self.pd.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Is the People's Daily stand-in's message `tid` served without its message part?
@@ -210,6 +217,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/sim/manifest", get(manifest))
         .route("/sim/status", get(status))
         .route("/sim/hotline/advance", post(hotline_advance))
+        .route("/sim/pd/answer", post(pd_answer))
         .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/hotline/api/v1/workorders", get(hotline_workorders))
         .route("/board/api/messages", get(board_list))
@@ -324,6 +332,17 @@ async fn hotline_workorders(State(s): State<Arc<SimState>>, Query(params): Param
         .collect();
     let has_more = end < rows.len();
     Json(json!({ "items": items, "has_more": has_more })).into_response()
+}
+
+/// Answers every unanswered People's Daily message now, as units do days after a message was
+/// first listed: `{"answered": n}`.
+async fn pd_answer(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
+    let now = chrono::Utc::now().naive_utc() + chrono::Duration::hours(8);
+    let n =
+        s.pd.write()
+            .unwrap_or_else(|e| e.into_inner())
+            .answer_all(now);
+    Json(json!({ "answered": n }))
 }
 
 /// Applies every pending hotline status change: the orders move to the end of the
@@ -539,12 +558,13 @@ async fn get_faults(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
         malformed.insert(ch.to_string(), json!(m));
         drifted.insert(ch.to_string(), json!(d));
     }
-    let pd: Vec<String> =
-        s.pd.threads()
-            .iter()
-            .map(|t| t.tid.to_string())
-            .filter(|t| s.malformed_pd(t))
-            .collect();
+    let pd: Vec<String> = s
+        .pd()
+        .threads()
+        .iter()
+        .map(|t| t.tid.to_string())
+        .filter(|t| s.malformed_pd(t))
+        .collect();
     malformed.insert("peoples_daily".into(), json!(pd));
     Json(json!({
         "faults": s.faults(),

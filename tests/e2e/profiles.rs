@@ -21,6 +21,9 @@ fn profile(name: &str, base_url: Option<&str>) -> Profile {
     p.http.backoff_initial_ms = 5;
     p.http.backoff_max_ms = 100;
     p.http.circuit_open_secs = 0;
+    if let Some(r) = p.revisit.as_mut() {
+        r.interval_secs = 0;
+    }
     p
 }
 
@@ -146,20 +149,71 @@ async fn profiles_ingest_once_and_replies_reach_the_lake_and_clickhouse() {
         envs.len(),
         "nothing re-sent after a restart"
     );
+    // The board answers the messages it had not answered: the next pass fetches them again and
+    // sends each once more, with its reply, as a newer version.
+    let unanswered: BTreeSet<String> = threads
+        .iter()
+        .filter(|t| t.reply.is_none() && !broken.contains(&t.tid.to_string()))
+        .map(|t| t.tid.to_string())
+        .collect();
+    assert!(!unanswered.is_empty());
+    let answered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/sim/pd/answer", sim.base_url()))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        answered["answered"]
+            .as_u64()
+            .is_some_and(|n| n as usize >= unanswered.len())
+    );
+    drain(&cfg, &bus, &profiles).await;
+    let all: Vec<RawEnvelope> = read_json(&topics.raw);
+    let mut versions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for e in &all {
+        let p = e.position["profile"].as_str().expect("profile").to_string();
+        versions
+            .entry((p, e.source_id.clone()))
+            .or_default()
+            .push(e.version.clone().unwrap_or_default());
+    }
+    for p in ["peoples-daily-v1", "peoples-daily-list"] {
+        for id in &unanswered {
+            let v = &versions[&(p.to_string(), id.clone())];
+            assert_eq!(v.len(), 2, "{p} {id}: {v:?}");
+            assert!(
+                v.contains(&"0".to_string()) && v.iter().any(|x| x.starts_with("1|")),
+                "{v:?}"
+            );
+        }
+    }
+    assert_eq!(
+        all.len(),
+        envs.len() + 2 * unanswered.len(),
+        "only the answered come again"
+    );
+    let threads = sim.pd_threads();
 
     // Through the engine: one complaint per message (both board profiles carry the same ids),
-    // replies kept, masked like the body.
+    // its latest version with the reply, masked like the body.
     let data = tmpdir("profile-data");
     let (engine, stop) = spawn_engine(&cfg, &bus, &data);
     wait_engine_caught_up(&cfg).await;
     let _ = stop.send(());
     engine.await.expect("engine task").expect("engine");
     let complaints: Vec<Complaint> = read_json(&topics.complaints);
-    let board: BTreeMap<&str, &Complaint> = complaints
-        .iter()
-        .filter(|c| c.channel == "board")
-        .map(|c| (c.source_id.as_str(), c))
-        .collect();
+    let mut board: BTreeMap<&str, &Complaint> = BTreeMap::new();
+    for c in complaints.iter().filter(|c| c.channel == "board") {
+        let newer = board
+            .get(c.source_id.as_str())
+            .is_none_or(|old| old.source_version < c.source_version);
+        if newer {
+            board.insert(c.source_id.as_str(), c);
+        }
+    }
     let replied = threads
         .iter()
         .filter(|t| t.reply.is_some() && !broken.contains(&t.tid.to_string()));

@@ -9,9 +9,9 @@ use super::mapping::{Mapping, Pointer, text_of};
 use super::request::RequestSpec;
 use super::template::Var;
 use super::{Kind, Paging, PagingKind, Profile};
-use crate::connectors::board::{Fetched, ItemSource, ListWalk, Taken, take_items};
+use crate::connectors::board::{Fetched, ItemSource, ListWalk, Taken, take_items_with};
 use crate::connectors::feed::{self, Answer, Feed, Refused};
-use crate::connectors::{Mode, Positions, Sink, dead_letter, envelope, pause};
+use crate::connectors::{Commit, Mode, Positions, Sink, dead_letter, envelope, pause};
 
 /// Where a walk over a list's pages is, and when it stops.
 pub struct Pager<'a> {
@@ -294,7 +294,20 @@ pub fn to_fetched(p: &Profile, mapping: &Mapping, id: &str, doc: Value, origin: 
                 .get("source_id")
                 .and_then(text_of)
                 .unwrap_or_else(|| id.to_string());
-            let version = payload.get("version").and_then(text_of);
+            // With [revisit], an unanswered record is version 0 and an answered one
+            // `1|<replied_at>`: the engine keeps the newer when it comes again with its reply.
+            let version = payload.get("version").and_then(text_of).or_else(|| {
+                p.revisit.as_ref().map(|_| match payload.get("reply") {
+                    Some(_) => format!(
+                        "1|{}",
+                        payload
+                            .get("replied_at")
+                            .and_then(text_of)
+                            .unwrap_or_default()
+                    ),
+                    None => "0".to_string(),
+                })
+            });
             payload.insert("source".into(), doc);
             Fetched::Record(envelope(
                 p.channel,
@@ -378,9 +391,133 @@ impl ItemSource for Items<'_> {
     }
 }
 
+/// A record taken before it was answered, to be fetched again (`[revisit]`): its list item, when
+/// it was filed (Unix seconds) and last fetched (Unix milliseconds). A position of its own
+/// (`pending/<id>`), deleted once answered or past `days`.
+#[derive(Debug, Clone, PartialEq)]
+struct Pending {
+    item: Value,
+    filed: i64,
+    checked_ms: i64,
+}
+
+impl Pending {
+    fn key(id: &str) -> String {
+        format!("pending/{id}")
+    }
+
+    fn to_position(&self) -> Value {
+        json!({"item": self.item, "filed": self.filed, "checked_ms": self.checked_ms})
+    }
+
+    /// The records waiting for a reply, from the connector's positions.
+    fn restore(pos: &Positions) -> HashMap<String, Pending> {
+        pos.iter()
+            .filter_map(|(k, v)| {
+                let id = k.strip_prefix("pending/")?;
+                Some((
+                    id.to_string(),
+                    Pending {
+                        item: v.get("item")?.clone(),
+                        filed: v.get("filed").and_then(Value::as_i64).unwrap_or(0),
+                        checked_ms: v.get("checked_ms").and_then(Value::as_i64).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Is the record answered (it carries a reply)?
+fn answered(e: &crate::record::RawEnvelope) -> bool {
+    e.payload.get("reply").is_some()
+}
+
+/// When a record was filed, Unix seconds.
+fn filed(e: &crate::record::RawEnvelope) -> i64 {
+    e.payload
+        .get("received_at")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0, |t| t.timestamp())
+}
+
+/// One revisit pass: forget records past `days`, fetch again those due (not fetched for
+/// `interval_secs`, nor in this pass), oldest check first, `per_pass` at most; an answered one is
+/// sent again (its new version) and forgotten, an unanswered one waits again, one that cannot be
+/// fetched any more (withdrawn) is forgotten.
+async fn revisit(
+    p: &Profile,
+    r: &super::Revisit,
+    feed: &Feed,
+    sink: &Sink,
+    pending: &mut HashMap<String, Pending>,
+    pass_ms: i64,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let horizon = now.timestamp() - i64::from(r.days) * 86_400;
+    let expired: Vec<String> = pending
+        .iter()
+        .filter(|(_, e)| e.filed < horizon)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut c = Commit::default();
+    for id in expired {
+        pending.remove(&id);
+        c.positions.push((Pending::key(&id), Value::Null));
+    }
+    sink.commit(c).await?;
+    let now_ms = now.timestamp_millis();
+    let interval_ms = i64::try_from(r.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let mut due: Vec<(i64, String)> = pending
+        .iter()
+        .filter(|(_, e)| {
+            e.checked_ms < pass_ms && e.checked_ms.saturating_add(interval_ms) <= now_ms
+        })
+        .map(|(id, e)| (e.checked_ms, id.clone()))
+        .collect();
+    due.sort();
+    due.truncate(r.per_pass);
+    let src = Items {
+        p,
+        items: due
+            .iter()
+            .filter_map(|(_, id)| Some((id.clone(), pending.get(id)?.item.clone())))
+            .collect(),
+    };
+    for chunk in due.chunks(p.records_per_commit) {
+        let mut c = Commit::default();
+        for (_, id) in chunk {
+            let key = Pending::key(id);
+            match src.fetch(feed, id).await? {
+                Some(Fetched::Record(e)) if answered(&e) => {
+                    c.records.push(e);
+                    pending.remove(id);
+                    c.positions.push((key, Value::Null));
+                }
+                Some(Fetched::Record(_)) => {
+                    if let Some(entry) = pending.get_mut(id) {
+                        entry.checked_ms = chrono::Utc::now().timestamp_millis();
+                        c.positions.push((key, entry.to_position()));
+                    }
+                }
+                Some(Fetched::Dead(d)) => {
+                    tracing::info!(target: "duban::connectors", profile = %p.name, "stops waiting for a reply to a record: {}", d.reason);
+                    pending.remove(id);
+                    c.positions.push((key, Value::Null));
+                }
+                None => {}
+            }
+        }
+        sink.commit(c).await?;
+    }
+    Ok(())
+}
+
 /// Run a JSON or HTML profile: each pass walks the list to the first page of items taken
-/// before, then takes the new items oldest first (their details). `limit` takes only the newest
-/// that many new items (`duban connector check --limit`).
+/// before, then takes the new items oldest first (their details); with `[revisit]` it then
+/// fetches again the records still waiting for a reply. `limit` takes only the newest that many
+/// new items (`duban connector check --limit`).
 pub async fn run(
     p: &Profile,
     sink: &Sink,
@@ -394,7 +531,9 @@ pub async fn run(
         .context("a JSON or HTML profile needs [list]")?;
     let feed = Feed::new(&p.name, &p.http, mode, sink.metrics.clone(), &p.base_url)?;
     let mut taken = Taken::from_position(pos.get(""), p.remember_ids);
+    let mut pending = Pending::restore(&pos);
     loop {
+        let pass_ms = chrono::Utc::now().timestamp_millis();
         let found = match p.kind {
             Kind::Html => super::html::walk(p, list, &feed, &taken, limit).await?,
             _ => walk(p, list, &feed, &taken, limit).await?,
@@ -404,7 +543,33 @@ pub async fn run(
             p,
             items: found.into_iter().collect(),
         };
-        take_items(&src, &feed, sink, &mut taken, &ids, p.records_per_commit).await?;
+        let waits = |id: &str, f: &Fetched| {
+            let Fetched::Record(e) = f else { return None };
+            if p.revisit.is_none() || answered(e) {
+                return None;
+            }
+            let entry = Pending {
+                item: src.items.get(id)?.clone(),
+                filed: filed(e),
+                checked_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let position = (Pending::key(id), entry.to_position());
+            pending.insert(id.to_string(), entry);
+            Some(position)
+        };
+        take_items_with(
+            &src,
+            &feed,
+            sink,
+            &mut taken,
+            &ids,
+            p.records_per_commit,
+            waits,
+        )
+        .await?;
+        if let Some(r) = &p.revisit {
+            revisit(p, r, &feed, sink, &mut pending, pass_ms).await?;
+        }
         if mode == Mode::Drain {
             return Ok(());
         }

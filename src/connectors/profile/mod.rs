@@ -298,6 +298,37 @@ pub struct Variant {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RevisitFile {
+    #[serde(default = "thirty")]
+    days: u32,
+    #[serde(default = "six_hours")]
+    interval_secs: u64,
+    #[serde(default = "two_hundred")]
+    per_pass: usize,
+}
+
+fn thirty() -> u32 {
+    30
+}
+fn six_hours() -> u64 {
+    6 * 3600
+}
+fn two_hundred() -> usize {
+    200
+}
+
+/// `[revisit]`: a record taken before it was answered is fetched again (its detail) every
+/// `interval_secs` for `days` after it was filed, `per_pass` at most per pass; once the feed has a
+/// reply, the record is sent again as a new version (`source_version` 0 → `1|<replied_at>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revisit {
+    pub days: u32,
+    pub interval_secs: u64,
+    pub per_pass: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProfileFile {
     name: String,
     channel: Channel,
@@ -328,6 +359,8 @@ struct ProfileFile {
     fields: toml::Table,
     #[serde(default)]
     variants: Vec<VariantFile>,
+    #[serde(default)]
+    revisit: Option<RevisitFile>,
 }
 
 fn shanghai() -> String {
@@ -366,6 +399,7 @@ pub struct Profile {
     pub poll_interval_secs: u64,
     pub records_per_commit: usize,
     pub remember_ids: usize,
+    pub revisit: Option<Revisit>,
     /// The file it was loaded from.
     pub file: PathBuf,
 }
@@ -567,6 +601,27 @@ impl Profile {
             }
             _ => {}
         }
+        let revisit = match (f.revisit, f.kind) {
+            (None, _) => None,
+            (Some(_), Kind::Export) => {
+                return Err(at("revisit")(anyhow!("export files are not fetched again")));
+            }
+            (Some(_), Kind::Json) if detail.is_none() => {
+                return Err(at("revisit")(anyhow!(
+                    "needs a [detail] request to fetch a record again"
+                )));
+            }
+            (Some(_), _) if mapping.rule("reply").is_none() => {
+                return Err(at("revisit")(anyhow!(
+                    "needs a `reply` field: a record is fetched again until it has one"
+                )));
+            }
+            (Some(r), _) => Some(Revisit {
+                days: r.days,
+                interval_secs: r.interval_secs,
+                per_pass: r.per_pass.max(1),
+            }),
+        };
         let p = Profile {
             name: f.name,
             channel: f.channel,
@@ -584,6 +639,7 @@ impl Profile {
             poll_interval_secs: f.poll_interval_secs,
             records_per_commit: f.records_per_commit.max(1),
             remember_ids: f.remember_ids.max(1),
+            revisit,
             file: path.to_path_buf(),
         };
         p.check_names()?;

@@ -268,7 +268,9 @@ pub(crate) async fn pull(p: &Profile) -> (Vec<RawEnvelope>, Vec<DeadLetter>) {
 }
 
 pub(crate) async fn sim(faults: crate::sim::faults::Faults) -> crate::sim::SimHandle {
-    let dir = std::env::temp_dir().join(format!("duban-profile-sim-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("duban-profile-sim-{}-{n}", std::process::id()));
     crate::sim::start(crate::sim::SimConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
         seed: 5,
@@ -684,4 +686,71 @@ received_at = "/detail/时间"
         .build(&p, pager.vars(), None, pager.first())
         .expect("page 2");
     assert_eq!(req.url, "http://site.test/xx/index_2.html?pageIndex=2");
+}
+
+/// Messages taken before they were answered are fetched again once the feed answers them, and
+/// come again as a newer version with the reply; then they are forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_messages_are_fetched_again_until_their_reply() {
+    let sim = sim(Default::default()).await;
+    let mut p = fast(
+        shipped("peoples-daily-v1.toml")
+            .with_base_url(&format!("{}/pd", sim.base_url()))
+            .expect("base"),
+    );
+    p.revisit.as_mut().expect("revisit").interval_secs = 0;
+    let bus = crate::bus::MemoryBus::new();
+    let topics = crate::bus::Topics::new("t");
+    let sink = Sink::open(&crate::bus::Bus::Memory(bus.clone()), &topics, &p.name)
+        .await
+        .expect("sink");
+    let drain = || async {
+        let pos = sink.restore().await.expect("positions");
+        super::run(&p, &sink, pos, Mode::Drain)
+            .await
+            .expect("drains");
+        bus.read(&topics.raw, 0)
+            .iter()
+            .map(|r| serde_json::from_slice::<RawEnvelope>(&r.value).expect("envelope"))
+            .collect::<Vec<_>>()
+    };
+    let first = drain().await;
+    let unanswered: Vec<&RawEnvelope> = first
+        .iter()
+        .filter(|e| e.payload.get("reply").is_none())
+        .collect();
+    assert!(!unanswered.is_empty() && unanswered.len() < first.len());
+    assert!(unanswered.iter().all(|e| e.version.as_deref() == Some("0")));
+    assert!(
+        first
+            .iter()
+            .filter(|e| e.payload.get("reply").is_some())
+            .all(|e| e.version.as_deref().is_some_and(|v| v.starts_with("1|")))
+    );
+    // Nothing new and nothing answered: a second pass sends nothing.
+    assert_eq!(drain().await.len(), first.len());
+    let answered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/sim/pd/answer", sim.base_url()))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answered["answered"], unanswered.len());
+    let second = drain().await;
+    let again = &second[first.len()..];
+    assert_eq!(
+        again.len(),
+        unanswered.len(),
+        "each unanswered message once more"
+    );
+    for e in again {
+        assert!(e.payload["reply"].as_str().is_some_and(|r| !r.is_empty()));
+        let v = e.version.as_deref().expect("a version");
+        assert!(v.starts_with("1|") && v > "0", "{v}");
+    }
+    // Answered now: not fetched again.
+    assert_eq!(drain().await.len(), second.len());
+    sim.shutdown().await;
 }
