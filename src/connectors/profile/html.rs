@@ -10,8 +10,7 @@ use super::Profile;
 use super::http::{PageSeen, Pager, finish_walk, page_request, to_fetched};
 use super::request::RequestSpec;
 use crate::connectors::board::{Fetched, ListWalk, Taken};
-use crate::connectors::dead_letter;
-use crate::connectors::feed::{self, Answer, Feed, Refused};
+use crate::connectors::feed::{self, Answer, Feed};
 
 /// The text of a page: the charset forced by the profile, else the one the answer or the page
 /// declares, else UTF-8 when it is valid, else GB18030 (a superset of GBK and GB2312).
@@ -240,12 +239,7 @@ pub(super) async fn fetch(p: &Profile, feed: &Feed, id: &str, item: &Value) -> R
     };
     let answer = match feed.send(&req).await {
         Ok(a) => a,
-        Err(e) if e.downcast_ref::<Refused>().is_some() => {
-            let why = format!("{} record {id}: detail {e:#}", p.name);
-            let bytes = serde_json::to_vec(item).unwrap_or_default();
-            return Ok(Fetched::Dead(dead_letter(p.channel, why, &origin, &bytes)));
-        }
-        Err(e) => return Err(e),
+        Err(e) => return super::http::refused_detail(p, id, e, item),
     };
     feed.metrics().received(1, answer.body.len());
     let encoding = p.detail.as_ref().and_then(|d| d.encoding);

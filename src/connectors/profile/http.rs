@@ -286,6 +286,18 @@ fn parts(detail: &RequestSpec, answer: &Value) -> Map<String, Value> {
     out
 }
 
+/// A detail the feed refused (a 4xx, too large, on another host) is a dead letter naming the
+/// item, with its list record; any other error ends the pass.
+pub fn refused_detail(p: &Profile, id: &str, e: anyhow::Error, item: &Value) -> Result<Fetched> {
+    if e.downcast_ref::<Refused>().is_none() {
+        return Err(e);
+    }
+    let why = format!("{} record {id}: detail {e:#}", p.name);
+    let bytes = serde_json::to_vec(item).unwrap_or_default();
+    let origin = format!("{}:{id}", p.name);
+    Ok(Fetched::Dead(dead_letter(p.channel, why, &origin, &bytes)))
+}
+
 /// A record of a profile from its document, or a dead letter naming it and the field at fault.
 pub fn to_fetched(p: &Profile, mapping: &Mapping, id: &str, doc: Value, origin: &str) -> Fetched {
     match mapping.apply(&doc, p.zone) {
@@ -368,14 +380,7 @@ impl ItemSource for Items<'_> {
                     p.channel, why, &origin, &bytes,
                 ))));
             }
-            Err(e) if e.downcast_ref::<Refused>().is_some() => {
-                let why = format!("{} record {id}: detail {e:#}", p.name);
-                let bytes = serde_json::to_vec(item).unwrap_or_default();
-                return Ok(Some(Fetched::Dead(dead_letter(
-                    p.channel, why, &origin, &bytes,
-                ))));
-            }
-            Err(e) => return Err(e),
+            Err(e) => return refused_detail(p, id, e, item).map(Some),
         };
         feed.metrics().received(1, answer.to_string().len());
         let mut doc = parts(detail, &answer);
