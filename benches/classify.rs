@@ -76,6 +76,8 @@ fn main() {
         raw: &raw,
         ys: &ys,
         unlabeled: &[],
+        prior: None,
+        row_weight: None,
     };
     // Trained on four rows in five and timed on the fifth: a model scores its own training rows
     // with wider margins than new messages, which would flatter the neighbour search (it runs

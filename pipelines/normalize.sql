@@ -47,6 +47,7 @@ SELECT
   CASE WHEN address_n <> '' THEN address_n ELSE place END AS address,
   split_part(classified, '|', 1) AS domain,
   CAST(split_part(classified, '|', 2) AS DOUBLE) AS domain_confidence,
+  split_part(classified, '|', 3) AS classifier_version,
   normalize_text(category) AS source_category,
   normalize_text(status) AS source_status,
   likes,

@@ -71,9 +71,19 @@ pub struct EngineConfig {
     pub min_domain_confidence: f64,
     /// A model written by `duban train`; without one, `classifier` decides.
     pub model: Option<PathBuf>,
-    /// Without `model`: `vocabulary` (default; matches the taxonomy's terms, the fastest) or
-    /// `taxonomy-model` (a linear model trained at start on the taxonomy's descriptions and terms:
-    /// labels more complaints right, at about a quarter less engine throughput).
+    /// A folder of published model versions (`duban train --publish DIR`): the engine uses the
+    /// one `DIR/CURRENT` names and switches to a newly published one at a batch boundary (a file
+    /// that does not load is refused and the version in use kept). Until the folder has one,
+    /// `model` or `classifier` serves.
+    pub model_dir: Option<PathBuf>,
+    /// With `model_dir`: when `duban run` retrains from the lake's corrections and complaints and
+    /// publishes a new version (cron, 6 fields with seconds or 5, local time; e.g.
+    /// `0 30 2 * * *`). Off by default; `duban train --from-lake LAKE --publish DIR` does it on
+    /// demand.
+    pub retrain_schedule: Option<String>,
+    /// Without `model`: `taxonomy-model` (default; a linear model trained at start on the
+    /// taxonomy's descriptions, terms and example complaints: the best model without labels) or
+    /// `vocabulary` (matches the taxonomy's terms literally: the fastest, less often right).
     pub classifier: DefaultClassifier,
     /// Where the pseudonym key comes from: never the file (a secret stays in the environment,
     /// `DUBAN_PSEUDONYM_KEY`); `duban demo` and tests set it in code.
@@ -85,8 +95,8 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DefaultClassifier {
-    #[default]
     Vocabulary,
+    #[default]
     TaxonomyModel,
 }
 
@@ -98,7 +108,9 @@ impl Default for EngineConfig {
             batch_linger_ms: 200,
             min_domain_confidence: 0.34,
             model: None,
-            classifier: DefaultClassifier::Vocabulary,
+            model_dir: None,
+            retrain_schedule: None,
+            classifier: DefaultClassifier::TaxonomyModel,
             pseudonym_key: crate::engine::PseudonymKey::Env,
         }
     }
@@ -238,10 +250,14 @@ mod tests {
         .expect("loads");
         assert_eq!(cfg.kafka.topic("raw"), "duban.raw");
         assert!(cfg.rules.crowd_min_complainants >= 2);
-        assert_eq!(cfg.engine.classifier, DefaultClassifier::Vocabulary);
+        assert_eq!(cfg.engine.classifier, DefaultClassifier::TaxonomyModel);
+        assert_eq!(
+            Config::default().engine.classifier,
+            DefaultClassifier::TaxonomyModel
+        );
         let model: Config =
-            parse_toml("[engine]\nclassifier = \"taxonomy-model\"\n", "t.toml").expect("parses");
-        assert_eq!(model.engine.classifier, DefaultClassifier::TaxonomyModel);
+            parse_toml("[engine]\nclassifier = \"vocabulary\"\n", "t.toml").expect("parses");
+        assert_eq!(model.engine.classifier, DefaultClassifier::Vocabulary);
         let err = parse_toml::<Config>("[engine]\nclassifier = \"bert\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
     }

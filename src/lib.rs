@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod console;
 pub mod engine;
 pub mod ids;
+pub mod labels;
 pub mod lake;
 pub mod lifecycle;
 pub mod mem;

@@ -92,6 +92,11 @@ enum Command {
     Eval(duban::classify::cli::EvalArgs),
     /// Classify JSON lines (`title`, `body`) from stdin; writes them back with `label`, `confidence`.
     Classify(duban::classify::cli::ClassifyArgs),
+    /// Labeling: which complaints to label next.
+    Label {
+        #[command(subcommand)]
+        command: LabelCommand,
+    },
     /// A situation report (HTML with charts, Markdown, JSON) of a day, week or month of the lake.
     Report(duban::report::ReportArgs),
     /// The supervision board in the browser (three colours, evidence, actions, dashboard, live).
@@ -187,6 +192,13 @@ enum SinkCommand {
         #[arg(long)]
         lake: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum LabelCommand {
+    /// Print the ids of the N rows of a CSV most worth labeling (uncertainty and diversity with
+    /// `--model`, diversity alone without), one a line.
+    Suggest(duban::classify::cli::SuggestArgs),
 }
 
 #[derive(Subcommand)]
@@ -305,7 +317,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 }
             };
             let lifecycle = duban::lifecycle::run::run_kafka(&cfg, bus, &data, ctrl_c());
-            tokio::try_join!(ingest, process, reports, sink, lifecycle)?;
+            let retrain = duban::classify::retrain::run(&cfg, data.join("lake"), ctrl_c());
+            tokio::try_join!(ingest, process, reports, sink, lifecycle, retrain)?;
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
@@ -344,6 +357,9 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
+        Command::Label {
+            command: LabelCommand::Suggest(args),
+        } => duban::classify::cli::suggest(args).await?,
         Command::Sql(args) => {
             let opts = classifier_options(&args.classifier)?;
             match args.query {

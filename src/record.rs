@@ -169,6 +169,10 @@ pub struct Complaint {
     pub flags: String,
     /// The source's version when the record changed after first seen (hotline `updated_at`).
     pub source_version: Option<String>,
+    /// The version of the classifier that set `domain` (a model folder's version, a model file's
+    /// name and checksum, `taxonomy-model-…` or `vocabulary`).
+    #[serde(default)]
+    pub classifier_version: Option<String>,
     /// The unit the feed says handles the complaint (hotline 主办单位/承办单位, a letter's 处理单位).
     #[serde(default)]
     pub handling_unit: Option<String>,
@@ -220,6 +224,7 @@ impl Complaint {
             issue_id: None,
             flags: String::new(),
             source_version: None,
+            classifier_version: None,
             handling_unit: None,
             reply_text: None,
             reply_unit: None,
@@ -263,6 +268,7 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("issue_id", true),
         s("flags", false),
         s("source_version", true),
+        s("classifier_version", true),
         s("handling_unit", true),
         s("reply_text", true),
         s("reply_unit", true),
@@ -317,6 +323,7 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         opts(rows, |r| r.issue_id.as_deref()),
         strs(rows, |r| &r.flags),
         opts(rows, |r| r.source_version.as_deref()),
+        opts(rows, |r| r.classifier_version.as_deref()),
         opts(rows, |r| r.handling_unit.as_deref()),
         opts(rows, |r| r.reply_text.as_deref()),
         opts(rows, |r| r.reply_unit.as_deref()),

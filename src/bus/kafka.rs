@@ -45,8 +45,8 @@ impl KafkaBus {
     }
 
     /// Create duban's topics if missing: raw, complaints, dlq, alert-actions, the engine's
-    /// repartition topics (delete policy), alerts, alerts-raised, alert-notifications, issues and
-    /// the engine's changelog (compacted).
+    /// repartition topics (delete policy), alerts, alerts-raised, alert-notifications, labels,
+    /// issues and the engine's changelog (compacted).
     pub async fn ensure_topics(&self) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.bootstrap_servers)
@@ -75,6 +75,8 @@ impl KafkaBus {
                 .set("cleanup.policy", "compact"),
             NewTopic::new(&t.alert_actions, parts, TopicReplication::Fixed(rf)),
             NewTopic::new(&t.alert_notifications, 1, TopicReplication::Fixed(rf))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(&t.labels, 1, TopicReplication::Fixed(rf))
                 .set("cleanup.policy", "compact"),
         ];
         let opts =

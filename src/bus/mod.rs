@@ -33,6 +33,8 @@ pub struct Topics {
     pub alert_actions: String,
     /// The lifecycle's notification log (compacted, by notification id).
     pub alert_notifications: String,
+    /// Supervisors' domain corrections (compacted, by `complaint:<id>` / `issue:<id>`).
+    pub labels: String,
 }
 
 impl Topics {
@@ -49,6 +51,7 @@ impl Topics {
             alerts_raised: format!("{prefix}.alerts-raised"),
             alert_actions: format!("{prefix}.alert-actions"),
             alert_notifications: format!("{prefix}.alert-notifications"),
+            labels: format!("{prefix}.labels"),
         }
     }
 }

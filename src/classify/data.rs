@@ -68,6 +68,33 @@ pub fn read_unlabeled(path: &Path) -> Result<Vec<Example>> {
     Ok(rows)
 }
 
+/// The `id` of every row of a CSV with an `id` column, in row order; a row with an empty id is
+/// named by its data row number, `#1` for the first (`duban label suggest` prints these).
+pub fn read_ids(path: &Path) -> Result<Vec<String>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    let headers = rdr
+        .headers()
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?
+        .clone();
+    let Some(id) = column(&headers, &["id", "留言编号"]) else {
+        bail!("{}: no `id` column in the header", path.display());
+    };
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: bad CSV record {}", path.display(), i + 2))?;
+        let v = rec.get(id).unwrap_or("").trim();
+        out.push(if v.is_empty() {
+            format!("#{}", i + 1)
+        } else {
+            v.to_string()
+        });
+    }
+    Ok(out)
+}
+
 /// Where the shared data folder is: env `DUBAN_SHARED_DIR`, else `../shared` beside the repo.
 pub fn shared_dir() -> std::path::PathBuf {
     std::env::var_os("DUBAN_SHARED_DIR")

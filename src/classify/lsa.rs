@@ -122,11 +122,67 @@ impl Projection {
         }
     }
 
-    /// `gain × basisᵀ x` appended to `x` as buckets `buckets..buckets + dims`.
-    pub fn augment(&self, x: &SparseVec, buckets: usize, gain: f32) -> SparseVec {
+    /// The same subspace with every coordinate multiplied by `gain`.
+    pub fn scaled(mut self, gain: f32) -> Projection {
+        self.basis.iter_mut().for_each(|v| *v *= gain);
+        self
+    }
+
+    /// A projection on given directions: `rows` yields (bucket, one value per dimension), e.g. a
+    /// prior model's class weights, so that `project(x)` is that model's margins without bias.
+    pub fn from_rows<'a>(
+        buckets: usize,
+        dims: usize,
+        rows: impl Iterator<Item = (usize, &'a [f32])>,
+    ) -> Projection {
+        let mut index = vec![u32::MAX; buckets];
+        let mut basis = Vec::new();
+        let mut n = 0u32;
+        for (b, r) in rows {
+            if b < buckets && r.len() == dims && index[b] == u32::MAX {
+                index[b] = n;
+                n += 1;
+                basis.extend_from_slice(r);
+            }
+        }
+        Projection { index, basis, dims }
+    }
+
+    /// Both subspaces side by side (`self`'s coordinates first).
+    pub fn stack(&self, other: &Projection) -> Projection {
+        let buckets = self.index.len().max(other.index.len());
+        let dims = self.dims + other.dims;
+        fn row(p: &Projection, b: usize) -> Option<&[f32]> {
+            let r = *p.index.get(b)?;
+            (r != u32::MAX).then(|| &p.basis[r as usize * p.dims..(r as usize + 1) * p.dims])
+        }
+        let mut index = vec![u32::MAX; buckets];
+        let mut basis = Vec::new();
+        let mut n = 0u32;
+        for (b, slot) in index.iter_mut().enumerate() {
+            let (a, o) = (row(self, b), row(other, b));
+            if a.is_none() && o.is_none() {
+                continue;
+            }
+            *slot = n;
+            n += 1;
+            match a {
+                Some(a) => basis.extend_from_slice(a),
+                None => basis.extend(std::iter::repeat_n(0f32, self.dims)),
+            }
+            match o {
+                Some(o) => basis.extend_from_slice(o),
+                None => basis.extend(std::iter::repeat_n(0f32, other.dims)),
+            }
+        }
+        Projection { index, basis, dims }
+    }
+
+    /// `basisᵀ x`: the coordinates of `x` in the subspace.
+    pub fn project(&self, x: &SparseVec) -> Vec<f32> {
         let mut z = vec![0f32; self.dims];
         for &(b, v) in x {
-            let r = self.index[b as usize];
+            let r = self.index.get(b as usize).copied().unwrap_or(u32::MAX);
             if r != u32::MAX {
                 let row = &self.basis[r as usize * self.dims..(r as usize + 1) * self.dims];
                 for (a, p) in z.iter_mut().zip(row) {
@@ -134,6 +190,12 @@ impl Projection {
                 }
             }
         }
+        z
+    }
+
+    /// `gain × basisᵀ x` appended to `x` as buckets `buckets..buckets + dims`.
+    pub fn augment(&self, x: &SparseVec, buckets: usize, gain: f32) -> SparseVec {
+        let z = self.project(x);
         let mut out = x.clone();
         out.extend(
             z.iter()
@@ -148,7 +210,7 @@ impl Projection {
         let mut out = w[..buckets * k].to_vec();
         let u = &w[buckets * k..];
         for b in 0..buckets {
-            let r = self.index[b];
+            let r = self.index.get(b).copied().unwrap_or(u32::MAX);
             if r == u32::MAX {
                 continue;
             }

@@ -15,12 +15,16 @@
 //!
 //! Training is deterministic for a given seed (same data + seed → identical model bytes).
 
+pub mod active;
 pub mod cli;
+pub mod curve;
 pub mod data;
 pub mod features;
 pub mod knn;
 pub mod lsa;
 pub mod model;
+pub mod registry;
+pub mod retrain;
 pub mod train;
 pub mod weak;
 
@@ -40,6 +44,8 @@ pub use model::LinearModel;
 pub struct TrainedClassifier {
     pub model: LinearModel,
     pub min_confidence: f64,
+    /// Recorded on the complaints it classifies (`classifier_version`).
+    pub version: String,
 }
 
 thread_local! {
@@ -51,7 +57,13 @@ impl TrainedClassifier {
         TrainedClassifier {
             model,
             min_confidence,
+            version: "model".to_string(),
         }
+    }
+
+    /// The same classifier recorded as `version`.
+    pub fn with_version(self, version: String) -> TrainedClassifier {
+        TrainedClassifier { version, ..self }
     }
 
     /// (label or `unclassified`, confidence). Text with no feature known to the model gets 0.
@@ -71,14 +83,36 @@ impl DomainClassifier for TrainedClassifier {
     fn classify(&self, title: &str, body: &str) -> (String, f64) {
         TrainedClassifier::classify(self, title, body)
     }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn probabilities(&self, title: &str, body: &str) -> Option<Vec<f32>> {
+        SCRATCH.with(|s| self.model.probabilities(title, body, &mut s.borrow_mut()))
+    }
+
+    fn labels(&self) -> Vec<String> {
+        self.model.labels.clone()
+    }
 }
 
-/// Load a trained model for the engine's `classify_domain` UDF.
+/// Load a trained model for the engine's `classify_domain` UDF; its version is the file's name
+/// and checksum.
 pub fn load_model(path: &Path, min_confidence: f64) -> Result<Arc<dyn DomainClassifier>> {
-    let model = LinearModel::load(path)?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read model: {e}", path.display()))?;
+    let model = LinearModel::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
     // Load the segmenter dictionary now, not inside the first query.
     features::jieba();
-    Ok(Arc::new(TrainedClassifier::new(model, min_confidence)))
+    let stem = path
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy());
+    let version = registry::version_of(&stem, &bytes);
+    Ok(Arc::new(
+        TrainedClassifier::new(model, min_confidence).with_version(version),
+    ))
 }
 
 /// The taxonomy model (`[engine] classifier = "taxonomy-model"`): the weak-supervision model of
@@ -104,7 +138,11 @@ pub fn taxonomy_model(tax: &Taxonomy, min_confidence: f64) -> Arc<dyn DomainClas
         &train::TrainConfig::default(),
         &ProgressBar::hidden(),
     );
-    let c = Arc::new(TrainedClassifier::new(model, min_confidence));
+    let version = format!(
+        "taxonomy-model-{:08x}",
+        crate::ids::fnv1a64(format!("{tax:?}").as_bytes()) as u32
+    );
+    let c = Arc::new(TrainedClassifier::new(model, min_confidence).with_version(version));
     built.push((tax.clone(), key, c.clone()));
     c
 }
@@ -121,6 +159,40 @@ pub fn without_model(config: &Config, lazy: bool) -> Result<Arc<dyn DomainClassi
     })
 }
 
+/// The engine's classifier of a configuration: the versions of `[engine] model_dir` when it has
+/// one (switched at batch boundaries), else the model file `[engine] model`, else the
+/// `[engine] classifier` over the taxonomy.
+pub fn engine_classifier(config: &Config) -> Result<Arc<registry::ModelSlot>> {
+    let min = config.engine.min_domain_confidence;
+    let fixed: Arc<dyn DomainClassifier> = match &config.engine.model {
+        Some(path) => load_model(path, min)?,
+        None => without_model(config, false)?,
+    };
+    let v = registry::Versioned {
+        version: fixed.version(),
+        classifier: fixed,
+    };
+    Ok(match &config.engine.model_dir {
+        Some(dir) => {
+            let tax = Taxonomy::load(config.taxonomy.path.as_deref())?;
+            let domains = tax.domain.iter().map(|d| d.name.clone()).collect();
+            registry::ModelSlot::watching(dir, v, min, domains)
+        }
+        None => registry::ModelSlot::fixed(v),
+    })
+}
+
+/// The classifier a board asks (the labeling queue): the engine's version in use when the
+/// configuration names a model folder or file, else its `[engine] classifier`, trained on first
+/// use.
+pub fn board_classifier(config: &Config) -> Result<Arc<dyn DomainClassifier>> {
+    if config.engine.model.is_some() || config.engine.model_dir.is_some() {
+        let slot: Arc<dyn DomainClassifier> = engine_classifier(config)?;
+        return Ok(slot);
+    }
+    without_model(config, true)
+}
+
 /// The taxonomy model, trained on its first classification: SQL contexts are opened for every
 /// query, report and board page, and most never classify.
 pub fn lazy_taxonomy_model(tax: Taxonomy, min_confidence: f64) -> Arc<dyn DomainClassifier> {
@@ -129,11 +201,27 @@ pub fn lazy_taxonomy_model(tax: Taxonomy, min_confidence: f64) -> Arc<dyn Domain
         min_confidence: f64,
         model: OnceLock<Arc<dyn DomainClassifier>>,
     }
-    impl DomainClassifier for Lazy {
-        fn classify(&self, title: &str, body: &str) -> (String, f64) {
+    impl Lazy {
+        fn get(&self) -> &Arc<dyn DomainClassifier> {
             self.model
                 .get_or_init(|| taxonomy_model(&self.tax, self.min_confidence))
-                .classify(title, body)
+        }
+    }
+    impl DomainClassifier for Lazy {
+        fn classify(&self, title: &str, body: &str) -> (String, f64) {
+            self.get().classify(title, body)
+        }
+
+        fn version(&self) -> String {
+            self.get().version()
+        }
+
+        fn probabilities(&self, title: &str, body: &str) -> Option<Vec<f32>> {
+            self.get().probabilities(title, body)
+        }
+
+        fn labels(&self) -> Vec<String> {
+            self.get().labels()
         }
     }
     Arc::new(Lazy {

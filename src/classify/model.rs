@@ -129,6 +129,16 @@ impl LinearModel {
         LinearModel { neighbours, ..self }
     }
 
+    /// (bucket, idf, one weight per class) of every bucket seen in training, ascending.
+    pub fn weight_rows(&self) -> impl Iterator<Item = (usize, f32, &[f32])> {
+        let stride = self.labels.len() + 1;
+        self.table
+            .chunks_exact(stride)
+            .enumerate()
+            .filter(|(_, r)| r[0] > 0.0)
+            .map(|(b, r)| (b, r[0], &r[1..]))
+    }
+
     pub fn num_classes(&self) -> usize {
         self.labels.len()
     }

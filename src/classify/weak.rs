@@ -11,8 +11,9 @@
 //! 2. Seeds: an unlabeled message is seed-labeled with the domain of the highest term score
 //!    (term length × (2 × title hits + min(body hits, 3)) × weight) when that score is at least
 //!    `min_seed_score` and at least `min_seed_share` of the message's total term score.
-//! 3. Training rows: the seeds, plus per domain one row of its description and one row per
-//!    vocabulary term (so that a domain with few seeds still has its words).
+//! 3. Training rows: the seeds, plus per domain one row of its description, one row per
+//!    vocabulary term and one per example complaint (so that a domain with few seeds still has
+//!    its words).
 //! 4. Self-training: the linear model (train.rs) pseudo-labels the remaining unlabeled messages it
 //!    predicts with probability ≥ `self_train_threshold` and is trained again with them.
 //!
@@ -37,6 +38,8 @@ pub struct WeakConfig {
     pub category_term_weight: f32,
     /// A category word occurring in more than this share of unlabeled messages is too generic.
     pub max_term_doc_share: f32,
+    /// Weight of a bureau's labeled row against a seed row (`train_weak_labeled`).
+    pub label_weight: f32,
 }
 
 impl Default for WeakConfig {
@@ -46,6 +49,7 @@ impl Default for WeakConfig {
             min_seed_share: 0.6,
             category_term_weight: 0.5,
             max_term_doc_share: 0.10,
+            label_weight: 4.0,
         }
     }
 }
@@ -219,6 +223,8 @@ pub struct WeakReport {
     pub category_terms: usize,
     pub seeds_per_domain: Vec<usize>,
     pub unlabeled: usize,
+    /// Every labeled row's label is a domain of the taxonomy (`train_weak_with_labels`).
+    pub labels_are_domains: bool,
 }
 
 /// Train the default model over the taxonomy's domains from unlabeled messages.
@@ -230,26 +236,60 @@ pub fn train_weak(
     cfg: &TrainConfig,
     pb: &ProgressBar,
 ) -> (LinearModel, WeakReport) {
+    train_weak_labeled(tax, category_names, unlabeled, &[], weak, cfg, pb)
+}
+
+/// `train_weak` with the bureau's labeled rows (their labels are domains of the taxonomy) among
+/// the training rows, each weighing `weak.label_weight` seed rows; a labeled text is never also
+/// a seed. A handful of labels nudges the weak model, many labels dominate it.
+pub fn train_weak_labeled(
+    tax: &Taxonomy,
+    category_names: &[String],
+    unlabeled: &[Example],
+    labeled: &[Example],
+    weak: &WeakConfig,
+    cfg: &TrainConfig,
+    pb: &ProgressBar,
+) -> (LinearModel, WeakReport) {
     let k = tax.domain.len();
     let mut terms = DomainTerms::from_vocabulary(tax);
     let category_terms = add_category_terms(&mut terms, category_names, k, unlabeled, weak);
     let seeds = seed_labels(&terms, unlabeled, k, weak);
+    let known: std::collections::HashSet<(&str, &str)> = labeled
+        .iter()
+        .map(|r| (r.title.as_str(), r.body.as_str()))
+        .collect();
 
     let mut rows: Vec<Example> = Vec::new();
     let mut ys: Vec<usize> = Vec::new();
+    let mut weights: Vec<f32> = Vec::new();
+    for r in labeled {
+        let label = r.label.as_deref().unwrap_or_default();
+        if let Some(d) = tax.domain.iter().position(|d| d.name == label) {
+            rows.push(r.clone());
+            ys.push(d);
+            weights.push(weak.label_weight);
+        }
+    }
     let mut rest: Vec<Example> = Vec::new();
     for (r, s) in unlabeled.iter().zip(&seeds) {
+        if known.contains(&(r.title.as_str(), r.body.as_str())) {
+            continue;
+        }
         match s {
             Some(d) => {
                 rows.push(r.clone());
                 ys.push(*d);
+                weights.push(1.0);
             }
             None => rest.push(r.clone()),
         }
     }
     let mut seeds_per_domain = vec![0; k];
-    for &y in &ys {
-        seeds_per_domain[y] += 1;
+    for (&y, &w) in ys.iter().zip(&weights) {
+        if w == 1.0 {
+            seeds_per_domain[y] += 1;
+        }
     }
     for (d, dom) in tax.domain.iter().enumerate() {
         let mut push = |body: &str| {
@@ -259,9 +299,10 @@ pub fn train_weak(
                 label: Some(dom.name.clone()),
             });
             ys.push(d);
+            weights.push(1.0);
         };
         push(&dom.description);
-        for t in &dom.vocabulary {
+        for t in dom.vocabulary.iter().chain(&dom.examples) {
             push(t);
         }
     }
@@ -271,10 +312,8 @@ pub fn train_weak(
     let rest_raw = featurize_all(&f, &rest, pb);
     let labels: Vec<String> = tax.domain.iter().map(|d| d.name.clone()).collect();
     let p = Prepared {
-        labels: &labels,
-        raw: &raw,
-        ys: &ys,
-        unlabeled: &rest_raw,
+        row_weight: (!labeled.is_empty()).then_some(weights.as_slice()),
+        ..Prepared::new(&labels, &raw, &ys, &rest_raw)
     };
     let all: Vec<usize> = (0..ys.len()).collect();
     let model = fit(&p, &all, cfg, "weak", pb);
@@ -284,6 +323,72 @@ pub fn train_weak(
             category_terms,
             seeds_per_domain,
             unlabeled: unlabeled.len(),
+            labels_are_domains: true,
+        },
+    )
+}
+
+/// A model over the labels of `labeled` (categories other than the domains) that leans on the
+/// weak ten-domain `prior`: every row carries the prior's margins × `gain` as features
+/// (`train::prior_projection`), so the model learns how the domains relate to its labels from
+/// the labeled rows and keeps the prior's vocabulary for words they lack; `unlabeled` rows give
+/// idf (and self-training, if configured).
+pub fn train_with_prior(
+    prior: &LinearModel,
+    labeled: &[Example],
+    unlabeled: &[Example],
+    gain: f32,
+    cfg: &TrainConfig,
+    pb: &ProgressBar,
+) -> LinearModel {
+    let f = Featurizer::new(cfg.features.clone());
+    let raw = featurize_all(&f, labeled, pb);
+    let unl = featurize_all(&f, unlabeled, pb);
+    let (labels, ys) = super::train::index_labels(labeled);
+    let proj = super::train::prior_projection(prior, f.buckets(), gain);
+    let p = Prepared {
+        prior: proj.as_ref(),
+        ..Prepared::new(&labels, &raw, &ys, &unl)
+    };
+    let all: Vec<usize> = (0..ys.len()).collect();
+    fit(&p, &all, cfg, "labeled+prior", pb)
+}
+
+/// The bureau's labels together with the weak prior (`duban train --weak --labels`, the
+/// retraining job): labels that are all domains of the taxonomy join the weak model's rows
+/// (`train_weak_labeled`); other categories get a model over them on the prior's margins
+/// (`train_with_prior`, the prior trained first). `cfg` is the supervised setting; the weak
+/// model self-trains at `self_train`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_weak_with_labels(
+    tax: &Taxonomy,
+    category_names: &[String],
+    unlabeled: &[Example],
+    labeled: &[Example],
+    cfg: &TrainConfig,
+    self_train: f32,
+    prior_gain: f32,
+    pb: &ProgressBar,
+) -> (LinearModel, WeakReport) {
+    let weak_cfg = TrainConfig {
+        self_train_threshold: Some(self_train),
+        ..cfg.clone()
+    };
+    let w = WeakConfig::default();
+    let domains_only = labeled.iter().all(|r| {
+        let l = r.label.as_deref().unwrap_or_default();
+        tax.domain.iter().any(|d| d.name == l)
+    });
+    if domains_only {
+        return train_weak_labeled(tax, category_names, unlabeled, labeled, &w, &weak_cfg, pb);
+    }
+    let (prior, report) = train_weak(tax, category_names, unlabeled, &w, &weak_cfg, pb);
+    let model = train_with_prior(&prior, labeled, unlabeled, prior_gain, cfg, pb);
+    (
+        model,
+        WeakReport {
+            labels_are_domains: false,
+            ..report
         },
     )
 }

@@ -20,6 +20,10 @@ pub struct DomainDef {
     pub name: String,
     pub description: String,
     pub vocabulary: Vec<String>,
+    /// Short complaints written for the domain: training rows of the taxonomy model (the
+    /// vocabulary scorer ignores them).
+    #[serde(default)]
+    pub examples: Vec<String>,
 }
 
 const BUILTIN: &str = include_str!("../../config/taxonomy.toml");
@@ -69,11 +73,39 @@ impl Taxonomy {
 /// (src/classify) implement it too.
 pub trait DomainClassifier: Send + Sync {
     fn classify(&self, title: &str, body: &str) -> (String, f64);
+
+    /// The version recorded on the complaints it classifies (`classifier_version`).
+    fn version(&self) -> String;
+
+    /// The probability of each of `labels()` for one complaint, when the classifier has them
+    /// (a trained model: what `label suggest` measures uncertainty by); None otherwise.
+    fn probabilities(&self, _title: &str, _body: &str) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// Take up a newly published model version, if the classifier follows a model folder (the
+    /// engine does it at each batch boundary, the board before each labeling queue).
+    fn refresh(&self) {}
+
+    /// The labels `probabilities` are of.
+    fn labels(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// (domain, confidence, version) of one complaint, all from the same model.
+    fn classify_versioned(&self, title: &str, body: &str) -> (String, f64, String) {
+        let (d, c) = self.classify(title, body);
+        (d, c, self.version())
+    }
 }
 
 impl DomainClassifier for KeywordClassifier {
     fn classify(&self, title: &str, body: &str) -> (String, f64) {
         KeywordClassifier::classify(self, title, body)
+    }
+
+    fn version(&self) -> String {
+        "vocabulary".to_string()
     }
 }
 

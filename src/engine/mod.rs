@@ -209,11 +209,11 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
     ctx.register_udf(string_udf("content_hash", 1, move |v| {
         s(v, 0).map(content_hash)
     }));
-    // `classify(title, body)` → "domain|confidence": one pass for both columns.
+    // `classify(title, body)` → "domain|confidence|version": one pass for the three columns.
     let c1 = classifier.clone();
     ctx.register_udf(string_udf("classify", 2, move |v| {
-        let (d, c) = c1.classify(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
-        Some(format!("{d}|{c}"))
+        let (d, c, version) = c1.classify_versioned(s(v, 0).unwrap_or(""), s(v, 1).unwrap_or(""));
+        Some(format!("{d}|{c}|{}", version.replace('|', "_")))
     }));
     let c2 = classifier;
     ctx.register_udf(string_udf("classify_domain", 2, move |v| {
@@ -331,6 +331,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         "content_hash",
         "place",
         "source_version",
+        "classifier_version",
         "handling_unit",
         "reply_text",
         "reply_unit",
@@ -387,11 +388,12 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 duplicate_group: String::new(),
                 place: get(13, r),
                 source_version: get(14, r),
+                classifier_version: get(15, r).filter(|v| !v.is_empty()),
                 issue_id: None,
                 flags: String::new(),
-                handling_unit: get(15, r),
-                reply_text: get(16, r),
-                reply_unit: get(17, r),
+                handling_unit: get(16, r),
+                reply_text: get(17, r),
+                reply_unit: get(18, r),
                 replied_at: if replied.is_null(r) {
                     None
                 } else {
@@ -500,6 +502,8 @@ fn keyed_stage(core: &mut Partitioned, cx: &RuleContext, normalized: Normalized)
 pub struct Engine {
     /// One DataFusion context per normalize thread (the first also serves small batches).
     ctxs: Vec<SessionContext>,
+    /// The classifier the contexts' UDFs use: pinned anew at each batch boundary.
+    classifier: Arc<crate::classify::registry::ModelSlot>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
     core: Partitioned,
@@ -517,10 +521,8 @@ impl Engine {
     /// worker's (which publishes issues as they change instead of keeping them).
     pub fn with_archive(config: &Config, keep_evicted: bool) -> Result<Engine> {
         units::install(config.units.path.as_deref())?;
-        let model: Arc<dyn DomainClassifier> = match &config.engine.model {
-            Some(path) => crate::classify::load_model(path, config.engine.min_domain_confidence)?,
-            None => crate::classify::without_model(config, false)?,
-        };
+        let classifier = crate::classify::engine_classifier(config)?;
+        let model: Arc<dyn DomainClassifier> = classifier.clone();
         // One partition each: rows come out in input order (the keyed operators depend on it).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let key = config.engine.pseudonym_key.resolve()?;
@@ -536,6 +538,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             ctxs,
+            classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
             core: Partitioned::new(
                 &config.dedup,
@@ -554,6 +557,7 @@ impl Engine {
         &mut self,
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
+        self.classifier.pin();
         let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
         Ok((complaints, dead))
     }
@@ -570,6 +574,7 @@ impl Engine {
 
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
+        self.classifier.pin();
         let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
         let cx = Engine::rule_context(&self.config);
         Ok(keyed_stage(&mut self.core, &cx, normalized))
@@ -588,6 +593,7 @@ impl Engine {
     {
         let cx = Engine::rule_context(&self.config);
         let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
+        let classifier = &self.classifier;
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -601,6 +607,7 @@ impl Engine {
                 };
                 for batch in batches {
                     let inputs = batch.as_ref();
+                    classifier.pin();
                     let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
@@ -648,17 +655,21 @@ impl Engine {
     }
 }
 
+/// The default configuration with a test pseudonym key (the default, `Env`, needs one set), for
+/// the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+    cfg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
-    fn config() -> Config {
-        let mut cfg = Config::default();
-        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
-        cfg
-    }
+    use super::test_config as config;
 
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {

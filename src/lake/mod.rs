@@ -30,12 +30,13 @@ use std::sync::Arc;
 use crate::record::{Alert, Complaint, alerts_to_batch, complaints_to_batch};
 
 /// The lake's tables: `complaints` is partitioned by day, the others are snapshots.
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 6] = [
     "complaints",
     "issues",
     "complainants",
     "alerts",
     "alert_history",
+    "labels",
 ];
 
 /// A day partition with more data files than this is compacted after a write.

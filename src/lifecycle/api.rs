@@ -19,12 +19,14 @@ use super::decide::{ActionKind, AlertAction, Finding, Role, permitted};
 use crate::bus::Bus;
 use crate::record::Alert;
 
-/// What the API reads: the board as last committed, and recent action outcomes.
+/// What the API reads: the board as last committed, recent action outcomes, and the latest
+/// domain corrections (by `Label::key`).
 #[derive(Default)]
 pub struct View {
     pub alerts: BTreeMap<String, Alert>,
     pub recurrences: RecurrenceCounts,
     pub results: HashMap<String, ActionResult>,
+    pub labels: BTreeMap<String, crate::labels::Label>,
 }
 
 struct Inner {
@@ -35,6 +37,8 @@ struct Inner {
     clock: Clock,
     wait: Duration,
     counter: AtomicU64,
+    /// Domain corrections (`POST /api/labels`), when enabled.
+    labels: std::sync::OnceLock<crate::labels::api::LabelDesk>,
 }
 
 /// The API's shared state.
@@ -57,11 +61,48 @@ impl Api {
             clock,
             wait: Duration::from_secs(10),
             counter: AtomicU64::new(0),
+            labels: std::sync::OnceLock::new(),
         }))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+    /// Accept domain corrections (`POST /api/labels`) with this desk (the first call wins).
+    pub fn with_labels(self, desk: crate::labels::api::LabelDesk) -> Api {
+        let _ = self.0.labels.set(desk);
+        self
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
         self.0.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn labels_desk(&self) -> Option<&crate::labels::api::LabelDesk> {
+        self.0.labels.get()
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
+    pub(crate) fn actions_topic(&self) -> &str {
+        &self.0.actions_topic
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    pub(crate) fn wait(&self) -> Duration {
+        self.0.wait
+    }
+
+    /// A new unique id for an action or a correction.
+    pub(crate) fn new_id(&self, kind: &str) -> String {
+        let n = self.0.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{kind}-{nanos:x}-{}-{n}", std::process::id())
     }
 }
 
@@ -72,6 +113,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/alerts/{id}", get(show))
         .route("/api/alerts/{id}/{action}", post(act))
         .route("/api/recurrences", get(recurrences))
+        .route(
+            "/api/labels",
+            get(crate::labels::api::list).post(crate::labels::api::post),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .with_state(api)
 }
@@ -81,12 +126,12 @@ struct ErrorBody {
     error: String,
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(ErrorBody { error: msg.into() })).into_response()
 }
 
 /// The caller's role and name from `Authorization: Bearer <token>` (and `X-Duban-Actor`).
-fn caller(api: &Api, headers: &HeaderMap) -> Result<(Role, String), Box<Response>> {
+pub(crate) fn caller(api: &Api, headers: &HeaderMap) -> Result<(Role, String), Box<Response>> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -106,7 +151,7 @@ fn caller(api: &Api, headers: &HeaderMap) -> Result<(Role, String), Box<Response
     Ok((role.clone(), actor))
 }
 
-fn forbidden(role: &Role, what: &str, why: &str) -> Response {
+pub(crate) fn forbidden(role: &Role, what: &str, why: &str) -> Response {
     tracing::warn!(target: "duban::lifecycle", %role, what, "refused (403): {why}");
     error(StatusCode::FORBIDDEN, why)
 }
@@ -244,12 +289,7 @@ async fn act(
         Ok(t) => t,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     };
-    let n = api.0.counter.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let action_id = format!("act-{nanos:x}-{}-{n}", std::process::id());
+    let action_id = api.new_id("act");
     let record = AlertAction {
         action_id: action_id.clone(),
         alert_id: id.clone(),
@@ -261,6 +301,7 @@ async fn act(
         unit: body.unit,
         accepted: body.accepted,
         finding: body.finding,
+        domain: None,
     };
     let bytes = match serde_json::to_vec(&record) {
         Ok(b) => b,

@@ -1,4 +1,4 @@
-//! `duban alerts list|show|assign|feedback|verify|escalate|reopen`: a client of the lifecycle's
+//! `duban alerts list|show|assign|feedback|verify|escalate|reopen|label`: a client of the lifecycle's
 //! HTTP API (the same role checks apply). Errors reach the user as one line with the HTTP status.
 
 use anyhow::{Context, Result, bail};
@@ -68,6 +68,18 @@ pub enum AlertsCommand {
     /// Supervisor: reopen a closed (green) alert.
     Reopen {
         id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Supervisor: correct the domain of a complaint or of an issue (a training label; an
+    /// issue's open alerts are re-routed to the new domain's unit).
+    Label {
+        #[arg(long, required_unless_present = "issue", conflicts_with = "issue")]
+        complaint: Option<String>,
+        #[arg(long)]
+        issue: Option<String>,
+        #[arg(long)]
+        domain: String,
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -175,6 +187,17 @@ pub async fn run(args: AlertsArgs) -> Result<()> {
         AlertsCommand::Reopen { id, reason } => (
             format!("/api/alerts/{id}/reopen"),
             Some(json!({"reason": reason})),
+        ),
+        AlertsCommand::Label {
+            complaint,
+            issue,
+            domain,
+            reason,
+        } => (
+            "/api/labels".to_string(),
+            Some(
+                json!({"complaint_id": complaint, "issue_id": issue, "domain": domain, "reason": reason}),
+            ),
         ),
     };
     let method = if body.is_some() {

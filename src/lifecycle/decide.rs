@@ -85,6 +85,9 @@ pub enum ActionKind {
     Verify,
     Escalate,
     Reopen,
+    /// The alert's domain was corrected (a label on its issue): the unit responsible for the new
+    /// domain takes it over (`domain`, `unit`).
+    Reroute,
 }
 
 impl ActionKind {
@@ -95,6 +98,7 @@ impl ActionKind {
             ActionKind::Verify => "verify",
             ActionKind::Escalate => "escalate",
             ActionKind::Reopen => "reopen",
+            ActionKind::Reroute => "reroute",
         }
     }
 }
@@ -141,6 +145,9 @@ pub struct AlertAction {
     /// `escalate`: 不作为 / 乱作为.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<Finding>,
+    /// `reroute`: the corrected domain (with `unit`, the unit responsible for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// What happens to an alert.
@@ -263,6 +270,7 @@ fn notification(a: &Alert, t: &AlertTransition) -> Notification {
         "verify" => "核实办结，绿色清零",
         "reject" => "整改未通过核实，请继续办理",
         "reopen" => "重新打开",
+        "reroute" => "领域更正，改派",
         _ => "状态变化",
     };
     Notification {
@@ -722,6 +730,44 @@ fn on_action(
             }
             let reason = format!("{finding}：{}", act.reason);
             out.extend(escalate(&mut a, now, cx, step("escalate", reason)));
+        }
+        ActionKind::Reroute => {
+            let (Some(domain), Some(unit)) = (
+                act.domain
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty()),
+                act.unit.as_deref().map(str::trim).filter(|u| !u.is_empty()),
+            ) else {
+                return conflict(a, "reroute needs the corrected domain and its unit".into());
+            };
+            if !active(&a) {
+                let s = state_name(&a);
+                return conflict(a, format!("cannot re-route an alert that is {s}"));
+            }
+            let old_domain = a.domain.replace(domain.to_string()).unwrap_or_default();
+            let from = std::mem::replace(&mut a.unit, unit.to_string());
+            let moved = from != unit;
+            if moved && a.level == AlertLevel::Yellow {
+                // The new unit gets a full warning period, as with a manual assignment.
+                a.lifecycle.opened_at = Some(now);
+                a.deadline = cx
+                    .policy
+                    .calendar
+                    .add_working_days(day(now), cx.policy.warning_days(Some(domain)));
+            }
+            a.lifecycle.revision += 1;
+            let routed = if moved {
+                format!("，由{from}改派至{unit}")
+            } else {
+                format!("，仍由{unit}办理")
+            };
+            let reason = format!("领域更正：{old_domain}→{domain}{routed}。{}", act.reason);
+            let (level, status) = (a.level, a.lifecycle.status);
+            let t = record(&mut a, now, step("reroute", reason), level, status, false);
+            if moved {
+                out.push(Output::Notify(notification(&a, &t)));
+            }
         }
         ActionKind::Reopen => {
             if a.lifecycle.status != AlertStatus::Closed {

@@ -231,7 +231,7 @@ pub async fn run_kafka(
     let view = Arc::new(RwLock::new(View {
         alerts: board.alerts.clone(),
         recurrences: board.recurrences(),
-        results: Default::default(),
+        ..View::default()
     }));
     let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut runner = Runner {
@@ -272,7 +272,12 @@ pub async fn run_kafka(
             Bus::Kafka(bus.clone()),
             topics.alert_actions.clone(),
             clock.clone(),
-        );
+        )
+        .with_labels(crate::labels::api::LabelDesk::from_config(
+            config,
+            &topics,
+            Some(data_dir),
+        )?);
         let listener = tokio::net::TcpListener::bind(&lc.http_bind)
             .await
             .with_context(|| format!("lifecycle API: cannot bind {}", lc.http_bind))?;
@@ -289,6 +294,15 @@ pub async fn run_kafka(
                 .await
         }))
     };
+
+    // Domain corrections: the API's view of them and the lake table `labels`.
+    let labels = crate::labels::follow(
+        &bootstrap,
+        &topics.labels,
+        view.clone(),
+        Some(data_dir.join("lake")),
+        stop_rx.clone(),
+    )?;
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -390,6 +404,10 @@ pub async fn run_kafka(
     let _ = stop_tx.send(true);
     if let Some(s) = server {
         let _ = s.await;
+    }
+    match labels.await {
+        Ok(Err(e)) if result.is_ok() => return Err(e),
+        _ => {}
     }
     result
 }

@@ -65,6 +65,7 @@ fn action(id: &str, kind: ActionKind, role: &str, reason: &str) -> AlertAction {
         unit: None,
         accepted: None,
         finding: None,
+        domain: None,
     }
 }
 
@@ -176,6 +177,116 @@ fn feedback_then_verification_turns_green() {
     let (after, out) = run(Some(a.clone()), &Event::Tick, "2026-12-31T10:00:00+08:00");
     assert_eq!(after, Some(a));
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_domain_correction_reroutes_an_open_alert_with_its_history() {
+    let a = raised();
+    let id = a.alert_id.clone();
+    let new_unit = "镜湖区生态环境分局";
+    let reroute = |domain: Option<&str>, unit: Option<&str>, role: &str| AlertAction {
+        domain: domain.map(Into::into),
+        unit: unit.map(Into::into),
+        ..action(&id, ActionKind::Reroute, role, "标注更正")
+    };
+    // A unit may not re-route; a re-route without its domain or unit does not fit.
+    let (_, out) = run(
+        Some(a.clone()),
+        &Event::Action(reroute(
+            Some("生态环境"),
+            Some(new_unit),
+            &format!("unit:{UNIT}"),
+        )),
+        "2026-11-23T10:00:00+08:00",
+    );
+    assert!(matches!(
+        &out[..],
+        [Output::Rejected {
+            forbidden: true,
+            ..
+        }]
+    ));
+    let (_, out) = run(
+        Some(a.clone()),
+        &Event::Action(reroute(None, Some(new_unit), "supervisor")),
+        "2026-11-23T10:00:00+08:00",
+    );
+    assert!(matches!(
+        &out[..],
+        [Output::Rejected {
+            forbidden: false,
+            ..
+        }]
+    ));
+    // Monday: the new unit gets the alert with a full warning period, and is notified.
+    let (r, out) = run(
+        Some(a),
+        &Event::Action(reroute(Some("生态环境"), Some(new_unit), "supervisor")),
+        "2026-11-23T10:00:00+08:00",
+    );
+    let r = r.expect("state");
+    assert_eq!(
+        (r.unit.as_str(), r.domain.as_deref()),
+        (new_unit, Some("生态环境"))
+    );
+    assert_eq!(
+        (r.level, r.lifecycle.status),
+        (AlertLevel::Yellow, AlertStatus::Assigned)
+    );
+    assert_eq!(r.deadline, d("2026-11-30"));
+    let last = r.lifecycle.history.last().expect("history");
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str()),
+        ("reroute", "supervisor")
+    );
+    assert!(
+        last.reason.contains("城市管理→生态环境") && last.reason.contains(UNIT),
+        "{}",
+        last.reason
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Notify(n) if n.unit == new_unit && n.action == "reroute"))
+    );
+    // The engine's later evidence keeps the corrected domain and unit.
+    let (r, _) = run(
+        Some(r),
+        &Event::Raised(Box::new(engine_alert(&ids(7)))),
+        "2026-11-24T10:00:00+08:00",
+    );
+    let r = r.expect("state");
+    assert_eq!((r.unit.as_str(), r.complaint_count), (new_unit, 7));
+    // A correction that keeps the unit records the domain without a notification; a closed
+    // alert is not re-routed.
+    let (same, out) = run(
+        Some(r.clone()),
+        &Event::Action(AlertAction {
+            action_id: "again".into(),
+            ..reroute(Some("城乡建设"), Some(new_unit), "supervisor")
+        }),
+        "2026-11-24T11:00:00+08:00",
+    );
+    let same = same.expect("state");
+    assert_eq!(same.domain.as_deref(), Some("城乡建设"));
+    assert_eq!(same.deadline, r.deadline);
+    assert!(!out.iter().any(|o| matches!(o, Output::Notify(_))));
+    let mut closed = same;
+    closed.lifecycle.status = AlertStatus::Closed;
+    let (_, out) = run(
+        Some(closed),
+        &Event::Action(AlertAction {
+            action_id: "late".into(),
+            ..reroute(Some("生态环境"), Some(UNIT), "supervisor")
+        }),
+        "2026-11-25T10:00:00+08:00",
+    );
+    assert!(matches!(
+        &out[..],
+        [Output::Rejected {
+            forbidden: false,
+            ..
+        }]
+    ));
 }
 
 #[test]

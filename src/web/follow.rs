@@ -40,6 +40,45 @@ pub(crate) fn apply_record(view: &mut View, a: Alert) -> bool {
     true
 }
 
+/// A consumer of every partition of `topic` from its beginning (committed records only),
+/// assigned by hand (no group rebalancing; its group id is never committed).
+pub(crate) fn topic_follower(bootstrap: &str, prefix: &str, topic: &str) -> Result<StreamConsumer> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("{prefix}.board-{}-{nanos:x}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .with_context(|| format!("cannot create a Kafka consumer to follow {topic}"))?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md
+        .topics()
+        .first()
+        .map(|t| t.partitions())
+        .unwrap_or_default()
+    {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+    }
+    if tpl.count() == 0 {
+        anyhow::bail!("topic {topic} has no partitions");
+    }
+    consumer
+        .assign(&tpl)
+        .with_context(|| format!("cannot read {topic}"))?;
+    Ok(consumer)
+}
+
 pub(crate) fn start(
     cfg: &Config,
     topics: &Topics,
@@ -48,44 +87,11 @@ pub(crate) fn start(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let topic = topics.alerts.clone();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    // Partitions are assigned by hand (no group rebalancing); the group id is never committed.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-        .set(
-            "group.id",
-            format!(
-                "{}.board-{}-{nanos:x}",
-                cfg.kafka.topic_prefix,
-                std::process::id()
-            ),
-        )
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .context("board: cannot create the Kafka consumer")?;
-    let md = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(30))
-        .with_context(|| format!("board: cannot read the metadata of {topic}"))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in md
-        .topics()
-        .first()
-        .map(|t| t.partitions())
-        .unwrap_or_default()
-    {
-        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
-    }
-    if tpl.count() == 0 {
-        anyhow::bail!("board: topic {topic} has no partitions");
-    }
-    consumer
-        .assign(&tpl)
-        .with_context(|| format!("board: cannot read {topic}"))?;
+    let consumer = topic_follower(
+        &cfg.kafka.bootstrap_servers,
+        &cfg.kafka.topic_prefix,
+        &topic,
+    )?;
     tracing::info!(target: "duban::web", %topic, "following the board topic");
     Ok(tokio::spawn(async move {
         loop {

@@ -107,15 +107,18 @@ pub(crate) fn start(
         let mut v = view.write().unwrap_or_else(|e| e.into_inner());
         v.alerts = local.board.alerts.clone();
         v.recurrences = super::recurrences(&v.alerts);
+        // Corrections made by an earlier `serve` of this folder.
+        v.labels = crate::labels::latest(crate::labels::read_lake(&data.join("lake"))?);
     }
     let opened = fx.changed.len();
     local.commit(fx)?;
     tracing::info!(target: "duban::web", alerts = local.board.alerts.len(), opened, "in-process lifecycle seeded from {}", data.join("alerts.jsonl").display());
 
     let actions = topics.alert_actions.clone();
+    let labels = topics.labels.clone();
     let tick_every = Duration::from_millis(cfg.lifecycle.tick_interval_ms.max(10));
     Ok(tokio::spawn(async move {
-        let mut offset = 0usize;
+        let (mut offset, mut labels_offset) = (0usize, 0usize);
         let mut poll = tokio::time::interval(Duration::from_millis(20));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,6 +126,15 @@ pub(crate) fn start(
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return Ok(()),
                 _ = poll.tick() => {
+                    let corrections = bus.read(&labels, labels_offset);
+                    labels_offset += corrections.len();
+                    let records = corrections
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (format!("{labels}/{}", labels_offset - corrections.len() + i), r.value.as_slice()));
+                    if crate::labels::apply_records(&local.view, records) {
+                        crate::labels::write_view(&local.data.join("lake"), &local.view)?;
+                    }
                     let recs = bus.read(&actions, offset);
                     if recs.is_empty() { continue; }
                     offset += recs.len();

@@ -17,6 +17,8 @@ mod auth;
 mod dashboard;
 mod evidence;
 mod follow;
+mod labeling;
+pub(crate) use follow::topic_follower;
 mod local;
 mod precheck;
 mod routes;
@@ -92,6 +94,10 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// `kafka` or `in-process`.
     pub mode: &'static str,
+    /// The classifier the labeling queue asks how unsure it is (the engine's, from the config).
+    pub classifier: Arc<dyn crate::engine::classify::DomainClassifier>,
+    /// The taxonomy's domains (what a label may be).
+    pub domains: Vec<String>,
 }
 
 impl Shared {
@@ -164,12 +170,23 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
     let topics = Topics::new(&cfg.kafka.topic_prefix);
     let mut tasks = Vec::new();
     let policy = cfg.lifecycle.policy(&cfg.rules)?;
+    let desk = crate::labels::api::LabelDesk::from_config(&cfg, &topics, Some(data))?;
+    let domains = desk.domains.clone();
+    let classifier = crate::classify::board_classifier(&cfg)?;
     let (bus, mode) = match source {
         Source::Kafka(cfg) => {
             let bus = crate::pipeline::kafka::connect(&cfg).await?;
             let ready =
                 follow::start(&cfg, &topics, view.clone(), events.clone(), stop_rx.clone())?;
             tasks.push(ready);
+            // The lifecycle process writes the lake table `labels`; the board only reads.
+            tasks.push(crate::labels::follow(
+                &cfg.kafka.bootstrap_servers,
+                &topics.labels,
+                view.clone(),
+                None,
+                stop_rx.clone(),
+            )?);
             (Bus::Kafka(bus), "kafka")
         }
         Source::InProcess(cfg) => {
@@ -194,7 +211,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         bus,
         topics.alert_actions.clone(),
         clock.clone(),
-    );
+    )
+    .with_labels(desk);
     let shared = Arc::new(Shared {
         view,
         tokens,
@@ -202,6 +220,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         events,
         clock,
         mode,
+        classifier,
+        domains,
     });
     let mut lifecycle_api = crate::lifecycle::api::router(api);
     if mode == "kafka" {

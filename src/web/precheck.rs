@@ -83,6 +83,7 @@ pub(crate) async fn precheck(State(p): State<Arc<Precheck>>, req: Request, next:
             unit: b.unit,
             accepted: b.accepted,
             finding: b.finding,
+            domain: None,
         };
         let cx = Ctx {
             policy: &p.policy,

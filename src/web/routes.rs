@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/board/api/alerts/{id}/document", get(document))
         .route("/board/api/dashboard", get(dashboard))
         .route("/board/api/events", get(events))
+        .route("/board/api/label-queue", get(super::labeling::queue))
         .with_state(shared)
 }
 
@@ -52,6 +53,8 @@ struct Me {
     role: String,
     unit: Option<String>,
     mode: &'static str,
+    /// The taxonomy's domains (for a supervisor's domain corrections).
+    domains: Vec<String>,
 }
 
 fn me_of(shared: &Shared, r: &Role) -> Me {
@@ -65,6 +68,7 @@ fn me_of(shared: &Shared, r: &Role) -> Me {
             _ => None,
         },
         mode: shared.mode,
+        domains: shared.domains.clone(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::common::{read_all, repo, test_config, tmpdir, unique};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use duban::lifecycle::clock::Clock;
 use duban::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, Complaint, alert_id};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -725,4 +725,131 @@ async fn serve_runs_the_lifecycle_in_process_for_a_folder() {
     assert_eq!(list["counts"]["yellow"], 0);
     child.kill().expect("kill serve");
     child.wait().expect("reaped");
+}
+
+/// POST `body` as JSON with a bearer token: (status, JSON answer).
+async fn post_json(url: &str, token: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supervisor_labels_from_the_queue_and_corrects_an_issue_on_a_folder() {
+    let data = tmpdir("board-labels");
+    let clock = data.join("clock.txt");
+    Clock::set(&clock, t("2026-11-20T10:00:00+08:00")).expect("clock set");
+    let rows = complaints("西湾", "测试甲区", "ISS-LL", 6, 0);
+    write_lake(&data, &rows);
+    let a = engine_alert("ISS-LL", "测试甲区", UNIT_A, &rows);
+    std::fs::write(
+        data.join("alerts.jsonl"),
+        serde_json::to_string(&a).expect("json") + "\n",
+    )
+    .expect("alerts.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duban"))
+        .args(["serve", "--port", "0", "--data"])
+        .arg(&data)
+        .env(
+            "DUBAN_API_TOKENS",
+            format!("{SUP}=supervisor;{TOKEN_A}=unit:{UNIT_A}"),
+        )
+        .env("DUBAN_CLOCK_FILE", &clock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("duban serve starts");
+    let begun = Instant::now();
+    let base = loop {
+        if let Ok(s) = std::fs::read_to_string(data.join("board.addr"))
+            && !s.is_empty()
+        {
+            break format!("http://{s}");
+        }
+        assert!(begun.elapsed() < Duration::from_secs(60), "no address");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    wait_board(&base, SUP, "the alert opened", |v| {
+        v["counts"]["yellow"] == 1
+    })
+    .await;
+    let queue = format!("{base}/board/api/label-queue?n=3");
+
+    // The queue is the supervisors': recent unlabeled complaints, the domains to click.
+    let (code, _) = get(&queue, Some(TOKEN_A)).await;
+    assert_eq!(code, 403);
+    let (code, q) = get(&queue, Some(SUP)).await;
+    assert_eq!(code, 200, "{q}");
+    let items = q["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{q}");
+    assert_eq!(q["domains"].as_array().map(Vec::len), Some(10), "{q}");
+    let first = items[0]["complaint_id"].as_str().expect("id").to_string();
+    // One click: the complaint's label, with its issue and old domain from the lake.
+    let (code, r) = post_json(
+        &format!("{base}/api/labels"),
+        SUP,
+        json!({"complaint_id": first, "domain": "生态环境"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        (
+            r["label"]["old_domain"].as_str(),
+            r["label"]["issue_id"].as_str()
+        ),
+        (Some("城市管理"), Some("ISS-LL")),
+        "{r}"
+    );
+    assert_eq!(
+        r["rerouted"],
+        json!([]),
+        "a complaint's label re-routes nothing"
+    );
+    // It leaves the queue.
+    let begun = Instant::now();
+    loop {
+        let (_, q) = get(&format!("{base}/board/api/label-queue?n=10"), Some(SUP)).await;
+        let ids: Vec<&str> = q["items"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|i| i["complaint_id"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if q["labeled"] == 1 && !ids.contains(&first.as_str()) {
+            assert_eq!(ids.len(), 5, "{q}");
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(60), "{q}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The issue's correction moves its open alert to the new domain's unit.
+    let (code, r) = post_json(
+        &format!("{base}/api/labels"),
+        SUP,
+        json!({"issue_id": "ISS-LL", "domain": "生态环境"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["rerouted"], json!([a.alert_id]), "{r}");
+    let list = wait_board(&base, SUP, "re-routed", |v| {
+        v["cards"][0]["unit"] != UNIT_A && v["cards"][0]["domain"] == "生态环境"
+    })
+    .await;
+    assert_eq!(ids_of(&list), vec![a.alert_id.clone()]);
+    // Both corrections are in the folder's lake table.
+    let lake = data.join("lake");
+    let begun = Instant::now();
+    while duban::labels::read_lake(&lake).map_or(0, |l| l.len()) != 2 {
+        assert!(begun.elapsed() < Duration::from_secs(30), "labels table");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -166,3 +166,109 @@ fn a_default_model_trained_on_the_bureaus_own_lake_without_labels() {
     assert!(unclassified * 10 < n, "{unclassified} of {n} unclassified");
     assert!(agree * 10 >= both * 8, "{agree} of {both} agree");
 }
+
+#[test]
+fn label_suggest_and_retraining_from_the_lakes_corrections() {
+    // A bureau's lake (a demo run), its complaints as the labeling pool.
+    let dir = tmpdir("classify-learn");
+    run_ok(
+        duban()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["demo", "--size", "200", "--out"])
+            .arg(&dir),
+    );
+    let lake = dir.join("lake");
+    let (csv, _) = run_ok(
+        duban()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg("select complaint_id as id, title, body, domain, issue_id from complaints order by complaint_id"),
+    );
+    let pool = dir.join("pool.csv");
+    std::fs::write(&pool, &csv).expect("pool.csv");
+    let ids: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect();
+    let suggest = |extra: &[&str]| {
+        let (out, err) = run_ok(
+            duban()
+                .args(["label", "suggest", "--n", "8", "--data"])
+                .arg(&pool)
+                .args(extra),
+        );
+        (out.lines().map(str::to_string).collect::<Vec<_>>(), err)
+    };
+    // First round (no model): diversity alone, n distinct ids of the pool, the same every time.
+    let (first, err) = suggest(&[]);
+    assert!(err.contains("diversity alone"), "{err}");
+    assert_eq!(first.len(), 8);
+    assert!(first.iter().all(|i| ids.contains(i)), "{first:?}");
+    let distinct: std::collections::BTreeSet<&String> = first.iter().collect();
+    assert_eq!(distinct.len(), 8);
+    assert_eq!(suggest(&[]).0, first, "deterministic for a seed");
+    // Rows already labeled are never suggested again; with a model: uncertainty + diversity.
+    let labeled = dir.join("labeled.csv");
+    std::fs::write(&labeled, format!("id\n{}\n{}\n", first[0], first[1])).expect("labeled.csv");
+    let model = dir.join("weak.model");
+    run_ok(duban().args(["train", "--weak", "--out"]).arg(&model));
+    let (second, err) = suggest(&[
+        "--exclude",
+        labeled.to_str().expect("utf-8 path"),
+        "--model",
+        model.to_str().expect("utf-8 path"),
+    ]);
+    assert!(err.contains("uncertainty + diversity"), "{err}");
+    assert_eq!(second.len(), 8);
+    assert!(
+        !second.contains(&first[0]) && !second.contains(&first[1]),
+        "{second:?}"
+    );
+
+    // Corrections in the lake's labels table → the retraining job publishes a version.
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00+08:00").expect("t");
+    let corrections = first
+        .iter()
+        .take(4)
+        .enumerate()
+        .map(|(i, id)| duban::labels::Label {
+            label_id: format!("l{i}"),
+            target: duban::labels::LabelTarget::Complaint,
+            complaint_id: Some(id.clone()),
+            issue_id: None,
+            old_domain: None,
+            domain: "生态环境".into(),
+            actor: "tester".into(),
+            role: "supervisor".into(),
+            at,
+            reason: String::new(),
+        });
+    duban::labels::write_lake(&lake, &duban::labels::latest(corrections)).expect("labels table");
+    let models = dir.join("models");
+    let (_, err) = run_ok(
+        duban()
+            .args(["train", "--from-lake"])
+            .arg(&lake)
+            .arg("--publish")
+            .arg(&models),
+    );
+    // Each corrected complaint is a labeled row (a complaint with several versions, once each).
+    let n: usize = err
+        .split("lake: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!((4..=8).contains(&n), "{err}");
+    let current = std::fs::read_to_string(models.join("CURRENT")).expect("CURRENT");
+    let version = current.trim();
+    assert!(err.contains(&format!("published {version}")), "{err}");
+    let (out, _) = run_ok_with_input(
+        duban()
+            .args(["classify", "--model"])
+            .arg(models.join(format!("{version}.model"))),
+        "{\"title\":\"\",\"body\":\"工厂夜里偷排废水，河水发黑发臭\"}\n",
+    );
+    assert!(out.contains("生态环境"), "{out}");
+}

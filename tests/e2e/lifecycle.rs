@@ -173,6 +173,7 @@ webhook_attempts = 20
             &topics.complaints,
             &topics.alerts,
             &topics.alerts_raised,
+            &topics.labels,
         ] {
             duban::lifecycle::run::read_to_end(&bootstrap(), t).expect("topic ready");
         }
@@ -1048,6 +1049,101 @@ async fn unit_tokens_may_only_give_feedback_on_their_own_alerts() {
         history,
         vec!["raise", "feedback"],
         "refused actions left no trace in the history"
+    );
+    kill9(life);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_domain_correction_reroutes_the_issues_open_alert_and_lands_in_the_labels_table() {
+    let (hooks, url) = Receiver::start(false).await;
+    let rig = Rig::new("life-labels", &url, 200).await;
+    rig.set_clock(t("2026-11-23T10:00:00+08:00"));
+    let units = duban::engine::units::units();
+    let unit = units.responsible(Some("城市管理"), Some("镜湖区"));
+    let a = raised_alert(&unit, 5);
+    let id = a.alert_id.clone();
+    let (life, api) = rig.start();
+    raise(&rig, &a).await;
+    rig.wait_board("yellow", |b| b.get(&id).cloned()).await;
+    let fix = json!({"issue_id": a.subject, "domain": "生态环境", "reason": "实为排污问题"});
+
+    // Only a supervisor corrects, and only to a domain of the taxonomy.
+    let own = rig.token_of(&unit);
+    let (code, body) = call(&api, &own, "POST", "/api/labels", fix.clone()).await;
+    assert_eq!(code, 403, "{body}");
+    let bad = json!({"issue_id": a.subject, "domain": "外星事务"});
+    let (code, body) = call(&api, SUPERVISOR, "POST", "/api/labels", bad).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`domain`")),
+        "{body}"
+    );
+
+    let (code, body) = call(&api, SUPERVISOR, "POST", "/api/labels", fix).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["rerouted"], json!([id]), "{body}");
+    assert_eq!(body["label"]["old_domain"], "城市管理", "{body}");
+    let new_unit = units.responsible_at(Some("生态环境"), Some("镜湖区"), &[a.summary.as_str()]);
+    assert_ne!(new_unit, unit);
+    // The board: the new unit has it, with the correction in its history.
+    let moved = rig
+        .wait_board("re-routed", |b| {
+            b.get(&id).filter(|x| x.unit == new_unit).cloned()
+        })
+        .await;
+    assert_eq!(moved.domain.as_deref(), Some("生态环境"));
+    let last = moved.lifecycle.history.last().expect("history");
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str()),
+        ("reroute", "supervisor")
+    );
+    assert!(last.reason.contains("实为排污问题"), "{}", last.reason);
+    // The new unit is notified; the old one may no longer act on it.
+    wait_until("the new unit's notification", || {
+        hooks
+            .calls()
+            .iter()
+            .any(|c| c.body["unit"] == new_unit.as_str() && c.body["action"] == "reroute")
+    })
+    .await;
+    let (code, _) = call(
+        &api,
+        &own,
+        "POST",
+        &format!("/api/alerts/{id}/feedback"),
+        json!({"text": "已处理"}),
+    )
+    .await;
+    assert_eq!(code, 403);
+    // The correction: on the compacted labels topic, in the API's list and the lake table.
+    let labels: Vec<duban::labels::Label> = read_json(&rig.topics.labels);
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert_eq!(labels[0].key(), format!("issue:{}", a.subject));
+    assert_eq!(labels[0].domain, "生态环境");
+    let (code, list) = call(&api, SUPERVISOR, "GET", "/api/labels", Value::Null).await;
+    assert_eq!((code, list[0]["domain"].as_str()), (200, Some("生态环境")));
+    let lake = rig.data.join("lake");
+    wait_until("the lake table labels", || {
+        duban::labels::read_lake(&lake).is_ok_and(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(
+        duban::labels::read_lake(&lake).expect("table")[0],
+        labels[0]
+    );
+    // A complaint the lake does not know is refused with one line from the CLI.
+    let out = Command::new(env!("CARGO_BIN_EXE_duban"))
+        .args(["alerts", "--api", &api, "--token", SUPERVISOR, "label"])
+        .args(["--complaint", "no-such-complaint", "--domain", "交通运输"])
+        .output()
+        .expect("duban alerts runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("404") && err.trim().lines().count() == 1,
+        "{err}"
     );
     kill9(life);
 }

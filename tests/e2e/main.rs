@@ -12,6 +12,7 @@ mod hardening;
 mod lifecycle;
 mod profiles;
 mod report;
+mod score;
 mod spine;
 mod sql;
 mod state;

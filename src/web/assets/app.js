@@ -20,7 +20,7 @@ const STATUS = {
 const ACTION = {
   raise: '预警', assign: '改派', feedback: '反馈', verify: '核实办结', reject: '核实未通过',
   escalate: '升级红色督办', reply_overdue: '书面回复逾期', reopen: '重新打开', recur: '复发',
-  merge: '合并',
+  merge: '合并', reroute: '领域更正改派',
 };
 const BUTTON = {
   assign: '改派', feedback: '反馈办理情况', verify: '核实', escalate: '升级红色督办', reopen: '重新打开',
@@ -89,6 +89,7 @@ function logout() {
 
 function start(me) {
   state.me = me;
+  state.domains = me.domains || [];
   $('#login').hidden = true;
   $('#nav').hidden = false;
   $('#who').hidden = false;
@@ -105,11 +106,117 @@ function start(me) {
 // ---------------------------------------------------------------- routing
 function route() {
   const dash = location.hash === '#dashboard';
-  $('#board').hidden = dash;
+  const label = location.hash === '#label' && state.me.role === 'supervisor';
+  $('#board').hidden = dash || label;
   $('#dashboard').hidden = !dash;
-  $('#nav-board').classList.toggle('active', !dash);
+  $('#labeling').hidden = !label;
+  $('#nav-board').classList.toggle('active', !dash && !label);
   $('#nav-dashboard').classList.toggle('active', dash);
-  if (dash) loadDashboard(); else loadBoard();
+  $('#nav-label').classList.toggle('active', label);
+  if (dash) loadDashboard(); else if (label) loadQueue(); else loadBoard();
+}
+
+// ---------------------------------------------------------------- labels
+// A supervisor's domain correction: of one complaint, or of an issue (re-routes its open alerts).
+async function postLabel(body) {
+  const { data } = await api('/api/labels', { method: 'POST', body });
+  return data;
+}
+
+function labelOutcome(d) {
+  const parts = [`已标注为「${d.label.domain}」`];
+  if (d.rerouted && d.rerouted.length) parts.push(`已改派预警 ${d.rerouted.join('、')}`);
+  if (d.pending && d.pending.length) parts.push(`改派待处理 ${d.pending.length} 件`);
+  if (d.refused && d.refused.length) parts.push(`未改派：${d.refused.map((r) => r.reason).join('；')}`);
+  return parts.join('，');
+}
+
+async function loadQueue() {
+  const list = $('#label-queue');
+  $('#label-meta').textContent = '计算中…';
+  let q;
+  try {
+    ({ data: q } = await api('/board/api/label-queue?n=10'));
+  } catch (e) {
+    if (e.status === 401) return logout();
+    $('#label-meta').textContent = `无法读取标注队列：${e.message}`;
+    return;
+  }
+  state.domains = q.domains;
+  $('#label-meta').textContent = `模型 ${q.model_version} · ${q.mode === 'diversity' ? '按多样性挑选' : '按不确定性与多样性挑选'} · 近期投诉 ${q.considered} 件，已标注 ${q.labeled} 件`;
+  if (!q.items.length) {
+    list.replaceChildren(el('li', { class: 'note', text: '暂无待标注的投诉' }));
+    return;
+  }
+  list.replaceChildren(...q.items.map((it) => el('li', { class: 'q-item', 'data-complaint-id': it.complaint_id },
+    el('div', { class: 'c-head' }, `${(it.received_at || '').slice(0, 16).replace('T', ' ')} · 引擎领域：${it.domain || '—'} · 模型猜测：${it.guess}（${Math.round(100 * it.confidence)}%）`),
+    el('strong', { text: it.title }), el('p', { text: it.body }),
+    el('div', { class: 'q-domains' }, q.domains.map((d) => el('button', {
+      type: 'button', class: d === it.guess ? 'guess' : '', 'data-domain': d, text: d,
+      onclick: async (ev) => {
+        const out = $('#label-result');
+        ev.target.closest('li').classList.add('busy');
+        try {
+          const r = await postLabel({ complaint_id: it.complaint_id, domain: d });
+          out.className = 'ok';
+          out.textContent = `${it.title.slice(0, 20)}：${labelOutcome(r)}`;
+          ev.target.closest('li').remove();
+          if (!$('#label-queue li.q-item')) loadQueue();
+        } catch (err) {
+          out.className = 'error';
+          out.textContent = `标注失败：${err.message}`;
+          ev.target.closest('li').classList.remove('busy');
+        }
+      },
+    }))))));
+}
+
+function domainSelect(current, name) {
+  return el('select', { name }, (state.domains || []).map((d) => el('option', { value: d, text: d, selected: d === current })));
+}
+
+function correctionBar(a) {
+  if (state.me.role !== 'supervisor' || a.trigger !== 'crowd_concentration') return null;
+  const form = el('form', { class: 'correct', id: 'd-correct' },
+    el('label', {}, '更正问题领域 ', domainSelect(a.domain, 'domain')),
+    el('button', { type: 'submit', id: 'correct-submit', text: '更正并按新领域改派' }),
+    el('span', { id: 'correct-result', role: 'status' }));
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const out = $('#correct-result');
+    out.className = '';
+    out.textContent = '提交中…';
+    try {
+      const r = await postLabel({ issue_id: a.subject, domain: String(new FormData(form).get('domain')) });
+      out.className = 'ok';
+      out.textContent = labelOutcome(r);
+      state.actResult = { id: a.alert_id, cls: 'ok', text: labelOutcome(r) };
+      scheduleRefresh();
+      if (state.openId === a.alert_id) renderDetail(a.alert_id);
+    } catch (err) {
+      out.className = 'error';
+      out.textContent = `更正失败：${err.message}`;
+    }
+  };
+  return form;
+}
+
+function complaintLabel(c) {
+  if (state.me.role !== 'supervisor') return null;
+  const sel = domainSelect(c.domain, 'domain');
+  const out = el('span', { class: 'c-label-result', role: 'status' });
+  sel.onchange = async () => {
+    out.textContent = '…';
+    try {
+      const r = await postLabel({ complaint_id: c.complaint_id, domain: sel.value });
+      out.className = 'ok';
+      out.textContent = labelOutcome(r);
+    } catch (err) {
+      out.className = 'error';
+      out.textContent = `标注失败：${err.message}`;
+    }
+  };
+  return el('label', { class: 'c-label' }, '标注领域 ', sel, out);
 }
 
 // ---------------------------------------------------------------- board
@@ -226,6 +333,7 @@ async function renderDetail(id) {
   const parts = [
     el('dl', { class: 'facts', id: 'd-facts' }, facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])),
     actionBar(a, d.actions),
+    correctionBar(a),
     el('h3', { text: '流转记录' }),
     table(['#', '时间', '操作', '操作人', '颜色', '状态', '说明'],
       (a.history || []).map((t) => [String(t.seq), t.at.replace('T', ' ').slice(0, 19),
@@ -242,7 +350,7 @@ async function renderDetail(id) {
       el('div', { class: 'c-head' }, `${(c.received_at || '').slice(0, 16).replace('T', ' ')} · ${c.channel} · ${c.district || ''} ${c.place || ''}`,
         c.complainant ? el('span', { class: 'pseudonym', text: c.complainant }) : null,
         c.duplicate_of ? el('span', { class: 'badge', text: '重复' }) : null),
-      el('strong', { text: c.title }), el('p', { text: c.body })))));
+      el('strong', { text: c.title }), el('p', { text: c.body }), complaintLabel(c)))));
   const maxDay = Math.max(1, ...ev.timeline.map((t) => t.complaints));
   parts.push(el('h3', { text: `问题时间线：${ev.timeline_of || ''}` }),
     el('ul', { class: 'timeline', id: 'd-timeline' }, ev.timeline.map((t) => el('li', {},
