@@ -24,6 +24,8 @@ pub struct Config {
     pub sinks: crate::sink::SinksConfig,
     /// The alert lifecycle (deadlines, API, notifications).
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Where long-running commands serve `/metrics`, `/healthz`, `/readyz` (`[ops]`).
+    pub ops: crate::ops::OpsConfig,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }
@@ -65,8 +67,16 @@ pub struct EngineConfig {
     pub group_id: String,
     /// Most raw records per micro-batch. Default 500.
     pub batch_max_records: usize,
-    /// How long a micro-batch waits to fill, in milliseconds. Default 200.
+    /// How long a micro-batch waits to fill, in milliseconds. Default 50 (each stage of the
+    /// engine waits up to this once on a record's way to an alert; was 200).
     pub batch_linger_ms: u64,
+    /// How far behind the wall clock an idle raw partition promises its next record's timestamp
+    /// will be, in milliseconds. A record held in flight longer than this between its producer
+    /// and the broker (an outage, a stalled producer) arrives late: applied exactly once all the
+    /// same, but its place in the engine's order then depends on timing. Every record waits this
+    /// long for idle partitions before it is applied, so it bounds latency with sparse traffic.
+    /// Default 250 (was 3000).
+    pub idle_margin_ms: u64,
     /// Minimum confidence for a domain; below it a complaint is `unclassified`. Default 0.34.
     pub min_domain_confidence: f64,
     /// A model written by `duban train`; without one, `classifier` decides.
@@ -105,7 +115,8 @@ impl Default for EngineConfig {
         EngineConfig {
             group_id: "duban-engine".into(),
             batch_max_records: 500,
-            batch_linger_ms: 200,
+            batch_linger_ms: 50,
+            idle_margin_ms: 250,
             min_domain_confidence: 0.34,
             model: None,
             model_dir: None,

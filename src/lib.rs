@@ -12,6 +12,7 @@ pub mod labels;
 pub mod lake;
 pub mod lifecycle;
 pub mod mem;
+pub mod ops;
 pub mod par;
 pub mod pipeline;
 pub mod query;

@@ -22,6 +22,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "督办: complaint ingestion and analytics for a law-enforcement supervision bureau"
 )]
 struct Cli {
+    /// Address of the ops endpoints (`/metrics`, `/healthz`, `/readyz`) of a long-running command;
+    /// overrides `[ops] http_bind` (default 127.0.0.1:9464; port 0: any free port, logged).
+    #[arg(long, global = true, env = "DUBAN_OPS_BIND")]
+    ops_bind: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -240,7 +244,20 @@ async fn ctrl_c() {
     tracing::info!("stopping");
 }
 
+/// Start the ops endpoints of a long-running command (`[ops]` of `config` when it has one).
+async fn ops(flag: &Option<String>, config: Option<&Config>, command: &str) -> Result<()> {
+    let bind = duban::ops::server::Bind::resolve(flag.as_deref(), config.map(|c| &c.ops));
+    duban::ops::server::start(&bind, command).await?;
+    Ok(())
+}
+
+/// The configuration of `path` when given (for its `[ops]` section), else none.
+fn optional_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
+    path.map(Config::load).transpose()
+}
+
 async fn main_inner(cli: Cli) -> Result<()> {
+    let flag = cli.ops_bind;
     match cli.command {
         Command::Demo {
             out,
@@ -285,6 +302,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             cfg.engine.pseudonym_key.resolve()?;
+            ops(&flag, Some(&cfg), "duban run").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -322,17 +340,20 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
+            ops(&flag, Some(&cfg), "duban ingest").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             duban::connectors::run::ingest_kafka(&cfg, &files, bus, ctrl_c()).await?;
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
             cfg.engine.pseudonym_key.resolve()?;
+            ops(&flag, Some(&cfg), "duban process").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
         Command::Lifecycle { config } => {
             let cfg = Config::load(&config)?;
+            ops(&flag, Some(&cfg), "duban lifecycle").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             duban::lifecycle::run::run_kafka(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -353,7 +374,11 @@ async fn main_inner(cli: Cli) -> Result<()> {
             );
         }
         Command::Report(args) => duban::report::run_cli(args).await?,
-        Command::Serve(args) => duban::web::serve(args).await?,
+        Command::Serve(args) => {
+            let cfg = optional_config(args.config.as_deref())?;
+            ops(&flag, cfg.as_ref(), "duban serve").await?;
+            duban::web::serve(args).await?
+        }
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
@@ -386,6 +411,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
         } => {
             let token = duban::query::flight::token_from_env()?;
             let opts = classifier_options(&classifier)?;
+            let cfg = optional_config(classifier.config.as_deref())?;
+            ops(&flag, cfg.as_ref(), "duban serve-sql").await?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
         Command::Score { command } => duban::score::run(command).await?,
@@ -423,6 +450,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
                     );
                 }
                 None => {
+                    ops(&flag, Some(&cfg), "duban sink clickhouse").await?;
                     let bus = pipeline::kafka::connect(&cfg).await?;
                     let lake = cfg.data_dir().join("lake");
                     duban::sink::clickhouse::run_consumer(&ch, bus, &lake, ctrl_c()).await?;
@@ -453,8 +481,11 @@ impl Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The Kafka client's own lines repeat per connection attempt in an outage; duban tells
+    // outages once per interval itself (`ops::outage`). DUBAN_LOG brings them back (e.g.
+    // `info,librdkafka=warn,rdkafka=warn`).
     let default_log = if cli.command.is_service() {
-        "info,rdkafka=warn"
+        "info,rdkafka=warn,librdkafka=off,rdkafka::client=off"
     } else {
         "warn"
     };

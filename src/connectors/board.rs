@@ -111,11 +111,10 @@ impl Taken {
         }
         evicted
     }
-    /// The id the next new insertion would forget, if the bound is reached.
-    pub fn next_evicted(&self) -> Option<&str> {
-        (self.order.len() >= self.cap)
-            .then(|| self.order.front().map(String::as_str))
-            .flatten()
+    /// The ids that `n` new insertions would forget to stay within the bound (oldest first).
+    pub fn evicted_by(&self, n: usize) -> Vec<String> {
+        let over = (self.order.len() + n).saturating_sub(self.cap);
+        self.order.iter().take(over).cloned().collect()
     }
     /// An empty set holding at most `cap` ids.
     pub fn bounded(cap: usize) -> Taken {

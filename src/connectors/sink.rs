@@ -12,7 +12,6 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::FutureProducer;
 use rdkafka::util::Timeout;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -122,7 +121,7 @@ enum SinkKind {
     /// `duban connector check`: commits go to a channel, nothing is stored.
     Channel(tokio::sync::mpsc::UnboundedSender<Commit>),
     Kafka {
-        producer: FutureProducer,
+        producer: crate::bus::txn::TxnProducer,
         topics: Topics,
         bootstrap: String,
         /// One transaction at a time on a transactional producer.

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -208,31 +208,47 @@ impl Seen {
         }
     }
 
-    /// Deletions to write with a commit that takes a new submission id.
-    fn deletions(&self, new_id: bool) -> Vec<(String, Value)> {
-        let next = if new_id {
-            self.ids.next_evicted()
-        } else {
-            None
-        };
-        self.forgotten
-            .iter()
-            .map(String::as_str)
-            .chain(next)
-            .map(|k| (k.to_string(), Value::Null))
-            .collect()
+    /// Plan the commit of `marks`: the keys to delete with it (forgotten keys, and the ids the
+    /// new ones will evict), taken out of `forgotten` (given back by `unplanned` on failure).
+    fn plan(&mut self, marks: &[Mark]) -> Vec<String> {
+        let new_ids = marks.iter().filter(|m| matches!(m, Mark::Id(_))).count();
+        let mut keys = std::mem::take(&mut self.forgotten);
+        keys.extend(self.ids.evicted_by(new_ids));
+        keys
     }
 
-    /// After a successful commit of `key` (a submission id, or a replay digest at `at`).
-    fn committed(&mut self, key: String, replay_at: Option<i64>) {
-        self.forgotten.clear();
-        match replay_at {
-            Some(t) => {
-                self.replay_keys.insert(key.clone());
-                self.replays.push_back((t, key));
+    /// A planned commit failed: its deletions are owed again (but for keys still remembered).
+    fn unplanned(&mut self, keys: Vec<String>) {
+        let owed: Vec<String> = keys.into_iter().filter(|k| !self.contains(k)).collect();
+        self.forgotten.extend(owed);
+    }
+
+    /// After a successful commit of `marks` (what their insertions forget was deleted with it).
+    fn committed(&mut self, marks: Vec<Mark>) {
+        for m in marks {
+            match m {
+                Mark::Replay(key, t) => {
+                    self.replay_keys.insert(key.clone());
+                    self.replays.push_back((t, key));
+                }
+                Mark::Id(id) => drop(self.ids.insert(id)),
             }
-            // What the insertion forgets was deleted in the same commit.
-            None => drop(self.ids.insert(key)),
+        }
+    }
+}
+
+/// What a delivery's commit takes: a submission id, or the replay key of an id-less request
+/// (with its timestamp).
+#[derive(Debug, Clone, PartialEq)]
+enum Mark {
+    Id(String),
+    Replay(String, i64),
+}
+
+impl Mark {
+    fn key(&self) -> &str {
+        match self {
+            Mark::Id(k) | Mark::Replay(k, _) => k,
         }
     }
 }
@@ -247,46 +263,152 @@ struct Receiver {
     window: i64,
     remember: usize,
     /// What was committed (restored from the offsets topic): re-deliveries and replays are
-    /// acknowledged without a second record. Held across the commit so that two concurrent
-    /// deliveries of one id cannot both be stored.
+    /// acknowledged without a second record.
     seen: tokio::sync::Mutex<Seen>,
+    /// Submission ids (and replay keys) being stored: a concurrent delivery of one of them is
+    /// answered 503 (retry), so two deliveries of one id cannot both be stored.
+    in_flight: std::sync::Mutex<HashSet<String>>,
+    /// Deliveries waiting for the next transaction (group commit): every delivery that arrives
+    /// while a transaction is being committed joins the next one, so under load one transaction
+    /// carries many webhooks, and each is answered when its transaction committed.
+    pending: std::sync::Mutex<Vec<(Commit, Mark, tokio::sync::oneshot::Sender<Stored>)>>,
+    /// Kafka outages seen by commits: told once per interval, not ready meanwhile.
+    outage: std::sync::Mutex<crate::ops::Outage>,
 }
 
+/// How a delivery's transaction ended: committed, or failed with its error (and whether that
+/// was an outage, told by the receiver once per interval).
+type Stored = std::result::Result<(), (String, bool)>;
+
 impl Receiver {
-    /// Commit; after a failure reopen the writer and restore what was taken (another instance
-    /// may have fenced this one and taken some), so the next delivery can succeed.
-    async fn commit(&self, c: Commit, seen: &mut Seen) -> Result<()> {
-        let mut sink = self.sink.lock().await;
+    /// Commit `c`, which takes `mark`, in the next transaction and wait for it. Whoever takes
+    /// the writer commits everything pending then, for all who wait, with the deletions of the
+    /// keys forgotten meanwhile.
+    async fn commit(&self, c: Commit, mark: Mark) -> Stored {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((c, mark, tx));
+        {
+            let mut sink = self.sink.lock().await;
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            if !batch.is_empty() {
+                let mut merged = Commit::default();
+                let mut marks = Vec::with_capacity(batch.len());
+                let mut waiters = Vec::with_capacity(batch.len());
+                for (c, mark, w) in batch {
+                    merged.records.extend(c.records);
+                    merged.dead.extend(c.dead);
+                    merged.positions.extend(c.positions);
+                    marks.push(mark);
+                    waiters.push(w);
+                }
+                let deleted = self.seen.lock().await.plan(&marks);
+                merged
+                    .positions
+                    .extend(deleted.iter().map(|k| (k.clone(), Value::Null)));
+                let result: Stored = match self.commit_now(&mut sink, merged).await {
+                    Ok(()) => {
+                        self.seen.lock().await.committed(marks);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.seen.lock().await.unplanned(deleted);
+                        Err((
+                            format!("{e:#}"),
+                            crate::ops::outage::outage_of(&e).is_some(),
+                        ))
+                    }
+                };
+                for w in waiters {
+                    let _ = w.send(result.clone());
+                }
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(("the commit was dropped".into(), false)))
+    }
+
+    /// One transaction; after a failure reopen the writer and restore what was taken (another
+    /// instance may have fenced this one and taken some), so the next delivery can succeed.
+    async fn commit_now(&self, sink: &mut Sink, c: Commit) -> Result<()> {
         let err = match sink.commit(c).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.outage.lock().unwrap_or_else(|e| e.into_inner()).ok();
+                return Ok(());
+            }
             Err(e) => e,
         };
+        if crate::ops::outage::outage_of(&err).is_some() {
+            // Told (once per interval) by the tracker, which keeps its own copy of the error.
+            let copy = anyhow::anyhow!("{err:#}").context(crate::ops::outage::Transient(
+                crate::ops::Service::Kafka,
+                "wanshitong: commit failed".into(),
+            ));
+            let _ = self
+                .outage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .failed(copy);
+        }
         match self.out.sink("wanshitong").await {
             Ok(fresh) => {
                 if let Ok(p) = fresh.restore().await {
                     let now = chrono::Utc::now().timestamp();
-                    *seen = Seen::restore(p, self.remember, now, self.window);
+                    *self.seen.lock().await = Seen::restore(p, self.remember, now, self.window);
                 }
                 *sink = fresh;
             }
             Err(e) => {
-                tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot reopen the writer: {e:#}")
+                if crate::ops::outage::outage_of(&e).is_none() {
+                    tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot reopen the writer: {e:#}")
+                }
             }
         }
         Err(err)
+    }
+
+    /// Commit a delivery that takes `mark` (unless a delivery of it is being stored: 503) and
+    /// answer `ok` once Kafka committed it.
+    async fn store(&self, c: Commit, mark: Mark, ok: (StatusCode, Value)) -> Response {
+        let key = mark.key().to_string();
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ok": false, "error": "a delivery of this submission is being stored, retry"}),
+            );
+        }
+        // End-to-end acknowledgement: answer 2xx only once Kafka committed the record.
+        let result = self.commit(c, mark).await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        match result {
+            Ok(()) => answer(ok.0, ok.1),
+            Err((e, outage)) => {
+                // An outage is told once per interval by the receiver; anything else here and now.
+                if !outage {
+                    tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store {key}: {e}");
+                }
+                answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"ok": false, "error": "not stored, retry"}),
+                )
+            }
+        }
     }
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
-}
-
-fn not_stored(e: anyhow::Error, what: &str) -> Response {
-    tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store {what}: {e:#}");
-    answer(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({"ok": false, "error": "not stored, retry"}),
-    )
 }
 
 async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -303,7 +425,6 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             .get(n)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .trim()
             .to_string()
     };
     let delivery = header("x-wst-delivery");
@@ -317,52 +438,55 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             _ => None,
         })
         .filter(|s| !s.is_empty());
-    let mut seen = rx.seen.lock().await;
-    seen.expire(now, rx.window);
+    let mark = match &id {
+        Some(id) => Mark::Id(id.clone()),
+        None => {
+            let timestamp = header("x-wst-timestamp");
+            let at: i64 = timestamp.trim().parse().unwrap_or(now);
+            Mark::Replay(replay_key(&timestamp, &body), at)
+        }
+    };
+    {
+        let mut seen = rx.seen.lock().await;
+        seen.expire(now, rx.window);
+        if seen.contains(mark.key()) {
+            m.dropped(1, body.len());
+            return match mark {
+                Mark::Id(_) => answer(StatusCode::OK, json!({"ok": true, "duplicate": true})),
+                Mark::Replay(..) => answer(
+                    StatusCode::ACCEPTED,
+                    json!({"ok": false, "dead_lettered": true, "duplicate": true}),
+                ),
+            };
+        }
+    }
+    let dead_lettered = (
+        StatusCode::ACCEPTED,
+        json!({"ok": false, "dead_lettered": true}),
+    );
     let Some(id) = id else {
         // Without an id there is nothing to collapse re-deliveries on: dead-letter it, once
         // per signed request (a replay of the same request within the window is not stored).
-        let timestamp = header("x-wst-timestamp");
-        let key = replay_key(&timestamp, &body);
-        if seen.contains(&key) {
-            m.dropped(1, body.len());
-            return answer(
-                StatusCode::ACCEPTED,
-                json!({"ok": false, "dead_lettered": true, "duplicate": true}),
-            );
-        }
-        let at: i64 = timestamp.parse().unwrap_or(now);
         let reason =
             format!("wanshitong delivery {delivery}: body is not JSON with a submission_id");
-        let mut positions = seen.deletions(false);
-        positions.push((key.clone(), json!({"at": at})));
+        let positions = match &mark {
+            Mark::Replay(key, at) => vec![(key.clone(), json!({"at": at}))],
+            Mark::Id(_) => Vec::new(),
+        };
         let c = Commit {
             dead: vec![dead_letter(Channel::Wanshitong, reason, &delivery, &body)],
             positions,
             ..Commit::default()
         };
-        return match rx.commit(c, &mut seen).await {
-            Ok(()) => {
-                seen.committed(key, Some(at));
-                answer(
-                    StatusCode::ACCEPTED,
-                    json!({"ok": false, "dead_lettered": true}),
-                )
-            }
-            Err(e) => not_stored(e, "a dead letter"),
-        };
+        return rx.store(c, mark, dead_lettered).await;
     };
-    if seen.contains(&id) {
-        m.dropped(1, body.len());
-        return answer(StatusCode::OK, json!({"ok": true, "duplicate": true}));
-    }
     let position = json!({"delivery": delivery, "submission_id": id});
-    let mut positions = seen.deletions(true);
     let at_ms = chrono::Utc::now().timestamp_millis();
-    positions.push((id.clone(), json!({"delivery": delivery, "at_ms": at_ms})));
-    positions.push((String::new(), position.clone()));
     let mut c = Commit {
-        positions,
+        positions: vec![
+            (id.clone(), json!({"delivery": delivery, "at_ms": at_ms})),
+            (String::new(), position.clone()),
+        ],
         ..Commit::default()
     };
     let stored = match parsed
@@ -384,21 +508,12 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             false
         }
     };
-    // End-to-end acknowledgement: answer 2xx only once Kafka committed the record.
-    match rx.commit(c, &mut seen).await {
-        Ok(()) => {
-            seen.committed(id, None);
-            if stored {
-                answer(StatusCode::OK, json!({"ok": true}))
-            } else {
-                answer(
-                    StatusCode::ACCEPTED,
-                    json!({"ok": false, "dead_lettered": true}),
-                )
-            }
-        }
-        Err(e) => not_stored(e, &format!("submission {id}")),
-    }
+    let ok = if stored {
+        (StatusCode::OK, json!({"ok": true}))
+    } else {
+        dead_lettered
+    };
+    rx.store(c, mark, ok).await
 }
 
 /// A running receiver.
@@ -415,9 +530,10 @@ impl ReceiverHandle {
     }
 }
 
-/// Open the connector's writer, restore the ids taken, and serve the webhook, `/metrics` and
-/// `/healthz` on `cfg.bind`.
+/// Open the connector's writer, restore the ids taken, and serve the webhook, `/healthz`,
+/// `/readyz` and (with its token) `/metrics` on `cfg.bind`.
 pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle> {
+    let health = crate::ops::Component::register("connector.wanshitong");
     let sink = out.sink("wanshitong").await?;
     let now = chrono::Utc::now().timestamp();
     let seen = Seen::restore(
@@ -443,17 +559,25 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
         window: cfg.replay_window_secs,
         remember: cfg.remember_ids,
         seen: tokio::sync::Mutex::new(seen),
+        in_flight: Default::default(),
+        pending: Default::default(),
+        outage: std::sync::Mutex::new(crate::ops::Outage::new(
+            "connector.wanshitong",
+            Some(health.clone()),
+        )),
     });
     let mut app = Router::new()
         .route(&cfg.path, post(receive))
         .with_state(rx)
-        .route("/healthz", get(|| async { "ok" }));
+        // The process's health and readiness (as on the ops endpoints).
+        .merge(crate::ops::server::health_router());
     if let Some(token) = metrics_token {
-        // This port faces the app's servers: the counters are for the operator's token only.
+        // This port faces the app's servers: the counters are for the operator's token only
+        // (the ops endpoints on `[ops] http_bind` serve them too).
         let token = Arc::new(token);
         app = app.route(
             "/metrics",
-            get(move |headers: HeaderMap| {
+            axum::routing::get(move |headers: HeaderMap| {
                 let token = token.clone();
                 async move { metrics_text(&headers, &token) }
             }),
@@ -463,6 +587,7 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
         .await
         .with_context(|| format!("wanshitong: cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
+    health.ready();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -546,19 +671,23 @@ mod tests {
         let mut seen = Seen::restore(pos, 2, 1000, 300);
         assert!(seen.contains("W1") && seen.contains("W2") && !seen.contains("W0"));
         assert!(seen.contains("sig-new") && !seen.contains("sig-old"));
-        // The forgotten keys are deleted with the next commit, with the id the new one evicts.
-        let del: Vec<String> = seen.deletions(true).into_iter().map(|(k, _)| k).collect();
+        // The forgotten keys are deleted with the next commit, with the ids the new ones evict.
+        let marks = [Mark::Id("W3".into()), Mark::Replay("sig-x".into(), 990)];
+        let del = seen.plan(&marks);
         assert_eq!(del, ["W0", "sig-old", "W1"]);
-        assert!(seen.deletions(true).iter().all(|(_, v)| v.is_null()));
-        seen.committed("W3".into(), None);
-        assert!(seen.contains("W3") && !seen.contains("W1"));
-        assert_eq!(seen.deletions(false), vec![]);
+        // A failed commit owes its deletions again, but for keys still remembered.
+        seen.unplanned(del);
+        assert_eq!(seen.plan(&[]), ["W0", "sig-old"]);
+        let two = [Mark::Id("W3".into()), Mark::Id("W4".into())];
+        assert_eq!(seen.plan(&two), ["W1", "W2"]);
+        seen.committed(two.to_vec());
+        assert!(seen.contains("W3") && seen.contains("W4") && !seen.contains("W2"));
+        seen.committed(vec![Mark::Replay("sig-x".into(), 990)]);
+        assert!(seen.contains("sig-x"));
+        assert_eq!(seen.plan(&[]), Vec::<String>::new());
         seen.expire(1300, 300);
-        assert!(!seen.contains("sig-new"));
-        assert_eq!(
-            seen.deletions(false),
-            vec![("sig-new".to_string(), Value::Null)]
-        );
+        assert!(!seen.contains("sig-new") && !seen.contains("sig-x"));
+        assert_eq!(seen.plan(&[]), ["sig-new", "sig-x"]);
         assert_ne!(replay_key("1", b"{}"), replay_key("2", b"{}"));
         assert!(
             same_secret(b"abc", b"abc")

@@ -99,13 +99,31 @@ impl LakeFlightService {
     }
 
     async fn stream(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
-        let df = self.plan(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .execute_stream()
-            .await
-            .map_err(|e| Status::internal(format!("SQL error: {e}")))?
-            .map_err(|e| FlightError::ExternalError(Box::new(e)));
+        // Timed until the result's last batch is sent (or the client goes away).
+        let mut timer = crate::ops::events::SqlQueryTimer::start("flight");
+        let planned = async {
+            let df = self.plan(sql).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| Status::internal(format!("SQL error: {e}")))?;
+            Ok::<_, Status>((schema, stream))
+        }
+        .await;
+        let (schema, stream) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                timer.failed();
+                return Err(e);
+            }
+        };
+        let batches = futures::StreamExt::map(stream, move |b| {
+            if b.is_err() {
+                timer.failed();
+            }
+            b.map_err(|e| FlightError::ExternalError(Box::new(e)))
+        });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -519,6 +537,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     tracing::info!(lake = %lake.display(), %addr, "Flight SQL server ready (read-only)");
+    crate::ops::Component::register("sql").ready();
     let svc = FlightServiceServer::with_interceptor(
         LakeFlightService::new(lake, opts),
         move |mut req: Request<()>| {

@@ -180,11 +180,19 @@ pub async fn run_sql(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
 }
 
 pub async fn run_sql_with(lake: &Path, sql: &str, opts: &SqlOptions) -> Result<Vec<RecordBatch>> {
-    let ctx = lake_context_with(lake, opts).await?;
-    let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
-    df.collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+    let mut timer = crate::ops::events::SqlQueryTimer::start("lake");
+    let result = async {
+        let ctx = lake_context_with(lake, opts).await?;
+        let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
+        df.collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+    }
+    .await;
+    if result.is_err() {
+        timer.failed();
+    }
+    result
 }
 
 /// Render batches as text (table, CSV, JSON lines). Parquet is binary: see `write_output`.

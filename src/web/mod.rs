@@ -202,6 +202,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
                 stop_rx.clone(),
             )?;
             tasks.push(task);
+            // The board is the folder's, loaded by now.
+            crate::ops::Component::register("board").ready();
             (Bus::Memory(bus), "in-process")
         }
     };

@@ -10,6 +10,7 @@ mod connect;
 mod golden;
 mod hardening;
 mod lifecycle;
+mod outage;
 mod profiles;
 mod report;
 mod score;
