@@ -224,8 +224,11 @@ async fn walk(
                 }),
             next: at(g.and_then(|g| g.next.as_deref()).map(Pointer::new).as_ref())
                 .and_then(text_of)
-                .map(|n| feed::resolve(&req.url, &n).map(|u| u.to_string()))
-                .transpose()?,
+                .map(|n| feed::resolve(&req.url, &n))
+                .transpose()?
+                // A next link off the feed's host is not followed: the walk ends there.
+                .filter(|u| feed.owns(u))
+                .map(|u| u.to_string()),
             total_pages: at(g.and_then(|g| g.total_pages.as_ref()))
                 .and_then(|v| text_of(v)?.parse().ok()),
             has_more: at(g.and_then(|g| g.has_more.as_ref()))

@@ -754,3 +754,98 @@ async fn unanswered_messages_are_fetched_again_until_their_reply() {
     assert_eq!(drain().await.len(), second.len());
     sim.shutdown().await;
 }
+
+/// Offset paging stops at a short page; next-link paging follows relative and absolute links on
+/// the feed's host and ends at a link to another host (never asked). Every record once.
+#[tokio::test]
+async fn offset_and_next_link_paging_walk_the_whole_list() {
+    use std::sync::{Arc, Mutex};
+    // Eight records, newest first; ids alternate numbers and strings.
+    let rows: Vec<Value> = (1..=8)
+        .rev()
+        .map(|i| {
+            let id = if i % 2 == 0 {
+                json!(i)
+            } else {
+                json!(i.to_string())
+            };
+            json!({"id": id, "text": format!("t{i}"), "at": 1_700_000_000 + i * 60})
+        })
+        .collect();
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (r1, r2, a1, a2) = (rows.clone(), rows.clone(), asked.clone(), asked.clone());
+    let app = axum::Router::new()
+        .route(
+            "/offset",
+            axum::routing::get(move |q: axum::extract::Query<BTreeMap<String, String>>| {
+                let off: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(99);
+                a1.lock().expect("log").push(format!("offset={off}"));
+                let page: Vec<Value> = r1.iter().skip(off).take(3).cloned().collect();
+                async move { axum::Json(json!({"data": {"rows": page}})) }
+            }),
+        )
+        .route(
+            "/next",
+            axum::routing::get(
+                move |headers: axum::http::HeaderMap,
+                      q: axum::extract::Query<BTreeMap<String, String>>| {
+                    let host = headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let from: usize = q.get("from").and_then(|o| o.parse().ok()).unwrap_or(0);
+                    a2.lock().expect("log").push(format!("from={from}"));
+                    let page: Vec<Value> = r2.iter().skip(from).take(3).cloned().collect();
+                    let next = match from {
+                        0 => json!("next?from=3"),
+                        3 => json!(format!("http://{host}/next?from=6")),
+                        _ => json!("http://elsewhere.invalid/next?from=9"),
+                    };
+                    async move { axum::Json(json!({"rows": page, "links": {"next": next}})) }
+                },
+            ),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let base = MINIMAL
+        .replace("http://127.0.0.1:9", &format!("http://{addr}"))
+        .replace(
+            "received_at = \"/item/at\"",
+            "received_at = { from = \"/item/at\", time = [\"unix_s\"] }",
+        );
+    let offset = base.replace(
+        "path = \"/list\"\nrecords = \"/items\"",
+        "path = \"/offset\"\nrecords = \"/data/rows\"\nquery = { offset = \"${offset}\", limit = \"${page_size}\" }\npaging = { kind = \"offset\", page_size = 3, stop = [\"short_page\"] }",
+    );
+    let next = base.replace(
+        "path = \"/list\"\nrecords = \"/items\"",
+        "path = \"/next\"\nrecords = \"/rows\"\npaging = { kind = \"next\", next = \"/links/next\" }",
+    );
+    let want: Vec<String> = (1..=8).map(|i| i.to_string()).collect();
+    for (name, text, log) in [
+        (
+            "offset.toml",
+            offset,
+            vec!["offset=0", "offset=3", "offset=6"],
+        ),
+        ("next.toml", next, vec!["from=0", "from=3", "from=6"]),
+    ] {
+        asked.lock().expect("log").clear();
+        let (_, p) = temp_profile(name, &text);
+        let p = fast(p.expect("loads"));
+        let (envs, dead) = pull(&p).await;
+        assert!(dead.is_empty(), "{name}: {dead:?}");
+        let ids: Vec<&str> = envs.iter().map(|e| e.source_id.as_str()).collect();
+        assert_eq!(ids, want, "{name}: every record once, oldest first");
+        assert_eq!(*asked.lock().expect("log"), log, "{name}: the pages asked");
+        assert_eq!(
+            envs[0].payload["received_at"],
+            json!("2023-11-15T06:14:20+08:00"),
+            "{name}"
+        );
+    }
+}
