@@ -1,5 +1,6 @@
-//! Export files as tables — CSV (UTF-8 with or without BOM, GBK, GB18030) and XLSX read into rows
-//! of cells — and the watched folder of exports, committed with the line reached in each file.
+//! Export files as tables — CSV/TSV (UTF-8 with or without BOM, UTF-16 with BOM, GBK, GB18030) and
+//! workbooks (XLSX, XLS, ODS) read into rows of cells — and the watched folder of exports,
+//! committed with the line reached in each file.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -11,8 +12,9 @@ use super::board::Fetched;
 use super::{Commit, Mode, Positions, Sink, dead_letter, pause};
 use crate::record::Channel;
 
-/// Decode an export's bytes: `forced` when given, else UTF-8 (with or without BOM), else
-/// GB18030 (a superset of GBK). Returns the text and the encoding's name.
+/// Decode an export's bytes: `forced` when given, else by its BOM (UTF-8, or UTF-16 as Excel's
+/// "Unicode text" writes), else UTF-8 when valid, else GB18030 (a superset of GBK). Returns the
+/// text and the encoding's name.
 pub fn decode_text(
     bytes: &[u8],
     forced: Option<&'static encoding_rs::Encoding>,
@@ -23,6 +25,11 @@ pub fn decode_text(
     }
     if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         return (String::from_utf8_lossy(rest).into_owned(), "utf-8");
+    }
+    if let Some((enc, _)) = encoding_rs::Encoding::for_bom(bytes) {
+        // UTF-16 with its BOM (the BOM is removed by decoding).
+        let (s, used, _) = enc.decode(bytes);
+        return (s.into_owned(), used.name());
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_string(), "utf-8"),
@@ -49,22 +56,48 @@ pub struct ReadOptions<'a> {
     pub sheet: Option<&'a str>,
     /// The text encoding of a CSV file; default detected.
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The cell separator of a text file; default a tab when the first line has more tabs than
+    /// commas, else a comma.
+    pub delimiter: Option<u8>,
 }
 
-/// Read a CSV or `.xlsx` file (by its name) into rows of cells.
+/// File names read as workbooks (the format is told by the content: XLS, XLSX, XLSB, ODS).
+const WORKBOOKS: [&str; 5] = [".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"];
+/// File names read as text tables.
+const TEXTS: [&str; 3] = [".csv", ".tsv", ".txt"];
+
+fn has_suffix(name: &str, suffixes: &[&str]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    suffixes.iter().any(|s| lower.ends_with(s))
+}
+
+/// Read a text table (`.csv`, `.tsv`, `.txt`) or a workbook (`.xlsx`, `.xls`, …; by its name)
+/// into rows of cells.
 pub fn read_table(name: &str, bytes: &[u8], o: ReadOptions) -> Result<Table> {
-    if name.to_ascii_lowercase().ends_with(".xlsx") {
-        xlsx_rows(name, bytes, o)
+    if has_suffix(name, &WORKBOOKS) {
+        workbook_rows(name, bytes, o)
     } else {
         Ok(csv_rows(name, bytes, o))
     }
 }
 
+/// The separator of a text table: tabs when its first line has more tabs than commas.
+fn sniff_delimiter(text: &str) -> u8 {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.matches('\t').count() > first.matches(',').count() {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
 fn csv_rows(name: &str, bytes: &[u8], o: ReadOptions) -> Table {
     let (text, _) = decode_text(bytes, o.encoding);
+    let delimiter = o.delimiter.unwrap_or_else(|| sniff_delimiter(&text));
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
+        .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
@@ -84,11 +117,11 @@ fn csv_rows(name: &str, bytes: &[u8], o: ReadOptions) -> Table {
     out
 }
 
-fn xlsx_rows(name: &str, bytes: &[u8], o: ReadOptions) -> Result<Table> {
-    use calamine::{Reader, Xlsx};
+fn workbook_rows(name: &str, bytes: &[u8], o: ReadOptions) -> Result<Table> {
+    use calamine::Reader;
     let what = o.what;
-    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes.to_vec()))
-        .with_context(|| format!("{what} {name}: not a readable .xlsx file"))?;
+    let mut wb = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .with_context(|| format!("{what} {name}: not a readable workbook (xlsx, xls, ods)"))?;
     let sheet = match o.sheet {
         Some(s) => s.to_string(),
         None => wb
@@ -110,11 +143,10 @@ fn xlsx_rows(name: &str, bytes: &[u8], o: ReadOptions) -> Result<Table> {
     Ok(out)
 }
 
-/// An export file is read once complete: a data file name (`.csv`, `.xlsx`), not a hidden or
-/// temporary name, unmodified for `settle`.
+/// An export file is read once complete: a data file name (a text table or a workbook), not a
+/// hidden or temporary name, unmodified for `settle`.
 pub fn is_ready(name: &str, age: Duration, settle: Duration) -> Option<bool> {
-    let lower = name.to_ascii_lowercase();
-    let data = lower.ends_with(".csv") || lower.ends_with(".xlsx");
+    let data = has_suffix(name, &WORKBOOKS) || has_suffix(name, &TEXTS);
     if !data || name.starts_with('.') || name.starts_with("~$") {
         return None;
     }
@@ -322,6 +354,9 @@ mod tests {
         let ready = |n: &str, ms: u64| is_ready(n, Duration::from_millis(ms), s);
         assert_eq!(ready("hotline-1.csv", 5000), Some(true));
         assert_eq!(ready("hotline-1.XLSX", 5000), Some(true));
+        assert_eq!(ready("2019年工单.xls", 5000), Some(true));
+        assert_eq!(ready("unicode-text.txt", 5000), Some(true));
+        assert_eq!(ready("notes.docx", 5000), None);
         assert_eq!(ready("hotline-1.csv", 300), Some(false));
         assert_eq!(ready(".hotline-1.csv.tmp", 5000), None);
         assert_eq!(ready("hotline-1.csv.part", 5000), None);

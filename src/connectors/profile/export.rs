@@ -54,6 +54,7 @@ pub fn rows(p: &Profile, name: &str, bytes: &[u8]) -> Result<Vec<(u64, Fetched)>
         what: &what,
         sheet: spec.sheet.as_deref(),
         encoding: spec.encoding,
+        delimiter: spec.delimiter,
     };
     let table = read_table(name, bytes, opts)?;
     let Some((at, variant)) = header(p, &table, spec.header_scan_rows) else {

@@ -251,6 +251,8 @@ struct ExportFile {
     header_scan_rows: usize,
     #[serde(default)]
     encoding: Option<String>,
+    #[serde(default)]
+    delimiter: Option<String>,
 }
 
 fn two() -> u64 {
@@ -275,6 +277,9 @@ pub struct ExportSpec {
     pub header_scan_rows: usize,
     /// Forced text encoding of CSV files (`gbk`, `utf-8` …); default: detected.
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The cell separator of text files (`,`, `\t`, `;`, `|` …); default: a tab when the first
+    /// line has more tabs than commas, else a comma.
+    pub delimiter: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -573,6 +578,16 @@ impl Profile {
                         })?,
                     ),
                 };
+                let delimiter = match e.delimiter.as_deref() {
+                    None | Some("auto") => None,
+                    Some(d) if d.len() == 1 && d.is_ascii() && d != "\"" => Some(d.as_bytes()[0]),
+                    Some(d) => {
+                        return Err(at("export.delimiter")(anyhow!(
+                            "`{}` is not one ASCII character (\",\", \"\\t\", \";\", \"|\", \"auto\")",
+                            d.escape_debug()
+                        )));
+                    }
+                };
                 Some(ExportSpec {
                     dir: e.dir,
                     settle_secs: e.settle_secs,
@@ -580,6 +595,7 @@ impl Profile {
                     sheet: e.sheet,
                     header_scan_rows: e.header_scan_rows.max(1),
                     encoding,
+                    delimiter,
                 })
             }
             (Kind::Export, None) => {

@@ -507,6 +507,106 @@ fn an_export_whose_header_fits_no_variant_is_one_clear_error() {
     );
 }
 
+/// Legacy `.xls` workbooks and Excel's "Unicode text" (UTF-16 with BOM, tab-separated `.txt`)
+/// are read by the same profile: a synthetic district file (tests/fixtures, made-up texts) with a
+/// title row, date cells, a plain Excel serial and prefixed ids.
+#[test]
+fn xls_workbooks_and_utf16_tab_texts_read_by_profile() {
+    let p = shipped("12345-district-exports.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/12345-district-synthetic.xls");
+    let bytes = std::fs::read(&path).expect("fixture");
+    let records = |rows: Vec<(u64, Fetched)>| -> Vec<RawEnvelope> {
+        rows.into_iter()
+            .map(|(line, f)| match f {
+                Fetched::Record(e) => e,
+                Fetched::Dead(d) => panic!("line {line}: {}", d.reason),
+            })
+            .collect()
+    };
+    let got = records(export::rows(&p, "2019年工单.xls", &bytes).expect("xls"));
+    let summary: Vec<(String, String, String)> = got
+        .iter()
+        .map(|e| {
+            (
+                e.source_id.clone(),
+                e.payload["received_at"].as_str().unwrap_or("").to_string(),
+                e.payload["category"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "2019000101".into(),
+                "2019-03-05T09:30:00+08:00".into(),
+                "城乡建设>市政设施>路灯".into()
+            ),
+            (
+                "2019000102".into(),
+                "2019-03-06T14:05:00+08:00".into(),
+                "生态环境>大气污染".into()
+            ),
+            (
+                "2019000103".into(),
+                "2019-03-07T12:00:00+08:00".into(),
+                "住房保障".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        got[0].payload["content"],
+        "小区门口路灯不亮，夜间出行不便。"
+    );
+    assert_eq!(got[0].payload["reply"], "已安排维修。");
+    assert!(got[1].payload.get("reply").is_none_or(Value::is_null));
+
+    // The same layout saved as Unicode text: UTF-16LE with its BOM, cells separated by tabs.
+    let text = "工单编号\t受理时间\t内容描述\t主办单位\t一级分类\n\
+                SH2019000104\t2019-03-08 08:00:00\t井盖松动，有安全隐患。\t区城管局\t城乡建设\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let got = records(export::rows(&p, "2019年工单.txt", &utf16).expect("utf-16"));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].source_id, "2019000104");
+    assert_eq!(got[0].payload["content"], "井盖松动，有安全隐患。");
+    assert_eq!(got[0].payload["received_at"], "2019-03-08T08:00:00+08:00");
+
+    // A separator can be forced; a bad one fails at load naming the file, line and field.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("connectors/profiles/12345-district-exports.toml"),
+    )
+    .expect("profile");
+    let semi = text.replace(
+        "header_scan_rows = 10",
+        "header_scan_rows = 10\ndelimiter = \";\"",
+    );
+    let (_, p) = temp_profile("semicolons.toml", &semi);
+    let p = p.expect("loads");
+    let rows = export::rows(
+        &p,
+        "a.csv",
+        "工单编号;受理时间;内容描述\n7;2019-03-09;路面塌陷\n".as_bytes(),
+    );
+    let got = records(rows.expect("semicolons"));
+    assert_eq!(
+        (got[0].source_id.as_str(), &got[0].payload["content"]),
+        ("7", &json!("路面塌陷"))
+    );
+    let bad = text.replace(
+        "header_scan_rows = 10",
+        "header_scan_rows = 10\ndelimiter = \"ab\"",
+    );
+    let (_, err) = temp_profile("bad-delimiter.toml", &bad);
+    let msg = format!("{:#}", err.expect_err("bad delimiter"));
+    assert!(
+        msg.contains("bad-delimiter.toml:") && msg.contains("export.delimiter"),
+        "{msg}"
+    );
+}
+
 /// The letter-box profile over the simulator's GB2312 pages: every public letter once with its
 /// label/value fields; letters without a link are skipped; the reply kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
