@@ -392,4 +392,61 @@ mod tests {
         let back = Taken::from_position(Some(&t.to_position()), 2);
         assert!(back.contains("b") && back.contains("c") && !back.contains("a"));
     }
+
+    /// Ids go into the detail URL as one encoded path segment: an id holding `/`, `..` or `?`
+    /// asks for that message on the feed, never for another path.
+    #[tokio::test]
+    async fn ids_are_encoded_into_the_detail_url() {
+        use std::sync::{Arc, Mutex};
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let a = asked.clone();
+        let app = axum::Router::new()
+            .route(
+                "/board/api/messages",
+                axum::routing::get(|| async {
+                    axum::Json(json!({"items": [{"tid": "../../admin?x=1"}, {"tid": 7}], "total_pages": 1}))
+                }),
+            )
+            .fallback(move |uri: axum::http::Uri| {
+                a.lock().expect("log").push(uri.to_string());
+                let tid = uri.path().rsplit('/').next().unwrap_or("").to_string();
+                async move {
+                    axum::Json(json!({"tid": tid, "content": "路灯不亮", "created_at": "2026-11-01 10:00:00"}))
+                }
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let cfg = BoardConfig {
+            list_url: format!("http://{addr}/board/api/messages"),
+            detail_url: format!("http://{addr}/board/api/messages/{{id}}"),
+            page_size: 50,
+            poll_interval_secs: 1,
+            records_per_commit: 50,
+            remember_ids: 100,
+            http: HttpPolicy::default(),
+            fields: BTreeMap::new(),
+            required: vec!["content".into()],
+        };
+        let bus = crate::bus::MemoryBus::new();
+        let topics = crate::bus::Topics::new("t");
+        let sink = Sink::open(&crate::bus::Bus::Memory(bus.clone()), &topics, "board")
+            .await
+            .expect("sink");
+        run(&cfg, &sink, Positions::new(), Mode::Drain)
+            .await
+            .expect("drains");
+        let mut got = asked.lock().expect("log").clone();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "/board/api/messages/..%2F..%2Fadmin%3Fx%3D1",
+                "/board/api/messages/7"
+            ]
+        );
+        assert_eq!(bus.read(&topics.raw, 0).len(), 2, "both messages taken");
+    }
 }
