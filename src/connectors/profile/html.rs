@@ -125,7 +125,8 @@ fn selected(root: ElementRef, select: &[(String, Selector)], out: &mut Map<Strin
     }
 }
 
-/// One list page: (id, item) per row that links to a detail page, and the next page's link.
+/// One list page: (id, item) per row that links to a detail page (or, without a `link`
+/// selector, per row with an id: the row is the record), and the next page's link.
 pub fn list_page(
     list: &RequestSpec,
     html: &str,
@@ -133,30 +134,39 @@ pub fn list_page(
 ) -> (Vec<(String, Value)>, Option<String>) {
     let doc = Html::parse_document(html);
     let mut rows = Vec::new();
-    let (Some(row_sel), Some(link_sel)) = (&list.rows, &list.link) else {
+    let Some(row_sel) = &list.rows else {
         return (rows, None);
     };
     let id_sel = list.id.as_deref().and_then(|s| Selector::parse(s).ok());
     for row in doc.select(row_sel) {
-        // A row without a link is a letter that is not public: it has no detail page.
-        let Some(href) = row
-            .select(link_sel)
-            .next()
-            .and_then(|a| a.value().attr("href"))
-        else {
-            continue;
+        let link = match &list.link {
+            // A row without a link is a letter that is not public: it has no detail page.
+            Some(link_sel) => {
+                let Some(href) = row
+                    .select(link_sel)
+                    .next()
+                    .and_then(|a| a.value().attr("href"))
+                else {
+                    continue;
+                };
+                let Ok(link) = feed::resolve(page_url, href) else {
+                    continue;
+                };
+                Some(link.to_string())
+            }
+            None => None,
         };
-        let Ok(link) = feed::resolve(page_url, href) else {
-            continue;
+        let id = match (&id_sel, &link) {
+            (Some(s), _) => row.select(s).next().map(text).filter(|t| !t.is_empty()),
+            (None, link) => link.clone(),
         };
-        let id = match &id_sel {
-            Some(s) => row.select(s).next().map(text).filter(|t| !t.is_empty()),
-            None => Some(link.to_string()),
-        };
+        // A row without an id is a header or a spacer row.
         let Some(id) = id else { continue };
         let mut item = Map::new();
         item.insert("id".into(), Value::String(id.clone()));
-        item.insert("link".into(), Value::String(link.to_string()));
+        if let Some(link) = link {
+            item.insert("link".into(), Value::String(link));
+        }
         selected(row, &list.select, &mut item);
         rows.push((id, Value::Object(item)));
     }
@@ -227,15 +237,21 @@ pub(super) async fn walk(
 /// The detail page of the new item `id` (its `item` from the list) as a record or a dead letter.
 pub(super) async fn fetch(p: &Profile, feed: &Feed, id: &str, item: &Value) -> Result<Fetched> {
     let origin = format!("{}:{id}", p.name);
-    let link = item.get("link").and_then(Value::as_str).unwrap_or_default();
-    let req = match p.detail.as_ref().filter(|d| d.path.is_some()) {
-        Some(d) => d.build(
+    let link = item.get("link").and_then(Value::as_str);
+    let req = match (p.detail.as_ref().filter(|d| d.path.is_some()), link) {
+        (Some(d), _) => d.build(
             p,
             vec![("id", super::template::Var::Text(id.to_string()))],
             Some(item),
             false,
         )?,
-        None => feed::Request::get(link),
+        (None, Some(link)) => feed::Request::get(link),
+        // A page whose rows are the records: nothing more to ask.
+        (None, None) => {
+            feed.metrics().received(1, item.to_string().len());
+            let doc = json!({"item": item, "detail": {}});
+            return Ok(to_fetched(p, &p.mapping, id, doc, &origin));
+        }
     };
     let answer = match feed.send(&req).await {
         Ok(a) => a,

@@ -622,6 +622,14 @@ impl Profile {
             (Some(_), Kind::Export) => {
                 return Err(at("revisit")(anyhow!("export files are not fetched again")));
             }
+            (Some(_), Kind::Html)
+                if list.as_ref().is_some_and(|l| l.link.is_none())
+                    && detail.as_ref().is_none_or(|d| d.path.is_none()) =>
+            {
+                return Err(at("revisit")(anyhow!(
+                    "a page whose rows are the records has no detail to fetch again"
+                )));
+            }
             (Some(_), Kind::Json) if detail.is_none() => {
                 return Err(at("revisit")(anyhow!(
                     "needs a [detail] request to fetch a record again"

@@ -298,8 +298,10 @@ pub fn compile(f: &RequestFile, kind: Kind, section: Section) -> Result<RequestS
             "needs `records`: the pointer to the list's records (\"\" for the whole answer)"
         )));
     }
-    if html && list && (f.rows.is_none() || f.link.is_none()) {
-        return Err(at(sec)(anyhow!("needs `rows` and `link` selectors")));
+    if html && list && (f.rows.is_none() || (f.link.is_none() && f.id.is_none())) {
+        return Err(at(sec)(anyhow!(
+            "needs `rows`, and `link` (each row's detail page) or `id` (a page whose rows are the records)"
+        )));
     }
     let records = f.records.as_deref().map(|r| {
         if r.is_empty() {

@@ -949,3 +949,104 @@ async fn offset_and_next_link_paging_walk_the_whole_list() {
         );
     }
 }
+
+/// A page whose rows are the records (a reply digest: no detail pages): without a `link`
+/// selector each row with an id is a record, read from its cells; header rows are skipped.
+#[tokio::test]
+async fn an_html_page_whose_rows_are_the_records() {
+    let page = |n: u32| -> String {
+        let rows: String = match n {
+            1 => "<tr><td class=\"no\">X3</td><td class=\"t\">噪音</td><td class=\"d\">2024-05-03</td><td class=\"c\">夜间施工噪音扰民</td><td class=\"r\">已责令停工</td></tr>\
+                  <tr><td class=\"no\">X2</td><td class=\"t\">路灯</td><td class=\"d\">2024-05-02</td><td class=\"c\">路灯不亮</td><td class=\"r\"></td></tr>".into(),
+            2 => "<tr><td class=\"no\">X1</td><td class=\"t\">井盖</td><td class=\"d\">2024-05-01</td><td class=\"c\">井盖松动</td><td class=\"r\">已更换</td></tr>".into(),
+            _ => String::new(),
+        };
+        format!(
+            "<html><body><table class=\"list\"><tr><th>编号</th><th>标题</th></tr>{rows}</table></body></html>"
+        )
+    };
+    let app = axum::Router::new().route(
+        "/reply",
+        axum::routing::get(move |q: axum::extract::Query<BTreeMap<String, String>>| {
+            let n = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+            async move { axum::response::Html(page(n)) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let text = format!(
+        r#"name = "digest"
+channel = "portal"
+kind = "html"
+base_url = "http://{addr}"
+
+[list]
+path = "/reply?page=${{page}}"
+rows = "table.list tr"
+id = "td.no"
+paging = {{ kind = "page", first_page = 1 }}
+
+[list.select]
+title = "td.t"
+date = "td.d"
+content = "td.c"
+reply = "td.r"
+
+[fields]
+source_id = "/item/id"
+title = "/item/title"
+content = "/item/content"
+received_at = {{ from = "/item/date", time = ["%Y-%m-%d"] }}
+reply = "/item/reply"
+"#
+    );
+    let (_, p) = temp_profile("digest.toml", &text);
+    let p = fast(p.expect("loads"));
+    let (envs, dead) = pull(&p).await;
+    assert!(dead.is_empty(), "{dead:?}");
+    let got: Vec<(&str, &Value, &Value)> = envs
+        .iter()
+        .map(|e| {
+            (
+                e.source_id.as_str(),
+                &e.payload["content"],
+                &e.payload["received_at"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "X1",
+                &json!("井盖松动"),
+                &json!("2024-05-01T00:00:00+08:00")
+            ),
+            (
+                "X2",
+                &json!("路灯不亮"),
+                &json!("2024-05-02T00:00:00+08:00")
+            ),
+            (
+                "X3",
+                &json!("夜间施工噪音扰民"),
+                &json!("2024-05-03T00:00:00+08:00")
+            ),
+        ]
+    );
+    assert_eq!(envs[2].payload["reply"], "已责令停工");
+    assert!(envs[1].payload.get("reply").is_none_or(Value::is_null));
+    // Such a page has nothing to fetch again.
+    let (_, err) = temp_profile(
+        "digest-revisit.toml",
+        &format!("{text}\n[revisit]\ndays = 30\n"),
+    );
+    let msg = format!("{:#}", err.expect_err("revisit"));
+    assert!(
+        msg.contains("digest-revisit.toml:") && msg.contains("revisit"),
+        "{msg}"
+    );
+}
