@@ -31,8 +31,11 @@ fn dead_letters(prefix: &str) -> Vec<DeadLetter> {
 }
 
 /// Which connector path delivered an envelope: the hotline's API and exports carry the same
-/// work orders, each exactly once per path.
-fn path_of(e: &RawEnvelope) -> &'static str {
+/// work orders, each exactly once per path; a connector profile is a path of its own.
+fn path_of(e: &RawEnvelope) -> String {
+    if let Some(p) = e.position.get("profile").and_then(|p| p.as_str()) {
+        return format!("profile:{p}");
+    }
     match e.channel {
         Channel::Hotline if e.position.get("file").is_some() => "hotline-exports",
         Channel::Hotline => "hotline-api",
@@ -40,18 +43,15 @@ fn path_of(e: &RawEnvelope) -> &'static str {
         Channel::Portal => "portal",
         Channel::Wanshitong => "wanshitong",
     }
+    .to_string()
 }
 
 /// (path, source id, version) → how often it is on the raw topic.
 fn census(envs: &[RawEnvelope]) -> BTreeMap<(String, String, Option<String>), usize> {
     let mut m = BTreeMap::new();
     for e in envs {
-        *m.entry((
-            path_of(e).to_string(),
-            e.source_id.clone(),
-            e.version.clone(),
-        ))
-        .or_default() += 1;
+        *m.entry((path_of(e), e.source_id.clone(), e.version.clone()))
+            .or_default() += 1;
     }
     m
 }
@@ -131,7 +131,7 @@ async fn wait_raw(
 fn missing(envs: &[RawEnvelope], want: &BTreeSet<(String, String)>) -> Result<(), String> {
     let have: BTreeSet<(String, String)> = envs
         .iter()
-        .map(|e| (path_of(e).to_string(), e.source_id.clone()))
+        .map(|e| (path_of(e), e.source_id.clone()))
         .collect();
     let miss: Vec<_> = want.difference(&have).collect();
     if miss.is_empty() {
@@ -438,11 +438,25 @@ fn ingest_config(
             );
         std::fs::write(conn.join(f), text).expect("write toml");
     }
+    // A connector profile too: the People's Daily stand-in's signed API, small commits.
+    std::fs::create_dir_all(conn.join("profiles")).expect("dir");
+    let pd = std::fs::read_to_string(repo("connectors/profiles/peoples-daily-v1.toml"))
+        .expect("profile")
+        .replace(
+            "base_url = \"https://liuyan.people.com.cn\"",
+            &format!("base_url = \"{sim_base}/pd\""),
+        )
+        .replace("poll_interval_secs = 300", "poll_interval_secs = 1")
+        .replace("records_per_commit = 20", "records_per_commit = 5")
+        .replace("max_requests_per_sec = 10", "max_requests_per_sec = 20")
+        .replace("backoff_initial_ms = 500", "backoff_initial_ms = 20")
+        .replace("backoff_max_ms = 30000", "backoff_max_ms = 500");
+    std::fs::write(conn.join("profiles/peoples-daily-v1.toml"), pd).expect("write profile");
     let cfg = dir.join("duban.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[kafka]\nbootstrap_servers = {:?}\ntopic_prefix = {prefix:?}\n\n[connectors]\ndir = {:?}\n",
+            "[kafka]\nbootstrap_servers = {:?}\ntopic_prefix = {prefix:?}\n\n[connectors]\ndir = {:?}\nprofiles = [\"profiles/peoples-daily-v1.toml\"]\n",
             bootstrap(),
             conn.display().to_string()
         ),
@@ -493,7 +507,13 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         &sim_cfg.export_dir,
         webhook_port,
     );
-    let want = wanted(sim.manifest(), &BTreeMap::new());
+    let mut want = wanted(sim.manifest(), &BTreeMap::new());
+    let pd: Vec<String> = sim.pd_threads().iter().map(|t| t.tid.to_string()).collect();
+    assert!(!pd.is_empty(), "the stand-in has messages");
+    want.extend(
+        pd.into_iter()
+            .map(|tid| ("profile:peoples-daily-v1".to_string(), tid)),
+    );
     let log = dir.join("ingest.log");
     let spawn = || {
         let err = std::fs::OpenOptions::new()
@@ -588,8 +608,11 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
     assert!(
         offsets
             .iter()
-            .any(|(k, _)| k.as_deref() == Some(b"board".as_slice())),
-        "positions are stored in Kafka"
+            .any(|(k, _)| k.as_deref() == Some(b"board".as_slice()))
+            && offsets
+                .iter()
+                .any(|(k, _)| k.as_deref() == Some(b"peoples-daily-v1".as_slice())),
+        "positions are stored in Kafka, the profile's too"
     );
 }
 
