@@ -326,6 +326,35 @@ async fn connector_check_prints_canonical_complaints() {
     let ids: BTreeSet<&str> = complaints.iter().map(|c| c.source_id.as_str()).collect();
     assert_eq!(ids.len(), complaints.len(), "each once");
     assert!(complaints.iter().all(|c| !c.body.ends_with("...")));
+    // Each line carries the message's Shanghai time and the official reply, unit and time
+    // (null until there is one).
+    let shanghai = |t: chrono::NaiveDateTime| format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"));
+    let mut replied = 0;
+    for c in &complaints {
+        let t = threads
+            .iter()
+            .find(|t| t.tid.to_string() == c.source_id)
+            .expect("a stand-in message");
+        assert_eq!(
+            c.received_at.to_rfc3339(),
+            shanghai(t.at),
+            "{}",
+            c.source_id
+        );
+        assert_eq!(c.reply_text.is_some(), t.reply.is_some(), "{}", c.source_id);
+        assert_eq!(
+            c.replied_at.map(|r| r.to_rfc3339()),
+            t.reply_at.filter(|_| t.reply.is_some()).map(shanghai),
+            "{}",
+            c.source_id
+        );
+        assert_eq!(c.reply_unit, t.organization, "{}", c.source_id);
+        replied += usize::from(c.reply_text.is_some());
+    }
+    assert!(
+        replied > 0 && replied < complaints.len(),
+        "{replied} replied"
+    );
     let dead = out
         .1
         .lines()
