@@ -26,6 +26,8 @@ pub struct Config {
     pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Where long-running commands serve `/metrics`, `/healthz`, `/readyz` (`[ops]`).
     pub ops: crate::ops::OpsConfig,
+    /// Limits of analysts' queries (`duban sql`, `duban serve-sql`).
+    pub sql: crate::query::SqlLimits,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
     pub data_dir: Option<PathBuf>,
 }
@@ -95,6 +97,12 @@ pub struct EngineConfig {
     /// taxonomy's descriptions, terms and example complaints: the best model without labels) or
     /// `vocabulary` (matches the taxonomy's terms literally: the fastest, less often right).
     pub classifier: DefaultClassifier,
+    /// A record dated more than this many seconds after it was fetched goes to the dead-letter
+    /// topic (a year-9999 record would move its partition's record clock and evict the state).
+    /// Default 86400 (one day: feeds' clocks and time zones are not always right).
+    pub max_future_secs: u64,
+    /// A record dated before this day goes to the dead-letter topic. Default 2000-01-01.
+    pub oldest_record_date: chrono::NaiveDate,
     /// Where the pseudonym key comes from: never the file (a secret stays in the environment,
     /// `DUBAN_PSEUDONYM_KEY`); `duban demo` and tests set it in code.
     #[serde(skip)]
@@ -119,6 +127,8 @@ impl Default for EngineConfig {
             idle_margin_ms: 250,
             min_domain_confidence: 0.34,
             model: None,
+            max_future_secs: 86_400,
+            oldest_record_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
             model_dir: None,
             retrain_schedule: None,
             classifier: DefaultClassifier::TaxonomyModel,
@@ -246,6 +256,17 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("var/data"))
     }
+
+    /// The default configuration's lake: the `--lake` of commands that read one, unless given.
+    pub fn default_lake_dir() -> PathBuf {
+        Config::default().data_dir().join("lake")
+    }
+
+    /// The default configuration's reports folder (`duban report --out` unless given).
+    pub fn default_reports_dir() -> PathBuf {
+        let cfg = Config::default();
+        cfg.reports.reports_dir(&cfg.data_dir())
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +292,65 @@ mod tests {
         assert_eq!(model.engine.classifier, DefaultClassifier::Vocabulary);
         let err = parse_toml::<Config>("[engine]\nclassifier = \"bert\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    }
+
+    /// Keys of `config/duban.toml` set on purpose to something other than the code's default,
+    /// each with the reason. Empty: the shipped file shows the defaults and nothing else.
+    const DEPLOYMENT_OVERRIDES: &[(&str, &str)] = &[];
+
+    /// Every value key of a TOML table, as its dotted path and a one-key document holding it.
+    fn one_key_documents(table: &toml::Table, path: &[&str], out: &mut Vec<(String, toml::Value)>) {
+        for (key, value) in table {
+            let mut here = path.to_vec();
+            here.push(key);
+            match value {
+                toml::Value::Table(t) => one_key_documents(t, &here, out),
+                leaf => {
+                    let doc = here.iter().rev().fold(leaf.clone(), |inner, k| {
+                        toml::Value::Table(toml::Table::from_iter([(k.to_string(), inner)]))
+                    });
+                    out.push((here.join("."), doc));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_config_shows_the_code_defaults() {
+        let text = include_str!("../config/duban.toml");
+        let file: toml::Table = toml::from_str(text).expect("config/duban.toml parses");
+        let mut keys = Vec::new();
+        one_key_documents(&file, &[], &mut keys);
+        assert!(keys.len() >= 40, "only {} keys found", keys.len());
+        let default = format!("{:?}", Config::default());
+        let mut wrong = Vec::new();
+        for (key, doc) in &keys {
+            let shown = doc.to_string();
+            let cfg: Config = doc
+                .clone()
+                .try_into()
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            let is_default = format!("{cfg:?}") == default;
+            let overridden = DEPLOYMENT_OVERRIDES.iter().any(|(k, _)| k == key);
+            if is_default == overridden {
+                wrong.push(format!("{key} ({})", shown.trim()));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "config/duban.toml differs from the code's defaults without being a listed \
+             override, or a listed override equals the default: {wrong:?}"
+        );
+        // A listed override names a key the file still has.
+        for (k, _) in DEPLOYMENT_OVERRIDES {
+            assert!(
+                keys.iter().any(|(key, _)| key == k),
+                "override {k} is not in the file"
+            );
+        }
+        // The check itself can fail: a changed value is caught.
+        let changed: Config = parse_toml("[dedup]\nbands = 17\n", "t.toml").expect("parses");
+        assert_ne!(format!("{changed:?}"), default);
     }
 
     #[test]

@@ -110,13 +110,18 @@ enum Command {
     /// Serve the lake over Arrow Flight SQL on 127.0.0.1 (read-only; token in DUBAN_SQL_TOKEN).
     ServeSql {
         /// Lake folder (e.g. out/demo/lake).
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
         /// Port on 127.0.0.1 (0: any free port, printed at start).
         #[arg(long, default_value_t = 50051)]
         port: u16,
         #[command(flatten)]
         classifier: ClassifierArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Queries run at once; one more is refused (default: [sql] max_concurrent_queries, 4).
+        #[arg(long)]
+        max_concurrent: Option<usize>,
     },
     /// Score the analytic core: a backfill against `duban sim year`'s truth or hand labels.
     Score {
@@ -150,10 +155,21 @@ struct ClassifierArgs {
     model: Option<PathBuf>,
 }
 
+/// Limits of a query; defaults: the `[sql]` section of `--config` (memory 1024 MiB, 300 s).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Memory of one query's operators, in MiB (sorts, aggregations and joins spill beyond it).
+    #[arg(long)]
+    memory_limit_mb: Option<usize>,
+    /// Seconds a query may run before it is stopped.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+}
+
 #[derive(clap::Args)]
 struct SqlArgs {
     /// Lake folder (e.g. out/demo/lake).
-    #[arg(long, default_value = "var/data/lake")]
+    #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
     lake: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     format: duban::query::Format,
@@ -165,6 +181,8 @@ struct SqlArgs {
     history: Option<PathBuf>,
     #[command(flatten)]
     classifier: ClassifierArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The query; without it, an interactive REPL starts.
     query: Option<String>,
 }
@@ -173,7 +191,7 @@ struct SqlArgs {
 enum LakeCommand {
     /// Merge each day partition's small files into one, dropping superseded versions.
     Compact {
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
     },
 }
@@ -214,11 +232,19 @@ enum SimCommand {
     Year(duban::sim::year::YearArgs),
 }
 
-fn classifier_options(a: &ClassifierArgs) -> Result<duban::query::SqlOptions> {
-    if a.config.is_none() && a.model.is_none() {
-        return Ok(duban::query::SqlOptions::default());
+fn sql_options(a: &ClassifierArgs, l: &LimitArgs) -> Result<duban::query::SqlOptions> {
+    let mut opts = if a.config.is_none() && a.model.is_none() {
+        duban::query::SqlOptions::default()
+    } else {
+        duban::query::SqlOptions::from_config(a.config.as_deref(), a.model.as_deref())?
+    };
+    if let Some(m) = l.memory_limit_mb {
+        opts.limits.memory_limit_mb = m;
     }
-    duban::query::SqlOptions::from_config(a.config.as_deref(), a.model.as_deref())
+    if let Some(t) = l.timeout_secs {
+        opts.limits.query_timeout_secs = t;
+    }
+    Ok(opts)
 }
 
 fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
@@ -386,7 +412,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             command: LabelCommand::Suggest(args),
         } => duban::classify::cli::suggest(args).await?,
         Command::Sql(args) => {
-            let opts = classifier_options(&args.classifier)?;
+            let opts = sql_options(&args.classifier, &args.limits)?;
             match args.query {
                 Some(q) => {
                     duban::query::one_shot(
@@ -408,9 +434,14 @@ async fn main_inner(cli: Cli) -> Result<()> {
             lake,
             port,
             classifier,
+            limits,
+            max_concurrent,
         } => {
             let token = duban::query::flight::token_from_env()?;
-            let opts = classifier_options(&classifier)?;
+            let mut opts = sql_options(&classifier, &limits)?;
+            if let Some(n) = max_concurrent {
+                opts.limits.max_concurrent_queries = n;
+            }
             let cfg = optional_config(classifier.config.as_deref())?;
             ops(&flag, cfg.as_ref(), "duban serve-sql").await?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;

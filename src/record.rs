@@ -123,11 +123,12 @@ impl DeadLetter {
         original: &[u8],
     ) -> Self {
         use base64::Engine as _;
+        // Reasons and origins may carry outside text (ids, file names): one line, bounded.
         DeadLetter {
             stage: stage.to_string(),
             channel: channel.map(str::to_string),
-            reason,
-            origin: origin.to_string(),
+            reason: crate::redact::printable(&reason, crate::redact::MAX_REASON_CHARS),
+            origin: crate::redact::printable(origin, crate::redact::MAX_REASON_CHARS),
             key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
             original_base64: base64::engine::general_purpose::STANDARD.encode(original),
             at: chrono::Utc::now().with_timezone(&local_offset()),
@@ -213,7 +214,7 @@ impl Complaint {
             phone_masked: None,
             district: None,
             address: None,
-            domain: crate::engine::classify::UNCLASSIFIED.into(),
+            domain: crate::engine::taxonomy::UNCLASSIFIED.into(),
             domain_confidence: 0.0,
             source_category: None,
             source_status: None,

@@ -1,15 +1,15 @@
 //! Connectors: one per channel, each pulling (or receiving) its feed and committing raw envelopes,
-//! dead letters and its source position together (exactly once on Kafka, see [`sink`]).
+//! dead letters and its source position together (exactly once on Kafka, see [`output`]).
 
 pub mod board;
 pub mod feed;
 pub mod fields;
 pub mod hotline;
 pub mod metrics;
+pub mod output;
 pub mod portal;
 pub mod profile;
 pub mod run;
-pub mod sink;
 pub mod table;
 pub mod wanshitong;
 
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, Topics};
 use crate::record::{Channel, DeadLetter, RawEnvelope, local_offset};
-pub use sink::{Commit, Positions, Sink};
+pub use output::{Commit, Positions, Sink};
 
 /// Run until stopped, polling again after each pass (`Follow`), or stop once the feed is drained
 /// (`Drain`, used by `duban demo`).
@@ -188,12 +188,17 @@ pub fn envelope(
 
 /// A dead letter of a connector: channel, reason, position (`origin`) and original bytes.
 pub fn dead_letter(channel: Channel, reason: String, origin: &str, original: &[u8]) -> DeadLetter {
+    // Reasons and origins carry feed ids and file names: one line each in the log.
+    let (reason, origin) = (
+        crate::redact::printable(&reason, crate::redact::MAX_REASON_CHARS),
+        crate::redact::printable(origin, crate::redact::MAX_REASON_CHARS),
+    );
     tracing::warn!(target: "duban::connectors", channel = %channel, origin, "dead letter: {reason}");
     DeadLetter::new(
         &format!("connector.{channel}"),
         Some(channel.as_str()),
         reason,
-        origin,
+        &origin,
         None,
         original,
     )

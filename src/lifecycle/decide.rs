@@ -129,7 +129,11 @@ pub struct AlertAction {
     pub action_id: String,
     pub alert_id: String,
     pub action: ActionKind,
+    /// Who acts: the name of the token's holder (the API sets it from the credential).
     pub actor: String,
+    /// Who the caller said acts (`X-Duban-Actor`), unverified; bounded and plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_note: Option<String>,
     /// `supervisor` or `unit:<unit name>`.
     pub role: String,
     pub at: DateTime<FixedOffset>,
@@ -150,8 +154,10 @@ pub struct AlertAction {
     pub domain: Option<String>,
 }
 
-/// What happens to an alert.
+/// What happens to an alert. An event lives for one `decide` call and is never held in bulk, so
+/// an action is kept inline (it is the common event) rather than boxed.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// The engine raised the alert or updated its evidence.
     Raised(Box<Alert>),
@@ -619,7 +625,11 @@ fn on_action(
         actor: &act.actor,
         role: role.to_string(),
         action,
-        reason,
+        // The caller's own statement of who acts stays beside the reason, marked unverified.
+        reason: match &act.actor_note {
+            Some(note) => format!("{reason}〔未核实署名：{note}〕"),
+            None => reason,
+        },
     };
     let conflict = |a: Alert, why: String| (Some(a), vec![reject(act, why, false)]);
     let state_name = |a: &Alert| format!("{} / {}", a.level.as_str(), a.lifecycle.status.as_str());

@@ -185,7 +185,6 @@ impl Runner {
                 }
                 v.alerts.insert(id.clone(), a.clone());
             }
-            v.recurrences = self.board.recurrences();
             // Outcomes are kept for the API's waiting callers; old ones are dropped.
             if v.results.len() > 10_000 {
                 v.results.clear();
@@ -339,7 +338,7 @@ struct Once<'a> {
     data_dir: &'a Path,
     policy: super::decide::Policy,
     units: crate::engine::units::UnitTable,
-    tokens: &'a BTreeMap<String, super::decide::Role>,
+    tokens: &'a crate::auth::Credentials,
     clock: &'a Clock,
     view: &'a Arc<RwLock<View>>,
     health: &'a crate::ops::Component,
@@ -405,7 +404,6 @@ impl Once<'_> {
         {
             let mut v = view.write().unwrap_or_else(|e| e.into_inner());
             v.alerts = board.alerts.clone();
-            v.recurrences = board.recurrences();
         }
         let mut runner = Runner {
             board,
@@ -452,6 +450,7 @@ impl Once<'_> {
                 Bus::Kafka(bus.clone()),
                 topics.alert_actions.clone(),
                 clock.clone(),
+                lc.action_rate(),
             )
             .with_labels(crate::labels::api::LabelDesk::from_config(
                 config,
@@ -544,7 +543,7 @@ impl Once<'_> {
                         match event {
                             Ok(e) => fx.extend(runner.board.apply(&e, now)),
                             Err(e) => {
-                                let reason = format!("{origin}: not a valid {} record: {e}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" });
+                                let reason = format!("{origin}: not a valid {} record: {}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" }, crate::redact::json_error(&e));
                                 tracing::warn!(target: "duban::lifecycle", "{reason}");
                                 crate::ops::events::DlqRecordsWritten { stage: "lifecycle", reason: &reason, records: 1 }.emit();
                                 let d = DeadLetter::new("lifecycle", None, reason, &origin, m.key(), payload);

@@ -59,6 +59,7 @@ fn action(id: &str, kind: ActionKind, role: &str, reason: &str) -> AlertAction {
         alert_id: id.into(),
         action: kind,
         actor: "tester".into(),
+        actor_note: None,
         role: role.into(),
         at: t("2026-11-20T10:00:00+08:00"),
         reason: reason.into(),
@@ -384,6 +385,27 @@ fn findings_escalate_and_red_closes_green_on_verification() {
     let v = action(&id, ActionKind::Verify, "supervisor", "");
     let (g, _) = run(r, &Event::Action(v), "2026-11-25T10:00:00+08:00");
     assert_eq!(g.expect("state").level, AlertLevel::Green);
+}
+
+#[test]
+fn an_actor_note_is_kept_as_unverified_beside_the_holder() {
+    let a = raised();
+    let mut fb = action(
+        &a.alert_id,
+        ActionKind::Feedback,
+        &format!("unit:{UNIT}"),
+        "已整改",
+    );
+    fb.actor_note = Some("王五".into());
+    let (a, _) = run(Some(a), &Event::Action(fb), "2026-11-21T10:00:00+08:00");
+    let last = a
+        .expect("alert")
+        .lifecycle
+        .history
+        .pop()
+        .expect("transition");
+    assert_eq!(last.actor, "tester");
+    assert_eq!(last.reason, "已整改〔未核实署名：王五〕");
 }
 
 #[test]

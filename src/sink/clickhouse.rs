@@ -666,6 +666,7 @@ async fn follow_once(
             };
             // A record the sink cannot read goes to the dead-letter topic, not lost, not fatal.
             if let Err(e) = parsed {
+                let e = crate::redact::json_error(&e);
                 tracing::warn!(target: "duban::sink", %origin, "ClickHouse sink: unreadable record: {e}");
                 let reason = format!("not a {} record: {e}", m.topic());
                 crate::ops::events::DlqRecordsWritten {

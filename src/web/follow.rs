@@ -36,7 +36,6 @@ pub(crate) fn apply_record(view: &mut View, a: Alert) -> bool {
         }
     }
     view.alerts.insert(a.alert_id.clone(), a);
-    view.recurrences = super::recurrences(&view.alerts);
     true
 }
 

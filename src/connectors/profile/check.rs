@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::{Kind, Profile, export, http};
 use crate::config::Config;
-use crate::connectors::sink::{Commit, Enough, Sink};
+use crate::connectors::output::{Commit, Enough, Sink};
 use crate::connectors::{Mode, Positions};
 use crate::engine::{Engine, RawInput};
 

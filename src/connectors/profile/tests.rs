@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::connectors::board::Fetched;
-use crate::connectors::sink::Commit;
+use crate::connectors::output::Commit;
 use crate::record::{DeadLetter, RawEnvelope};
 use std::collections::{BTreeMap, HashSet};
 
