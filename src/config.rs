@@ -354,6 +354,58 @@ mod tests {
     }
 
     #[test]
+    fn commented_defaults_in_shipped_config_are_the_resolved_ones() {
+        // `# key = value   # the default…` lines state a default the code resolves elsewhere
+        // (an unset Option); each must equal what the code uses when the key is absent.
+        let cfg = Config::default();
+        let resolved = [
+            ("data_dir", cfg.data_dir().display().to_string()),
+            ("ops.http_bind", crate::ops::DEFAULT_BIND.to_string()),
+            (
+                "reports.dir",
+                Config::default_reports_dir().display().to_string(),
+            ),
+            (
+                "lifecycle.warning_working_days",
+                cfg.rules.warning_working_days.to_string(),
+            ),
+        ];
+        let mut section = String::new();
+        let mut checked = Vec::new();
+        for line in include_str!("../config/duban.toml").lines() {
+            if let Some(s) = line.strip_prefix('[') {
+                section = s.split(']').next().unwrap_or_default().to_string();
+                continue;
+            }
+            let Some((assignment, comment)) = line
+                .strip_prefix("# ")
+                .and_then(|l| l.split_once(" # the default"))
+            else {
+                continue;
+            };
+            let (key, value) = assignment.split_once(" = ").expect("`# key = value`");
+            let path = [section.as_str(), key.trim()]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(".");
+            let value: toml::Table = toml::from_str(&format!("v = {value}")).expect("a value");
+            let shown = match &value["v"] {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let code = resolved
+                .iter()
+                .find(|(k, _)| *k == path)
+                .unwrap_or_else(|| panic!("{path}: a commented default this test cannot resolve"));
+            assert_eq!(shown, code.1, "{path} ({comment})");
+            checked.push(path);
+        }
+        assert_eq!(checked.len(), resolved.len(), "checked only {checked:?}");
+    }
+
+    #[test]
     fn bad_field_is_named() {
         let err = parse_toml::<Config>("[kafka]\nbootstrap = 1\n", "duban.toml")
             .expect_err("unknown field");

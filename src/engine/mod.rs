@@ -679,12 +679,12 @@ mod tests {
 
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {
-        // The corpus ends the day it is fetched (records dated after their fetch are refused).
         let cfg = crate::sim::SimConfig {
             size,
             seed: 11,
             push_url: None,
-            end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+            // Dated before the fetch time below (later records are refused as future-dated).
+            end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
             ..crate::sim::SimConfig::default()
         };
         let corpus = crate::sim::corpus(&cfg).expect("corpus");

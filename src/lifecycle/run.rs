@@ -175,7 +175,7 @@ impl Runner {
                 for t in a.lifecycle.history.iter().skip(seen) {
                     LifecycleAlertTransitioned {
                         alert: &a.alert_id,
-                        action: &t.action,
+                        action: t.action.as_str(),
                         from_level: t.from_level.map_or("none", |l| l.as_str()),
                         level: t.to_level.as_str(),
                         status: t.to_status.as_str(),

@@ -235,7 +235,7 @@ mod tests {
                 at: t,
                 actor: "x".into(),
                 role: "supervisor".into(),
-                action: "verify".into(),
+                action: crate::record::TransitionKind::Verify,
                 from_level: None,
                 to_level: crate::record::AlertLevel::Green,
                 from_status: crate::record::AlertStatus::FeedbackReceived,

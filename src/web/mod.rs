@@ -83,7 +83,7 @@ impl BoardEvent {
                 .lifecycle
                 .history
                 .last()
-                .map(|t| t.action.clone())
+                .map(|t| t.action.as_str().to_string())
                 .unwrap_or_default(),
         }
     }

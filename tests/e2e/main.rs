@@ -12,6 +12,7 @@ mod hardening;
 mod lifecycle;
 mod outage;
 mod profiles;
+mod quickstart;
 mod report;
 mod score;
 mod spine;
