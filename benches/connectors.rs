@@ -8,6 +8,7 @@
 
 use duban::bus::{Bus, MemoryBus, Topics};
 use duban::config::KafkaConfig;
+use duban::connectors::profile::Profile;
 use duban::connectors::{ConnectorFiles, Mode, Output, Sink, board, hotline, portal, wanshitong};
 use duban::record::Channel;
 use duban::sim::SimConfig;
@@ -96,11 +97,13 @@ async fn bench() {
     let mut rows = Vec::new();
 
     // Pulled feeds: one simulator, each connector drained on its own prefix.
+    let layouts = exports.join("layouts");
     let sim = duban::sim::start(SimConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
         size,
         export_dir: exports.clone(),
         push_url: None,
+        profile_exports: Some(layouts.clone()),
         ..SimConfig::default()
     })
     .await
@@ -124,6 +127,39 @@ async fn bench() {
         })
         .await;
         rows.push((name.to_string(), sent, secs));
+    }
+    // Connector profiles against the simulator's stand-ins of the real shapes: (profile, the
+    // address below the simulator it asks, or the folder of its exports).
+    let site = sim.base_url();
+    let pd = format!("{site}/pd");
+    let profiles: [(&str, Result<&str, &str>); 6] = [
+        ("peoples-daily-v1", Ok(&pd)),
+        ("peoples-daily-list", Ok(&pd)),
+        ("portal-mailbox", Ok(&site)),
+        ("12345-city-export", Err("city")),
+        ("12345-district-exports", Err("district")),
+        ("12345-pushed-export", Err("pushed")),
+    ];
+    for (name, from) in profiles {
+        let mut p =
+            Profile::load(&root.join(format!("connectors/profiles/{name}.toml"))).expect("profile");
+        p.http.max_requests_per_sec = 0.0;
+        match from {
+            Ok(base) => p = p.with_base_url(base).expect("base"),
+            Err(folder) => {
+                if let Some(e) = p.export.as_mut() {
+                    e.dir = Some(layouts.join(folder));
+                    e.settle_secs = 0;
+                }
+            }
+        }
+        let (out, _) = output(name).await;
+        let (secs, sent) = timed(name, &out, |sink| async move {
+            let pos = sink.restore().await?;
+            duban::connectors::profile::run(&p, &sink, pos, Mode::Drain).await
+        })
+        .await;
+        rows.push((format!("profile {name}"), sent, secs));
     }
     sim.shutdown().await;
 
@@ -176,13 +212,13 @@ async fn bench() {
     println!("connectors: simulator → {target}, corpus size {size}, no faults, rate limits off");
     println!("baseline: {n_base} plain sends of 1 KB records: {base:.0} records/s");
     println!(
-        "{:<16} {:>8} {:>9} {:>12} {:>16}",
+        "{:<36} {:>8} {:>9} {:>12} {:>16}",
         "connector", "records", "seconds", "records/s", "ratio/baseline"
     );
     for (name, n, secs) in rows {
         let rate = n as f64 / secs.max(1e-9);
         println!(
-            "{name:<16} {n:>8} {secs:>9.2} {rate:>12.0} {:>16.3}",
+            "{name:<36} {n:>8} {secs:>9.2} {rate:>12.0} {:>16.3}",
             rate / base
         );
     }

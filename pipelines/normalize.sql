@@ -18,7 +18,11 @@ WITH n AS (
     mask_phones(normalize_text(coalesce(address, ''))) AS address_n,
     category,
     status,
-    likes
+    likes,
+    handling_unit,
+    mask_personal(normalize_text(reply), name) AS reply_n,
+    reply_unit,
+    replied_at
   FROM raw
 ),
 p AS (
@@ -49,5 +53,9 @@ SELECT
   likes,
   content_hash(body_n) AS content_hash,
   place,
-  version AS source_version
+  version AS source_version,
+  normalize_text(handling_unit) AS handling_unit,
+  reply_n AS reply_text,
+  normalize_text(reply_unit) AS reply_unit,
+  replied_at
 FROM p

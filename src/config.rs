@@ -204,6 +204,10 @@ pub struct ConnectorsConfig {
     pub dir: PathBuf,
     /// Channels to run. Default all four.
     pub enabled: Vec<crate::record::Channel>,
+    /// Connector profiles to run, each as a connector of its own (paths relative to `dir`, e.g.
+    /// `profiles/peoples-daily-v1.toml`; see connectors/profiles/). They run whatever `enabled`
+    /// says. Default none.
+    pub profiles: Vec<PathBuf>,
 }
 
 impl Default for ConnectorsConfig {
@@ -211,6 +215,7 @@ impl Default for ConnectorsConfig {
         ConnectorsConfig {
             dir: PathBuf::from("connectors"),
             enabled: crate::record::Channel::ALL.to_vec(),
+            profiles: Vec::new(),
         }
     }
 }

@@ -133,6 +133,11 @@ enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
+    /// Connector profiles: try one against its feed without Kafka.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Copy duban's tables to another store.
     Sink {
         #[command(subcommand)]
@@ -192,6 +197,13 @@ enum LakeCommand {
 }
 
 #[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Pull a profile's feed (or read an export file) once and print each record as the
+    /// canonical complaint, one JSON object a line; dead letters and their reasons go to stderr.
+    Check(duban::connectors::profile::check::CheckArgs),
+}
+
+#[derive(Subcommand)]
 enum SinkCommand {
     /// `[sinks.clickhouse]`: with --lake, copy that lake once; else consume the complaints and
     /// alerts topics (and the data folder's lake snapshots) until stopped.
@@ -237,7 +249,7 @@ fn sql_options(a: &ClassifierArgs, l: &LimitArgs) -> Result<duban::query::SqlOpt
 
 fn load(config: &std::path::Path) -> Result<(Config, ConnectorFiles)> {
     let cfg = Config::load(config)?;
-    let files = ConnectorFiles::load(&cfg.connectors.dir)?;
+    let files = ConnectorFiles::load_with(&cfg.connectors.dir, &cfg.connectors.profiles)?;
     Ok((cfg, files))
 }
 
@@ -443,6 +455,11 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 "compacted {} partitions: {} files → {}, {} rows, {} superseded rows dropped",
                 r.partitions, r.files_before, r.files_after, r.rows, r.duplicates_dropped
             );
+        }
+        Command::Connector {
+            command: ConnectorCommand::Check(args),
+        } => {
+            duban::connectors::profile::check::run(args).await?;
         }
         Command::Sink {
             command: SinkCommand::Clickhouse { config, lake },

@@ -174,6 +174,18 @@ pub struct Complaint {
     /// name and checksum, `taxonomy-model-…` or `vocabulary`).
     #[serde(default)]
     pub classifier_version: Option<String>,
+    /// The unit the feed says handles the complaint (hotline 主办单位/承办单位, a letter's 处理单位).
+    #[serde(default)]
+    pub handling_unit: Option<String>,
+    /// The official reply the feed carries (masked like the body), None until there is one.
+    #[serde(default)]
+    pub reply_text: Option<String>,
+    /// Who replied (回复单位/答复单位, the board's answer organization).
+    #[serde(default)]
+    pub reply_unit: Option<String>,
+    /// When the reply was given (Asia/Shanghai).
+    #[serde(default)]
+    pub replied_at: Option<DateTime<FixedOffset>>,
 }
 
 impl Complaint {
@@ -214,6 +226,10 @@ impl Complaint {
             flags: String::new(),
             source_version: None,
             classifier_version: None,
+            handling_unit: None,
+            reply_text: None,
+            reply_unit: None,
+            replied_at: None,
         }
     }
 
@@ -254,6 +270,10 @@ static COMPLAINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("flags", false),
         s("source_version", true),
         s("classifier_version", true),
+        s("handling_unit", true),
+        s("reply_text", true),
+        s("reply_unit", true),
+        Field::new("replied_at", ts_type(), true),
     ]))
 });
 
@@ -305,6 +325,16 @@ pub fn complaints_to_batch(rows: &[Complaint]) -> datafusion::error::Result<Reco
         strs(rows, |r| &r.flags),
         opts(rows, |r| r.source_version.as_deref()),
         opts(rows, |r| r.classifier_version.as_deref()),
+        opts(rows, |r| r.handling_unit.as_deref()),
+        opts(rows, |r| r.reply_text.as_deref()),
+        opts(rows, |r| r.reply_unit.as_deref()),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                rows.iter()
+                    .map(|r| r.replied_at.map(|t| t.timestamp_micros())),
+            )
+            .with_timezone(TZ),
+        ),
     ];
     Ok(RecordBatch::try_new(complaint_schema(), cols)?)
 }

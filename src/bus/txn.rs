@@ -109,7 +109,11 @@ pub async fn transact<'a>(
     let sends: Vec<_> = records
         .into_iter()
         .map(|(topic, partition, key, value)| {
-            let mut r = FutureRecord::to(topic).key(key).payload(value);
+            // An empty value is a tombstone (a null value), which compaction deletes.
+            let mut r = FutureRecord::to(topic).key(key);
+            if !value.is_empty() {
+                r = r.payload(value);
+            }
             if let Some(p) = partition {
                 r = r.partition(p);
             }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-use super::feed::{Feed, HttpPolicy, Refused};
+use super::feed::{Feed, HttpPolicy, Refused, path_segment};
 use super::fields::FieldMap;
 use super::{Commit, Mode, Positions, Sink, check_url, dead_letter, envelope, pause};
 use crate::record::Channel;
@@ -82,10 +82,7 @@ pub struct Taken {
 
 impl Taken {
     pub fn from_position(p: Option<&Value>, cap: usize) -> Taken {
-        let mut t = Taken {
-            cap: cap.max(1),
-            ..Taken::default()
-        };
+        let mut t = Taken::bounded(cap);
         for id in p
             .and_then(|p| p.get("taken"))
             .and_then(Value::as_array)
@@ -100,14 +97,30 @@ impl Taken {
     pub fn contains(&self, id: &str) -> bool {
         self.set.contains(id)
     }
-    pub fn insert(&mut self, id: String) {
+    /// Remember `id`; returns the ids forgotten to stay within the bound (oldest first).
+    pub fn insert(&mut self, id: String) -> Vec<String> {
+        let mut evicted = Vec::new();
         if self.set.insert(id.clone()) {
             self.order.push_back(id);
             while self.order.len() > self.cap {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
+                    evicted.push(old);
                 }
             }
+        }
+        evicted
+    }
+    /// The ids that `n` new insertions would forget to stay within the bound (oldest first).
+    pub fn evicted_by(&self, n: usize) -> Vec<String> {
+        let over = (self.order.len() + n).saturating_sub(self.cap);
+        self.order.iter().take(over).cloned().collect()
+    }
+    /// An empty set holding at most `cap` ids.
+    pub fn bounded(cap: usize) -> Taken {
+        Taken {
+            cap: cap.max(1),
+            ..Taken::default()
         }
     }
     pub fn to_position(&self) -> Value {
@@ -131,27 +144,84 @@ impl<'a> ListWalk<'a> {
             found_set: HashSet::new(),
         }
     }
-    /// Add a page's ids; returns false when the walk can stop.
+    /// Add a page's ids; returns false when the page brought nothing new (every id taken
+    /// before the pass, or seen earlier in it): the walk can stop.
     pub fn page(&mut self, ids: &[String]) -> bool {
-        if ids.is_empty() {
-            return false;
-        }
-        let mut all_known = true;
+        let mut news = false;
         for id in ids {
-            if self.taken.contains(id) {
-                continue;
-            }
-            all_known = false;
-            if self.found_set.insert(id.clone()) {
+            if !self.taken.contains(id) && self.found_set.insert(id.clone()) {
                 self.found.push(id.clone());
+                news = true;
             }
         }
-        !all_known
+        news
+    }
+    /// New ids found so far.
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
     }
     /// The new ids, oldest first.
     pub fn oldest_first(self) -> Vec<String> {
         self.found.into_iter().rev().collect()
     }
+}
+
+/// What fetching one new item gave: a record, or a dead letter naming it and why.
+#[derive(Debug)]
+pub enum Fetched {
+    Record(crate::record::RawEnvelope),
+    Dead(crate::record::DeadLetter),
+}
+
+/// A list-and-detail feed's way of turning one new item (by its list id) into a record.
+pub trait ItemSource {
+    /// Fetch the item `id`. `Ok(None)` skips it (it is not taken); an error ends the pass.
+    fn fetch(&self, feed: &Feed, id: &str) -> impl Future<Output = Result<Option<Fetched>>>;
+}
+
+/// Fetch the new items `new` (oldest first) and commit them `per_commit` at a time with the
+/// ids taken, so a restart goes on after the last committed item.
+pub async fn take_items<S: ItemSource>(
+    src: &S,
+    feed: &Feed,
+    sink: &Sink,
+    taken: &mut Taken,
+    new: &[String],
+    per_commit: usize,
+) -> Result<()> {
+    take_items_with(src, feed, sink, taken, new, per_commit, |_, _| None).await
+}
+
+/// As [`take_items`]; `also` may add a position (sub key, value) for an item, committed with it.
+pub async fn take_items_with<S: ItemSource>(
+    src: &S,
+    feed: &Feed,
+    sink: &Sink,
+    taken: &mut Taken,
+    new: &[String],
+    per_commit: usize,
+    mut also: impl FnMut(&str, &Fetched) -> Option<(String, Value)>,
+) -> Result<()> {
+    for chunk in new.chunks(per_commit.max(1)) {
+        let mut c = Commit::default();
+        for id in chunk {
+            let Some(f) = src.fetch(feed, id).await? else {
+                continue;
+            };
+            c.positions.extend(also(id, &f));
+            match f {
+                Fetched::Record(e) => c.records.push(e),
+                Fetched::Dead(d) => c.dead.push(d),
+            }
+            taken.insert(id.clone());
+        }
+        c.positions.push((String::new(), taken.to_position()));
+        sink.commit(c).await?;
+    }
+    Ok(())
 }
 
 /// The items of a list-and-detail feed (board messages, portal letters): what they are called,
@@ -167,14 +237,46 @@ pub struct Details<U, P> {
     pub parse: P,
 }
 
+impl<U, P> ItemSource for Details<U, P>
+where
+    U: Fn(&str) -> Option<String>,
+    P: Fn(&[u8]) -> Result<Value, String>,
+{
+    /// A detail becomes a raw envelope, or a dead letter naming the item and why (a refused
+    /// request, a detail that does not parse); any other feed error ends the pass.
+    async fn fetch(&self, feed: &Feed, id: &str) -> Result<Option<Fetched>> {
+        let (channel, noun) = (self.channel, self.noun);
+        let Some(url) = (self.url_of)(id) else {
+            return Ok(None);
+        };
+        let body = match feed.get(&url, &[]).await {
+            Ok(b) => b,
+            Err(e) if e.downcast_ref::<Refused>().is_some() => {
+                let why = format!("{noun} {id}: detail {e:#}");
+                return Ok(Some(Fetched::Dead(dead_letter(channel, why, &url, &[]))));
+            }
+            Err(e) => return Err(e),
+        };
+        feed.metrics().received(1, body.len());
+        Ok(Some(match (self.parse)(&body) {
+            Ok(payload) => {
+                let position = json!({ self.id_key: id });
+                Fetched::Record(envelope(channel, id, position, payload, None))
+            }
+            Err(why) => {
+                let why = format!("{noun} {id}: {why}");
+                Fetched::Dead(dead_letter(channel, why, &url, &body))
+            }
+        }))
+    }
+}
+
 impl<U, P> Details<U, P>
 where
     U: Fn(&str) -> Option<String>,
     P: Fn(&[u8]) -> Result<Value, String>,
 {
-    /// Fetch the details of `new` (oldest first) and commit them `per_commit` at a time with the
-    /// ids taken. A detail becomes a raw envelope, or a dead letter naming the item and why (a
-    /// refused request, a detail that does not parse); any other feed error ends the pass.
+    /// Fetch the details of `new` (oldest first) and commit them `per_commit` at a time.
     pub async fn take(
         &self,
         feed: &Feed,
@@ -183,41 +285,7 @@ where
         new: &[String],
         per_commit: usize,
     ) -> Result<()> {
-        let (channel, noun) = (self.channel, self.noun);
-        for chunk in new.chunks(per_commit.max(1)) {
-            let mut c = Commit::default();
-            for id in chunk {
-                let Some(url) = (self.url_of)(id) else {
-                    continue;
-                };
-                let body = match feed.get(&url, &[]).await {
-                    Ok(b) => b,
-                    Err(e) if e.downcast_ref::<Refused>().is_some() => {
-                        let why = format!("{noun} {id}: detail {e:#}");
-                        c.dead.push(dead_letter(channel, why, &url, &[]));
-                        taken.insert(id.clone());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                sink.metrics.received(1, body.len());
-                match (self.parse)(&body) {
-                    Ok(payload) => {
-                        let position = json!({ self.id_key: id });
-                        c.records
-                            .push(envelope(channel, id, position, payload, None));
-                    }
-                    Err(why) => {
-                        let why = format!("{noun} {id}: {why}");
-                        c.dead.push(dead_letter(channel, why, &url, &body));
-                    }
-                }
-                taken.insert(id.clone());
-            }
-            c.positions.push((String::new(), taken.to_position()));
-            sink.commit(c).await?;
-        }
-        Ok(())
+        take_items(self, feed, sink, taken, new, per_commit).await
     }
 }
 
@@ -231,7 +299,13 @@ fn tid_of(item: &Value) -> Option<String> {
 }
 
 pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
-    let feed = Feed::new("board", &cfg.http, mode, sink.metrics.clone())?;
+    let feed = Feed::new(
+        "board",
+        &cfg.http,
+        mode,
+        sink.metrics.clone(),
+        &cfg.list_url,
+    )?;
     let map = FieldMap::checked("", &cfg.fields, &cfg.required)?;
     let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
@@ -266,7 +340,7 @@ pub async fn run(cfg: &BoardConfig, sink: &Sink, pos: Positions, mode: Mode) -> 
             channel: Channel::Board,
             noun: "board message",
             id_key: "tid",
-            url_of: |tid: &str| Some(cfg.detail_url.replace("{id}", tid)),
+            url_of: |tid: &str| Some(cfg.detail_url.replace("{id}", &path_segment(tid))),
             parse: |body: &[u8]| {
                 serde_json::from_slice::<Value>(body)
                     .map_err(|e| format!("detail is not JSON ({e})"))
@@ -317,5 +391,62 @@ mod tests {
         assert!(!t.contains("a") && t.contains("b") && t.contains("c"));
         let back = Taken::from_position(Some(&t.to_position()), 2);
         assert!(back.contains("b") && back.contains("c") && !back.contains("a"));
+    }
+
+    /// Ids go into the detail URL as one encoded path segment: an id holding `/`, `..` or `?`
+    /// asks for that message on the feed, never for another path.
+    #[tokio::test]
+    async fn ids_are_encoded_into_the_detail_url() {
+        use std::sync::{Arc, Mutex};
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let a = asked.clone();
+        let app = axum::Router::new()
+            .route(
+                "/board/api/messages",
+                axum::routing::get(|| async {
+                    axum::Json(json!({"items": [{"tid": "../../admin?x=1"}, {"tid": 7}], "total_pages": 1}))
+                }),
+            )
+            .fallback(move |uri: axum::http::Uri| {
+                a.lock().expect("log").push(uri.to_string());
+                let tid = uri.path().rsplit('/').next().unwrap_or("").to_string();
+                async move {
+                    axum::Json(json!({"tid": tid, "content": "路灯不亮", "created_at": "2026-11-01 10:00:00"}))
+                }
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let cfg = BoardConfig {
+            list_url: format!("http://{addr}/board/api/messages"),
+            detail_url: format!("http://{addr}/board/api/messages/{{id}}"),
+            page_size: 50,
+            poll_interval_secs: 1,
+            records_per_commit: 50,
+            remember_ids: 100,
+            http: HttpPolicy::default(),
+            fields: BTreeMap::new(),
+            required: vec!["content".into()],
+        };
+        let bus = crate::bus::MemoryBus::new();
+        let topics = crate::bus::Topics::new("t");
+        let sink = Sink::open(&crate::bus::Bus::Memory(bus.clone()), &topics, "board")
+            .await
+            .expect("sink");
+        run(&cfg, &sink, Positions::new(), Mode::Drain)
+            .await
+            .expect("drains");
+        let mut got = asked.lock().expect("log").clone();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "/board/api/messages/..%2F..%2Fadmin%3Fx%3D1",
+                "/board/api/messages/7"
+            ]
+        );
+        assert_eq!(bus.read(&topics.raw, 0).len(), 2, "both messages taken");
     }
 }

@@ -5,12 +5,16 @@
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
+use super::board::Fetched;
 use super::feed::{Feed, HttpPolicy};
 use super::fields::FieldMap;
+use super::table::{
+    ExportReader, ReadOptions, Table, commit_rows, commit_unreadable, follow_folder, read_table,
+};
+pub use super::table::{ExportsPosition, decode_export, is_ready};
 use super::{Commit, Mode, Positions, Sink, check_url, dead_letter, envelope, pause};
 use crate::record::Channel;
 
@@ -183,7 +187,13 @@ pub fn api_page(
 }
 
 pub async fn run_api(cfg: &ApiConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
-    let feed = Feed::new("hotline-api", &cfg.http, mode, sink.metrics.clone())?;
+    let feed = Feed::new(
+        "hotline-api",
+        &cfg.http,
+        mode,
+        sink.metrics.clone(),
+        &cfg.url,
+    )?;
     let map = cfg.field_map()?;
     let mut cursor = Cursor::from_position(pos.get(""));
     loop {
@@ -225,20 +235,6 @@ pub async fn run_api(cfg: &ApiConfig, sink: &Sink, pos: Positions, mode: Mode) -
     }
 }
 
-/// Decode an export's bytes: UTF-8 (with or without BOM), else GB18030 (a superset of GBK).
-pub fn decode_export(bytes: &[u8]) -> (String, &'static str) {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return (String::from_utf8_lossy(rest).into_owned(), "utf-8");
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_string(), "utf-8"),
-        Err(_) => {
-            let (s, _, _) = encoding_rs::GB18030.decode(bytes);
-            (s.into_owned(), "gb18030")
-        }
-    }
-}
-
 /// A row of an export that could not be read: its line, the reason and its raw text.
 pub type BadRow = (u64, String, Vec<u8>);
 
@@ -252,61 +248,11 @@ pub fn parse_export(
     bytes: &[u8],
     columns: &BTreeMap<String, String>,
 ) -> Result<ExportRows> {
-    let table = if name.to_ascii_lowercase().ends_with(".xlsx") {
-        xlsx_rows(name, bytes)?
-    } else {
-        csv_rows(name, bytes)?
+    let opts = ReadOptions {
+        what: "hotline export",
+        ..ReadOptions::default()
     };
-    rows_to_orders(name, table, columns)
-}
-
-/// (line, cells, raw text) of each row; the first is the header.
-type Table = Vec<(u64, Result<Vec<String>, String>, Vec<u8>)>;
-
-fn csv_rows(name: &str, bytes: &[u8]) -> Result<Table> {
-    let (text, _) = decode_export(bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 1;
-        match rec {
-            Ok(r) => {
-                let raw = r.iter().collect::<Vec<_>>().join(",").into_bytes();
-                out.push((line, Ok(r.iter().map(str::to_string).collect()), raw))
-            }
-            Err(e) => out.push((
-                line,
-                Err(format!("hotline export {name} line {line}: {e}")),
-                vec![],
-            )),
-        }
-    }
-    Ok(out)
-}
-
-fn xlsx_rows(name: &str, bytes: &[u8]) -> Result<Table> {
-    use calamine::{Reader, Xlsx};
-    let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes.to_vec()))
-        .with_context(|| format!("hotline export {name}: not a readable .xlsx file"))?;
-    let sheet = wb
-        .sheet_names()
-        .first()
-        .cloned()
-        .with_context(|| format!("hotline export {name}: the workbook has no sheet"))?;
-    let range = wb
-        .worksheet_range(&sheet)
-        .with_context(|| format!("hotline export {name}: cannot read sheet {sheet}"))?;
-    let mut out = Vec::new();
-    for (i, row) in range.rows().enumerate() {
-        let cells: Vec<String> = row.iter().map(|c| c.to_string()).collect();
-        let raw = cells.join(",").into_bytes();
-        // Trailing empty cells (a shorter row) are not missing fields in a spreadsheet.
-        out.push((i as u64 + 1, Ok(cells), raw));
-    }
-    Ok(out)
+    rows_to_orders(name, read_table(name, bytes, opts)?, columns)
 }
 
 fn rows_to_orders(
@@ -365,213 +311,81 @@ fn rows_to_orders(
     Ok((good, bad))
 }
 
-/// An export file is read once complete: a data file name (`.csv`, `.xlsx`), not a hidden or
-/// temporary name, unmodified for `settle`.
-pub fn is_ready(name: &str, age: Duration, settle: Duration) -> Option<bool> {
-    let lower = name.to_ascii_lowercase();
-    let data = lower.ends_with(".csv") || lower.ends_with(".xlsx");
-    if !data || name.starts_with('.') || name.starts_with("~$") {
-        return None;
-    }
-    Some(age >= settle)
-}
-
-/// The exports position: files done, and the file in progress with its last committed line.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExportsPosition {
-    pub done: BTreeSet<String>,
-    pub file: Option<String>,
-    pub line: u64,
-}
-
-impl ExportsPosition {
-    pub fn from_position(p: Option<&Value>) -> ExportsPosition {
-        let Some(p) = p else {
-            return ExportsPosition::default();
-        };
-        ExportsPosition {
-            done: p
-                .get("done")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            file: p.get("file").and_then(Value::as_str).map(str::to_string),
-            line: p.get("line").and_then(Value::as_u64).unwrap_or(0),
-        }
-    }
-    pub fn to_position(&self) -> Value {
-        json!({"done": self.done, "file": self.file, "line": self.line})
-    }
-}
-
 pub async fn run_exports(
     cfg: &ExportsConfig,
     sink: &Sink,
     pos: Positions,
     mode: Mode,
 ) -> Result<()> {
-    let mut at = ExportsPosition::from_position(pos.get(""));
-    let settle = Duration::from_secs(cfg.settle_secs);
-    loop {
-        let (ready, unsettled) = list_exports(&cfg.dir, settle)?;
-        for path in ready {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if at.done.contains(&name) {
-                continue;
-            }
-            read_one(cfg, sink, &path, &name, &mut at).await?;
-        }
-        if unsettled == 0 && mode == Mode::Drain {
-            return Ok(());
-        }
-        if mode == Mode::Drain {
-            // Files still being written: look again once they may have settled.
-            tokio::time::sleep(settle.max(Duration::from_millis(200)) / 2).await;
-        } else {
-            pause(cfg.poll_interval_secs).await;
-        }
-    }
-}
-
-async fn read_one(
-    cfg: &ExportsConfig,
-    sink: &Sink,
-    path: &Path,
-    name: &str,
-    at: &mut ExportsPosition,
-) -> Result<()> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .with_context(|| format!("hotline: reading {}", path.display()))?;
-    let skip_to = if at.file.as_deref() == Some(name) {
-        at.line
-    } else {
-        0
-    };
-    let parsed = parse_export(name, &bytes, &cfg.columns);
-    let (rows, bad) = match parsed {
-        Ok(x) => x,
-        Err(e) => {
-            at.done.insert(name.to_string());
-            at.file = None;
-            at.line = 0;
-            sink.metrics.received(1, bytes.len());
-            return sink
-                .commit(Commit {
-                    dead: vec![dead_letter(
-                        Channel::Hotline,
-                        format!("{e:#}"),
-                        name,
-                        &bytes,
-                    )],
-                    positions: vec![(String::new(), at.to_position())],
-                    ..Commit::default()
-                })
-                .await;
-        }
-    };
-    let mut items: Vec<(u64, Result<Value, BadRow>)> = rows
-        .into_iter()
-        .map(|(l, v)| (l, Ok(v)))
-        .chain(bad.into_iter().map(|b| (b.0, Err(b))))
-        .filter(|(l, _)| *l > skip_to)
-        .collect();
-    items.sort_by_key(|(l, _)| *l);
-    sink.metrics.received(items.len(), bytes.len());
-    let last_line = items.last().map(|(l, _)| *l);
-    for chunk in items.chunks(cfg.rows_per_commit.max(1)) {
-        let mut c = Commit::default();
-        for (line, item) in chunk {
-            let line = *line;
-            match item {
-                Ok(row) => match row
-                    .get("order_no")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                {
-                    Some(id) => c.records.push(envelope(
-                        Channel::Hotline,
-                        id,
-                        json!({"file": name, "line": line}),
-                        row.clone(),
-                        None,
-                    )),
-                    None => c.dead.push(dead_letter(
-                        Channel::Hotline,
-                        format!("hotline export {name} line {line}: empty 工单编号"),
-                        &format!("{name}:{line}"),
-                        row.to_string().as_bytes(),
-                    )),
-                },
-                Err((_, reason, raw)) => c.dead.push(dead_letter(
-                    Channel::Hotline,
-                    reason.clone(),
-                    &format!("{name}:{line}"),
-                    raw,
-                )),
-            }
-        }
-        if chunk.last().map(|(l, _)| *l) == last_line {
-            // The file's last rows: the file is done in the same transaction.
-            at.done.insert(name.to_string());
-            at.file = None;
-            at.line = 0;
-        } else {
-            at.file = Some(name.to_string());
-            at.line = chunk.last().map_or(at.line, |(l, _)| *l);
-        }
-        c.positions.push((String::new(), at.to_position()));
-        sink.commit(c).await?;
-    }
-    if at.done.contains(name) {
-        return Ok(());
-    }
-    at.done.insert(name.to_string());
-    at.file = None;
-    at.line = 0;
-    sink.commit(Commit {
-        positions: vec![(String::new(), at.to_position())],
-        ..Commit::default()
-    })
+    follow_folder(
+        cfg,
+        &cfg.dir,
+        cfg.settle_secs,
+        cfg.poll_interval_secs,
+        sink,
+        pos,
+        mode,
+    )
     .await
 }
 
-/// Complete export files in the folder (oldest name first), and how many are not yet settled.
-/// A missing folder is empty.
-fn list_exports(dir: &Path, settle: Duration) -> Result<(Vec<PathBuf>, usize)> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
-        Err(e) => return Err(e).with_context(|| format!("hotline: listing {}", dir.display())),
-    };
-    let now = SystemTime::now();
-    let mut files = Vec::new();
-    let mut unsettled = 0;
-    for e in rd.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        let age = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .unwrap_or_default();
-        match is_ready(&name, age, settle) {
-            Some(true) => files.push(path),
-            Some(false) => unsettled += 1,
-            None => {}
-        }
+impl ExportReader for ExportsConfig {
+    async fn read(
+        &self,
+        sink: &Sink,
+        path: &Path,
+        name: &str,
+        at: &mut ExportsPosition,
+    ) -> Result<()> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("hotline: reading {}", path.display()))?;
+        let (rows, bad) = match parse_export(name, &bytes, &self.columns) {
+            Ok(x) => x,
+            Err(e) => {
+                return commit_unreadable(sink, Channel::Hotline, name, &e, &bytes, at).await;
+            }
+        };
+        sink.metrics.received(rows.len() + bad.len(), bytes.len());
+        let dead = |line: u64, why: String, raw: &[u8]| {
+            Fetched::Dead(dead_letter(
+                Channel::Hotline,
+                why,
+                &format!("{name}:{line}"),
+                raw,
+            ))
+        };
+        let mut items: Vec<(u64, Fetched)> = rows
+            .into_iter()
+            .map(|(line, row)| {
+                let id = row
+                    .get("order_no")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string);
+                let f = match id {
+                    Some(id) => Fetched::Record(envelope(
+                        Channel::Hotline,
+                        &id,
+                        json!({"file": name, "line": line}),
+                        row,
+                        None,
+                    )),
+                    None => dead(
+                        line,
+                        format!("hotline export {name} line {line}: empty 工单编号"),
+                        row.to_string().as_bytes(),
+                    ),
+                };
+                (line, f)
+            })
+            .collect();
+        items.extend(
+            bad.into_iter()
+                .map(|(line, why, raw)| (line, dead(line, why, &raw))),
+        );
+        commit_rows(sink, name, items, at, self.rows_per_commit).await
     }
-    files.sort();
-    Ok((files, unsettled))
 }
 
 #[cfg(test)]
@@ -621,32 +435,6 @@ mod tests {
         assert_eq!(rows[0].1["content"], "井盖缺失，行人易摔倒");
         assert_eq!(rows[0].1["extra"]["新字段"], "x");
         assert!(parse_export("e.xlsx", &bytes[..bytes.len() / 2], &columns()).is_err());
-    }
-
-    #[test]
-    fn only_settled_data_files_are_ready() {
-        let s = Duration::from_secs(2);
-        assert_eq!(
-            is_ready("hotline-1.csv", Duration::from_secs(5), s),
-            Some(true)
-        );
-        assert_eq!(
-            is_ready("hotline-1.XLSX", Duration::from_secs(5), s),
-            Some(true)
-        );
-        assert_eq!(
-            is_ready("hotline-1.csv", Duration::from_millis(300), s),
-            Some(false)
-        );
-        assert_eq!(
-            is_ready(".hotline-1.csv.tmp", Duration::from_secs(5), s),
-            None
-        );
-        assert_eq!(
-            is_ready("hotline-1.csv.part", Duration::from_secs(5), s),
-            None
-        );
-        assert_eq!(is_ready(".hidden.csv", Duration::from_secs(5), s), None);
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod hotline;
 pub mod metrics;
 pub mod output;
 pub mod portal;
+pub mod profile;
 pub mod run;
+pub mod table;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};
@@ -35,10 +37,42 @@ pub struct ConnectorFiles {
     pub board: board::BoardConfig,
     pub portal: portal::PortalConfig,
     pub wanshitong: wanshitong::WanshitongConfig,
+    /// The connector profiles to run (`[connectors] profiles`; loaded by [`ConnectorFiles::load_with`]).
+    #[serde(skip)]
+    pub profiles: Vec<profile::Profile>,
 }
 
+/// The names of the built-in connectors (positions, producers): no profile may take one.
+pub const BUILT_IN: [&str; 5] = [
+    "hotline-api",
+    "hotline-exports",
+    "board",
+    "portal",
+    "wanshitong",
+];
+
 impl ConnectorFiles {
-    /// Load and check every file; an invalid one fails naming the file and the field.
+    /// Load and check every file of `dir` and the `profiles` (relative to `dir`); an invalid one
+    /// fails naming the file, the line and the field.
+    pub fn load_with(dir: &Path, profiles: &[std::path::PathBuf]) -> Result<ConnectorFiles> {
+        let mut files = ConnectorFiles::load(dir)?;
+        let mut names: Vec<String> = BUILT_IN.iter().map(|s| s.to_string()).collect();
+        for rel in profiles {
+            let p = profile::Profile::load(&dir.join(rel))?;
+            if names.contains(&p.name) {
+                anyhow::bail!(
+                    "{}: `name`: another connector is already called {:?} (names are positions and producers)",
+                    p.file.display(),
+                    p.name
+                );
+            }
+            names.push(p.name.clone());
+            files.profiles.push(p);
+        }
+        Ok(files)
+    }
+
+    /// Load and check the channels' files in `dir` (no profiles).
     pub fn load(dir: &Path) -> Result<ConnectorFiles> {
         let file = |n: &str| dir.join(n);
         let files = ConnectorFiles {
@@ -46,6 +80,7 @@ impl ConnectorFiles {
             board: load_file(&file("board.toml"))?,
             portal: load_file(&file("portal.toml"))?,
             wanshitong: load_file(&file("wanshitong.toml"))?,
+            profiles: Vec::new(),
         };
         files
             .hotline
@@ -87,7 +122,12 @@ impl ConnectorFiles {
 fn load_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read connector config {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    parse_file(&text, path)
+}
+
+/// Parse the text of connector file `path` (see [`load_file`]).
+fn parse_file<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
         let msg = e.message().to_string();
         match e.span() {
             Some(span) => {
@@ -171,15 +211,17 @@ enum Job {
     HotlineExports(hotline::ExportsConfig),
     Board(board::BoardConfig),
     Portal(portal::PortalConfig),
+    Profile(Box<profile::Profile>),
 }
 
 impl Job {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         match self {
             Job::HotlineApi(_) => "hotline-api",
             Job::HotlineExports(_) => "hotline-exports",
             Job::Board(_) => "board",
             Job::Portal(_) => "portal",
+            Job::Profile(p) => &p.name,
         }
     }
 
@@ -189,6 +231,7 @@ impl Job {
             Job::HotlineExports(c) => hotline::run_exports(c, sink, pos, mode).await,
             Job::Board(c) => board::run(c, sink, pos, mode).await,
             Job::Portal(c) => portal::run(c, sink, pos, mode).await,
+            Job::Profile(p) => profile::run(p, sink, pos, mode).await,
         }
     }
 }
@@ -214,6 +257,12 @@ impl Pollers {
                 Channel::Wanshitong => {}
             }
         }
+        jobs.extend(
+            files
+                .profiles
+                .iter()
+                .map(|p| Job::Profile(Box::new(p.clone()))),
+        );
         let mut opened = Vec::new();
         for j in jobs {
             let sink = out.sink(j.name()).await?;
@@ -237,7 +286,8 @@ impl Pollers {
     }
 }
 
-/// Run the pulled feeds' connectors (hotline API and exports, board, portal) of `enabled`.
+/// Run the pulled feeds' connectors (hotline API and exports, board, portal) of `enabled`, and
+/// every profile of `files`.
 /// The Wanshitong receiver is started separately ([`wanshitong::start`]): it is pushed to.
 pub async fn run_pollers(
     files: &ConnectorFiles,

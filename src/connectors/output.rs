@@ -30,7 +30,8 @@ pub type Positions = BTreeMap<String, Value>;
 pub struct Commit {
     pub records: Vec<RawEnvelope>,
     pub dead: Vec<DeadLetter>,
-    /// (sub key, position); "" is the connector's main position. `Value::Null` deletes the key.
+    /// (sub key, position); "" is the connector's main position. `Value::Null` deletes the key
+    /// (a tombstone on Kafka).
     pub positions: Vec<(String, Value)>,
 }
 
@@ -39,6 +40,18 @@ impl Commit {
         self.records.is_empty() && self.dead.is_empty() && self.positions.is_empty()
     }
 }
+
+/// The reader of a channel writer stopped taking commits: it has what it wanted.
+#[derive(Debug)]
+pub struct Enough;
+
+impl std::fmt::Display for Enough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader has the records it wanted")
+    }
+}
+
+impl std::error::Error for Enough {}
 
 /// The offsets topic of a deployment.
 pub fn offsets_topic(topics: &Topics) -> String {
@@ -105,6 +118,8 @@ enum SinkKind {
         bus: MemoryBus,
         topics: Topics,
     },
+    /// `duban connector check`: commits go to a channel, nothing is stored.
+    Channel(tokio::sync::mpsc::UnboundedSender<Commit>),
     Kafka {
         producer: crate::bus::txn::TxnProducer,
         topics: Topics,
@@ -149,9 +164,22 @@ impl Sink {
         })
     }
 
+    /// A writer whose commits are handed to the returned receiver (`duban connector check`);
+    /// once the receiver is dropped, commits fail with [`Enough`].
+    pub fn channel(name: &str) -> (Sink, tokio::sync::mpsc::UnboundedReceiver<Commit>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Sink {
+            name: name.to_string(),
+            metrics: metrics::connector(name),
+            kind: SinkKind::Channel(tx),
+        };
+        (sink, rx)
+    }
+
     /// The connector's committed positions (read_committed, to the end of the offsets topic).
     pub async fn restore(&self) -> Result<Positions> {
         match &self.kind {
+            SinkKind::Channel(_) => Ok(Positions::new()),
             SinkKind::Memory { bus, topics } => {
                 let recs = bus.read(&offsets_topic(topics), 0);
                 Ok(fold_positions(
@@ -177,6 +205,9 @@ impl Sink {
         if c.is_empty() {
             return Ok(());
         }
+        if let SinkKind::Channel(tx) = &self.kind {
+            return tx.send(c).map_err(|_| anyhow::Error::new(Enough));
+        }
         let raw: Vec<(String, Vec<u8>)> = c
             .records
             .iter()
@@ -187,10 +218,18 @@ impl Sink {
             .iter()
             .map(|d| Ok((d.origin.clone(), serde_json::to_vec(d)?)))
             .collect::<Result<_>>()?;
+        // A null position is written as a tombstone (empty value): compaction deletes its key.
         let pos: Vec<(String, Vec<u8>)> = c
             .positions
             .iter()
-            .map(|(k, v)| Ok((offset_key(&self.name, k), serde_json::to_vec(v)?)))
+            .map(|(k, v)| {
+                let bytes = if v.is_null() {
+                    Vec::new()
+                } else {
+                    serde_json::to_vec(v)?
+                };
+                Ok((offset_key(&self.name, k), bytes))
+            })
             .collect::<Result<_>>()?;
         let sent_bytes: usize = raw.iter().map(|(_, v)| v.len()).sum();
         let dropped_bytes: usize = c.dead.iter().map(|d| d.original().len()).sum();
@@ -203,6 +242,7 @@ impl Sink {
                     }
                 }
             }
+            SinkKind::Channel(_) => {}
             SinkKind::Kafka {
                 producer,
                 topics,
@@ -289,6 +329,9 @@ mod tests {
             (b"board", br#"{"seen":["1","2"]}"#),
             (b"board/tmp", b"1"),
             (b"board/tmp", b"null"),
+            (b"board/gone", b"1"),
+            // A Kafka tombstone reads as an empty value.
+            (b"board/gone", b""),
         ];
         let p = fold_positions("board", recs.iter().copied());
         assert_eq!(p.len(), 1);

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 use super::board::{Details, ListWalk, Taken};
-use super::feed::{Feed, HttpPolicy};
+use super::feed::{Feed, HttpPolicy, resolve};
 use super::{Mode, Positions, Sink, pause};
 use crate::record::Channel;
 
@@ -138,30 +138,15 @@ impl Scraper {
     }
 }
 
-fn absolute(base: &str, href: &str) -> String {
-    if href.starts_with("http://") || href.starts_with("https://") {
-        return href.to_string();
-    }
-    let origin_end = base
-        .find("://")
-        .and_then(|s| base[s + 3..].find('/').map(|p| s + 3 + p))
-        .unwrap_or(base.len());
-    if href.starts_with('/') {
-        format!("{}{href}", &base[..origin_end])
-    } else if href.starts_with('?') {
-        let path_end = base.find('?').unwrap_or(base.len());
-        format!("{}{href}", &base[..path_end])
-    } else {
-        let dir_end = base[..base.find('?').unwrap_or(base.len())]
-            .rfind('/')
-            .map_or(base.len(), |p| p + 1);
-        format!("{}{href}", &base[..dir_end])
-    }
-}
-
 pub async fn run(cfg: &PortalConfig, sink: &Sink, pos: Positions, mode: Mode) -> Result<()> {
     let scraper = Scraper::new(cfg)?;
-    let feed = Feed::new("portal", &cfg.http, mode, sink.metrics.clone())?;
+    let feed = Feed::new(
+        "portal",
+        &cfg.http,
+        mode,
+        sink.metrics.clone(),
+        &cfg.list_url,
+    )?;
     let mut taken = Taken::from_position(pos.get(""), cfg.remember_ids);
     loop {
         // Walk the list pages (newest first) and note each new letter's detail link.
@@ -177,11 +162,17 @@ pub async fn run(cfg: &PortalConfig, sink: &Sink, pos: Positions, mode: Mode) ->
                 let (rows, next) = scraper.list(&html);
                 let ids: Vec<String> = rows.iter().map(|(no, _)| no.clone()).collect();
                 for (no, href) in rows {
-                    links.entry(no).or_insert_with(|| absolute(&url, &href));
+                    // A link that does not resolve is taken as a refused detail (dead letter).
+                    let link = resolve(&url, &href).map_or(href, |u| u.to_string());
+                    links.entry(no).or_insert(link);
                 }
                 let go_on = walk.page(&ids);
-                match next {
-                    Some(n) if go_on && pages < 100_000 => url = absolute(&url, &n),
+                match next.map(|n| resolve(&url, &n)) {
+                    Some(Ok(n)) if go_on && pages < 100_000 && feed.owns(&n) => url = n.to_string(),
+                    Some(Ok(n)) if go_on && !feed.owns(&n) => {
+                        tracing::warn!(target: "duban::connectors", feed = "portal", host = n.host_str().unwrap_or(""), "the next-page link leads to another host: not followed");
+                        break;
+                    }
                     _ => break,
                 }
             }
@@ -211,6 +202,7 @@ pub async fn run(cfg: &PortalConfig, sink: &Sink, pos: Positions, mode: Mode) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn cfg() -> PortalConfig {
         crate::config::load_toml(std::path::Path::new(concat!(
@@ -250,22 +242,64 @@ mod tests {
         assert!(err.to_string().contains("list.row"), "{err}");
     }
 
-    #[test]
-    fn resolves_links() {
-        assert_eq!(
-            absolute(
-                "http://h:1/portal/letters?page=1",
-                "/portal/letters/L1.html"
-            ),
-            "http://h:1/portal/letters/L1.html"
+    /// A letter whose link leads to another host: never requested (so the feed's token never
+    /// goes there), dead-lettered with the reason; the letter on the feed's host is taken.
+    #[tokio::test]
+    async fn links_to_other_hosts_are_not_followed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let serve = |app: axum::Router| async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = l.local_addr().expect("addr");
+            tokio::spawn(async move { axum::serve(l, app).await });
+            format!("http://{addr}")
+        };
+        let stolen = Arc::new(AtomicUsize::new(0));
+        let s2 = stolen.clone();
+        let evil = serve(axum::Router::new().fallback(move || {
+            s2.fetch_add(1, Ordering::SeqCst);
+            async { "<div class=\"letter\"></div>" }
+        }))
+        .await;
+        let list = format!(
+            r#"<table class="letter-list"><tr><td class="no">L2</td><td class="title"><a href="{evil}/L2.html">t</a></td></tr><tr><td class="no">L1</td><td class="title"><a href="/portal/letters/L1.html">t</a></td></tr></table>"#
         );
+        let home = serve(
+            axum::Router::new()
+                .route("/portal/letters", axum::routing::get(move || async move { axum::response::Html(list) }))
+                .route(
+                    "/portal/letters/L1.html",
+                    axum::routing::get(|| async {
+                        axum::response::Html(r#"<div class="letter"><h1 class="title">t</h1><span class="no">L1</span><span class="time">2026-11-01 10:00:00</span><div class="content">内容</div></div>"#)
+                    }),
+                ),
+        )
+        .await;
+        let mut c = cfg();
+        c.list_url = format!("{home}/portal/letters?page=1");
+        let bus = crate::bus::MemoryBus::new();
+        let topics = crate::bus::Topics::new("t");
+        let sink = Sink::open(&crate::bus::Bus::Memory(bus.clone()), &topics, "portal")
+            .await
+            .expect("sink");
+        run(&c, &sink, Positions::new(), Mode::Drain)
+            .await
+            .expect("drains");
         assert_eq!(
-            absolute("http://h:1/portal/letters?page=1", "?page=2"),
-            "http://h:1/portal/letters?page=2"
+            stolen.load(Ordering::SeqCst),
+            0,
+            "no request to the other host"
         );
-        assert_eq!(
-            absolute("http://h:1/portal/letters?page=1", "L1.html"),
-            "http://h:1/portal/L1.html"
+        let raw = bus.read(&topics.raw, 0);
+        assert_eq!(raw.len(), 1);
+        let dead = bus.read(&topics.dlq, 0);
+        assert_eq!(dead.len(), 1);
+        let d: crate::record::DeadLetter = serde_json::from_slice(&dead[0].value).expect("dlq");
+        assert!(
+            d.reason.contains("L2") && d.reason.contains("another host"),
+            "{}",
+            d.reason
         );
     }
 }

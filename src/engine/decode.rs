@@ -115,9 +115,15 @@ pub struct DecodedRow {
     pub category: Option<String>,
     pub status: Option<String>,
     pub likes: Option<i64>,
+    pub handling_unit: Option<String>,
+    pub reply: Option<String>,
+    pub reply_unit: Option<String>,
+    pub replied_at: Option<DateTime<FixedOffset>>,
 }
 
 /// Field mapping of one channel: common name → JSON paths in the payload, first present wins.
+/// Every channel also reads the names a connector profile maps to (`received_at`, `name`,
+/// `district`, `reply`, `replied_at`, ...; see connectors/profiles/README.md), after its own.
 struct Mapping {
     time: &'static [&'static str],
     title: &'static [&'static str],
@@ -130,61 +136,81 @@ struct Mapping {
     category: &'static [&'static str],
     status: &'static [&'static str],
     likes: &'static [&'static str],
+    handling_unit: &'static [&'static str],
+    reply: &'static [&'static str],
+    reply_unit: &'static [&'static str],
+    replied_at: &'static [&'static str],
 }
 
 fn mapping(channel: Channel) -> Mapping {
     match channel {
         Channel::Hotline => Mapping {
-            time: &["call_time", "updated_at"],
+            time: &["call_time", "updated_at", "received_at"],
             title: &["title"],
             body: &["content"],
-            name: &["caller"],
+            name: &["caller", "name"],
             phone: &["phone"],
-            user_id: &[],
+            user_id: &["user_id"],
             district: &["district"],
             address: &["address"],
             category: &["category"],
             status: &["status"],
-            likes: &[],
+            likes: &["likes"],
+            handling_unit: &["handling_unit"],
+            reply: &["reply"],
+            reply_unit: &["reply_unit"],
+            replied_at: &["replied_at", "reply_at"],
         },
         Channel::Board => Mapping {
-            time: &["created_at"],
+            time: &["created_at", "received_at"],
             title: &["title"],
             body: &["content"],
-            name: &["user"],
+            name: &["user", "name"],
             phone: &["phone"],
             user_id: &["user_id"],
-            district: &["area"],
+            district: &["area", "district"],
             address: &["address"],
-            category: &["domain"],
+            category: &["domain", "category"],
             status: &["status"],
             likes: &["likes"],
+            handling_unit: &["handling_unit"],
+            reply: &["reply"],
+            reply_unit: &["reply_unit"],
+            replied_at: &["reply_at", "replied_at"],
         },
         Channel::Portal => Mapping {
-            time: &["time", "date"],
+            time: &["time", "date", "received_at"],
             title: &["title"],
             body: &["content"],
-            name: &["writer"],
+            name: &["writer", "name"],
             phone: &["phone"],
-            user_id: &[],
-            district: &["area"],
+            user_id: &["user_id"],
+            district: &["area", "district"],
             address: &["address"],
             category: &["category"],
             status: &["status"],
-            likes: &[],
+            likes: &["likes"],
+            handling_unit: &["unit", "handling_unit"],
+            reply: &["reply"],
+            reply_unit: &["reply_unit"],
+            replied_at: &["reply_at", "replied_at"],
         },
         Channel::Wanshitong => Mapping {
-            time: &["submitted_at"],
+            time: &["submitted_at", "received_at"],
             title: &["title"],
             body: &["content"],
-            name: &["user/name"],
-            phone: &["user/mobile"],
-            user_id: &["user/uid"],
-            district: &["region"],
-            address: &["location"],
+            name: &["user/name", "name"],
+            phone: &["user/mobile", "phone"],
+            user_id: &["user/uid", "user_id"],
+            district: &["region", "district"],
+            address: &["location", "address"],
             category: &["category"],
             status: &["status"],
-            likes: &[],
+            likes: &["likes"],
+            handling_unit: &["handling_unit"],
+            reply: &["reply"],
+            reply_unit: &["reply_unit"],
+            replied_at: &["replied_at"],
         },
     }
 }
@@ -253,6 +279,16 @@ pub fn decode(
         return Err(fail(format!("field {}: {why}", m.time[0])));
     }
     let body = text(p, m.body).ok_or_else(|| fail(format!("missing field {}", m.body[0])))?;
+    let replied_at = match text(p, m.replied_at) {
+        None => None,
+        Some(t) => Some(parse_time(&t).ok_or_else(|| {
+            fail(format!(
+                "field {}: not a time in a known form ({} characters)",
+                m.replied_at[0],
+                t.chars().count()
+            ))
+        })?),
+    };
     let likes = match get(p, m.likes) {
         None => None,
         Some(v) => Some(
@@ -277,6 +313,10 @@ pub fn decode(
         category: text(p, m.category),
         status: text(p, m.status),
         likes,
+        handling_unit: text(p, m.handling_unit),
+        reply: text(p, m.reply),
+        reply_unit: text(p, m.reply_unit),
+        replied_at,
     })
 }
 
@@ -376,6 +416,44 @@ mod tests {
             dead[2].reason
         );
         assert!(dead[3].reason.contains("fax"), "{}", dead[3].reason);
+    }
+
+    #[test]
+    fn replies_and_profile_names_decode_on_every_channel() {
+        let r = one(json!({"channel":"board","source_id":"9","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"received_at":"2026-11-01T09:00:00+08:00","content":"c","name":"陈***","district":"镜湖区",
+                "reply":"已转交","reply_unit":"镜湖区城管局","replied_at":"2026-11-03T09:00:00+08:00","handling_unit":"市城管局"}}))
+        .expect("decodes");
+        assert_eq!(r.name.as_deref(), Some("陈***"));
+        assert_eq!(r.district.as_deref(), Some("镜湖区"));
+        assert_eq!(r.reply.as_deref(), Some("已转交"));
+        assert_eq!(r.reply_unit.as_deref(), Some("镜湖区城管局"));
+        assert_eq!(r.handling_unit.as_deref(), Some("市城管局"));
+        assert_eq!(
+            r.replied_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-03T09:00:00+08:00")
+        );
+        // The simulator's portal letter: its unit handles it; no reply yet.
+        let r = one(json!({"channel":"portal","source_id":"L1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"time":"2026-11-01 09:00:00","content":"c","unit":"区住建局","reply":""}}))
+        .expect("decodes");
+        assert_eq!(
+            (r.handling_unit.as_deref(), r.reply.as_deref()),
+            (Some("区住建局"), None)
+        );
+        let (_, dead) = decode_all(
+            &[raw(
+                json!({"channel":"board","source_id":"8","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"created_at":"2026-11-01 09:00:00","content":"c","reply_at":"later"}}),
+            )],
+            &TimeBounds::default(),
+        );
+        assert!(
+            dead[0].reason.contains("field reply_at: not a time")
+                && !dead[0].reason.contains("later"),
+            "{}",
+            dead[0].reason
+        );
     }
 
     #[test]

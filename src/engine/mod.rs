@@ -257,6 +257,14 @@ fn decoded_schema() -> Arc<Schema> {
         s("category", true),
         s("status", true),
         Field::new("likes", DataType::Int64, true),
+        s("handling_unit", true),
+        s("reply", true),
+        s("reply_unit", true),
+        Field::new(
+            "replied_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into())),
+            true,
+        ),
     ]))
 }
 
@@ -284,6 +292,16 @@ fn decoded_batch(rows: &[decode::DecodedRow]) -> Result<RecordBatch> {
         strs(&|r| r.category.as_deref()),
         strs(&|r| r.status.as_deref()),
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.likes))),
+        strs(&|r| r.handling_unit.as_deref()),
+        strs(&|r| r.reply.as_deref()),
+        strs(&|r| r.reply_unit.as_deref()),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                rows.iter()
+                    .map(|r| r.replied_at.map(|t| t.timestamp_micros())),
+            )
+            .with_timezone(TZ),
+        ),
     ];
     Ok(RecordBatch::try_new(decoded_schema(), cols)?)
 }
@@ -315,6 +333,9 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
         "place",
         "source_version",
         "classifier_version",
+        "handling_unit",
+        "reply_text",
+        "reply_unit",
     ];
     let strs: Vec<ArrayRef> = names.iter().map(|n| col(n, &utf8)).collect::<Result<_>>()?;
     let s: Vec<&StringArray> = strs.iter().map(|a| a.as_string::<i32>()).collect();
@@ -333,6 +354,8 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
     let conf: &Float64Array = conf.as_primitive();
     let likes = col("likes", &DataType::Int64)?;
     let likes: &Int64Array = likes.as_primitive();
+    let replied = col("replied_at", &tsty)?;
+    let replied: &TimestampMicrosecondArray = replied.as_primitive();
     let time = |a: &TimestampMicrosecondArray, r: usize| {
         chrono::DateTime::from_timestamp_micros(a.value(r))
             .map(|t| t.with_timezone(&local_offset()))
@@ -369,6 +392,14 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 classifier_version: get(15, r).filter(|v| !v.is_empty()),
                 issue_id: None,
                 flags: String::new(),
+                handling_unit: get(16, r),
+                reply_text: get(17, r),
+                reply_unit: get(18, r),
+                replied_at: if replied.is_null(r) {
+                    None
+                } else {
+                    Some(time(replied, r)?)
+                },
             })
         })
         .collect()
@@ -872,5 +903,37 @@ mod tests {
             "a duplicate joins its original's issue"
         );
         assert_eq!(b.duplicate_group, h.complaint_id);
+    }
+
+    #[tokio::test]
+    async fn replies_and_handling_units_are_kept_masked() {
+        let mut e = Engine::new(&config()).expect("engine");
+        let out = e
+            .process(&[
+                raw("board", "B7", json!({"received_at": "2026-11-01T10:00:00+08:00", "content": "路灯坏了", "name": "王建国",
+                    "reply": "王建国您好，已修复，请致电13812345678。", "reply_unit": "市路灯管理所",
+                    "replied_at": "2026-11-03T16:30:00+08:00", "handling_unit": "市城管局", "status": "已办理"})),
+                raw("hotline", "RX9", json!({"call_time": "2026-11-01 09:00:00", "content": "噪音", "handling_unit": "区生态环境局"})),
+            ])
+            .await
+            .expect("process");
+        let b = &out.complaints[0];
+        let reply = b.reply_text.as_deref().expect("reply");
+        assert!(
+            reply.contains("已修复") && !reply.contains("13812345678") && !reply.contains("王建国"),
+            "{reply}"
+        );
+        assert_eq!(b.reply_unit.as_deref(), Some("市路灯管理所"));
+        assert_eq!(b.handling_unit.as_deref(), Some("市城管局"));
+        assert_eq!(b.source_status.as_deref(), Some("已办理"));
+        assert_eq!(
+            b.replied_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-03T16:30:00+08:00")
+        );
+        let h = &out.complaints[1];
+        assert_eq!((h.reply_text.as_deref(), h.replied_at), (None, None));
+        assert_eq!(h.handling_unit.as_deref(), Some("区生态环境局"));
+        let batch = crate::record::complaints_to_batch(&out.complaints).expect("batch");
+        assert_eq!(batch.schema(), crate::record::complaint_schema());
     }
 }

@@ -42,8 +42,13 @@ impl Bind {
 
 /// The endpoints' router (also mountable elsewhere).
 pub fn router() -> Router {
+    health_router().route("/metrics", get(metrics))
+}
+
+/// `/healthz` and `/readyz` only: for ports that face other parties, where the counters of
+/// `/metrics` are not for everyone.
+pub fn health_router() -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
 }

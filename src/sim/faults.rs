@@ -19,6 +19,8 @@ pub struct FeedFaults {
     pub duplicate_rate: f64,
     /// Share of records with a renamed field and an unknown new field (schema drift).
     pub drift_rate: f64,
+    /// Share of requests throttled as a site's firewall does: HTTP 403, 429, or an empty 200.
+    pub throttle_rate: f64,
 }
 
 /// Faults of the Wanshitong webhooks.
@@ -44,6 +46,8 @@ pub struct Faults {
     pub hotline: FeedFaults,
     pub board: FeedFaults,
     pub portal: FeedFaults,
+    /// The People's Daily stand-in (`/pd/...`); malformed = a detail without the message part.
+    pub peoples_daily: FeedFaults,
     pub wanshitong: WebhookFaults,
 }
 

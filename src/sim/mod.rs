@@ -4,6 +4,9 @@
 pub mod corpus;
 pub mod export;
 pub mod faults;
+pub mod layouts;
+pub mod mailbox;
+pub mod peoples;
 pub mod push;
 pub mod rng;
 pub mod server;
@@ -57,6 +60,12 @@ pub struct SimConfig {
     pub webhook_secret: String,
     /// Folder holding a teddy `messages_unlabeled.csv` to replay instead of generated texts.
     pub teddy_dir: Option<PathBuf>,
+    /// A CSV of replied messages (as teddy's `messages_replied.csv`) for the People's Daily
+    /// stand-in to serve instead of the corpus's board messages.
+    pub pd_replay: Option<PathBuf>,
+    /// Folder for the hotline orders as real exports lay them out (`city/`, `district/`,
+    /// `pushed/`; see `layouts`); none by default.
+    pub profile_exports: Option<PathBuf>,
     /// Fault injection per feed; default none. Changeable while running (`POST /sim/faults`).
     pub faults: faults::Faults,
 }
@@ -85,6 +94,8 @@ impl Default for SimConfig {
             push_url: Some(DEFAULT_PUSH_URL.to_string()),
             webhook_secret: secret_from_env(),
             teddy_dir: None,
+            pd_replay: None,
+            profile_exports: None,
             faults: faults::Faults::default(),
         }
     }
@@ -119,6 +130,27 @@ impl SimHandle {
     /// Records served per channel.
     pub fn counts(&self) -> &[(Channel, usize)] {
         &self.counts
+    }
+
+    /// The People's Daily stand-in's messages, newest first.
+    pub fn pd_threads(&self) -> Vec<peoples::Thread> {
+        self.state.pd().threads().to_vec()
+    }
+
+    /// The tids whose People's Daily detail is served without the message (malformed faults).
+    pub fn pd_malformed(&self) -> Vec<String> {
+        self.state
+            .pd()
+            .threads()
+            .iter()
+            .map(|t| t.tid.to_string())
+            .filter(|t| self.state.malformed_pd(t))
+            .collect()
+    }
+
+    /// The letters of the letter box in a real layout (`/mailbox/...`), newest first.
+    pub fn mailbox_letters(&self) -> Vec<mailbox::Letter> {
+        self.state.mailbox.letters().to_vec()
     }
 
     /// Webhooks acknowledged with a 2xx so far.
@@ -191,12 +223,24 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
     } else {
         0
     };
+    let pd = match &cfg.pd_replay {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the replay {}", path.display()))?;
+            Some(
+                peoples::replay(&bytes)
+                    .with_context(|| format!("the replay {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let state = Arc::new(server::SimState::new(
         &corpus,
         manifest.clone(),
         webhooks_total,
         cfg.seed,
         cfg.faults.clone(),
+        pd,
     ));
     let counts = Channel::ALL
         .iter()
@@ -210,10 +254,18 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         .map(|o| o.order_no.clone())
         .collect();
     let export_dir = cfg.export_dir.clone();
-    tokio::task::spawn_blocking(move || export::write_exports_with(&export_dir, &orders, &broken))
-        .await
-        .context("hotline export writer panicked")?
-        .context("writing hotline CSV exports")?;
+    let layouts_dir = cfg.profile_exports.clone();
+    tokio::task::spawn_blocking(move || {
+        export::write_exports_with(&export_dir, &orders, &broken)
+            .context("writing hotline CSV exports")?;
+        if let Some(dir) = layouts_dir {
+            layouts::write_layouts(&dir, &orders, &broken)
+                .context("writing the hotline exports in real layouts")?;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .context("hotline export writer panicked")??;
 
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
@@ -297,6 +349,14 @@ pub struct SimServeArgs {
     /// Folder with a teddy `messages_unlabeled.csv` to replay instead of generated texts.
     #[arg(long = "teddy", value_name = "DIR")]
     pub teddy: Option<PathBuf>,
+    /// A CSV of replied messages (留言编号, 留言用户, 留言主题, 留言时间, 留言详情, 答复意见,
+    /// 答复时间) for the People's Daily stand-in (`/pd/...`) to serve.
+    #[arg(long = "pd-replay", value_name = "FILE")]
+    pub pd_replay: Option<PathBuf>,
+    /// Also write the hotline orders as real exports lay them out, into DIR/city, DIR/district
+    /// and DIR/pushed (for the export profiles in connectors/profiles/).
+    #[arg(long = "profile-exports", value_name = "DIR")]
+    pub profile_exports: Option<PathBuf>,
     /// Fault injection as JSON, e.g. `{"board": {"error_rate": 0.1, "malformed_rate": 0.05},
     /// "wanshitong": {"replay_rate": 0.1}}` (fields: see `sim::faults`); also `POST /sim/faults`.
     #[arg(long, value_name = "JSON", value_parser = parse_faults)]
@@ -319,6 +379,8 @@ impl SimServeArgs {
             push_url: (!self.no_push).then(|| self.push_url.clone()),
             webhook_secret: secret_from_env(),
             teddy_dir: self.teddy.clone(),
+            pd_replay: self.pd_replay.clone(),
+            profile_exports: self.profile_exports.clone(),
             faults: self.faults.clone().unwrap_or_default(),
         }
     }

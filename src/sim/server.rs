@@ -3,6 +3,7 @@
 
 use super::corpus::{Corpus, Manifest};
 use super::faults::{self, Faults};
+use super::peoples;
 use super::rng::SimRng;
 use super::wire::{self, BoardMessage, BoardPage, HotlineOrder, PortalLetter};
 use crate::record::Channel;
@@ -49,18 +50,24 @@ pub struct SimState {
     board_index: HashMap<u64, usize>,
     portal: Vec<PortalLetter>,
     portal_index: HashMap<String, usize>,
+    /// The People's Daily stand-in's board (answered later by `POST /sim/pd/answer`).
+    pd: std::sync::RwLock<super::peoples::Board>,
+    /// The portal's letter box in a real layout (`/mailbox/...`).
+    pub mailbox: super::mailbox::Mailbox,
     manifest: Arc<Manifest>,
     pub webhooks_total: usize,
     pub webhooks_acked: Arc<AtomicUsize>,
 }
 
 impl SimState {
+    /// `pd`: the People's Daily stand-in's board (default: the corpus's board messages).
     pub fn new(
         corpus: &Corpus,
         manifest: Arc<Manifest>,
         webhooks_total: usize,
         seed: u64,
         faults: Faults,
+        pd: Option<super::peoples::Board>,
     ) -> SimState {
         let person = |i: usize| &corpus.people[i];
         let mut hotline: Vec<HotlineRow> = corpus
@@ -104,6 +111,10 @@ impl SimState {
             board_index,
             portal,
             portal_index,
+            pd: std::sync::RwLock::new(
+                pd.unwrap_or_else(|| super::peoples::Board::of_corpus(corpus)),
+            ),
+            mailbox: super::mailbox::Mailbox::of_corpus(corpus, seed),
             manifest,
             webhooks_total,
             webhooks_acked: Arc::new(AtomicUsize::new(0)),
@@ -141,6 +152,17 @@ impl SimState {
             Channel::Wanshitong => f.wanshitong.malformed_rate,
         };
         faults::hit(self.seed, &format!("{channel}.malformed"), id, rate)
+    }
+
+    /// The People's Daily stand-in's board.
+    pub fn pd(&self) -> std::sync::RwLockReadGuard<'_, super::peoples::Board> {
+        self.pd.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Is the People's Daily stand-in's message `tid` served without its message part?
+    pub fn malformed_pd(&self, tid: &str) -> bool {
+        let rate = self.faults().peoples_daily.malformed_rate;
+        faults::hit(self.seed, "peoples_daily.malformed", tid.trim(), rate)
     }
 
     /// Is the record served with schema drift?
@@ -195,12 +217,23 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/sim/manifest", get(manifest))
         .route("/sim/status", get(status))
         .route("/sim/hotline/advance", post(hotline_advance))
+        .route("/sim/pd/answer", post(pd_answer))
         .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/hotline/api/v1/workorders", get(hotline_workorders))
         .route("/board/api/messages", get(board_list))
         .route("/board/api/messages/{tid}", get(board_detail))
         .route("/portal/letters", get(portal_list))
         .route("/portal/letters/{file}", get(portal_detail))
+        .route("/pd/threads/queryThreadsList", post(peoples::list_unsigned))
+        .route(
+            "/pd/pro-dfbbs-front/threads/queryThreadsList",
+            post(peoples::list_unsigned),
+        )
+        .route("/pd/v1/threads/list/df", post(peoples::list_v1))
+        .route("/pd/v1/threads/list/bw", post(peoples::list_v1))
+        .route("/pd/v1/threads/content", post(peoples::content_v1))
+        .route("/mailbox/list", get(super::mailbox::list))
+        .route("/mailbox/detail", get(super::mailbox::detail))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -299,6 +332,17 @@ async fn hotline_workorders(State(s): State<Arc<SimState>>, Query(params): Param
         .collect();
     let has_more = end < rows.len();
     Json(json!({ "items": items, "has_more": has_more })).into_response()
+}
+
+/// Answers every unanswered People's Daily message now, as units do days after a message was
+/// first listed: `{"answered": n}`.
+async fn pd_answer(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
+    let now = chrono::Utc::now().naive_utc() + chrono::Duration::hours(8);
+    let n =
+        s.pd.write()
+            .unwrap_or_else(|e| e.into_inner())
+            .answer_all(now);
+    Json(json!({ "answered": n }))
 }
 
 /// Applies every pending hotline status change: the orders move to the end of the
@@ -472,14 +516,24 @@ async fn inject_faults(
         Some(f.hotline)
     } else if path.starts_with("/board/") {
         Some(f.board)
-    } else if path.starts_with("/portal/") {
+    } else if path.starts_with("/portal/") || path.starts_with("/mailbox/") {
         Some(f.portal)
+    } else if path.starts_with("/pd/") {
+        Some(f.peoples_daily)
     } else {
         None
     };
     if let Some(f) = feed {
         if s.draw(f.latency_rate) {
             tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
+        }
+        if s.draw(f.throttle_rate) {
+            // A firewall's answers: 403, 429, or an empty 200.
+            return match s.rng.lock().unwrap_or_else(|e| e.into_inner()).below(3) {
+                0 => (StatusCode::FORBIDDEN, "<html>访问过于频繁</html>").into_response(),
+                1 => (StatusCode::TOO_MANY_REQUESTS, "").into_response(),
+                _ => (StatusCode::OK, "").into_response(),
+            };
         }
         if s.draw(f.error_rate) {
             let code = [
@@ -504,6 +558,14 @@ async fn get_faults(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
         malformed.insert(ch.to_string(), json!(m));
         drifted.insert(ch.to_string(), json!(d));
     }
+    let pd: Vec<String> = s
+        .pd()
+        .threads()
+        .iter()
+        .map(|t| t.tid.to_string())
+        .filter(|t| s.malformed_pd(t))
+        .collect();
+    malformed.insert("peoples_daily".into(), json!(pd));
     Json(json!({
         "faults": s.faults(),
         "malformed": malformed,

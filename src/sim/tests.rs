@@ -24,6 +24,8 @@ fn test_config(seed: u64, size: usize) -> SimConfig {
         push_url: None,
         webhook_secret: "test-secret".to_string(),
         teddy_dir: None,
+        pd_replay: None,
+        profile_exports: None,
         faults: Default::default(),
     }
 }

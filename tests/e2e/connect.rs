@@ -31,8 +31,11 @@ fn dead_letters(prefix: &str) -> Vec<DeadLetter> {
 }
 
 /// Which connector path delivered an envelope: the hotline's API and exports carry the same
-/// work orders, each exactly once per path.
-fn path_of(e: &RawEnvelope) -> &'static str {
+/// work orders, each exactly once per path; a connector profile is a path of its own.
+fn path_of(e: &RawEnvelope) -> String {
+    if let Some(p) = e.position.get("profile").and_then(|p| p.as_str()) {
+        return format!("profile:{p}");
+    }
     match e.channel {
         Channel::Hotline if e.position.get("file").is_some() => "hotline-exports",
         Channel::Hotline => "hotline-api",
@@ -40,18 +43,15 @@ fn path_of(e: &RawEnvelope) -> &'static str {
         Channel::Portal => "portal",
         Channel::Wanshitong => "wanshitong",
     }
+    .to_string()
 }
 
 /// (path, source id, version) → how often it is on the raw topic.
 fn census(envs: &[RawEnvelope]) -> BTreeMap<(String, String, Option<String>), usize> {
     let mut m = BTreeMap::new();
     for e in envs {
-        *m.entry((
-            path_of(e).to_string(),
-            e.source_id.clone(),
-            e.version.clone(),
-        ))
-        .or_default() += 1;
+        *m.entry((path_of(e), e.source_id.clone(), e.version.clone()))
+            .or_default() += 1;
     }
     m
 }
@@ -131,7 +131,7 @@ async fn wait_raw(
 fn missing(envs: &[RawEnvelope], want: &BTreeSet<(String, String)>) -> Result<(), String> {
     let have: BTreeSet<(String, String)> = envs
         .iter()
-        .map(|e| (path_of(e).to_string(), e.source_id.clone()))
+        .map(|e| (path_of(e), e.source_id.clone()))
         .collect();
     let miss: Vec<_> = want.difference(&have).collect();
     if miss.is_empty() {
@@ -170,6 +170,7 @@ fn noisy_feed() -> FeedFaults {
         malformed_rate: 0.05,
         duplicate_rate: 0.3,
         drift_rate: 0.1,
+        ..FeedFaults::default()
     }
 }
 
@@ -193,6 +194,7 @@ async fn faults_on_every_feed_every_good_record_once_and_malformed_in_dlq() {
         hotline: noisy_feed(),
         board: noisy_feed(),
         portal: noisy_feed(),
+        peoples_daily: FeedFaults::default(),
         wanshitong: WebhookFaults {
             unsigned_rate: 0.1,
             bad_signature_rate: 0.1,
@@ -264,14 +266,27 @@ async fn faults_on_every_feed_every_good_record_once_and_malformed_in_dlq() {
         }
     })
     .await;
-    // Let the connectors take one more full pass: nothing new may appear.
+    // One more full pass of every poller, restarted from its committed position (a drain run
+    // returns when each has walked its feed once): nothing new may appear.
     let report = sim_faults(&sim.base_url()).await;
     pollers.abort();
     let _ = pollers.await;
+    let enabled = cfg.connectors.enabled.clone();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        duban::connectors::run_pollers(&files, &enabled, out.clone(), Mode::Drain),
+    )
+    .await
+    .expect("the extra pass ends in time")
+    .expect("the extra pass");
     receiver.shutdown().await;
     sim.shutdown().await;
     let envs_after = envelopes(&prefix);
-    assert!(envs_after.len() >= envs.len());
+    assert_eq!(
+        census(&envs_after),
+        census(&envs),
+        "the extra pass brought nothing new"
+    );
 
     assert_exactly_once(&envs_after);
     missing(&envs_after, &want).expect("every good record");
@@ -423,11 +438,25 @@ fn ingest_config(
             );
         std::fs::write(conn.join(f), text).expect("write toml");
     }
+    // A connector profile too: the People's Daily stand-in's signed API, small commits.
+    std::fs::create_dir_all(conn.join("profiles")).expect("dir");
+    let pd = std::fs::read_to_string(repo("connectors/profiles/peoples-daily-v1.toml"))
+        .expect("profile")
+        .replace(
+            "base_url = \"https://liuyan.people.com.cn\"",
+            &format!("base_url = \"{sim_base}/pd\""),
+        )
+        .replace("poll_interval_secs = 300", "poll_interval_secs = 1")
+        .replace("records_per_commit = 20", "records_per_commit = 5")
+        .replace("max_requests_per_sec = 10", "max_requests_per_sec = 20")
+        .replace("backoff_initial_ms = 500", "backoff_initial_ms = 20")
+        .replace("backoff_max_ms = 30000", "backoff_max_ms = 500");
+    std::fs::write(conn.join("profiles/peoples-daily-v1.toml"), pd).expect("write profile");
     let cfg = dir.join("duban.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[kafka]\nbootstrap_servers = {:?}\ntopic_prefix = {prefix:?}\n\n[connectors]\ndir = {:?}\n",
+            "[kafka]\nbootstrap_servers = {:?}\ntopic_prefix = {prefix:?}\n\n[connectors]\ndir = {:?}\nprofiles = [\"profiles/peoples-daily-v1.toml\"]\n",
             bootstrap(),
             conn.display().to_string()
         ),
@@ -464,6 +493,7 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         hotline: feed.clone(),
         board: feed.clone(),
         portal: feed,
+        peoples_daily: FeedFaults::default(),
         wanshitong: WebhookFaults {
             redeliver_rate: 0.1,
             ..WebhookFaults::default()
@@ -477,7 +507,13 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         &sim_cfg.export_dir,
         webhook_port,
     );
-    let want = wanted(sim.manifest(), &BTreeMap::new());
+    let mut want = wanted(sim.manifest(), &BTreeMap::new());
+    let pd: Vec<String> = sim.pd_threads().iter().map(|t| t.tid.to_string()).collect();
+    assert!(!pd.is_empty(), "the stand-in has messages");
+    want.extend(
+        pd.into_iter()
+            .map(|tid| ("profile:peoples-daily-v1".to_string(), tid)),
+    );
     let log = dir.join("ingest.log");
     let spawn = || {
         let err = std::fs::OpenOptions::new()
@@ -495,12 +531,34 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
             .spawn()
             .expect("spawn duban ingest")
     };
-    // Seeded random moments (splitmix64 of the seed), 0.5–3.5 s into each run.
+    // Each run is killed after its first commit (told by its log), at a seeded random moment
+    // (splitmix64 of the seed) 0–1 s later.
+    let commits = || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.matches(" committed ").count())
+            .unwrap_or(0)
+    };
     let mut moments = KillMoments::new(0x5EED_2026);
     let mut mid_ingest = 0;
+    let mut before = 0;
     for kill in 0..5 {
+        let committed = commits();
         let mut child = spawn();
-        let at = moments.within(500, 3000);
+        let start = Instant::now();
+        while commits() <= committed {
+            assert!(
+                child.try_wait().expect("status").is_none(),
+                "ingest exited early: see {}",
+                log.display()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {kill} committed nothing in 60 s: see {}",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let at = moments.within(0, 1000);
         tokio::time::sleep(at).await; // a random moment to kill at, not a synchronisation
         assert!(
             child.try_wait().expect("status").is_none(),
@@ -513,17 +571,20 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
         let envs = tokio::task::spawn_blocking(move || envelopes(&p))
             .await
             .expect("reader");
+        // Mid-ingest: this run added records, and some are still missing.
         let incomplete = missing(&envs, &want).is_err();
-        mid_ingest += usize::from(incomplete);
+        mid_ingest += usize::from(incomplete && envs.len() > before);
         eprintln!(
-            "kill {kill} after {at:?}: {} records on the raw topic",
-            envs.len()
+            "kill {kill} {at:?} after the run's first commit: {} records on the raw topic (+{})",
+            envs.len(),
+            envs.len() - before
         );
+        before = envs.len();
         assert_exactly_once(&envs);
     }
     assert!(
         mid_ingest >= 3,
-        "only {mid_ingest} of 5 kills came while records were missing"
+        "only {mid_ingest} of 5 kills came after records were added and while some were missing"
     );
     let mut child = spawn();
     let envs = wait_raw(&prefix, "every record after 5 kills", |e| missing(e, &want)).await;
@@ -547,8 +608,11 @@ async fn kill_9_five_times_then_restart_raw_topic_holds_every_record_once() {
     assert!(
         offsets
             .iter()
-            .any(|(k, _)| k.as_deref() == Some(b"board".as_slice())),
-        "positions are stored in Kafka"
+            .any(|(k, _)| k.as_deref() == Some(b"board".as_slice()))
+            && offsets
+                .iter()
+                .any(|(k, _)| k.as_deref() == Some(b"peoples-daily-v1".as_slice())),
+        "positions are stored in Kafka, the profile's too"
     );
 }
 
@@ -576,6 +640,10 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
         .wanshitong;
     wcfg.bind = "127.0.0.1:0".parse().expect("addr");
     wcfg.secret_env = "DUBAN_TEST_WST_SECRET_UNSET".into();
+    // Any variable that is set serves as the metrics token's source.
+    wcfg.metrics_token_env = Some("HOME".into());
+    let metrics_token = std::env::var("HOME").expect("HOME is set");
+    wcfg.remember_ids = 2;
     let secret = wanshitong::DEV_SECRET;
     let rx = wanshitong::start(&wcfg, out.clone())
         .await
@@ -635,8 +703,23 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
         202,
         "dead-lettered"
     );
+    // A body without a submission id is dead-lettered once: the same signed request replayed
+    // within the window is acknowledged without a second dead letter.
+    let idless = r#"{"event":"submission.created","content":"无编号"}"#.to_string();
+    assert_eq!(
+        post(signed(secret, now, &idless), idless.clone()).await,
+        202
+    );
+    assert_eq!(
+        post(signed(secret, now, &idless), idless.clone()).await,
+        202
+    );
+    let metrics_url = format!("http://{}/metrics", rx.addr);
+    let anonymous = client.get(&metrics_url).send().await.expect("metrics");
+    assert_eq!(anonymous.status().as_u16(), 401, "metrics need the token");
     let metrics = client
-        .get(format!("http://{}/metrics", rx.addr))
+        .get(&metrics_url)
+        .bearer_auth(&metrics_token)
         .send()
         .await
         .expect("metrics")
@@ -662,15 +745,44 @@ async fn webhooks_with_bad_signature_or_replayed_get_401_and_are_not_ingested() 
     assert_eq!(r.status().as_u16(), 200);
     let answer: serde_json::Value = r.json().await.expect("json");
     assert_eq!(answer["duplicate"], true, "{answer}");
+    // A third submission id: the oldest of the two remembered is forgotten, its key deleted.
+    let third = body("W-THIRD", Some("路面塌陷"));
+    let r = client
+        .post(&url2)
+        .headers(signed(secret, now, &third))
+        .body(third.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
     rx.shutdown().await;
+    let offsets = read_all(&format!("{prefix}.connect-offsets"));
+    let last = |key: &str| {
+        offsets
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_deref() == Some(key.as_bytes()))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(last("wanshitong/W-GOOD"), Some(vec![]), "a tombstone");
+    assert!(last("wanshitong/W-THIRD").is_some_and(|v| !v.is_empty()));
 
     let envs = envelopes(&prefix);
     let ids: Vec<&str> = envs.iter().map(|e| e.source_id.as_str()).collect();
-    assert_eq!(ids, ["W-GOOD"], "only the good submission, once");
+    assert_eq!(
+        ids,
+        ["W-GOOD", "W-THIRD"],
+        "only the good submissions, once"
+    );
     assert_eq!(envs[0].payload["content"], "夜间施工噪音扰民");
     assert_eq!(envs[0].payload["extra"]["new_field"], 1);
     let dead = dead_letters(&prefix);
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(
+        dead[1].reason.contains("submission_id"),
+        "{}",
+        dead[1].reason
+    );
     assert!(
         dead[0].reason.contains("W-BROKEN") && dead[0].reason.contains("`content`"),
         "{}",

@@ -11,6 +11,7 @@ mod golden;
 mod hardening;
 mod lifecycle;
 mod outage;
+mod profiles;
 mod quickstart;
 mod report;
 mod score;
