@@ -7,6 +7,7 @@ pub mod decode;
 pub mod frequency;
 pub mod minhash;
 pub mod normalize;
+pub mod operator;
 pub mod partition;
 pub mod pii;
 pub mod places;
