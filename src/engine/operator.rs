@@ -183,6 +183,18 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0] != 0)
     }
 
+    /// `n` bytes as written (`Writer::buf` extended directly).
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.take(n)
+    }
+
+    /// 16 bytes as written (an id).
+    pub fn array16(&mut self) -> Result<[u8; 16]> {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(self.take(16)?);
+        Ok(a)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         ensure!(
             self.buf.len() >= n,
