@@ -25,6 +25,10 @@ pub struct FrequencyConfig {
     /// Family-wise false-alarm rate over the population and the horizons (Bonferroni).
     /// Default 0.05.
     pub alpha: f64,
+    /// The baseline's Poisson λ is the mean count of the ordinary complainants: those within
+    /// `median + baseline_fence_z × scale` at the horizon (the busy few under test do not raise
+    /// the baseline they are judged against). Default 1.5.
+    pub baseline_fence_z: f64,
     /// Minimum modified z-score (median/MAD; mean absolute deviation when MAD is 0). Default 3.5.
     pub min_z: f64,
     /// Do not judge before this many complainants are known (the baseline is unstable). Default 30.
@@ -39,6 +43,7 @@ impl Default for FrequencyConfig {
             resubmission_similarity: 0.25,
             min_complaints: 5,
             alpha: 0.05,
+            baseline_fence_z: 1.5,
             min_z: 3.5,
             min_population: 30,
         }
@@ -112,8 +117,8 @@ pub struct Histogram {
 }
 
 /// What a count is judged against at one horizon: the Poisson λ (the mean count of the ordinary
-/// complainants: those within `median + fence_z × scale`, so the outliers under test do not raise
-/// the baseline they are tested against), the median and robust scale, and the population size.
+/// complainants: those within `median + fence_z × scale`), the median and robust scale, and the
+/// population size.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Baseline {
     pub lambda: f64,
@@ -272,7 +277,7 @@ mod tests {
         let cfg = FrequencyConfig::default();
         // 300 people file once, 40 twice, 5 three times, one six times, one twenty times.
         let h = histogram(&[(300, 1), (40, 2), (5, 3), (1, 6), (1, 20)]);
-        let b = h.baseline(cfg.min_z);
+        let b = h.baseline(cfg.baseline_fence_z);
         // The busy do not raise λ: with MAD 0 and a small mean deviation, only the 300 who filed
         // once are within the fence.
         assert_eq!((b.lambda, b.median), (1.0, 1.0), "{b:?}");
@@ -292,7 +297,11 @@ mod tests {
     fn no_judgement_on_a_tiny_population_and_removal_restores() {
         let cfg = FrequencyConfig::default();
         let mut h = histogram(&[(3, 1), (1, 30)]);
-        assert!(!h.baseline(cfg.min_z).judge(&cfg, 30, 4.0).flagged);
+        assert!(
+            !h.baseline(cfg.baseline_fence_z)
+                .judge(&cfg, 30, 4.0)
+                .flagged
+        );
         h.remove(30);
         h.add(2);
         assert_eq!(h, histogram(&[(3, 1), (1, 2)]));

@@ -413,7 +413,11 @@ impl Complainants {
     /// Judge one complainant at every horizon; true when their flag turned on.
     fn judge(&mut self, cfg: &FrequencyConfig, person: &str) -> bool {
         let tests = (self.known() * self.scale * self.hist.len().max(1)) as f64;
-        let baselines: Vec<_> = self.hist.iter().map(|h| h.baseline(cfg.min_z)).collect();
+        let baselines: Vec<_> = self
+            .hist
+            .iter()
+            .map(|h| h.baseline(cfg.baseline_fence_z))
+            .collect();
         let Some(p) = self.people.get_mut(person) else {
             return false;
         };
@@ -627,14 +631,15 @@ impl Operator for Complainants {
 
     fn tables(&self) -> Vec<StateTable> {
         let key = |k: &String| k.capacity() + std::mem::size_of::<String>();
+        // A complainant without their filings (those are the `filings` table).
         let person = |p: &Person| {
             PERSON_BYTES
-                + p.filings.capacity() * FILING_BYTES
                 + p.max_in.capacity() * 16
                 + (p.domains.capacity() + p.districts.capacity()) * 8
         };
         let people: usize = self.people.iter().map(|(k, p)| key(k) + person(p)).sum();
         let filings: usize = self.people.values().map(|p| p.filings.len()).sum();
+        let held: usize = self.people.values().map(|p| p.filings.capacity()).sum();
         vec![
             StateTable {
                 name: "complainants",
@@ -644,7 +649,7 @@ impl Operator for Complainants {
             StateTable {
                 name: "filings",
                 entries: filings,
-                bytes: filings * FILING_BYTES,
+                bytes: held * FILING_BYTES,
             },
             StateTable {
                 name: "dormant",
