@@ -11,7 +11,8 @@
 //! `DUBAN_BENCH_CLASSIFIER=taxonomy-model` for the throughput with that `[engine] classifier`).
 
 use duban::config::Config;
-use duban::engine::{Engine, RawInput, decode::decode_all};
+use duban::engine::decode::{TimeBounds, decode_all};
+use duban::engine::{Engine, RawInput};
 use duban::record::{Channel, RawEnvelope, local_offset};
 use duban::sim::SimConfig;
 use mimalloc::MiMalloc;
@@ -126,7 +127,7 @@ fn main() {
     let t = Instant::now();
     let mut decoded = 0;
     for chunk in raw.chunks(batch) {
-        decoded += decode_all(chunk).0.len();
+        decoded += decode_all(chunk, &TimeBounds::default()).0.len();
     }
     let base = t.elapsed().as_secs_f64();
 

@@ -1,11 +1,91 @@
 //! Decode raw envelopes into typed rows: each channel's payload fields mapped to one shape.
-//! A record that is not JSON, names an unknown channel or misses a required field becomes a DeadLetter.
+//! A record that is not JSON, names an unknown channel, misses a required field or is dated
+//! outside its time bounds becomes a DeadLetter whose reason names the record and the field,
+//! never a field's value.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use serde_json::Value;
 
 use crate::engine::normalize::parse_time;
-use crate::record::{Channel, DeadLetter, RawEnvelope};
+use crate::record::{Channel, DeadLetter, RawEnvelope, local_offset};
+use crate::redact;
+
+/// When a record may be dated: not after the time it was fetched plus a tolerance (a record of
+/// year 9999 would move its partition's record clock past every later one and evict the state),
+/// not before a floor. `[engine] max_future_secs`, `oldest_record_date`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeBounds {
+    pub max_future: chrono::Duration,
+    pub oldest: DateTime<FixedOffset>,
+}
+
+impl TimeBounds {
+    pub fn new(max_future_secs: u64, oldest: NaiveDate) -> TimeBounds {
+        let midnight = oldest.and_time(chrono::NaiveTime::MIN);
+        TimeBounds {
+            max_future: i64::try_from(max_future_secs)
+                .ok()
+                .and_then(chrono::Duration::try_seconds)
+                .unwrap_or(chrono::Duration::MAX),
+            oldest: local_offset()
+                .from_local_datetime(&midnight)
+                .single()
+                .unwrap_or_else(|| midnight.and_utc().fixed_offset()),
+        }
+    }
+
+    pub fn of(cfg: &crate::config::EngineConfig) -> TimeBounds {
+        TimeBounds::new(cfg.max_future_secs, cfg.oldest_record_date)
+    }
+
+    /// Why `t` is out of bounds for a record fetched at `fetched` and decoded at `now`, if it is.
+    /// The fetch time counts only up to `now`, so an envelope dated ahead cannot widen the bound.
+    fn check(
+        &self,
+        t: DateTime<FixedOffset>,
+        fetched: DateTime<FixedOffset>,
+        now: DateTime<FixedOffset>,
+    ) -> Option<String> {
+        let fetched = fetched.min(now);
+        // Past the calendar's end the bound is no bound.
+        let after = fetched
+            .checked_add_signed(self.max_future)
+            .is_some_and(|latest| t > latest);
+        if after {
+            Some(format!(
+                "dated {} after it was fetched (at {}), more than the {} s allowed",
+                human(t - fetched),
+                fetched.to_rfc3339(),
+                self.max_future.num_seconds()
+            ))
+        } else if t < self.oldest {
+            Some(format!(
+                "dated before {}, the oldest date accepted",
+                self.oldest.date_naive()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        let c = crate::config::EngineConfig::default();
+        TimeBounds::of(&c)
+    }
+}
+
+/// A duration as days, hours or seconds.
+fn human(d: chrono::Duration) -> String {
+    if d.num_days() >= 2 {
+        format!("{} days", d.num_days())
+    } else if d.num_hours() >= 2 {
+        format!("{} hours", d.num_hours())
+    } else {
+        format!("{} s", d.num_seconds())
+    }
+}
 
 /// One raw record as it came off the bus.
 #[derive(Debug, Clone)]
@@ -124,19 +204,33 @@ fn text(payload: &Value, paths: &[&str]) -> Option<String> {
     })
 }
 
-/// Decode one raw record; the error is one line naming the record and the field.
-pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> {
+/// Decode one raw record (`now`: the decoding time, see [`TimeBounds`]); the error is one line
+/// naming the record and the field.
+pub fn decode(
+    input: &RawInput,
+    bounds: &TimeBounds,
+    now: DateTime<FixedOffset>,
+) -> Result<DecodedRow, (Option<String>, String)> {
     let env: RawEnvelope = serde_json::from_slice(&input.value).map_err(|e| {
         (
             None,
-            format!("raw record at {}: not a raw envelope: {e}", input.origin),
+            format!(
+                "raw record at {}: not a raw envelope: {}",
+                input.origin,
+                redact::json_error(&e)
+            ),
         )
     })?;
     let ch = env.channel.as_str().to_string();
     let fail = |msg: String| {
         (
             Some(ch.clone()),
-            format!("{} record {} at {}: {msg}", ch, env.source_id, input.origin),
+            format!(
+                "{} record {} at {}: {msg}",
+                ch,
+                redact::name(&env.source_id),
+                input.origin
+            ),
         )
     };
     if env.source_id.trim().is_empty() {
@@ -148,26 +242,30 @@ pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> 
     let m = mapping(env.channel);
     let p = &env.payload;
     let time_text = text(p, m.time).ok_or_else(|| fail(format!("missing field {}", m.time[0])))?;
-    let received_at = Some(parse_time(&time_text).ok_or_else(|| {
+    let received_at = parse_time(&time_text).ok_or_else(|| {
         fail(format!(
-            "field {}: cannot parse time `{time_text}`",
-            m.time[0]
+            "field {}: not a time in a known form ({} characters)",
+            m.time[0],
+            time_text.chars().count()
         ))
-    })?);
+    })?;
+    if let Some(why) = bounds.check(received_at, env.fetched_at, now) {
+        return Err(fail(format!("field {}: {why}", m.time[0])));
+    }
     let body = text(p, m.body).ok_or_else(|| fail(format!("missing field {}", m.body[0])))?;
     let likes = match get(p, m.likes) {
         None => None,
         Some(v) => Some(
             v.as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .ok_or_else(|| fail(format!("field {}: not an integer: {v}", m.likes[0])))?,
+                .ok_or_else(|| fail(format!("field {}: not an integer", m.likes[0])))?,
         ),
     };
     Ok(DecodedRow {
         channel: ch.clone(),
         source_id: env.source_id.trim().to_string(),
         version: env.version.clone(),
-        received_at,
+        received_at: Some(received_at),
         fetched_at: Some(env.fetched_at),
         title: text(p, m.title),
         body,
@@ -183,11 +281,12 @@ pub fn decode(input: &RawInput) -> Result<DecodedRow, (Option<String>, String)> 
 }
 
 /// Decode a batch: rows that decode, and dead letters (with the original bytes) for those that don't.
-pub fn decode_all(inputs: &[RawInput]) -> (Vec<DecodedRow>, Vec<DeadLetter>) {
+pub fn decode_all(inputs: &[RawInput], bounds: &TimeBounds) -> (Vec<DecodedRow>, Vec<DeadLetter>) {
+    let now = chrono::Utc::now().with_timezone(&local_offset());
     let mut rows = Vec::with_capacity(inputs.len());
     let mut dead = Vec::new();
     for i in inputs {
-        match decode(i) {
+        match decode(i, bounds, now) {
             Ok(r) => rows.push(r),
             Err((ch, reason)) => {
                 tracing::warn!(target: "duban::engine", origin = %i.origin, "{reason}");
@@ -210,6 +309,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-02T00:00:00+08:00").expect("now")
+    }
+
+    fn one(v: Value) -> Result<DecodedRow, (Option<String>, String)> {
+        decode(&raw(v), &TimeBounds::default(), now())
+    }
+
     fn raw(v: Value) -> RawInput {
         RawInput {
             key: None,
@@ -220,36 +327,39 @@ mod tests {
 
     #[test]
     fn decodes_each_channel_shape() {
-        let r = decode(&raw(json!({"channel":"wanshitong","source_id":"W1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
-            "payload":{"submitted_at":"2026-11-01T09:00:00+08:00","user":{"uid":"u9","name":"李四","mobile":"13900001111"},"title":"t","content":"内容","region":"镜湖区"}})))
+        let r = one(json!({"channel":"wanshitong","source_id":"W1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"submitted_at":"2026-11-01T09:00:00+08:00","user":{"uid":"u9","name":"李四","mobile":"13900001111"},"title":"t","content":"内容","region":"镜湖区"}}))
         .expect("decodes");
         assert_eq!(r.phone.as_deref(), Some("13900001111"));
         assert_eq!(r.user_id.as_deref(), Some("u9"));
         assert_eq!(r.district.as_deref(), Some("镜湖区"));
-        let r = decode(&raw(json!({"channel":"board","source_id":"B1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
-            "payload":{"created_at":"2026/11/1 09:00:00","title":"t","content":"c","likes":"7"}})))
+        let r = one(json!({"channel":"board","source_id":"B1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"created_at":"2026/11/1 09:00:00","title":"t","content":"c","likes":"7"}}))
         .expect("decodes");
         assert_eq!(r.likes, Some(7));
     }
 
     #[test]
     fn bad_records_name_what_is_wrong() {
-        let (rows, dead) = decode_all(&[
-            RawInput {
-                key: Some(b"k".to_vec()),
-                value: b"not json".to_vec(),
-                origin: "duban.raw/0/5".into(),
-            },
-            raw(
-                json!({"channel":"hotline","source_id":"RX1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x"}}),
-            ),
-            raw(
-                json!({"channel":"hotline","source_id":"RX2","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x","call_time":"soon"}}),
-            ),
-            raw(
-                json!({"channel":"fax","source_id":"F","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{}}),
-            ),
-        ]);
+        let (rows, dead) = decode_all(
+            &[
+                RawInput {
+                    key: Some(b"k".to_vec()),
+                    value: b"not json".to_vec(),
+                    origin: "duban.raw/0/5".into(),
+                },
+                raw(
+                    json!({"channel":"hotline","source_id":"RX1","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x"}}),
+                ),
+                raw(
+                    json!({"channel":"hotline","source_id":"RX2","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{"content":"x","call_time":"soon"}}),
+                ),
+                raw(
+                    json!({"channel":"fax","source_id":"F","fetched_at":"2026-11-01T10:00:00+08:00","position":{},"payload":{}}),
+                ),
+            ],
+            &TimeBounds::default(),
+        );
         assert!(rows.is_empty());
         assert_eq!(dead.len(), 4);
         assert!(dead[0].reason.contains("duban.raw/0/5") && dead[0].original() == b"not json");
@@ -258,11 +368,63 @@ mod tests {
             "{}",
             dead[1].reason
         );
+        // The field is named, its value is not repeated.
         assert!(
-            dead[2].reason.contains("cannot parse time `soon`"),
+            dead[2].reason.contains("field call_time: not a time")
+                && !dead[2].reason.contains("soon"),
             "{}",
             dead[2].reason
         );
         assert!(dead[3].reason.contains("fax"), "{}", dead[3].reason);
+    }
+
+    #[test]
+    fn records_dated_far_ahead_of_their_fetch_or_before_the_floor_are_dead_letters() {
+        let rec = |time: &str, fetched: &str| {
+            json!({"channel":"hotline","source_id":"T1","fetched_at":fetched,"position":{},
+                "payload":{"content":"x","call_time":time}})
+        };
+        let fetched = "2026-11-01T10:00:00+08:00";
+        assert!(one(rec("2026-11-01 09:00:00", fetched)).is_ok());
+        // Within a day of the fetch: a feed's clock or time zone may be off.
+        assert!(one(rec("2026-11-02 09:00:00", fetched)).is_ok());
+        let (_, why) = one(rec("9999-12-31 23:59:59", fetched)).expect_err("year 9999");
+        assert!(
+            why.contains("field call_time: dated 29") && why.contains("86400 s allowed"),
+            "{why}"
+        );
+        let (_, why) = one(rec("1970-01-01 08:00:00", fetched)).expect_err("before the floor");
+        assert!(why.contains("dated before 2000-01-01"), "{why}");
+        // An envelope that claims a later fetch than now cannot widen the bound.
+        let (_, why) = one(rec("9999-01-01", "9999-01-01T00:00:00+08:00")).expect_err("forged");
+        assert!(why.contains("after it was fetched"), "{why}");
+        // Configurable: no tolerance at all.
+        let strict = TimeBounds::new(0, NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"));
+        let r = decode(&raw(rec("2026-11-01 10:00:01", fetched)), &strict, now());
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn reasons_never_repeat_values_or_break_lines() {
+        let (_, why) = one(json!({"channel":"board","source_id":"B\nINFO forged line","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
+            "payload":{"created_at":"2026-11-01 09:00:00","content":"c","likes":"13812345678x"}}))
+        .expect_err("likes");
+        assert!(!why.contains('\n') && why.contains("B\\nINFO"), "{why}");
+        assert!(
+            why.contains("field likes: not an integer") && !why.contains("1381234"),
+            "{why}"
+        );
+        // serde's message would quote the wrong value: only its kind and place are kept.
+        let bad = br#"{"channel":"hotline","source_id":13812345678,"fetched_at":"x","position":{},"payload":{}}"#;
+        let input = RawInput {
+            key: None,
+            value: bad.to_vec(),
+            origin: "t/0/9".into(),
+        };
+        let (_, why) = decode(&input, &TimeBounds::default(), now()).expect_err("not an envelope");
+        assert!(
+            why.contains("not a raw envelope") && !why.contains("1381234"),
+            "{why}"
+        );
     }
 }

@@ -1,7 +1,6 @@
 //! The engine: raw records → decode → DataFusion normalization (pipelines/normalize.sql with UDFs)
 //! → stateful operators (dedup, count rules) → canonical complaints, changed alerts, dead letters.
 
-pub mod classify;
 pub mod cluster;
 pub mod decode;
 pub mod frequency;
@@ -13,6 +12,7 @@ pub mod people;
 pub mod pii;
 pub mod places;
 pub mod rules;
+pub mod taxonomy;
 pub mod triage;
 pub mod units;
 
@@ -31,11 +31,11 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
-use classify::DomainClassifier;
 pub use decode::RawInput;
 use minhash::MinHasher;
 use partition::Partitioned;
 use rules::{AnalyticState, Prepared, RuleContext};
+use taxonomy::DomainClassifier;
 
 /// The per-record SQL of the engine.
 pub const NORMALIZE_SQL: &str = include_str!("../../pipelines/normalize.sql");
@@ -186,7 +186,7 @@ pub fn register_udfs(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>
         s(v, 0).map(n::normalize_text)
     }));
     ctx.register_udf(string_udf("mask_phones", 1, move |v| {
-        s(v, 0).map(pii::mask_numbers_in_text)
+        s(v, 0).map(pii::mask_contacts_in_text)
     }));
     ctx.register_udf(string_udf("mask_personal", 2, move |v| {
         s(v, 0).map(|t| pii::mask_personal_in_text(t, s(v, 1)))
@@ -354,7 +354,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 phone_masked: get(6, r),
                 district: get(7, r),
                 address: get(8, r),
-                domain: get(9, r).unwrap_or_else(|| classify::UNCLASSIFIED.to_string()),
+                domain: get(9, r).unwrap_or_else(|| taxonomy::UNCLASSIFIED.to_string()),
                 domain_confidence: if conf.is_null(r) { 0.0 } else { conf.value(r) },
                 source_category: get(10, r),
                 source_status: get(11, r),
@@ -389,8 +389,9 @@ async fn normalize_on(
     ctx: &SessionContext,
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
-    let (rows, dead) = decode::decode_all(inputs);
+    let (rows, dead) = decode::decode_all(inputs, bounds);
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new(), dead));
     }
@@ -422,21 +423,22 @@ async fn normalize_with(
     ctxs: &[SessionContext],
     inputs: &[RawInput],
     hasher: Option<&MinHasher>,
+    bounds: &decode::TimeBounds,
 ) -> Result<Normalized> {
     let threads = ctxs.len();
     if threads <= 1 || inputs.len() < 2 * PARALLEL_MIN_ROWS {
-        return normalize_on(&ctxs[0], inputs, hasher).await;
+        return normalize_on(&ctxs[0], inputs, hasher, bounds).await;
     }
     let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
     let per = inputs.len().div_ceil(slices);
-    let results = crate::par::on_threads(
+    let results = crate::util::par::on_threads(
         "a normalize thread",
         inputs.chunks(per).zip(ctxs),
         |(chunk, ctx)| {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .context("a normalize thread's runtime")?
-                .block_on(normalize_on(ctx, chunk, hasher))
+                .block_on(normalize_on(ctx, chunk, hasher, bounds))
         },
     )?;
     let mut complaints = Vec::with_capacity(inputs.len());
@@ -478,6 +480,8 @@ pub struct Engine {
     classifier: Arc<crate::classify::registry::ModelSlot>,
     /// The keyed state's MinHasher, for preparing complaints on the stateless stage.
     hasher: MinHasher,
+    /// When a record may be dated (`[engine] max_future_secs`, `oldest_record_date`).
+    bounds: decode::TimeBounds,
     core: Partitioned,
     config: Config,
 }
@@ -512,6 +516,7 @@ impl Engine {
             ctxs,
             classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
+            bounds: decode::TimeBounds::of(&config.engine),
             core: Partitioned::new(
                 &config.dedup,
                 config.kafka.partitions.max(1) as usize,
@@ -530,7 +535,7 @@ impl Engine {
         inputs: &[RawInput],
     ) -> Result<(Vec<Complaint>, Vec<DeadLetter>)> {
         self.classifier.pin();
-        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None).await?;
+        let (complaints, _, dead) = normalize_with(&self.ctxs, inputs, None, &self.bounds).await?;
         Ok((complaints, dead))
     }
     /// The configuration the stateful operators run with.
@@ -547,7 +552,8 @@ impl Engine {
     /// Process one micro-batch of raw records in order.
     pub async fn process(&mut self, inputs: &[RawInput]) -> Result<EngineOutput> {
         self.classifier.pin();
-        let normalized = normalize_with(&self.ctxs, inputs, Some(&self.hasher)).await?;
+        let normalized =
+            normalize_with(&self.ctxs, inputs, Some(&self.hasher), &self.bounds).await?;
         let cx = Engine::rule_context(&self.config);
         Ok(keyed_stage(&mut self.core, &cx, normalized))
     }
@@ -564,7 +570,7 @@ impl Engine {
         F: FnMut(usize, EngineOutput) -> Result<()>,
     {
         let cx = Engine::rule_context(&self.config);
-        let (ctxs, hasher, core) = (&self.ctxs, &self.hasher, &mut self.core);
+        let (ctxs, hasher, bounds, core) = (&self.ctxs, &self.hasher, &self.bounds, &mut self.core);
         let classifier = &self.classifier;
         std::thread::scope(|scope| {
             // One normalized batch waits while the next is being normalized.
@@ -580,7 +586,7 @@ impl Engine {
                 for batch in batches {
                     let inputs = batch.as_ref();
                     classifier.pin();
-                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher)));
+                    let r = rt.block_on(normalize_with(ctxs, inputs, Some(hasher), bounds));
                     let failed = r.is_err();
                     // A closed channel: the consumer stopped (an error); so does this side.
                     if tx.send((inputs.len(), r)).is_err() || failed {
@@ -627,17 +633,21 @@ impl Engine {
     }
 }
 
+/// The default configuration with a test pseudonym key (the default, `Env`, needs one set), for
+/// the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
+    cfg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The default configuration with a test pseudonym key (the default, `Env`, needs one set).
-    fn config() -> Config {
-        let mut cfg = Config::default();
-        cfg.engine.pseudonym_key = PseudonymKey::Given(b"engine-unit-test-key".to_vec());
-        cfg
-    }
+    use super::test_config as config;
 
     /// Raw hotline records of the simulator's corpus (planted clusters and frequent people).
     fn corpus_inputs(size: usize) -> Vec<RawInput> {
@@ -645,6 +655,8 @@ mod tests {
             size,
             seed: 11,
             push_url: None,
+            // Dated before the fetch time below (later records are refused as future-dated).
+            end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
             ..crate::sim::SimConfig::default()
         };
         let corpus = crate::sim::corpus(&cfg).expect("corpus");

@@ -268,6 +268,11 @@ impl Complainants {
         &self.horizons
     }
 
+    /// Complainants held live (not evicted).
+    pub fn live(&self) -> usize {
+        self.people.len()
+    }
+
     /// Complainants known, evicted ones included.
     pub fn known(&self) -> usize {
         self.people.len() + self.dormant.len()
@@ -544,7 +549,7 @@ impl Complainants {
         let (domain, share) = domain.unwrap_or_default();
         let (top_issue, issue_share) = issue.unwrap_or_default();
         let domain =
-            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::classify::UNCLASSIFIED);
+            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::taxonomy::UNCLASSIFIED);
         let district = Person::focus(p.districts.iter().copied()).and_then(|(d, _)| self.name(d));
         let district = district.map(str::to_string);
         let start = local_day(window_from);

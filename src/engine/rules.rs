@@ -669,7 +669,7 @@ impl AnalyticState {
         }
         let domain = issue
             .domain()
-            .filter(|d| d != crate::engine::classify::UNCLASSIFIED);
+            .filter(|d| d != crate::engine::taxonomy::UNCLASSIFIED);
         let count = issue.complaint_ids.len();
         let flags = self.flags_of_issue(issue, cx.rules.crowd_min_complainants);
         let key_terms = self.issues.key_terms(issue_id, 6);

@@ -34,7 +34,7 @@ impl LabelDesk {
         topics: &crate::bus::Topics,
         data: Option<&std::path::Path>,
     ) -> anyhow::Result<LabelDesk> {
-        let tax = crate::engine::classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
+        let tax = crate::engine::taxonomy::Taxonomy::load(config.taxonomy.path.as_deref())?;
         Ok(LabelDesk {
             topic: topics.labels.clone(),
             lake: data.map(|d| d.join("lake")),
@@ -103,12 +103,16 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Option<Json<LabelBody>>,
 ) -> Response {
-    let (role, actor) = match caller(&api, &headers) {
-        Ok(c) => c,
+    // The actor is the token holder's name (issue 21, item 3), never a header.
+    let (role, actor, token) = match caller(&api, &headers) {
+        Ok((c, t)) => (c.role.clone(), c.name.clone(), t),
         Err(r) => return *r,
     };
     if role != Role::Supervisor {
         return forbidden(&role, "label", "only a supervisor corrects domains");
+    }
+    if let Err(r) = api.throttle(&token, &role) {
+        return *r;
     }
     let Some(desk) = api.labels_desk() else {
         return error(
@@ -122,6 +126,14 @@ pub(crate) async fn post(
             "a correction needs a JSON body: {\"complaint_id\" or \"issue_id\", \"domain\"}",
         );
     };
+    let n = body.reason.as_deref().map_or(0, str::len);
+    if n > crate::lifecycle::api::MAX_TEXT_BYTES {
+        let max = crate::lifecycle::api::MAX_TEXT_BYTES;
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("`reason` has {n} bytes; at most {max}"),
+        );
+    }
     let domain = body.domain.trim().to_string();
     if !desk.domains.contains(&domain) {
         return error(

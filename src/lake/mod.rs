@@ -267,7 +267,7 @@ pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -
     // Each partition's file is built and written on its own thread.
     let files = parts.blocks.iter().map(|(p, s)| (*p, Ok(*s)));
     let files = files.chain(parts.people.iter().map(|(p, s)| (*p, Err(*s))));
-    let written = crate::par::on_threads("a snapshot writer", files, |(p, state)| {
+    let written = crate::util::par::on_threads("a snapshot writer", files, |(p, state)| {
         let (tag, path) = match state {
             Ok(_) => ('b', lake.join("issues").join(format!("part-b{p}.parquet"))),
             Err(_) => (

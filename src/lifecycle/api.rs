@@ -1,6 +1,7 @@
 //! The alerts HTTP API (axum): list, show, assign, feedback, verify, escalate, reopen, with bearer
-//! tokens mapped to roles. A refused action answers 403 and is logged. `router` is mountable by
-//! other servers (the web board) with the same role checks.
+//! tokens mapped to roles and their holders' names (`crate::auth`). A refused action answers 403
+//! and is logged. Bodies and texts are capped and each token's actions are rate-limited.
+//! `router` is mountable by other servers (the web board) with the same role checks.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,30 +14,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::board::{ActionResult, RecurrenceCounts};
+use super::board::{ActionResult, recurrence_counts};
 use super::clock::Clock;
 use super::decide::{ActionKind, AlertAction, Finding, Role, permitted};
+use crate::auth::{Credential, Credentials, RateLimiter, clean_note};
 use crate::bus::Bus;
 use crate::record::Alert;
+
+/// Largest request body the API reads, in bytes (a larger one is answered 413).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest `reason` / `text` of an action, in bytes of UTF-8 (about 1,300 Chinese characters).
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Largest `unit` of an assignment, in bytes.
+const MAX_UNIT_BYTES: usize = 200;
 
 /// What the API reads: the board as last committed, recent action outcomes, and the latest
 /// domain corrections (by `Label::key`).
 #[derive(Default)]
 pub struct View {
     pub alerts: BTreeMap<String, Alert>,
-    pub recurrences: RecurrenceCounts,
     pub results: HashMap<String, ActionResult>,
     pub labels: BTreeMap<String, crate::labels::Label>,
 }
 
 struct Inner {
     view: Arc<RwLock<View>>,
-    tokens: BTreeMap<String, Role>,
+    tokens: Credentials,
     bus: Bus,
     actions_topic: String,
     clock: Clock,
     wait: Duration,
     counter: AtomicU64,
+    /// Actions per token.
+    limiter: RateLimiter,
     /// Domain corrections (`POST /api/labels`), when enabled.
     labels: std::sync::OnceLock<crate::labels::api::LabelDesk>,
 }
@@ -45,13 +55,21 @@ struct Inner {
 #[derive(Clone)]
 pub struct Api(Arc<Inner>);
 
+/// How many actions a token may post: `burst` at once, then `per_minute`.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRate {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
 impl Api {
     pub fn new(
         view: Arc<RwLock<View>>,
-        tokens: BTreeMap<String, Role>,
+        tokens: Credentials,
         bus: Bus,
         actions_topic: String,
         clock: Clock,
+        rate: ActionRate,
     ) -> Api {
         Api(Arc::new(Inner {
             view,
@@ -61,6 +79,7 @@ impl Api {
             clock,
             wait: Duration::from_secs(10),
             counter: AtomicU64::new(0),
+            limiter: RateLimiter::new(rate.burst, rate.per_minute),
             labels: std::sync::OnceLock::new(),
         }))
     }
@@ -95,6 +114,23 @@ impl Api {
         self.0.wait
     }
 
+    /// Take one of the token's actions (labels count too): 429 with `Retry-After` beyond its rate.
+    pub(crate) fn throttle(&self, token: &str, role: &Role) -> Result<(), Box<Response>> {
+        let Err(wait) = self.0.limiter.take(token, Instant::now()) else {
+            return Ok(());
+        };
+        tracing::warn!(target: "duban::lifecycle", %role, "action refused (429): rate limit");
+        let secs = wait.as_secs().max(1);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many actions from this token: retry in {secs} s"),
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        Err(Box::new(r))
+    }
+
     /// A new unique id for an action or a correction.
     pub(crate) fn new_id(&self, kind: &str) -> String {
         let n = self.0.counter.fetch_add(1, Ordering::Relaxed);
@@ -118,6 +154,7 @@ pub fn router(api: Api) -> Router {
             get(crate::labels::api::list).post(crate::labels::api::post),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
 
@@ -130,25 +167,61 @@ pub(crate) fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(ErrorBody { error: msg.into() })).into_response()
 }
 
-/// The caller's role and name from `Authorization: Bearer <token>` (and `X-Duban-Actor`).
-pub(crate) fn caller(api: &Api, headers: &HeaderMap) -> Result<(Role, String), Box<Response>> {
+/// The caller: the credential of `Authorization: Bearer <token>` and the token itself.
+pub(crate) fn caller<'a>(
+    api: &'a Api,
+    headers: &HeaderMap,
+) -> Result<(&'a Credential, String), Box<Response>> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(role) = token.and_then(|t| api.0.tokens.get(t)) else {
-        tracing::warn!(target: "duban::lifecycle", "API call without a valid token refused");
-        let r = error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
-        return Err(Box::new(r));
-    };
-    let actor = headers
-        .get("x-duban-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| role.to_string());
-    Ok((role.clone(), actor))
+        .map(str::trim)
+        .unwrap_or_default();
+    match api.0.tokens.find(token) {
+        Some(c) => Ok((c, token.to_string())),
+        None => {
+            tracing::warn!(target: "duban::lifecycle", "API call without a valid token refused");
+            let r = error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+            Err(Box::new(r))
+        }
+    }
+}
+
+/// `X-Duban-Actor`: who the caller says acts, kept as an unverified note beside the token's own
+/// name (bounded and plain: see `auth::clean_note`). `Ok(None)` without the header.
+fn actor_note(headers: &HeaderMap) -> Result<Option<String>, String> {
+    match headers.get("x-duban-actor") {
+        None => Ok(None),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| "X-Duban-Actor: not printable ASCII".to_string())?;
+            // Non-ASCII names arrive percent-encoded (`duban alerts --actor` sends them so).
+            let decoded = percent_decode(text).ok_or("X-Duban-Actor: bad percent-encoding")?;
+            clean_note(&decoded)
+                .map(Some)
+                .map_err(|e| format!("X-Duban-Actor: {e}"))
+        }
+    }
+}
+
+/// Decode `%XX` escapes of UTF-8 text; `None` when they are not valid.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub(crate) fn forbidden(role: &Role, what: &str, why: &str) -> Response {
@@ -156,7 +229,8 @@ pub(crate) fn forbidden(role: &Role, what: &str, why: &str) -> Response {
     error(StatusCode::FORBIDDEN, why)
 }
 
-fn visible(role: &Role, a: &Alert) -> bool {
+/// Whether `role` may see alert `a` (a unit sees only its own alerts).
+pub fn visible(role: &Role, a: &Alert) -> bool {
     match role {
         Role::Unit(u) => &a.unit == u,
         _ => true,
@@ -186,8 +260,8 @@ struct ListItem<'a> {
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
-    let (role, _) = match caller(&api, &headers) {
-        Ok(c) => c,
+    let role = match caller(&api, &headers) {
+        Ok((c, _)) => c.role.clone(),
         Err(r) => return *r,
     };
     let view = api.read();
@@ -219,8 +293,8 @@ async fn list(State(api): State<Api>, headers: HeaderMap, Query(q): Query<ListQu
 }
 
 async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (role, _) = match caller(&api, &headers) {
-        Ok(c) => c,
+    let role = match caller(&api, &headers) {
+        Ok((c, _)) => c.role.clone(),
         Err(r) => return *r,
     };
     let view = api.read();
@@ -233,11 +307,17 @@ async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>
     }
 }
 
+/// Recurrence counts (屡治屡犯) over the alerts the caller may see: a unit gets its own only.
 async fn recurrences(State(api): State<Api>, headers: HeaderMap) -> Response {
-    match caller(&api, &headers) {
-        Ok(_) => Json(api.read().recurrences.clone()).into_response(),
-        Err(r) => *r,
-    }
+    let role = match caller(&api, &headers) {
+        Ok((c, _)) => c.role.clone(),
+        Err(r) => return *r,
+    };
+    let view = api.read();
+    Json(recurrence_counts(
+        view.alerts.values().filter(|a| visible(&role, a)),
+    ))
+    .into_response()
 }
 
 /// Body of an action. `text` is accepted as another name of `reason` (feedback).
@@ -256,16 +336,34 @@ pub struct ActionBody {
     pub finding: Option<Finding>,
 }
 
+impl ActionBody {
+    /// Texts within their caps; the error names the field and its size, never its text.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, text, max) in [
+            ("reason", &self.reason, MAX_TEXT_BYTES),
+            ("text", &self.text, MAX_TEXT_BYTES),
+            ("unit", &self.unit, MAX_UNIT_BYTES),
+        ] {
+            let n = text.as_deref().map_or(0, str::len);
+            if n > max {
+                return Err(format!("`{field}` has {n} bytes; at most {max}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn act(
     State(api): State<Api>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
     body: Option<Json<ActionBody>>,
 ) -> Response {
-    let (role, actor) = match caller(&api, &headers) {
-        Ok(c) => c,
+    let (cred, token) = match caller(&api, &headers) {
+        Ok((c, t)) => (c.clone(), t),
         Err(r) => return *r,
     };
+    let role = cred.role.clone();
     let kind = match action.as_str() {
         "assign" => ActionKind::Assign,
         "feedback" => ActionKind::Feedback,
@@ -284,7 +382,17 @@ async fn act(
     if let Err(why) = permitted(&role, kind, &unit) {
         return forbidden(&role, &format!("{action} {id}"), &why);
     }
+    if let Err(r) = api.throttle(&token, &role) {
+        return *r;
+    }
+    let note = match actor_note(&headers) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let body = body.map(|Json(b)| b).unwrap_or_default();
+    if let Err(e) = body.check() {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, e);
+    }
     let now = match api.0.clock.now() {
         Ok(t) => t,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
@@ -294,7 +402,8 @@ async fn act(
         action_id: action_id.clone(),
         alert_id: id.clone(),
         action: kind,
-        actor,
+        actor: cred.name.clone(),
+        actor_note: note,
         role: role.to_string(),
         at: now,
         reason: body.reason.or(body.text).unwrap_or_default(),

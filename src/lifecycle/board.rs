@@ -49,6 +49,23 @@ pub struct RecurrenceCounts {
     pub by_unit: BTreeMap<String, u32>,
 }
 
+/// Recurrence counts of these alerts: per issue its highest recurrence, per unit its recurrent
+/// alerts.
+pub fn recurrence_counts<'a>(alerts: impl Iterator<Item = &'a Alert>) -> RecurrenceCounts {
+    let mut c = RecurrenceCounts::default();
+    for a in alerts.filter(|a| a.lifecycle.recurrent) {
+        let issue = a
+            .lifecycle
+            .source_alert_id
+            .clone()
+            .unwrap_or_else(|| a.alert_id.clone());
+        let e = c.by_issue.entry(issue).or_default();
+        *e = (*e).max(a.lifecycle.recurrence);
+        *c.by_unit.entry(a.unit.clone()).or_default() += 1;
+    }
+    c
+}
+
 pub struct Board {
     pub alerts: BTreeMap<String, Alert>,
     /// Engine alert id → id of its newest lifecycle alert (itself or its latest recurrence).
@@ -208,17 +225,6 @@ impl Board {
     }
 
     pub fn recurrences(&self) -> RecurrenceCounts {
-        let mut c = RecurrenceCounts::default();
-        for a in self.alerts.values().filter(|a| a.lifecycle.recurrent) {
-            let issue = a
-                .lifecycle
-                .source_alert_id
-                .clone()
-                .unwrap_or_else(|| a.alert_id.clone());
-            let e = c.by_issue.entry(issue).or_default();
-            *e = (*e).max(a.lifecycle.recurrence);
-            *c.by_unit.entry(a.unit.clone()).or_default() += 1;
-        }
-        c
+        recurrence_counts(self.alerts.values())
     }
 }

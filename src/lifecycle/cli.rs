@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 #[derive(Args, Debug)]
 pub struct AlertsArgs {
     /// Base URL of the lifecycle's API. Env DUBAN_API_URL.
-    #[arg(long, env = "DUBAN_API_URL", default_value = "http://127.0.0.1:8686")]
+    #[arg(long, env = "DUBAN_API_URL", default_value_t = super::config::LifecycleConfig::default_api_url())]
     pub api: String,
     /// Bearer token (its role decides what is allowed). Env DUBAN_API_TOKEN.
     #[arg(long, env = "DUBAN_API_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Who acts (recorded in the history); default: the token's role.
+    /// A note of who acts, recorded beside the token holder's name as unverified (at most 40
+    /// letters, digits, spaces or ·.-_()). The actor itself is always the token's holder.
     #[arg(long)]
     pub actor: Option<String>,
     #[command(subcommand)]
@@ -96,7 +97,18 @@ async fn call(
         .request(method, &url)
         .bearer_auth(&args.token);
     if let Some(a) = &args.actor {
-        req = req.header("X-Duban-Actor", a);
+        // Percent-encoded: a header value is ASCII, names are often Chinese.
+        let encoded: String = a
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b' ' {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        req = req.header("X-Duban-Actor", encoded);
     }
     if let Some(b) = body {
         req = req.json(&b);

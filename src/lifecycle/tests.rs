@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::board::Board;
 use super::decide::*;
-use crate::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, alert_id};
+use crate::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, TransitionKind, alert_id};
 
 const UNIT: &str = "镜湖区城市管理局";
 
@@ -59,6 +59,7 @@ fn action(id: &str, kind: ActionKind, role: &str, reason: &str) -> AlertAction {
         alert_id: id.into(),
         action: kind,
         actor: "tester".into(),
+        actor_note: None,
         role: role.into(),
         at: t("2026-11-20T10:00:00+08:00"),
         reason: reason.into(),
@@ -93,7 +94,9 @@ fn raised() -> Alert {
         "2026-11-20T10:00:00+08:00",
     );
     let a = a.expect("opened");
-    assert!(matches!(&out[..], [Output::Notify(n)] if n.unit == UNIT && n.action == "raise"));
+    assert!(
+        matches!(&out[..], [Output::Notify(n)] if n.unit == UNIT && n.action == TransitionKind::Raise)
+    );
     a
 }
 
@@ -107,7 +110,7 @@ fn raised_alert_is_yellow_with_a_working_day_deadline() {
     // Friday 20 Nov + 5 working days = Friday 27 Nov (the engine's own deadline is replaced).
     assert_eq!(a.deadline, d("2026-11-27"));
     assert_eq!(a.lifecycle.history.len(), 1);
-    assert_eq!(a.lifecycle.history[0].action, "raise");
+    assert_eq!(a.lifecycle.history[0].action, TransitionKind::Raise);
     assert_eq!(
         a.lifecycle.source_alert_id.as_deref(),
         Some(a.alert_id.as_str())
@@ -157,7 +160,7 @@ fn feedback_then_verification_turns_green() {
     assert_eq!(a.lifecycle.closed_at, Some(t("2026-11-24T10:00:00+08:00")));
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::Notify(n) if n.action == "verify"))
+            .any(|o| matches!(o, Output::Notify(n) if n.action == TransitionKind::Verify))
     );
     let h: Vec<(&str, &str)> = a
         .lifecycle
@@ -246,7 +249,7 @@ fn a_domain_correction_reroutes_an_open_alert_with_its_history() {
     );
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::Notify(n) if n.unit == new_unit && n.action == "reroute"))
+            .any(|o| matches!(o, Output::Notify(n) if n.unit == new_unit && n.action == TransitionKind::Reroute))
     );
     // The engine's later evidence keeps the corrected domain and unit.
     let (r, _) = run(
@@ -311,7 +314,7 @@ fn missed_deadline_escalates_once_with_a_document_and_a_reply_deadline() {
     assert!(out.contains(&Output::Document));
     assert_eq!(
         out.iter()
-            .filter(|o| matches!(o, Output::Notify(n) if n.action == "escalate"))
+            .filter(|o| matches!(o, Output::Notify(n) if n.action == TransitionKind::Escalate))
             .count(),
         1
     );
@@ -384,6 +387,27 @@ fn findings_escalate_and_red_closes_green_on_verification() {
     let v = action(&id, ActionKind::Verify, "supervisor", "");
     let (g, _) = run(r, &Event::Action(v), "2026-11-25T10:00:00+08:00");
     assert_eq!(g.expect("state").level, AlertLevel::Green);
+}
+
+#[test]
+fn an_actor_note_is_kept_as_unverified_beside_the_holder() {
+    let a = raised();
+    let mut fb = action(
+        &a.alert_id,
+        ActionKind::Feedback,
+        &format!("unit:{UNIT}"),
+        "已整改",
+    );
+    fb.actor_note = Some("王五".into());
+    let (a, _) = run(Some(a), &Event::Action(fb), "2026-11-21T10:00:00+08:00");
+    let last = a
+        .expect("alert")
+        .lifecycle
+        .history
+        .pop()
+        .expect("transition");
+    assert_eq!(last.actor, "tester");
+    assert_eq!(last.reason, "已整改〔未核实署名：王五〕");
 }
 
 #[test]
@@ -645,7 +669,7 @@ proptest! {
         }
         // Every red alert got there by an escalation recorded in its history, with a document.
         for a in b.alerts.values().filter(|a| a.level == AlertLevel::Red) {
-            prop_assert!(a.lifecycle.history.iter().any(|t| t.action == "escalate"));
+            prop_assert!(a.lifecycle.history.iter().any(|t| t.action == TransitionKind::Escalate));
             prop_assert!(a.lifecycle.document_no.is_some());
         }
     }

@@ -50,6 +50,8 @@ const SCHEMA: &str = "public";
 pub struct LakeFlightService {
     lake: PathBuf,
     opts: SqlOptions,
+    /// One permit per query running (`[sql] max_concurrent_queries`), held until its stream ends.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
@@ -64,9 +66,13 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
 
 impl LakeFlightService {
     pub fn new(lake: &Path, opts: SqlOptions) -> Self {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            opts.limits.max_concurrent_queries.max(1),
+        ));
         LakeFlightService {
             lake: lake.to_path_buf(),
             opts,
+            slots,
         }
     }
 
@@ -98,17 +104,66 @@ impl LakeFlightService {
         Ok(Response::new(info))
     }
 
+    /// Run a query as a stream of batches: it takes one of the server's query slots (refused
+    /// with RESOURCE_EXHAUSTED when all are taken) until it ends, and is stopped at its time
+    /// limit.
     async fn stream(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
-        let df = self.plan(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .execute_stream()
-            .await
-            .map_err(|e| Status::internal(format!("SQL error: {e}")))?
-            .map_err(|e| FlightError::ExternalError(Box::new(e)));
+        use futures::StreamExt;
+        // Timed until the result's last batch is sent (or the client goes away): the timer
+        // lives in the stream's state with the query slot.
+        let mut timer = crate::ops::events::SqlQueryTimer::start("flight");
+        let limits = self.opts.limits;
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            timer.failed();
+            Status::resource_exhausted(format!(
+                "too many queries at once: at most {} run together ([sql] max_concurrent_queries, --max-concurrent); retry when one has ended",
+                limits.max_concurrent_queries
+            ))
+        })?;
+        let deadline = tokio::time::Instant::now() + limits.timeout();
+        let status = move |e: datafusion::error::DataFusionError| match limits.explain(&e) {
+            Some(m) => Status::resource_exhausted(format!("SQL error: {m}")),
+            None => Status::internal(format!("SQL error: {e}")),
+        };
+        let planned = async {
+            let df = self.plan(sql).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = tokio::time::timeout_at(deadline, df.execute_stream())
+                .await
+                .map_err(|_| Status::deadline_exceeded(limits.timed_out()))?
+                .map_err(status)?;
+            Ok::<_, Status>((schema, batches))
+        }
+        .await;
+        let (schema, batches) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                timer.failed();
+                return Err(e);
+            }
+        };
+        // The permit and the timer live in the stream's state: dropped at its end, its error or
+        // its drop.
+        let limited =
+            futures::stream::unfold(Some((batches, permit, timer)), move |state| async move {
+                let (mut s, permit, mut timer) = state?;
+                match tokio::time::timeout_at(deadline, s.next()).await {
+                    Ok(Some(Ok(b))) => Some((Ok(b), Some((s, permit, timer)))),
+                    Ok(Some(Err(e))) => {
+                        timer.failed();
+                        Some((Err(FlightError::Tonic(Box::new(status(e)))), None))
+                    }
+                    Ok(None) => None,
+                    Err(_) => {
+                        timer.failed();
+                        let e = Status::deadline_exceeded(limits.timed_out());
+                        Some((Err(FlightError::Tonic(Box::new(e))), None))
+                    }
+                }
+            });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .build(batches)
+            .build(limited.boxed())
             .map_err(Status::from);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -449,16 +504,6 @@ fn table_types_batch() -> Result<RecordBatch, Status> {
 #[derive(Clone)]
 struct Token(String);
 
-/// Equal in time independent of where the strings first differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
-}
-
 /// Check `authorization` (Bearer TOKEN, or Basic with TOKEN as the password) on every call.
 fn authenticate(token: &str, req: &mut Request<()>) -> Result<(), Status> {
     use base64::Engine as _;
@@ -485,7 +530,7 @@ fn authenticate(token: &str, req: &mut Request<()>) -> Result<(), Status> {
             "authorization must be `Bearer TOKEN` or Basic",
         ));
     };
-    if !same_secret(presented.as_bytes(), token.as_bytes()) {
+    if !crate::auth::same_secret(presented.as_bytes(), token.as_bytes()) {
         return Err(Status::unauthenticated("invalid token"));
     }
     req.extensions_mut().insert(Token(token.to_string()));
@@ -519,6 +564,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     tracing::info!(lake = %lake.display(), %addr, "Flight SQL server ready (read-only)");
+    crate::ops::Component::register("sql").ready();
     let svc = FlightServiceServer::with_interceptor(
         LakeFlightService::new(lake, opts),
         move |mut req: Request<()>| {
@@ -537,12 +583,62 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn req(header: &str) -> Request<()> {
         let mut r = Request::new(());
         r.metadata_mut()
             .insert("authorization", header.parse().expect("header"));
         r
+    }
+
+    fn service(limits: super::super::SqlLimits) -> LakeFlightService {
+        let lake = std::env::temp_dir().join(format!("duban-flight-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&lake).expect("lake folder");
+        LakeFlightService::new(
+            &lake,
+            SqlOptions {
+                limits,
+                ..SqlOptions::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn queries_beyond_the_concurrency_limit_are_refused_until_one_ends() {
+        let svc = service(super::super::SqlLimits {
+            max_concurrent_queries: 1,
+            ..Default::default()
+        });
+        // A stream not yet read holds its slot.
+        let first = svc.stream("select 1").await.expect("first query");
+        let refused = svc.stream("select 2").await.err().expect("second refused");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("max_concurrent_queries"),
+            "{refused}"
+        );
+        drop(first);
+        assert!(svc.stream("select 3").await.is_ok(), "the slot came back");
+    }
+
+    #[tokio::test]
+    async fn a_query_is_stopped_at_its_time_limit() {
+        let svc = service(super::super::SqlLimits {
+            query_timeout_secs: 1,
+            ..Default::default()
+        });
+        let resp = svc
+            .stream("select count(*) from generate_series(1, 1000000000000)")
+            .await
+            .expect("planned");
+        let items: Vec<_> = resp.into_inner().collect().await;
+        let err = items
+            .into_iter()
+            .find_map(Result::err)
+            .expect("the stream ends in an error");
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err}");
+        assert!(err.message().contains("query_timeout_secs"), "{err}");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! REPL, output as a table, CSV, JSON lines or Parquet. The Flight SQL server (`flight`) reuses it.
 
 pub mod flight;
+mod limits;
 mod repl;
 mod udfs;
 
+pub use limits::SqlLimits;
 pub use repl::{default_history, repl};
 
 use anyhow::{Context, Result};
@@ -15,7 +17,7 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionC
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::classify::DomainClassifier;
+use crate::engine::taxonomy::DomainClassifier;
 
 /// Output formats of `duban sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,18 +48,24 @@ impl Access {
     }
 }
 
-/// How the SQL UDF `classify(title, body)` classifies: the configured trained model, else the
-/// configured `[engine] classifier` (by default the taxonomy's vocabulary).
+/// How the SQL UDF `classify(title, body)` classifies (the configured trained model, else the
+/// configured `[engine] classifier`, by default the taxonomy's vocabulary), and the limits of a
+/// query (`[sql]`).
 #[derive(Clone)]
 pub struct SqlOptions {
     pub classifier: Arc<dyn DomainClassifier>,
+    pub limits: SqlLimits,
 }
 
 impl Default for SqlOptions {
     fn default() -> Self {
-        let tax = crate::engine::classify::Taxonomy::builtin();
+        let tax = crate::engine::taxonomy::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+            classifier: crate::engine::taxonomy::KeywordClassifier::new(
+                &tax,
+                crate::config::EngineConfig::default().min_domain_confidence,
+            ),
+            limits: SqlLimits::default(),
         }
     }
 }
@@ -77,7 +85,10 @@ impl SqlOptions {
                 .with_context(|| format!("loading the classifier model {}", m.display()))?,
             None => crate::classify::without_model(&cfg, true)?,
         };
-        Ok(SqlOptions { classifier })
+        Ok(SqlOptions {
+            classifier,
+            limits: cfg.sql,
+        })
     }
 }
 
@@ -131,10 +142,15 @@ pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<Session
             lake.display()
         );
     }
-    let ctx = SessionContext::new_with_config(session_config());
+    let runtime = opts
+        .limits
+        .runtime()
+        .context("cannot set up the query's memory pool")?;
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
     // Keyless functions only: no pseudonym key in an analyst's session (README: threat model).
     crate::engine::register_udfs(&ctx, opts.classifier.clone());
     udfs::register(&ctx, opts.classifier.clone());
+    opts.limits.cap_functions(&ctx);
     for table in crate::lake::TABLES {
         let dir = lake.join(table);
         if !has_parquet(&dir) {
@@ -180,11 +196,49 @@ pub async fn run_sql(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
 }
 
 pub async fn run_sql_with(lake: &Path, sql: &str, opts: &SqlOptions) -> Result<Vec<RecordBatch>> {
-    let ctx = lake_context_with(lake, opts).await?;
-    let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
-    df.collect()
+    let mut timer = crate::ops::events::SqlQueryTimer::start("lake");
+    let result = async {
+        let ctx = lake_context_with(lake, opts).await?;
+        let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
+        collect(df, &opts.limits).await
+    }
+    .await;
+    if result.is_err() {
+        timer.failed();
+    }
+    result
+}
+
+/// Run a planned query to its end within the limits: its time, and the size of the result held
+/// (`max_result_mb`). Errors are one line starting `SQL error:`.
+pub async fn collect(df: DataFrame, limits: &SqlLimits) -> Result<Vec<RecordBatch>> {
+    use futures::StreamExt;
+    let sql_error = |e: datafusion::error::DataFusionError| {
+        anyhow::anyhow!(
+            "SQL error: {}",
+            limits.explain(&e).unwrap_or_else(|| e.to_string())
+        )
+    };
+    let max = limits.max_result_mb.max(1) * (1 << 20);
+    let run = async {
+        let mut stream = df.execute_stream().await.map_err(sql_error)?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(sql_error)?;
+            bytes += b.get_array_memory_size();
+            if bytes > max {
+                anyhow::bail!(
+                    "SQL error: the result is larger than {} MiB ([sql] max_result_mb): add a LIMIT or aggregate",
+                    limits.max_result_mb
+                );
+            }
+            batches.push(b);
+        }
+        Ok(batches)
+    };
+    tokio::time::timeout(limits.timeout(), run)
         .await
-        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+        .map_err(|_| anyhow::anyhow!("SQL error: {}", limits.timed_out()))?
 }
 
 /// Render batches as text (table, CSV, JSON lines). Parquet is binary: see `write_output`.
@@ -274,10 +328,7 @@ pub async fn one_shot(
     let ctx = lake_context_with(lake, opts).await?;
     let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
     let schema: Arc<Schema> = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
+    let batches = collect(df, &opts.limits).await?;
     write_output(&batches, &schema, format, output)
 }
 

@@ -60,10 +60,17 @@ pub async fn repl(
             match (parts.next(), parts.next()) {
                 (Some("\\q"), _) => break,
                 (Some("\\d"), None) => {
-                    run(&ctx, "SHOW TABLES", Format::Table, &mut out).await;
+                    run(&ctx, &opts.limits, "SHOW TABLES", Format::Table, &mut out).await;
                 }
                 (Some("\\d"), Some(t)) => {
-                    run(&ctx, &format!("DESCRIBE {t}"), Format::Table, &mut out).await;
+                    run(
+                        &ctx,
+                        &opts.limits,
+                        &format!("DESCRIBE {t}"),
+                        Format::Table,
+                        &mut out,
+                    )
+                    .await;
                 }
                 (Some("\\format"), Some(f)) => {
                     match <Format as clap::ValueEnum>::from_str(f, true) {
@@ -92,7 +99,14 @@ pub async fn repl(
         }
         let stmt = std::mem::take(&mut pending);
         let _ = rl.add_history_entry(stmt.as_str());
-        run(&ctx, stmt.trim().trim_end_matches(';'), format, &mut out).await;
+        run(
+            &ctx,
+            &opts.limits,
+            stmt.trim().trim_end_matches(';'),
+            format,
+            &mut out,
+        )
+        .await;
     }
     rl.save_history(history)
         .with_context(|| format!("cannot save history {}", history.display()))?;
@@ -102,6 +116,7 @@ pub async fn repl(
 /// Run one statement and print its result or its error (the REPL goes on either way).
 async fn run(
     ctx: &datafusion::prelude::SessionContext,
+    limits: &super::SqlLimits,
     sql: &str,
     format: Format,
     out: &mut impl std::io::Write,
@@ -110,10 +125,7 @@ async fn run(
     let result = async {
         let df = plan(ctx, sql, Access::ReadOnlyWithViews).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
+        let batches = super::collect(df, limits).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         Ok::<_, anyhow::Error>((render_bytes(&batches, format, Some(&schema))?, rows))
     }

@@ -63,7 +63,6 @@ impl Local {
                 events.push(BoardEvent::of(a, v.alerts.get(id)));
                 v.alerts.insert(id.clone(), a.clone());
             }
-            v.recurrences = super::recurrences(&v.alerts);
             for r in &fx.results {
                 v.results.insert(r.action_id.clone(), r.clone());
             }
@@ -106,7 +105,6 @@ pub(crate) fn start(
     {
         let mut v = view.write().unwrap_or_else(|e| e.into_inner());
         v.alerts = local.board.alerts.clone();
-        v.recurrences = super::recurrences(&v.alerts);
         // Corrections made by an earlier `serve` of this folder.
         v.labels = crate::labels::latest(crate::labels::read_lake(&data.join("lake"))?);
     }

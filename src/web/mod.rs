@@ -17,6 +17,7 @@ mod auth;
 mod dashboard;
 mod evidence;
 mod follow;
+mod guard;
 mod labeling;
 pub(crate) use follow::topic_follower;
 mod local;
@@ -24,16 +25,15 @@ mod precheck;
 mod routes;
 
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::auth::{Credentials, RateLimiter};
 use crate::bus::{Bus, MemoryBus, Topics};
 use crate::config::Config;
 use crate::lifecycle::api::{Api, View};
 use crate::lifecycle::clock::Clock;
-use crate::lifecycle::decide::Role;
 use crate::record::Alert;
 
 /// `duban serve`.
@@ -50,6 +50,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
+
+/// Login attempts an address may make at once, then per minute (429 beyond).
+const LOGIN_BURST: u32 = 10;
+const LOGINS_PER_MINUTE: u32 = 10;
 
 /// A change on the board, pushed to browsers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -79,7 +83,7 @@ impl BoardEvent {
                 .lifecycle
                 .history
                 .last()
-                .map(|t| t.action.clone())
+                .map(|t| t.action.as_str().to_string())
                 .unwrap_or_default(),
         }
     }
@@ -88,14 +92,20 @@ impl BoardEvent {
 /// What the board's handlers share.
 pub(crate) struct Shared {
     pub view: Arc<RwLock<View>>,
-    pub tokens: BTreeMap<String, Role>,
+    pub tokens: Credentials,
+    /// Sessions opened at login.
+    pub sessions: auth::Sessions,
+    /// Login attempts per client address.
+    pub logins: RateLimiter,
+    /// Host header values answered (`guard::allowed_hosts`).
+    pub hosts: Vec<String>,
     pub data: PathBuf,
     pub events: tokio::sync::broadcast::Sender<BoardEvent>,
     pub clock: Clock,
     /// `kafka` or `in-process`.
     pub mode: &'static str,
     /// The classifier the labeling queue asks how unsure it is (the engine's, from the config).
-    pub classifier: Arc<dyn crate::engine::classify::DomainClassifier>,
+    pub classifier: Arc<dyn crate::engine::taxonomy::DomainClassifier>,
     /// The taxonomy's domains (what a label may be).
     pub domains: Vec<String>,
 }
@@ -160,7 +170,7 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
     let tokens = cfg.lifecycle.all_tokens()?;
     if tokens.is_empty() {
         anyhow::bail!(
-            "duban serve: no API tokens — set [lifecycle] tokens in the config or DUBAN_API_TOKENS=\"token=supervisor;token2=unit:<unit name>\""
+            "duban serve: no API tokens — set [lifecycle] tokens in the config or DUBAN_API_TOKENS=\"token=supervisor@NAME;token2=unit:<unit name>@NAME\""
         );
     }
     let clock = Clock::new(cfg.lifecycle.clock_file());
@@ -202,6 +212,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
                 stop_rx.clone(),
             )?;
             tasks.push(task);
+            // The board is the folder's, loaded by now.
+            crate::ops::Component::register("board").ready();
             (Bus::Memory(bus), "in-process")
         }
     };
@@ -211,11 +223,19 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         bus,
         topics.alert_actions.clone(),
         clock.clone(),
+        cfg.lifecycle.action_rate(),
     )
     .with_labels(desk);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("duban serve: cannot bind {bind}"))?;
+    let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         view,
         tokens,
+        sessions: auth::Sessions::default(),
+        logins: RateLimiter::new(LOGIN_BURST, LOGINS_PER_MINUTE),
+        hosts: guard::allowed_hosts(addr.port()),
         data: data.to_path_buf(),
         events,
         clock,
@@ -234,22 +254,28 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
         lifecycle_api =
             lifecycle_api.layer(axum::middleware::from_fn_with_state(p, precheck::precheck));
     }
-    let app = routes::router(shared).merge(lifecycle_api);
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("duban serve: cannot bind {bind}"))?;
-    let addr = listener.local_addr()?;
+    // Outermost first: the session stands for its token before the precheck reads it.
+    let lifecycle_api = lifecycle_api.layer(axum::middleware::from_fn_with_state(
+        shared.clone(),
+        guard::session_as_bearer,
+    ));
+    let app = routes::router(shared.clone())
+        .merge(lifecycle_api)
+        .layer(axum::middleware::from_fn_with_state(shared, guard::guard));
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     std::fs::write(data.join("board.addr"), addr.to_string())
         .with_context(|| format!("cannot write {}", data.join("board.addr").display()))?;
     let mut rx = stop_rx;
     tasks.push(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await
-            .context("board server failed")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await
+        .context("board server failed")
     }));
     tracing::info!(target: "duban::web", %addr, mode, "board on http://{addr}/");
     Ok(Handle {
@@ -274,22 +300,4 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         let _ = stop.send(true);
     });
     handle.wait().await
-}
-
-/// Recurrence counts of a board (屡治屡犯), as the lifecycle counts them.
-pub(crate) fn recurrences(
-    alerts: &BTreeMap<String, Alert>,
-) -> crate::lifecycle::board::RecurrenceCounts {
-    let mut c = crate::lifecycle::board::RecurrenceCounts::default();
-    for a in alerts.values().filter(|a| a.lifecycle.recurrent) {
-        let issue = a
-            .lifecycle
-            .source_alert_id
-            .clone()
-            .unwrap_or_else(|| a.alert_id.clone());
-        let e = c.by_issue.entry(issue).or_default();
-        *e = (*e).max(a.lifecycle.recurrence);
-        *c.by_unit.entry(a.unit.clone()).or_default() += 1;
-    }
-    c
 }

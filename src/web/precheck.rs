@@ -14,13 +14,11 @@ use std::sync::{Arc, RwLock};
 use crate::lifecycle::Policy;
 use crate::lifecycle::api::{ActionBody, View};
 use crate::lifecycle::clock::Clock;
-use crate::lifecycle::decide::{
-    ActionKind, AlertAction, Ctx, Event, Output, Role, decide, permitted,
-};
+use crate::lifecycle::decide::{ActionKind, AlertAction, Ctx, Event, Output, decide, permitted};
 
 pub(crate) struct Precheck {
     pub view: Arc<RwLock<View>>,
-    pub tokens: std::collections::BTreeMap<String, Role>,
+    pub tokens: crate::auth::Credentials,
     pub policy: Policy,
     pub clock: Clock,
 }
@@ -44,7 +42,9 @@ pub(crate) async fn precheck(State(p): State<Arc<Precheck>>, req: Request, next:
         "reopen" => ActionKind::Reopen,
         _ => return next.run(req).await,
     };
-    let Some(role) = super::auth::token(req.headers()).and_then(|t| p.tokens.get(&t).cloned())
+    let Some(role) = super::auth::bearer(req.headers())
+        .and_then(|t| p.tokens.find(t))
+        .map(|c| c.role.clone())
     else {
         return next.run(req).await;
     };
@@ -62,7 +62,7 @@ pub(crate) async fn precheck(State(p): State<Arc<Precheck>>, req: Request, next:
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, 1 << 20).await else {
+    let Ok(bytes) = to_bytes(body, crate::lifecycle::api::MAX_BODY_BYTES).await else {
         return super::auth::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     };
     let parsed = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -77,6 +77,7 @@ pub(crate) async fn precheck(State(p): State<Arc<Precheck>>, req: Request, next:
             alert_id: id.to_string(),
             action: kind,
             actor: role.to_string(),
+            actor_note: None,
             role: role.to_string(),
             at: now,
             reason: b.reason.or(b.text).unwrap_or_default(),

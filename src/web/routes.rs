@@ -3,7 +3,7 @@
 //! stream. Every read is filtered by the caller's role here, on the server: a unit sees only its
 //! own alerts. Actions are the lifecycle API's routes (`/api/alerts/{id}/{action}`), mounted beside.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Shared;
-use super::auth::{COOKIE, error, forbidden, role, visible};
+use super::auth::{COOKIE, credential, error, forbidden, role, session_id};
+use crate::auth::Credential;
+use crate::lifecycle::api::visible;
 use crate::lifecycle::decide::Role;
 use crate::record::{Alert, AlertStatus};
 
@@ -30,6 +32,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/board/api/login", post(login))
         .route("/board/api/logout", post(logout))
         .route("/board/api/me", get(me))
+        .route("/board/api/session", get(session))
         .route("/board/api/alerts", get(list))
         .route("/board/api/alerts/{id}", get(detail))
         .route("/board/api/alerts/{id}/document", get(document))
@@ -52,21 +55,24 @@ macro_rules! caller {
 struct Me {
     role: String,
     unit: Option<String>,
+    /// The token holder's name, when the token names one.
+    name: Option<String>,
     mode: &'static str,
     /// The taxonomy's domains (for a supervisor's domain corrections).
     domains: Vec<String>,
 }
 
-fn me_of(shared: &Shared, r: &Role) -> Me {
+fn me_of(shared: &Shared, c: &Credential) -> Me {
     Me {
-        role: match r {
+        role: match &c.role {
             Role::Unit(_) => "unit".into(),
             other => other.to_string(),
         },
-        unit: match r {
+        unit: match &c.role {
             Role::Unit(u) => Some(u.clone()),
             _ => None,
         },
+        name: (c.name != c.role.to_string()).then(|| c.name.clone()),
         mode: shared.mode,
         domains: shared.domains.clone(),
     }
@@ -77,25 +83,55 @@ struct LoginBody {
     token: String,
 }
 
-async fn login(State(shared): S, Json(body): Json<LoginBody>) -> Response {
+/// Log in with a token: a new session (an opaque id in the cookie; the token stays here). An
+/// address may try 10 times at once, then 10 a minute.
+async fn login(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Response {
+    if let Err(wait) = shared
+        .logins
+        .take(&peer.ip().to_string(), std::time::Instant::now())
+    {
+        tracing::warn!(target: "duban::web", "board login refused (429): too many attempts");
+        let secs = wait.as_secs().max(1);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("登录尝试过多，请 {secs} 秒后再试 (too many login attempts)"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let token = body.token.trim();
-    let Some(r) = shared.tokens.get(token) else {
+    let Some(c) = shared.tokens.find(token).cloned() else {
         tracing::warn!(target: "duban::web", "board login with an unknown token refused");
         return error(StatusCode::UNAUTHORIZED, "令牌无效 (unknown token)");
     };
-    // Tokens are opaque ASCII; anything else cannot go in a cookie.
-    let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-    )) else {
-        return error(StatusCode::BAD_REQUEST, "令牌含有不允许的字符");
+    let Some(id) = shared.sessions.open(token, &c) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "cannot open a session");
     };
-    tracing::info!(target: "duban::web", role = %r, "board login");
-    let mut resp = Json(me_of(&shared, r)).into_response();
+    let Ok(cookie) =
+        HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict"))
+    else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot set the session cookie",
+        );
+    };
+    tracing::info!(target: "duban::web", role = %c.role, "board login");
+    let mut resp = Json(me_of(&shared, &c)).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     resp
 }
 
-async fn logout() -> Response {
+/// Log out: the session is revoked on the server, whatever the browser keeps.
+async fn logout(State(shared): S, headers: HeaderMap) -> Response {
+    if let Some(id) = session_id(&headers) {
+        shared.sessions.close(id);
+    }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
@@ -104,9 +140,18 @@ async fn logout() -> Response {
     resp
 }
 
+/// The page's first question: who is logged in here (`null` when nobody is: the login form,
+/// without a failed request in the console).
+async fn session(State(shared): S, headers: HeaderMap) -> Response {
+    let me = super::auth::caller(&shared, &headers).map(|(_, c)| me_of(&shared, &c));
+    Json(me).into_response()
+}
+
 async fn me(State(shared): S, headers: HeaderMap) -> Response {
-    let r = caller!(shared, headers);
-    Json(me_of(&shared, &r)).into_response()
+    match credential(&shared, &headers) {
+        Ok(c) => Json(me_of(&shared, &c)).into_response(),
+        Err(r) => *r,
+    }
 }
 
 /// Filters of the board list (all optional; dates are local days of the alert's raising).
@@ -337,6 +382,9 @@ async fn document(State(shared): S, headers: HeaderMap, Path(id): Path<String>) 
     }
 }
 
+/// Years the dashboard answers for.
+const DASHBOARD_YEARS: std::ops::RangeInclusive<i32> = 1990..=2200;
+
 #[derive(Deserialize)]
 struct DashQuery {
     date: Option<NaiveDate>,
@@ -352,6 +400,18 @@ async fn dashboard(State(shared): S, headers: HeaderMap, Query(q): Query<DashQue
         now.with_timezone(&crate::record::local_offset())
             .date_naive()
     });
+    // The report's windows reach back from the date: dates far from any complaint's are refused
+    // before their arithmetic could overflow.
+    if !(DASHBOARD_YEARS).contains(&chrono::Datelike::year(&date)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "date must be between {}-01-01 and {}-12-31",
+                DASHBOARD_YEARS.start(),
+                DASHBOARD_YEARS.end()
+            ),
+        );
+    }
     let alerts: Vec<Alert> = shared
         .alerts()
         .alerts

@@ -11,7 +11,8 @@ use duban::bus::{KafkaBus, Topics};
 use duban::lifecycle::calendar::WorkCalendar;
 use duban::lifecycle::clock::Clock;
 use duban::record::{
-    Alert, AlertLevel, AlertStatus, AlertTrigger, Channel, RawEnvelope, alert_id, complaint_id,
+    Alert, AlertLevel, AlertStatus, AlertTrigger, Channel, RawEnvelope, TransitionKind, alert_id,
+    complaint_id,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -456,7 +457,7 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
         yellow.deadline, deadline,
         "warning period in working days from the opening day"
     );
-    assert_eq!(yellow.lifecycle.history[0].action, "raise");
+    assert_eq!(yellow.lifecycle.history[0].action, TransitionKind::Raise);
     let unit = yellow.unit.clone();
     wait_until("the raise notification", || {
         hooks.delivered().contains_key(&format!("{id}#1"))
@@ -515,7 +516,7 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
                 a.lifecycle
                     .history
                     .iter()
-                    .any(|h| h.action == "reply_overdue")
+                    .any(|h| h.action == TransitionKind::ReplyOverdue)
             })
             .cloned()
     })
@@ -524,7 +525,7 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
         a.lifecycle
             .history
             .iter()
-            .filter(|h| h.action == "escalate")
+            .filter(|h| h.action == TransitionKind::Escalate)
             .count()
     };
     assert!(
@@ -597,7 +598,9 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
 
     // New complaints on the closed issue reopen it as a new, linked, recurrent alert.
     rig.set_clock(past(red.lifecycle.reply_deadline.expect("reply")) + Days::days(3));
-    let more = planted(n, 2, t("2026-12-20T09:00:00+08:00"));
+    // Dated in the real past: the engine refuses records dated after the wall clock (a
+    // recurrence is told by complaint ids, not by time).
+    let more = planted(n, 2, t("2026-11-21T09:00:00+08:00"));
     send_raw(&rig, &more).await;
     let r1 = rig
         .wait_board("a recurrence", |b| {
@@ -778,7 +781,7 @@ async fn kill_9_around_a_deadline_escalates_once_and_notifies_once() {
                     a.lifecycle
                         .history
                         .last()
-                        .is_some_and(|h| h.action == "reply_overdue")
+                        .is_some_and(|h| h.action == TransitionKind::ReplyOverdue)
                 })
                 .cloned()
         })
@@ -800,7 +803,7 @@ async fn kill_9_around_a_deadline_escalates_once_and_notifies_once() {
             .lifecycle
             .history
             .iter()
-            .filter(|h| h.action == "escalate")
+            .filter(|h| h.action == TransitionKind::Escalate)
             .count();
         assert!(n <= 1, "a board record with {n} escalations");
     }
@@ -918,7 +921,7 @@ async fn kill_9_at_random_moments_of_an_escalation_escalates_once() {
             .lifecycle
             .history
             .iter()
-            .filter(|h| h.action == "escalate")
+            .filter(|h| h.action == TransitionKind::Escalate)
             .count();
         assert!(n <= 1, "a board record with {n} escalations");
     }

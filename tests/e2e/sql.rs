@@ -429,6 +429,57 @@ async fn pseudonyms_cannot_be_reversed_through_sql() {
     }
 }
 
+/// Issue 21, item 5: one `repeat('x', 300000000)` held 1.3 GB of the Flight SQL server. Values a
+/// function builds are capped, queries have a memory pool and a time limit, each refusal one line
+/// naming its setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_queries_are_bounded_in_memory_and_time() {
+    let d = demo().await;
+    let lake = d.out.join("lake");
+    let token = "e2e-flight-token";
+    let server = serve(&lake, token);
+    let got = adbc(
+        &server.uri,
+        token,
+        &["query", "select repeat('x', 300000000) as s"],
+    );
+    let err = got["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("built it: {got}"));
+    assert!(
+        err.contains("ResourceExhausted") && err.contains("at most 16 MiB ([sql] max_value_mb)"),
+        "{err}"
+    );
+    let refused = |args: &[&str], sql: &str, why: &str| {
+        let out = duban()
+            .arg("sql")
+            .args(args)
+            .arg("--lake")
+            .arg(&lake)
+            .arg(sql)
+            .output()
+            .expect("duban sql runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sql} ran");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: SQL error") && last.contains(why),
+            "{err}"
+        );
+    };
+    refused(
+        &["--timeout-secs", "1"],
+        "select count(*) from generate_series(1, 1000000000000)",
+        "query_timeout_secs",
+    );
+    refused(
+        &["--memory-limit-mb", "32"],
+        "select count(*) from generate_series(1, 5000000) a \
+         join generate_series(1, 5000000) b on a.value = b.value",
+        "memory_limit_mb",
+    );
+}
+
 /// The ClickHouse endpoint (DUBAN_CLICKHOUSE_URL; scripts/test.sh starts the server).
 fn clickhouse_config(db: &str) -> duban::sink::clickhouse::ClickHouseConfig {
     let url =

@@ -32,6 +32,8 @@ fn corpus(size: usize, step_ms: i64) -> Records {
         size,
         seed: 31,
         push_url: None,
+        // Dated before the fetch time below (later records are refused as future-dated).
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
         ..duban::sim::SimConfig::default()
     };
     let corpus = duban::sim::corpus(&cfg).expect("corpus");

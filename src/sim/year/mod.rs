@@ -204,22 +204,26 @@ impl YearCorpus {
 /// How a draft's text is made.
 enum Text {
     /// A real text varied.
-    Base {
-        base: usize,
-        /// The planted place the text's own place becomes.
-        place: Option<PlaceUse>,
-        /// Other real names in the text → fresh ones (`maps` index).
-        map: usize,
-        district: &'static str,
-        strength: EditStrength,
-        /// A sentence before the text (who is writing, where they live).
-        intro: Option<String>,
-        /// Sentences of another real text in place of the latter half.
-        splice: Option<usize>,
-        again: bool,
-    },
+    Base(Varied),
     /// An edited copy of an earlier draft (a resubmission).
     Copy { of: usize },
+}
+
+/// A real text and how it is varied.
+#[derive(Clone)]
+struct Varied {
+    base: usize,
+    /// The planted place the text's own place becomes.
+    place: Option<PlaceUse>,
+    /// Other real names in the text → fresh ones (`maps` index).
+    map: usize,
+    district: &'static str,
+    strength: EditStrength,
+    /// A sentence before the text (who is writing, where they live).
+    intro: Option<String>,
+    /// Sentences of another real text in place of the latter half.
+    splice: Option<usize>,
+    again: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -450,7 +454,7 @@ impl Generator<'_> {
                         person: Some(person),
                         issue: Some(issue),
                         at,
-                        text: Text::Base {
+                        text: Text::Base(Varied {
                             base,
                             place: Some(PlaceUse {
                                 place,
@@ -463,7 +467,7 @@ impl Generator<'_> {
                             intro: None,
                             splice: None,
                             again,
-                        },
+                        }),
                         likes_max: 3,
                     });
                 }
@@ -480,7 +484,7 @@ impl Generator<'_> {
                         person: Some(person),
                         issue: None,
                         at,
-                        text: Text::Base {
+                        text: Text::Base(Varied {
                             base,
                             place: Some(PlaceUse {
                                 place,
@@ -493,7 +497,7 @@ impl Generator<'_> {
                             intro: Some(habit.clone()),
                             splice: None,
                             again: false,
-                        },
+                        }),
                         likes_max: 3,
                     });
                 }
@@ -548,7 +552,7 @@ impl Generator<'_> {
                         person: None,
                         issue: Some(issue),
                         at,
-                        text: Text::Base {
+                        text: Text::Base(Varied {
                             base,
                             place: Some(PlaceUse {
                                 place,
@@ -561,7 +565,7 @@ impl Generator<'_> {
                             intro: None,
                             splice: None,
                             again: false,
-                        },
+                        }),
                         likes_max: 30,
                     });
                 }
@@ -608,7 +612,7 @@ impl Generator<'_> {
                     person: None,
                     issue: Some(issue),
                     at,
-                    text: Text::Base {
+                    text: Text::Base(Varied {
                         base,
                         place: None,
                         map: city_map,
@@ -617,7 +621,7 @@ impl Generator<'_> {
                         intro,
                         splice: None,
                         again: false,
-                    },
+                    }),
                     likes_max: 30,
                 });
             }
@@ -649,7 +653,7 @@ impl Generator<'_> {
                         person: None,
                         issue: Some(issue),
                         at,
-                        text: Text::Base {
+                        text: Text::Base(Varied {
                             base,
                             place: Some(PlaceUse {
                                 place,
@@ -662,7 +666,7 @@ impl Generator<'_> {
                             intro: None,
                             splice: None,
                             again: false,
-                        },
+                        }),
                         likes_max: 10,
                     });
                 }
@@ -720,7 +724,7 @@ impl Generator<'_> {
                 person: None,
                 issue: None,
                 at,
-                text: Text::Base {
+                text: Text::Base(Varied {
                     base,
                     place: place_use,
                     map,
@@ -729,7 +733,7 @@ impl Generator<'_> {
                     intro,
                     splice,
                     again: false,
-                },
+                }),
                 likes_max: 3,
             });
         }
@@ -827,7 +831,7 @@ impl Generator<'_> {
                 issue: d.issue,
                 resubmission_of: match d.text {
                     Text::Copy { of } => Some(row_of[of]),
-                    Text::Base { .. } => None,
+                    Text::Base(_) => None,
                 },
             });
         }
@@ -852,37 +856,27 @@ impl Generator<'_> {
     /// (title, body) of draft `i`; `done` holds the drafts before it.
     fn render_one(&mut self, i: usize, done: &[(String, String)]) -> (String, String) {
         let rng = &mut self.rng;
-        let (base, place, map, district, strength, intro, splice, again) =
-            match &self.drafts[i].text {
-                Text::Copy { of } => {
-                    let (title, body) = &done[*of];
-                    let mut s = vary::edit_sentences(rng, &pool::split_sentences(body), RESUBMIT);
-                    if rng.chance(0.5) {
-                        vary::add_again(rng, &mut s);
-                    }
-                    let body = vary::edit_words(rng, &s.concat(), RESUBMIT);
-                    return (title.clone(), body);
+        let Varied {
+            base,
+            place,
+            map,
+            district,
+            strength,
+            intro,
+            splice,
+            again,
+        } = match &self.drafts[i].text {
+            Text::Copy { of } => {
+                let (title, body) = &done[*of];
+                let mut s = vary::edit_sentences(rng, &pool::split_sentences(body), RESUBMIT);
+                if rng.chance(0.5) {
+                    vary::add_again(rng, &mut s);
                 }
-                Text::Base {
-                    base,
-                    place,
-                    map,
-                    district,
-                    strength,
-                    intro,
-                    splice,
-                    again,
-                } => (
-                    *base,
-                    *place,
-                    *map,
-                    *district,
-                    *strength,
-                    intro.clone(),
-                    *splice,
-                    *again,
-                ),
-            };
+                let body = vary::edit_words(rng, &s.concat(), RESUBMIT);
+                return (title.clone(), body);
+            }
+            Text::Base(v) => v.clone(),
+        };
         let b = &self.pool[base];
         let mut sentences = vary::edit_sentences(rng, &b.sentences, strength);
         if let Some(other) = splice {

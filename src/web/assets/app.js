@@ -4,7 +4,6 @@
 
 const $ = (s, root = document) => root.querySelector(s);
 const state = {
-  token: sessionStorage.getItem('duban.token') || '',
   me: null,
   events: null,
   openId: null,
@@ -51,9 +50,10 @@ function roleName(role) {
   return role;
 }
 
+// The session is an HttpOnly cookie set at login (the token never stays in the page); the
+// X-Duban-Board header shows the server a request comes from this page.
 async function api(path, opts = {}) {
-  const headers = { Accept: 'application/json', ...(opts.headers || {}) };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const headers = { Accept: 'application/json', 'X-Duban-Board': '1', ...(opts.headers || {}) };
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(path, {
     method: opts.method || 'GET',
@@ -75,16 +75,13 @@ async function api(path, opts = {}) {
 // ---------------------------------------------------------------- login
 async function login(token) {
   const { data } = await api('/board/api/login', { method: 'POST', body: { token } });
-  state.token = token;
-  sessionStorage.setItem('duban.token', token);
   start(data);
 }
 
 function logout() {
-  sessionStorage.removeItem('duban.token');
-  state.token = '';
   if (state.events) state.events.close();
-  fetch('/board/api/logout', { method: 'POST' }).finally(() => location.replace('/'));
+  fetch('/board/api/logout', { method: 'POST', headers: { 'X-Duban-Board': '1' } })
+    .finally(() => location.replace('/'));
 }
 
 function start(me) {
@@ -93,7 +90,8 @@ function start(me) {
   $('#login').hidden = true;
   $('#nav').hidden = false;
   $('#who').hidden = false;
-  $('#who-name').textContent = me.role === 'unit' ? `执法单位：${me.unit}` : '监督局（督办员）';
+  const who = me.role === 'unit' ? `执法单位：${me.unit}` : '监督局（督办员）';
+  $('#who-name').textContent = me.name ? `${who} · ${me.name}` : who;
   document.body.dataset.role = me.role;
   if (me.role === 'unit') {
     // A unit sees only its own alerts: the unit filter would be pointless.
@@ -168,7 +166,7 @@ async function loadQueue() {
           ev.target.closest('li').classList.remove('busy');
         }
       },
-    })))));
+    }))))));
 }
 
 function domainSelect(current, name) {
@@ -514,13 +512,8 @@ $('#filters').addEventListener('reset', () => setTimeout(loadBoard, 0));
 $('#dash-date').addEventListener('change', loadDashboard);
 window.addEventListener('hashchange', () => { if (state.me) route(); });
 
+// A session from an earlier login in this browser (the cookie) opens the board directly.
 (async () => {
-  if (!state.token) return;
-  try {
-    const { data } = await api('/board/api/me');
-    start(data);
-  } catch {
-    sessionStorage.removeItem('duban.token');
-    state.token = '';
-  }
+  const { data } = await api('/board/api/session');
+  if (data) start(data);
 })();

@@ -1,9 +1,13 @@
 //! Personal data inside free text: citizens write their name, phone and identity-card number into
 //! the complaint itself ("我叫张三，电话138…，身份证…"). Before a text reaches analytics tables it
-//! goes through [`mask_personal_in_text`]: phones and long digit
-//! runs such as identity-card and bank-card numbers, the record's own complainant name wherever it
+//! goes through [`mask_personal_in_text`]: contact data (phones in any written form, card numbers,
+//! e-mail addresses, IM ids: [`contacts`]), the record's own complainant name wherever it
 //! appears, and names introduced by a self-introduction cue (我叫 / 姓名： / 联系人 …) are masked.
 //! A masked name keeps its surname: 张三 → 张某, 欧阳小明 → 欧阳某某.
+
+mod contacts;
+
+pub use contacts::{mask_contacts_in_text, mask_phone};
 
 /// Phrases after which a person's name follows. A strong cue (我叫, 姓名) is followed by a name
 /// whatever its surname; after a weak one (投诉人, 户主) a name is only taken when it starts with a
@@ -41,7 +45,7 @@ const AFTER_NAME: &str = "是住在的家电联今男女系现从来向反投和
 
 /// Mask personal data in a complaint text; `name` is the complainant's name from the record, if any.
 pub fn mask_personal_in_text(text: &str, name: Option<&str>) -> String {
-    let mut text = mask_numbers_in_text(text);
+    let mut text = mask_contacts_in_text(text);
     // Only a real personal name (a known surname, 2–4 characters): a channel's placeholder such
     // as 市民 or 网友 is not masked out of the text.
     let real_name = |n: &&str| (2..=4).contains(&n.chars().count()) && surname_len(n).is_some();
@@ -128,79 +132,6 @@ fn name_at(s: &str, strong: bool) -> Option<usize> {
     Some(surname + n)
 }
 
-/// Digits a mobile number keeps when masked: its last 4 (`*******5678`, the 尾号 people quote).
-const MOBILE_KEPT: usize = 4;
-/// Digits any other phone number keeps when masked: its last 2.
-const OTHER_KEPT: usize = 2;
-
-/// Mask a phone number field: a mobile (11 digits from `1[3-9]`, after an optional +86 / 0086
-/// prefix) keeps only its last 4 digits (`*******5678`), any other number of 7 or more digits
-/// only its last 2. `None` with fewer than 7 digits.
-pub fn mask_phone(phone: &str) -> Option<String> {
-    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len();
-    if n < 7 {
-        return None;
-    }
-    let mobile = n >= 11 && digits[n - 11] == '1' && ('3'..='9').contains(&digits[n - 10]);
-    let (len, kept) = if mobile {
-        (11, MOBILE_KEPT)
-    } else {
-        (n, OTHER_KEPT)
-    };
-    let mut out = "*".repeat(len - kept);
-    out.extend(&digits[n - kept..]);
-    Some(out)
-}
-
-/// Mask numbers inside free text. A number is a run of digits, possibly split by single `-` or
-/// spaces (138-1234-1234), with a final X after 17 digits (identity cards). Phone-like ones (11
-/// digits from 1, or 7–12 from 0) are masked as phones (`138****1234`); runs of 15 or more digits
-/// (identity-card and bank-card numbers) keep their first 3 and last 4 characters. Others stay.
-pub fn mask_numbers_in_text(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        let mut digits = String::new();
-        while j < chars.len() {
-            if chars[j].is_ascii_digit() {
-                digits.push(chars[j]);
-                j += 1;
-            } else if (chars[j] == '-' || chars[j] == ' ')
-                && j + 1 < chars.len()
-                && chars[j + 1].is_ascii_digit()
-            {
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        if digits.len() == 17 && j < chars.len() && matches!(chars[j], 'X' | 'x') {
-            digits.push(chars[j]);
-            j += 1;
-        }
-        let n = digits.len();
-        if n == 11 && digits.starts_with('1') || (7..=12).contains(&n) && digits.starts_with('0') {
-            out.push_str(&mask_phone(&digits).unwrap_or_default());
-        } else if n >= 15 {
-            for (k, c) in digits.chars().enumerate() {
-                out.push(if k < 3 || k + 4 >= n { c } else { '*' });
-            }
-        } else {
-            out.extend(&chars[i..j]);
-        }
-        i = j;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,29 +177,5 @@ mod tests {
         // A one-character name would mask too much text: left to the cue rule.
         assert_eq!(mask_personal_in_text("路面坑洼", Some("路")), "路面坑洼");
         assert_eq!(mask_personal_in_text("市民反映", Some("市民")), "市民反映");
-    }
-
-    #[test]
-    fn masks_identity_and_bank_card_numbers() {
-        assert_eq!(
-            mask_personal_in_text("身份证34020219800101123X，门牌12号", None),
-            "身份证340***********123X，门牌12号"
-        );
-        assert_eq!(
-            mask_personal_in_text("卡号6222020200112233445", None),
-            "卡号622************3445"
-        );
-        assert_eq!(mask_personal_in_text("2026年3月", None), "2026年3月");
-    }
-
-    #[test]
-    fn masks_mobile_and_landline_numbers_in_text() {
-        let t = mask_numbers_in_text("联系电话13912345678，座机0553-5123456，门牌12号，2026年");
-        assert!(
-            t.contains("*******5678") && !t.contains("13912345678"),
-            "{t}"
-        );
-        assert!(!t.contains("5123456"), "{t}");
-        assert!(t.contains("门牌12号") && t.contains("2026年"), "{t}");
     }
 }
