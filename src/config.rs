@@ -414,7 +414,7 @@ mod tests {
             msg.contains("duban.toml:2") && msg.contains("bootstrap"),
             "{msg}"
         );
-        let err = parse_toml::<Config>("[frequency]\nwindow_days = \"x\"\n", "d.toml")
+        let err = parse_toml::<Config>("[frequency]\nretention_days = \"x\"\n", "d.toml")
             .expect_err("bad type");
         assert!(err.to_string().contains("d.toml:2"), "{err}");
     }

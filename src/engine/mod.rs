@@ -6,7 +6,9 @@ pub mod decode;
 pub mod frequency;
 pub mod minhash;
 pub mod normalize;
+pub mod operator;
 pub mod partition;
+pub mod people;
 pub mod pii;
 pub mod places;
 pub mod rules;
@@ -636,14 +638,13 @@ impl Engine {
             .core
             .blocks
             .iter()
-            .chain(&self.core.people)
             .flat_map(|s| s.alerts().cloned())
+            .chain(self.core.people.iter().flat_map(|s| s.alerts().cloned()))
             .collect();
         all.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
         all
     }
 
-    /// A view of the keyed state (issues, complainants) for the lake's snapshot tables.
     /// The state partitions, for the lake's per-partition snapshot files.
     pub fn parts(&self) -> crate::lake::StateParts<'_> {
         crate::lake::StateParts {
@@ -653,6 +654,7 @@ impl Engine {
         }
     }
 
+    /// A view of the issue-keyed state (issues, crowd alerts) of every partition.
     pub fn view(&self) -> AnalyticState {
         self.core.view()
     }

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::people::Complainants;
 use super::rules::{AnalyticState, BlockOutput, PersonEvent, Prepared, RuleContext};
 use crate::config::DedupConfig;
 use crate::record::{Alert, Complaint};
@@ -137,7 +138,7 @@ impl<T> Merger<T> {
 /// partitioning and order as the Kafka stage, records applied in input order.
 pub struct Partitioned {
     pub blocks: Vec<AnalyticState>,
-    pub people: Vec<AnalyticState>,
+    pub people: Vec<Complainants>,
 }
 
 impl Partitioned {
@@ -145,17 +146,23 @@ impl Partitioned {
     /// snapshot tables of a whole run, e.g. a backfill); otherwise state is bounded by windows.
     pub fn new(dedup: &DedupConfig, partitions: usize, keep_evicted: bool) -> Partitioned {
         let n = partitions.max(1);
-        let mk = || {
+        let block = || {
             let mut s = AnalyticState::new(dedup);
-            s.people.scale = n;
+            if keep_evicted {
+                s.keep_evicted();
+            }
+            s
+        };
+        let people = || {
+            let mut s = Complainants::new(n);
             if keep_evicted {
                 s.keep_evicted();
             }
             s
         };
         Partitioned {
-            blocks: (0..n).map(|_| mk()).collect(),
-            people: (0..n).map(|_| mk()).collect(),
+            blocks: (0..n).map(|_| block()).collect(),
+            people: (0..n).map(|_| people()).collect(),
         }
     }
 
@@ -216,16 +223,17 @@ impl Partitioned {
         let person_alerts: Vec<Vec<Alert>> = crate::util::par::on_threads(
             "a complainant partition's operator",
             busy,
-            |(state, evs)| state.apply_people(evs, cx),
+            // Resubmission links stay in the state (the complainants snapshot table).
+            |(state, evs)| state.apply(cx, evs).0,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         alerts.extend(person_alerts.into_iter().flatten());
         (complaints.into_iter().map(|(_, c)| c).collect(), alerts)
     }
 
-    /// One read-only view of every partition (lake snapshot tables, summaries).
+    /// One read-only view of every issue partition (lake snapshot tables, summaries).
     pub fn view(&self) -> AnalyticState {
-        let parts: Vec<&AnalyticState> = self.blocks.iter().chain(&self.people).collect();
+        let parts: Vec<&AnalyticState> = self.blocks.iter().collect();
         AnalyticState::merged(&parts)
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{DedupConfig, RuleConfig};
 use crate::engine::cluster::{ClusterInput, Issue, IssueConfig, IssueIndex, Member, Words};
-use crate::engine::frequency::{FrequencyConfig, Person, Population};
+use crate::engine::frequency::FrequencyConfig;
 use crate::engine::minhash::{Item, NO_PLACE};
 use crate::engine::minhash::{LshIndex, MinHasher, Signature};
 use crate::engine::places::{self, Mention};
@@ -36,18 +36,18 @@ pub fn add_working_days(day: NaiveDate, n: u32) -> NaiveDate {
     d
 }
 
-fn local_day(ts: i64) -> NaiveDate {
+pub(crate) fn local_day(ts: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|t| t.with_timezone(&local_offset()).date_naive())
         .unwrap_or_default()
 }
 
 /// Key terms kept compactly (one string; terms are words, never holding the separator).
-fn join_terms(terms: &[String]) -> Box<str> {
+pub(crate) fn join_terms(terms: &[String]) -> Box<str> {
     terms.join("\u{1f}").into_boxed_str()
 }
 
-fn split_terms(t: &str) -> Vec<String> {
+pub(crate) fn split_terms(t: &str) -> Vec<String> {
     if t.is_empty() {
         return Vec::new();
     }
@@ -138,6 +138,9 @@ pub struct PersonEvent {
     pub district: Option<String>,
     /// Key terms of the complaint's issue when the complaint joined it.
     pub issue_terms: Vec<String>,
+    /// A sketch of its body, for linking resubmissions (none in changelogs of older builds).
+    #[serde(default)]
+    pub sketch: Option<crate::engine::people::Sketch>,
 }
 
 /// What the issue-keyed operator produced for a batch.
@@ -220,17 +223,13 @@ pub struct AnalyticState {
     /// Triage flag counts per issue.
     issue_flags: HashMap<String, BTreeMap<&'static str, usize>>,
     pub issues: IssueIndex,
-    pub people: Population,
-    /// Latest key terms of issues seen by the complainant operator, and when.
-    issue_terms: HashMap<String, (Box<str>, i64)>,
     /// Key terms of each issue as of its last change (terms weigh words by IDF, which moves with
     /// every complaint: fixing them at the issue's changes keeps them free of batch boundaries).
     terms_at_change: HashMap<String, Box<str>>,
     alerts: BTreeMap<String, Alert>,
-    /// Latest record time applied by each operator (issue-keyed, complainant-keyed) and the day
-    /// of its last eviction sweep: eviction follows record times, never a clock or a batch.
+    /// Latest record time applied and the day of its last eviction sweep: eviction follows
+    /// record times, never a clock or a batch.
     block_clock: Clock,
-    people_clock: Clock,
     /// Evicted issues with their key terms, kept only where asked (`keep_evicted`: the
     /// in-process engine's snapshot tables); the Kafka workers publish issues as they change.
     archived_issues: Option<Vec<(Issue, Vec<String>)>>,
@@ -240,10 +239,10 @@ pub struct AnalyticState {
 pub const EVICT_GRACE_DAYS: i64 = 2;
 
 /// The latest record time an operator applied and the day of its last eviction sweep.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    now: i64,
-    swept_day: i64,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Clock {
+    pub(crate) now: i64,
+    pub(crate) swept_day: i64,
 }
 
 impl Default for Clock {
@@ -257,7 +256,7 @@ impl Default for Clock {
 
 impl Clock {
     /// Advance to a record's time; true when a new day began (a sweep is due).
-    fn advance(&mut self, at: i64) -> bool {
+    pub(crate) fn advance(&mut self, at: i64) -> bool {
         self.now = self.now.max(at);
         let day = self.now.div_euclid(86_400);
         if day > self.swept_day {
@@ -269,7 +268,7 @@ impl Clock {
     }
 
     /// The time before which state of a `days` window (plus the grace) is evicted.
-    fn cutoff(&self, days: i64) -> i64 {
+    pub(crate) fn cutoff(&self, days: i64) -> i64 {
         self.now
             .saturating_sub((days.max(1) + EVICT_GRACE_DAYS) * 86_400)
     }
@@ -287,20 +286,16 @@ impl AnalyticState {
             lsh: LshIndex::default(),
             issue_flags: HashMap::new(),
             issues: IssueIndex::default(),
-            people: Population::default(),
-            issue_terms: HashMap::new(),
             terms_at_change: HashMap::new(),
             alerts: BTreeMap::new(),
             block_clock: Clock::default(),
-            people_clock: Clock::default(),
             archived_issues: None,
         }
     }
 
-    /// Keep summaries of evicted issues and complainants (for snapshot tables of a whole run).
+    /// Keep summaries of evicted issues (for snapshot tables of a whole run).
     pub fn keep_evicted(&mut self) {
         self.archived_issues.get_or_insert_with(Vec::new);
-        self.people.archive.get_or_insert_with(HashMap::new);
     }
 
     /// Evict issue-keyed state outside its window: closed issues (their flags, terms and crowd
@@ -343,13 +338,6 @@ impl AnalyticState {
         };
     }
 
-    /// Evict complainants with no complaint in their window, and issue terms not seen since.
-    fn sweep_people(&mut self, cx: &RuleContext) {
-        let cutoff = self.people_clock.cutoff(cx.frequency.window_days);
-        self.people.evict(cutoff);
-        self.issue_terms.retain(|_, (_, at)| *at >= cutoff);
-    }
-
     /// An issue's key terms as of its last change.
     pub fn key_terms_at_change(&self, issue_id: &str) -> Vec<String> {
         self.terms_at_change
@@ -358,8 +346,8 @@ impl AnalyticState {
             .unwrap_or_default()
     }
 
-    /// A read-only view holding the issues, complainants and alerts of several states (the
-    /// partitions of one engine), for the lake's snapshot tables and summaries.
+    /// A read-only view holding the issues and alerts of several states (the partitions of one
+    /// engine), for the lake's snapshot tables and summaries.
     pub fn merged(parts: &[&AnalyticState]) -> AnalyticState {
         let mut out = AnalyticState::new(&DedupConfig::default());
         out.issues = IssueIndex::merged(
@@ -369,16 +357,8 @@ impl AnalyticState {
                 .flat_map(|p| p.archived_issues.iter().flatten()),
         );
         for p in parts {
-            if let Some(a) = &p.people.archive {
-                out.people
-                    .people
-                    .extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
             out.issue_flags
                 .extend(p.issue_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
-            out.people
-                .people
-                .extend(p.people.people.iter().map(|(k, v)| (k.clone(), v.clone())));
             out.alerts
                 .extend(p.alerts.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -409,15 +389,6 @@ impl AnalyticState {
             .collect()
     }
 
-    /// Every complainant of this state (live ones over those evicted, where kept), by
-    /// pseudonym, without copying: what `merged(&[self])` would hold.
-    pub fn all_people(&self) -> BTreeMap<&String, &crate::engine::frequency::Person> {
-        let mut out: BTreeMap<&String, &crate::engine::frequency::Person> = BTreeMap::new();
-        out.extend(self.people.archive.iter().flatten());
-        out.extend(&self.people.people);
-        out
-    }
-
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
     }
@@ -437,17 +408,15 @@ impl AnalyticState {
         )
     }
 
-    /// Both operators on one state (a single partition): the issue-keyed operator, then the
-    /// complainant operator over its events.
+    /// The issue-keyed operator on its own (tests): new complaints and changed crowd alerts.
+    /// The complainants operator is `people::Complainants`.
     pub fn apply(
         &mut self,
         rows: Vec<Complaint>,
         cx: &RuleContext,
     ) -> (Vec<Complaint>, Vec<Alert>) {
         let out = self.apply_block(rows, cx);
-        let mut alerts = out.alerts;
-        alerts.extend(self.apply_people(&out.people, cx));
-        (out.complaints, alerts)
+        (out.complaints, out.alerts)
     }
 
     /// The issue-keyed operator: drop re-delivered complaints, mark exact and near duplicates,
@@ -519,6 +488,7 @@ impl AnalyticState {
                 mentions,
             } = prepared;
             debug_assert_eq!(sig.len(), self.hasher.bands * self.hasher.rows);
+            let sketch = crate::engine::people::Sketch::of(&sig);
             let block = crate::engine::partition::block_of(&c).to_string();
             let places =
                 self.issues
@@ -638,6 +608,7 @@ impl AnalyticState {
                     issue_id: c.issue_id.clone(),
                     district: c.district.clone(),
                     issue_terms: terms,
+                    sketch,
                 });
             }
             self.remember(key, &c);
@@ -650,40 +621,6 @@ impl AnalyticState {
             .collect();
         out.issues = touched_issues.into_iter().collect();
         out
-    }
-
-    /// The complainant operator: per-complainant frequency over sliding windows against the
-    /// population of this state, frequency alerts. Events are applied in order.
-    pub fn apply_people(&mut self, events: &[PersonEvent], cx: &RuleContext) -> Vec<Alert> {
-        let mut changed: BTreeSet<String> = BTreeSet::new();
-        for e in events {
-            if self.people_clock.advance(e.at) {
-                self.sweep_people(cx);
-            }
-            if let Some(i) = &e.issue_id
-                && !e.issue_terms.is_empty()
-            {
-                self.issue_terms
-                    .insert(i.clone(), (join_terms(&e.issue_terms), e.at));
-            }
-            self.people.observe(
-                cx.frequency,
-                &e.complainant,
-                &e.complaint_id,
-                &e.duplicate_group,
-                e.at,
-                &e.domain,
-                e.issue_id.as_deref(),
-                e.district.as_deref(),
-            );
-            if let Some(id) = self.frequency_alert(&e.complainant, cx) {
-                changed.insert(id);
-            }
-        }
-        changed
-            .iter()
-            .filter_map(|id| self.alerts.get(id).cloned())
-            .collect()
     }
 
     /// Merge issues that turned out to be one; their flag counts follow.
@@ -720,24 +657,6 @@ impl AnalyticState {
             }
             touched.insert(into);
         }
-    }
-
-    /// Insert or update an alert; returns its id when its state changed.
-    fn upsert(&mut self, mut a: Alert) -> Option<String> {
-        let id = a.alert_id.clone();
-        if let Some(old) = self.alerts.get(&id) {
-            if old.complaint_ids == a.complaint_ids && old.summary == a.summary {
-                return None;
-            }
-            a.version = old.version + 1;
-            a.raised_at = old.raised_at;
-            a.deadline = old.deadline;
-            a.level = old.level;
-        } else {
-            a.version = 1;
-        }
-        self.alerts.insert(id.clone(), a);
-        Some(id)
     }
 
     /// Raise or update the crowd alert of an issue. Incremental: an issue's complaint ids only
@@ -852,76 +771,6 @@ impl AnalyticState {
             }
         }
         Some(id)
-    }
-
-    fn frequency_alert(&mut self, person: &str, cx: &RuleContext) -> Option<String> {
-        let p = self.people.people.get(person)?;
-        if !p.flagged {
-            return None;
-        }
-        let (domain, share) = Person::focus(&p.domains).unwrap_or_default();
-        let (top_issue, issue_share) = Person::focus(&p.issues).unwrap_or_default();
-        let domain =
-            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::taxonomy::UNCLASSIFIED);
-        let district = Person::focus(&p.districts).map(|(d, _)| d);
-        let start = local_day(p.max_window_start);
-        let end = start + Duration::days(cx.frequency.window_days - 1);
-        // One alert per episode: an open alert of this person whose window overlaps the densest
-        // window is updated; otherwise the id comes from the tumbling period holding its start.
-        let existing = self
-            .alerts
-            .values()
-            .find(|a| {
-                a.trigger == AlertTrigger::HighFrequency
-                    && a.subject == person
-                    && a.window_start <= end
-                    && start <= a.window_end
-            })
-            .map(|a| a.alert_id.clone());
-        let period = window_start(start, cx.frequency.window_days);
-        let mut ids = p.complaint_ids.clone();
-        ids.sort();
-        let key_terms = self
-            .issue_terms
-            .get(&top_issue)
-            .map(|(t, _)| split_terms(t))
-            .unwrap_or_default();
-        let raised = chrono::DateTime::from_timestamp(p.max_window_start, 0)
-            .unwrap_or_default()
-            .with_timezone(&local_offset());
-        let alert = Alert {
-            alert_id: existing
-                .unwrap_or_else(|| alert_id(AlertTrigger::HighFrequency, person, period)),
-            trigger: AlertTrigger::HighFrequency,
-            level: AlertLevel::Yellow,
-            subject: person.to_string(),
-            window_start: start,
-            window_end: end,
-            summary: format!(
-                "投诉人{person}在{}天内投诉{}件（去重后），累计{}件，{:.0}%集中于{}，{:.0}%为同一事项（p={:.1e}）",
-                cx.frequency.window_days,
-                p.max_window,
-                ids.len(),
-                share * 100.0,
-                domain.as_deref().unwrap_or("未分类"),
-                issue_share * 100.0,
-                p.p_value
-            ),
-            unit: cx.units.responsible(domain.as_deref(), district.as_deref()),
-            domain,
-            district,
-            deadline: add_working_days(start, cx.rules.warning_working_days),
-            complaint_count: ids.len() as u64,
-            complaint_ids: ids,
-            distinct_complainants: 1,
-            key_terms,
-            version: 0,
-            raised_at: raised,
-            updated_at: raised,
-            merged_into: None,
-            lifecycle: Default::default(),
-        };
-        self.upsert(alert)
     }
 }
 
@@ -1156,71 +1005,6 @@ mod tests {
     }
 
     #[test]
-    fn frequency_alert_for_the_outlier_only() {
-        let freq = FrequencyConfig {
-            min_population: 10,
-            ..FrequencyConfig::default()
-        };
-        with_cx(RuleConfig::default(), freq, |cx| {
-            let mut st = AnalyticState::new(cx.dedup);
-            let mut rows: Vec<Complaint> = (0..40)
-                .map(|i| {
-                    complaint(
-                        &format!("o{i}"),
-                        &format!("p{i}"),
-                        &format!("第{i}号普通投诉内容各不相同{}", "字".repeat(i)),
-                        None,
-                        0,
-                    )
-                })
-                .collect();
-            const TOPICS: [&str; 12] = [
-                "物业公司擅自上调物业费，没有召开业主大会",
-                "电梯三天两头坏，物业收了维修费却不修",
-                "小区绿化带被物业改成收费停车位",
-                "物业把公共收益挪作他用，账目从不公开",
-                "楼道灯坏了两个月没人换，晚上老人摔倒",
-                "物业保安夜里不巡逻，电动车接连被偷",
-                "垃圾堆在单元门口好几天不清理，臭气熏天",
-                "物业强制业主缴纳装修押金还不退",
-                "地下车库漏水严重，车子被泡也不赔",
-                "物业擅自停水停电催缴费用",
-                "消防通道被物业出租给商户堆放货物",
-                "物业合同到期后拒不退出小区",
-            ];
-            rows.extend(
-                TOPICS
-                    .iter()
-                    .enumerate()
-                    .map(|(k, t)| complaint(&format!("f{k}"), "busy", t, None, k as i64)),
-            );
-            // Resubmissions of one text do not add up.
-            rows.extend((0..12).map(|k| {
-                complaint(
-                    &format!("r{k}"),
-                    "copier",
-                    "物业乱收费的问题请处理，谢谢",
-                    None,
-                    k as i64,
-                )
-            }));
-            let (_, alerts) = st.apply(rows, cx);
-            let flagged: Vec<&Alert> = alerts
-                .iter()
-                .filter(|a| a.trigger == AlertTrigger::HighFrequency)
-                .collect();
-            assert_eq!(
-                flagged
-                    .iter()
-                    .map(|a| a.subject.as_str())
-                    .collect::<Vec<_>>(),
-                vec!["busy"]
-            );
-            assert_eq!(flagged[0].complaint_count, 12);
-        });
-    }
-
-    #[test]
     fn state_outside_the_windows_is_evicted_by_record_time() {
         with_cx(RuleConfig::default(), FrequencyConfig::default(), |cx| {
             // Four complaints a day for 120 days: one place per week, texts of their own.
@@ -1261,7 +1045,6 @@ mod tests {
             assert!(
                 bounded.lsh.len() <= (cx.dedup.window_days + EVICT_GRACE_DAYS + 1) as usize * 4
             );
-            assert!(bounded.people.people.len() <= 37);
             let (kept, in_ones) = run(1, true);
             assert_eq!(whole, in_ones, "eviction does not depend on batches");
             let view = AnalyticState::merged(&[&kept]);
@@ -1274,7 +1057,6 @@ mod tests {
                 "the snapshot view keeps evicted issues"
             );
             assert!(issues.iter().all(|i| view.issues.get(i).is_some()));
-            assert_eq!(view.people.people.len(), 37);
         });
     }
 

@@ -237,7 +237,7 @@ pub fn write_alerts(lake: &Path, alerts: &[Alert]) -> Result<PathBuf> {
 /// and complainant partitions (their complainants), by partition number.
 pub struct StateParts<'a> {
     pub blocks: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
-    pub people: Vec<(usize, &'a crate::engine::rules::AnalyticState)>,
+    pub people: Vec<(usize, &'a crate::engine::people::Complainants)>,
     /// Where the state is a changelog's (`duban process`): the sequence it has reached, per
     /// (`b` or `c`, partition). Kept in the file; a file of a later sequence is never replaced by
     /// an earlier state (the partition may have another owner by now). Empty: always write.
@@ -265,49 +265,43 @@ fn snapshot_seq(path: &Path) -> Option<u64> {
 pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -> Result<()> {
     // A partition's rows: its live state and, where kept (demo, backfill), what it evicted.
     // Each partition's file is built and written on its own thread.
-    let files = parts.blocks.iter().map(|p| (true, p));
-    let files = files.chain(parts.people.iter().map(|p| (false, p)));
-    let written = crate::util::par::on_threads(
-        "a snapshot writer",
-        files,
-        |(issues, (p, state))| {
-            let (tag, path) = if issues {
-                ('b', lake.join("issues").join(format!("part-b{p}.parquet")))
-            } else {
-                (
-                    'c',
-                    lake.join("complainants").join(format!("part-c{p}.parquet")),
-                )
-            };
-            let seq = parts.seqs.get(&(tag, *p)).copied();
-            if let Some(seq) = seq
-                && let Some(on_disk) = snapshot_seq(&path).filter(|&d| d > seq)
-            {
-                // Another worker owns the partition by now (or the changelog was started over
-                // while the lake was kept: then remove the lake's snapshot files).
-                tracing::info!(target: "duban::lake", file = %path.display(), on_disk, seq, "snapshot file kept: it holds a later changelog sequence");
-                return Ok(());
-            }
-            let batch = if issues {
-                issues_batch(state, common_min)?
-            } else {
-                complainants_batch(state)?
-            };
-            let mut props = writer_properties(&batch.schema());
-            if let Some(seq) = seq {
-                props = props
-                    .into_builder()
-                    .set_key_value_metadata(Some(vec![
-                        datafusion::parquet::file::metadata::KeyValue::new(
-                            SEQ_KEY.to_string(),
-                            seq.to_string(),
-                        ),
-                    ]))
-                    .build();
-            }
-            write_parquet_with(&path, &batch, props)
-        },
-    )?;
+    let files = parts.blocks.iter().map(|(p, s)| (*p, Ok(*s)));
+    let files = files.chain(parts.people.iter().map(|(p, s)| (*p, Err(*s))));
+    let written = crate::util::par::on_threads("a snapshot writer", files, |(p, state)| {
+        let (tag, path) = match state {
+            Ok(_) => ('b', lake.join("issues").join(format!("part-b{p}.parquet"))),
+            Err(_) => (
+                'c',
+                lake.join("complainants").join(format!("part-c{p}.parquet")),
+            ),
+        };
+        let seq = parts.seqs.get(&(tag, p)).copied();
+        if let Some(seq) = seq
+            && let Some(on_disk) = snapshot_seq(&path).filter(|&d| d > seq)
+        {
+            // Another worker owns the partition by now (or the changelog was started over
+            // while the lake was kept: then remove the lake's snapshot files).
+            tracing::info!(target: "duban::lake", file = %path.display(), on_disk, seq, "snapshot file kept: it holds a later changelog sequence");
+            return Ok(());
+        }
+        let batch = match state {
+            Ok(issues) => issues_batch(issues, common_min)?,
+            Err(people) => complainants_batch(people)?,
+        };
+        let mut props = writer_properties(&batch.schema());
+        if let Some(seq) = seq {
+            props = props
+                .into_builder()
+                .set_key_value_metadata(Some(vec![
+                    datafusion::parquet::file::metadata::KeyValue::new(
+                        SEQ_KEY.to_string(),
+                        seq.to_string(),
+                    ),
+                ]))
+                .build();
+        }
+        write_parquet_with(&path, &batch, props)
+    })?;
     written.into_iter().collect::<Result<()>>()?;
     // Files of the whole state, as earlier versions wrote them, would count every row twice.
     for old in ["issues/issues.parquet", "complainants/complainants.parquet"] {
@@ -405,16 +399,21 @@ pub fn issues_batch(
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-pub fn complainants_batch(state: &crate::engine::rules::AnalyticState) -> Result<RecordBatch> {
-    use crate::engine::frequency::Person;
+/// The `complainants` snapshot table of one partition: one row per pseudonym with their filings,
+/// the densest window of the horizon that decided their judgement (and every horizon's), the
+/// flag, their focus, and the resubmissions linked among their filings of the retention
+/// (`resubmission_links`: `complaint_id>resubmission_of`, comma-separated).
+pub fn complainants_batch(state: &crate::engine::people::Complainants) -> Result<RecordBatch> {
+    use crate::engine::people::Person;
     // In pseudonym order.
     let people: Vec<(&String, &Person)> = state.all_people().into_iter().collect();
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let u = |n: &str| Field::new(n, DataType::UInt64, false);
     let schema = Arc::new(Schema::new(vec![
         s("complainant", false),
-        Field::new("complaints", DataType::UInt64, false),
-        Field::new("distinct_complaints", DataType::UInt64, false),
-        Field::new("max_in_window", DataType::UInt64, false),
+        u("complaints"),
+        u("distinct_complaints"),
+        u("max_in_window"),
         Field::new("flagged", DataType::Boolean, false),
         Field::new("p_value", DataType::Float64, false),
         Field::new("z_score", DataType::Float64, false),
@@ -422,49 +421,69 @@ pub fn complainants_batch(state: &crate::engine::rules::AnalyticState) -> Result
         Field::new("top_domain_share", DataType::Float64, false),
         s("top_issue", true),
         Field::new("top_issue_share", DataType::Float64, false),
+        u("window_days"),
+        s("max_in_horizons", false),
+        u("resubmissions"),
+        s("resubmission_links", false),
     ]));
-    let dom: Vec<Option<(String, f64)>> = people
-        .iter()
-        .map(|(_, p)| Person::focus(&p.domains))
-        .collect();
-    let iss: Vec<Option<(String, f64)>> = people
-        .iter()
-        .map(|(_, p)| Person::focus(&p.issues))
-        .collect();
+    let focus: Vec<_> = people.iter().map(|(_, p)| state.focus(p)).collect();
+    let horizons = state.horizons();
+    let u64s = |f: &dyn Fn(&Person) -> u64| -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(
+            people.iter().map(|(_, p)| f(p)),
+        ))
+    };
+    let f64s = |f: &dyn Fn(&Person) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            people.iter().map(|(_, p)| f(p)),
+        ))
+    };
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
             people.iter().map(|(k, _)| k.as_str()),
         )),
-        Arc::new(UInt64Array::from_iter_values(
-            people.iter().map(|(_, p)| p.complaint_ids.len() as u64),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            people.iter().map(|(_, p)| p.distinct() as u64),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            people.iter().map(|(_, p)| u64::from(p.max_window)),
-        )),
+        u64s(&|p| p.complaints),
+        u64s(&|p| p.distinct),
+        u64s(&|p| u64::from(p.decisive().0)),
         Arc::new(BooleanArray::from_iter(
             people.iter().map(|(_, p)| Some(p.flagged)),
         )),
-        Arc::new(Float64Array::from_iter_values(
-            people.iter().map(|(_, p)| p.p_value),
+        f64s(&|p| p.p_value),
+        f64s(&|p| p.z_score),
+        Arc::new(StringArray::from_iter(
+            focus.iter().map(|d| d.0.as_ref().map(|x| x.0.as_str())),
         )),
         Arc::new(Float64Array::from_iter_values(
-            people.iter().map(|(_, p)| p.z_score),
+            focus.iter().map(|d| d.0.as_ref().map_or(0.0, |x| x.1)),
         )),
         Arc::new(StringArray::from_iter(
-            dom.iter().map(|d| d.as_ref().map(|x| x.0.as_str())),
+            focus.iter().map(|d| d.1.as_ref().map(|x| x.0.as_str())),
         )),
         Arc::new(Float64Array::from_iter_values(
-            dom.iter().map(|d| d.as_ref().map_or(0.0, |x| x.1)),
+            focus.iter().map(|d| d.1.as_ref().map_or(0.0, |x| x.1)),
         )),
-        Arc::new(StringArray::from_iter(
-            iss.iter().map(|d| d.as_ref().map(|x| x.0.as_str())),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            iss.iter().map(|d| d.as_ref().map_or(0.0, |x| x.1)),
-        )),
+        u64s(&|p| horizons.get(p.horizon).copied().unwrap_or(0).max(0) as u64),
+        Arc::new(StringArray::from_iter_values(people.iter().map(
+            |(_, p)| {
+                horizons
+                    .iter()
+                    .zip(&p.max_in)
+                    .map(|(h, m)| format!("{h}:{}", m.0))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        ))),
+        u64s(&|p| p.resubmissions),
+        Arc::new(StringArray::from_iter_values(people.iter().map(
+            |(_, p)| {
+                state
+                    .links(p)
+                    .iter()
+                    .map(|l| format!("{}>{}", l.complaint_id, l.resubmission_of))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        ))),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }

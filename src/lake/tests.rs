@@ -163,7 +163,9 @@ fn written_schemas() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaR
         ("issues", issues_batch(&state, 5).expect("issues").schema()),
         (
             "complainants",
-            complainants_batch(&state).expect("complainants").schema(),
+            complainants_batch(&crate::engine::people::Complainants::new(1))
+                .expect("complainants")
+                .schema(),
         ),
     ]
 }
@@ -266,10 +268,11 @@ fn a_snapshot_file_never_goes_back_in_the_changelog() {
             .map(|b| b.num_rows())
             .sum()
     };
+    let people = crate::engine::people::Complainants::new(1);
     let write = |state: &AnalyticState, seq: Option<u64>| {
         let parts = StateParts {
             blocks: vec![(2, state)],
-            people: vec![(2, state)],
+            people: vec![(2, &people)],
             seqs: seq
                 .map(|s| [(('b', 2), s), (('c', 2), s)].into_iter().collect())
                 .unwrap_or_default(),

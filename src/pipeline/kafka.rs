@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use crate::bus::{KafkaBus, Topics};
 use crate::config::Config;
 use crate::engine::partition::{Key, Merger, block_of, partition_of};
+use crate::engine::people::Complainants;
 use crate::engine::rules::{AnalyticState, PersonEvent};
 use crate::engine::{Engine, RawInput};
 use crate::ops::InternalEvent;
@@ -111,8 +112,9 @@ struct NormalizeTask {
     committed: Option<i64>,
 }
 
-struct StateTask<T> {
-    state: AnalyticState,
+/// A stateful task: its operator's state (`S`) and the merge of its input records (`T`).
+struct StateTask<T, S = AnalyticState> {
+    state: S,
     merger: Merger<T>,
     seq: u64,
     emitted: Option<Key>,
@@ -774,10 +776,10 @@ fn remove_uncommitted_lake_files(lake: &Path, p: usize, seq: u64) -> Result<()> 
 
 /// Hand the records of a repartition `topic` in `msgs` to their partitions' tasks (items to the
 /// merger, markers as promises); returns the partitions that read something.
-fn feed_tasks<T: serde::de::DeserializeOwned>(
+fn feed_tasks<T: serde::de::DeserializeOwned, S>(
     msgs: &[BorrowedMessage<'_>],
     topic: &str,
-    tasks: &mut BTreeMap<usize, StateTask<T>>,
+    tasks: &mut BTreeMap<usize, StateTask<T, S>>,
 ) -> Result<BTreeSet<usize>> {
     let mut read = BTreeSet::new();
     for m in msgs.iter().filter(|m| m.topic() == topic) {
@@ -812,7 +814,7 @@ struct Worker {
     n_log: usize,
     normalize: BTreeMap<usize, NormalizeTask>,
     issues: BTreeMap<usize, StateTask<Complaint>>,
-    complainants: BTreeMap<usize, StateTask<PersonEvent>>,
+    complainants: BTreeMap<usize, StateTask<PersonEvent, Complainants>>,
 }
 
 impl Worker {
@@ -883,7 +885,7 @@ impl Worker {
                 stage: "complainants",
                 partition: *p,
                 records: t.seq,
-                entries: t.state.people.people.len(),
+                entries: t.state.live(),
             }
             .emit();
         }
@@ -989,9 +991,7 @@ impl Worker {
     }
 
     fn new_state(&self) -> AnalyticState {
-        let mut s = AnalyticState::new(&self.config.dedup);
-        s.people.scale = self.n_people;
-        s
+        AnalyticState::new(&self.config.dedup)
     }
 
     /// Restore the tasks of newly assigned partitions from the changelog.
@@ -1066,10 +1066,10 @@ impl Worker {
                         );
                     }
                     Stage::Complainants if *p == lp && !self.complainants.contains_key(p) => {
-                        let mut state = self.new_state();
+                        let mut state = Complainants::new(self.n_people);
                         let (ck, events) = restored.complainants.clone().unwrap_or_default();
                         replayed += events.len();
-                        state.apply_people(&events, &cx);
+                        state.apply(&cx, &events);
                         self.complainants.insert(
                             *p,
                             StateTask {
@@ -1373,7 +1373,7 @@ impl Worker {
                     );
                     task.seq += 1;
                 }
-                let alerts = task.state.apply_people(&events, &cx);
+                let (alerts, _links) = task.state.apply(&cx, &events);
                 for a in &alerts {
                     txn.send(
                         &self.topics.alerts_raised,
@@ -1407,13 +1407,13 @@ fn block_of_wire(w: &Wire<Complaint>) -> String {
 
 /// A stateful task's checkpoint and input offset: the offset is the first record still
 /// buffered (re-read after a restart; applied ones are skipped by the frontier), else the next.
-fn checkpoint<T>(
+fn checkpoint<T, S>(
     txn: &mut Txn,
     topics: &Topics,
     stage: Stage,
     p: usize,
     input: &str,
-    task: &StateTask<T>,
+    task: &StateTask<T, S>,
 ) -> Result<()> {
     let ck = StateCkpt {
         frontier: Some(task.merger.frontier).filter(|f| *f != Key::MIN),

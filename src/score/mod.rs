@@ -90,6 +90,8 @@ pub struct Scored {
     pub issue: String,
     pub duplicate_of: Option<String>,
     pub duplicate_group: Option<String>,
+    /// The complaint it re-files, from the complainants table's `resubmission_links`.
+    pub resubmission_of: Option<String>,
     pub received_at: String,
 }
 
@@ -176,13 +178,37 @@ pub async fn read_lake(dir: &Path) -> Result<LakeOutput> {
                 issue: resolve(text("issue_id")),
                 duplicate_of: rows.get(r, "duplicate_of").map(str::to_string),
                 duplicate_group: rows.get(r, "duplicate_group").map(str::to_string),
+                resubmission_of: None,
                 received_at: text("received_at"),
             },
         );
     }
-    let people = t
-        .select("complainants", &["complainant", "flagged"], "")
-        .await?;
+    // Resubmission links, where the engine writes them (`complaint_id>resubmission_of`, …).
+    let link_column = t
+        .columns("complainants")
+        .await?
+        .iter()
+        .any(|c| c == "resubmission_links");
+    let mut columns = vec!["complainant", "flagged"];
+    if link_column {
+        columns.push("resubmission_links");
+    }
+    let people = t.select("complainants", &columns, "").await?;
+    let mut resubmission_of: HashMap<String, String> = HashMap::new();
+    for r in &people.rows {
+        for link in people
+            .get(r, "resubmission_links")
+            .unwrap_or_default()
+            .split(',')
+        {
+            if let Some((id, of)) = link.split_once('>') {
+                resubmission_of.insert(id.to_string(), of.to_string());
+            }
+        }
+    }
+    for c in complaints.values_mut() {
+        c.resubmission_of = resubmission_of.get(&c.complaint_id).cloned();
+    }
     let flagged = people
         .rows
         .iter()

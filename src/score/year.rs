@@ -98,9 +98,9 @@ impl Share {
 #[derive(Debug, Default, Serialize)]
 pub struct Resubmissions {
     /// Share of resubmissions linked to the filing they repeat: same (surviving) issue, same
-    /// duplicate group, or duplicate_of it.
+    /// duplicate group, duplicate_of it, or resubmission_of it.
     pub linked: Share,
-    /// Linked by the duplicate columns (duplicate_of / duplicate_group) alone.
+    /// Linked by the link columns (duplicate_of / duplicate_group / resubmission_of) alone.
     pub by_duplicate: Share,
     /// By days between the two filings.
     pub by_gap: BTreeMap<String, Share>,
@@ -312,6 +312,7 @@ pub fn score(truth: &[TruthRow], lake: &LakeOutput, crowd_min: usize) -> YearSco
             continue;
         };
         let dup = r.duplicate_of.as_deref() == Some(o.complaint_id.as_str())
+            || r.resubmission_of.as_deref() == Some(o.complaint_id.as_str())
             || (r.duplicate_group.is_some() && r.duplicate_group == o.duplicate_group);
         let linked = dup || r.issue == o.issue;
         s.resubmissions.linked.add(linked);
@@ -475,7 +476,7 @@ pub fn render(s: &YearScore) -> String {
     let r = &s.resubmissions;
     let _ = writeln!(
         o,
-        "resubmissions linked to the filing they repeat: {} (by duplicate columns {})",
+        "resubmissions linked to the filing they repeat: {} (by link columns {})",
         share(&r.linked),
         share(&r.by_duplicate)
     );
@@ -620,5 +621,23 @@ mod tests {
         assert_eq!(s.crowd_alerts.exactly_one.hits, 1);
         assert_eq!(s.crowd_alerts.on_background, 1);
         assert!(render(&s).contains("resubmissions linked"));
+        // The engine's resubmission link (complainants.resubmission_links) links row 3 to 2.
+        let mut linked = out;
+        if let Some(r) = linked.complaints.get_mut("3") {
+            r.resubmission_of = Some("c2".into());
+        }
+        let s = score(&t, &linked, 2);
+        assert_eq!(
+            (
+                s.resubmissions.linked.hits,
+                s.resubmissions.by_duplicate.hits
+            ),
+            (1, 1)
+        );
+        // A link to another complaint is no link to the one it repeats.
+        if let Some(r) = linked.complaints.get_mut("3") {
+            r.resubmission_of = Some("c1".into());
+        }
+        assert_eq!(score(&t, &linked, 2).resubmissions.linked.hits, 0);
     }
 }
