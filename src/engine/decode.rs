@@ -12,11 +12,14 @@ use crate::redact;
 
 /// When a record may be dated: not after the time it was fetched plus a tolerance (a record of
 /// year 9999 would move its partition's record clock past every later one and evict the state),
-/// not before a floor. `[engine] max_future_secs`, `oldest_record_date`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// not before a floor. `[engine] max_future_secs`, `oldest_record_date`. "Now" is the clock of
+/// `[lifecycle] clock_file` / `DUBAN_CLOCK_FILE` when one is set (drills run on their own time),
+/// else the system's.
+#[derive(Debug, Clone)]
 pub struct TimeBounds {
     pub max_future: chrono::Duration,
     pub oldest: DateTime<FixedOffset>,
+    pub clock: crate::lifecycle::clock::Clock,
 }
 
 impl TimeBounds {
@@ -31,11 +34,23 @@ impl TimeBounds {
                 .from_local_datetime(&midnight)
                 .single()
                 .unwrap_or_else(|| midnight.and_utc().fixed_offset()),
+            clock: crate::lifecycle::clock::Clock::System,
         }
     }
 
-    pub fn of(cfg: &crate::config::EngineConfig) -> TimeBounds {
-        TimeBounds::new(cfg.max_future_secs, cfg.oldest_record_date)
+    /// The decoding time: the clock's (the system's when a clock file cannot be read, logged).
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().unwrap_or_else(|e| {
+            tracing::warn!(target: "duban::engine", "{e:#}; dating records against the system clock");
+            chrono::Utc::now().with_timezone(&local_offset())
+        })
+    }
+
+    pub fn of(cfg: &crate::config::Config) -> TimeBounds {
+        TimeBounds {
+            clock: crate::lifecycle::clock::Clock::new(cfg.lifecycle.clock_file()),
+            ..TimeBounds::new(cfg.engine.max_future_secs, cfg.engine.oldest_record_date)
+        }
     }
 
     /// Why `t` is out of bounds for a record fetched at `fetched` and decoded at `now`, if it is.
@@ -72,7 +87,7 @@ impl TimeBounds {
 impl Default for TimeBounds {
     fn default() -> Self {
         let c = crate::config::EngineConfig::default();
-        TimeBounds::of(&c)
+        TimeBounds::new(c.max_future_secs, c.oldest_record_date)
     }
 }
 
@@ -282,7 +297,7 @@ pub fn decode(
 
 /// Decode a batch: rows that decode, and dead letters (with the original bytes) for those that don't.
 pub fn decode_all(inputs: &[RawInput], bounds: &TimeBounds) -> (Vec<DecodedRow>, Vec<DeadLetter>) {
-    let now = chrono::Utc::now().with_timezone(&local_offset());
+    let now = bounds.now();
     let mut rows = Vec::with_capacity(inputs.len());
     let mut dead = Vec::new();
     for i in inputs {
@@ -402,6 +417,30 @@ mod tests {
         let strict = TimeBounds::new(0, NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"));
         let r = decode(&raw(rec("2026-11-01 10:00:01", fetched)), &strict, now());
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_clock_file_is_the_decoding_time() {
+        let dir = std::env::temp_dir().join(format!("duban-decode-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("clock");
+        let drill = DateTime::parse_from_rfc3339("2099-06-01T09:00:00+08:00").expect("time");
+        crate::lifecycle::clock::Clock::set(&file, drill).expect("clock file");
+        let bounds = TimeBounds {
+            clock: crate::lifecycle::clock::Clock::new(Some(file)),
+            ..TimeBounds::default()
+        };
+        assert_eq!(bounds.now(), drill);
+        // A record of the drill's day, fetched then, is in bounds on the drill's clock only.
+        let input = raw(
+            json!({"channel":"hotline","source_id":"C1","fetched_at":"2099-06-01T08:00:00+08:00","position":{},
+            "payload":{"content":"x","call_time":"2099-06-01 07:00:00"}}),
+        );
+        let (rows, dead) = decode_all(std::slice::from_ref(&input), &bounds);
+        assert_eq!((rows.len(), dead.len()), (1, 0), "{dead:?}");
+        let (rows, dead) = decode_all(std::slice::from_ref(&input), &TimeBounds::default());
+        assert_eq!((rows.len(), dead.len()), (0, 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
