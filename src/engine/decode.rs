@@ -466,4 +466,96 @@ mod tests {
             "{why}"
         );
     }
+
+    use proptest::prelude::*;
+
+    /// Every field name a channel's mapping reads.
+    const FIELDS: [&str; 26] = [
+        "call_time",
+        "updated_at",
+        "title",
+        "content",
+        "caller",
+        "phone",
+        "district",
+        "address",
+        "category",
+        "status",
+        "created_at",
+        "user",
+        "user_id",
+        "area",
+        "domain",
+        "date",
+        "likes",
+        "location",
+        "region",
+        "submitted_at",
+        "time",
+        "writer",
+        "order_no",
+        "id",
+        "name",
+        "body",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "\\PC{0,40}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            Just(Value::Null),
+            Just(json!([1, "x"])),
+            Just(json!({"x": 1})),
+            // Times near the bounds and past the calendar's ends.
+            prop_oneof![
+                Just("9999-12-31 23:59:59"),
+                Just("0000-01-01"),
+                Just("-262143-01-01"),
+                Just("1970-01-01 08:00:00"),
+                Just("99999999999999"),
+                Just("-99999999999"),
+                Just("2026-02-30 25:61:61"),
+                Just("２０２６－１１－０１")
+            ]
+            .prop_map(Value::from),
+        ]
+    }
+
+    // Hardening (issue 21, fuzzing): no input makes decode panic or write a reason over two lines.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn any_bytes_decode_or_fail_on_one_line(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let input = RawInput { key: None, value: bytes, origin: "t/0/1".into() };
+            if let Err((_, why)) = decode(&input, &TimeBounds::default(), now()) {
+                prop_assert!(!why.contains('\n') && !why.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_envelope_decodes_or_fails_on_one_line(
+            channel in prop_oneof![Just("hotline"), Just("board"), Just("portal"), Just("wanshitong"), Just("fax")],
+            source_id in "\\PC{0,20}",
+            fetched in prop_oneof![Just("2026-11-01T10:00:00+08:00"), Just("9999-12-31T23:59:59+14:00"), Just("0001-01-01T00:00:00-12:00")],
+            fields in proptest::collection::vec((0..FIELDS.len(), value()), 0..12),
+        ) {
+            let payload: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)).collect();
+            let input = raw(json!({"channel": channel, "source_id": source_id, "fetched_at": fetched,
+                "position": {}, "payload": payload}));
+            let now = now();
+            match decode(&input, &TimeBounds::default(), now) {
+                Ok(row) => prop_assert!(row.received_at.is_none_or(|t| t <= now + chrono::Duration::days(1))),
+                Err((_, why)) => prop_assert!(!why.contains('\n') && !why.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_text_parses_as_a_time_or_not(s in "\\PC{0,40}", n in any::<i64>()) {
+            let _ = crate::engine::normalize::parse_time(&s);
+            let _ = crate::engine::normalize::parse_time(&n.to_string());
+        }
+    }
 }
