@@ -655,7 +655,9 @@ mod tests {
             ..crate::sim::SimConfig::default()
         };
         let corpus = crate::sim::corpus(&cfg).expect("corpus");
-        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00+08:00").expect("t");
+        // Fetched now: the simulator's corpus ends today, and a record dated more than a day after
+        // its fetch is a dead letter (issue 21, item 6).
+        let at = chrono::Utc::now().with_timezone(&crate::record::local_offset());
         corpus
             .complaints
             .iter()
