@@ -8,7 +8,7 @@ use duban::classify::data::{self, Example};
 use duban::classify::features::{Featurizer, jieba};
 use duban::classify::train::{self, Prepared, TrainConfig};
 use duban::classify::{LinearModel, TrainedClassifier};
-use duban::engine::classify::Taxonomy;
+use duban::engine::taxonomy::Taxonomy;
 use indicatif::ProgressBar;
 use std::hint::black_box;
 use std::time::Instant;
@@ -99,7 +99,7 @@ fn main() {
     let classified = |c: &TrainedClassifier| {
         texts
             .iter()
-            .filter(|t| c.classify("", t).0 != duban::engine::classify::UNCLASSIFIED)
+            .filter(|t| c.classify("", t).0 != duban::engine::taxonomy::UNCLASSIFIED)
             .count()
     };
     let cls = per_second(texts.len(), || classified(&clf));

@@ -24,6 +24,8 @@ pub struct Config {
     pub sinks: crate::sink::SinksConfig,
     /// The alert lifecycle (deadlines, API, notifications).
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Where long-running commands serve `/metrics`, `/healthz`, `/readyz` (`[ops]`).
+    pub ops: crate::ops::OpsConfig,
     /// Limits of analysts' queries (`duban sql`, `duban serve-sql`).
     pub sql: crate::query::SqlLimits,
     /// Folder written by `run`: the lake and alerts. Default `var/data`.
@@ -67,8 +69,16 @@ pub struct EngineConfig {
     pub group_id: String,
     /// Most raw records per micro-batch. Default 500.
     pub batch_max_records: usize,
-    /// How long a micro-batch waits to fill, in milliseconds. Default 200.
+    /// How long a micro-batch waits to fill, in milliseconds. Default 50 (each stage of the
+    /// engine waits up to this once on a record's way to an alert; was 200).
     pub batch_linger_ms: u64,
+    /// How far behind the wall clock an idle raw partition promises its next record's timestamp
+    /// will be, in milliseconds. A record held in flight longer than this between its producer
+    /// and the broker (an outage, a stalled producer) arrives late: applied exactly once all the
+    /// same, but its place in the engine's order then depends on timing. Every record waits this
+    /// long for idle partitions before it is applied, so it bounds latency with sparse traffic.
+    /// Default 250 (was 3000).
+    pub idle_margin_ms: u64,
     /// Minimum confidence for a domain; below it a complaint is `unclassified`. Default 0.34.
     pub min_domain_confidence: f64,
     /// A model written by `duban train`; without one, `classifier` decides.
@@ -113,7 +123,8 @@ impl Default for EngineConfig {
         EngineConfig {
             group_id: "duban-engine".into(),
             batch_max_records: 500,
-            batch_linger_ms: 200,
+            batch_linger_ms: 50,
+            idle_margin_ms: 250,
             min_domain_confidence: 0.34,
             model: None,
             max_future_secs: 86_400,
@@ -240,6 +251,17 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("var/data"))
     }
+
+    /// The default configuration's lake: the `--lake` of commands that read one, unless given.
+    pub fn default_lake_dir() -> PathBuf {
+        Config::default().data_dir().join("lake")
+    }
+
+    /// The default configuration's reports folder (`duban report --out` unless given).
+    pub fn default_reports_dir() -> PathBuf {
+        let cfg = Config::default();
+        cfg.reports.reports_dir(&cfg.data_dir())
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +287,117 @@ mod tests {
         assert_eq!(model.engine.classifier, DefaultClassifier::Vocabulary);
         let err = parse_toml::<Config>("[engine]\nclassifier = \"bert\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    }
+
+    /// Keys of `config/duban.toml` set on purpose to something other than the code's default,
+    /// each with the reason. Empty: the shipped file shows the defaults and nothing else.
+    const DEPLOYMENT_OVERRIDES: &[(&str, &str)] = &[];
+
+    /// Every value key of a TOML table, as its dotted path and a one-key document holding it.
+    fn one_key_documents(table: &toml::Table, path: &[&str], out: &mut Vec<(String, toml::Value)>) {
+        for (key, value) in table {
+            let mut here = path.to_vec();
+            here.push(key);
+            match value {
+                toml::Value::Table(t) => one_key_documents(t, &here, out),
+                leaf => {
+                    let doc = here.iter().rev().fold(leaf.clone(), |inner, k| {
+                        toml::Value::Table(toml::Table::from_iter([(k.to_string(), inner)]))
+                    });
+                    out.push((here.join("."), doc));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_config_shows_the_code_defaults() {
+        let text = include_str!("../config/duban.toml");
+        let file: toml::Table = toml::from_str(text).expect("config/duban.toml parses");
+        let mut keys = Vec::new();
+        one_key_documents(&file, &[], &mut keys);
+        assert!(keys.len() >= 40, "only {} keys found", keys.len());
+        let default = format!("{:?}", Config::default());
+        let mut wrong = Vec::new();
+        for (key, doc) in &keys {
+            let shown = doc.to_string();
+            let cfg: Config = doc
+                .clone()
+                .try_into()
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            let is_default = format!("{cfg:?}") == default;
+            let overridden = DEPLOYMENT_OVERRIDES.iter().any(|(k, _)| k == key);
+            if is_default == overridden {
+                wrong.push(format!("{key} ({})", shown.trim()));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "config/duban.toml differs from the code's defaults without being a listed \
+             override, or a listed override equals the default: {wrong:?}"
+        );
+        // A listed override names a key the file still has.
+        for (k, _) in DEPLOYMENT_OVERRIDES {
+            assert!(
+                keys.iter().any(|(key, _)| key == k),
+                "override {k} is not in the file"
+            );
+        }
+        // The check itself can fail: a changed value is caught.
+        let changed: Config = parse_toml("[dedup]\nbands = 17\n", "t.toml").expect("parses");
+        assert_ne!(format!("{changed:?}"), default);
+    }
+
+    #[test]
+    fn commented_defaults_in_shipped_config_are_the_resolved_ones() {
+        // `# key = value   # the default…` lines state a default the code resolves elsewhere
+        // (an unset Option); each must equal what the code uses when the key is absent.
+        let cfg = Config::default();
+        let resolved = [
+            ("data_dir", cfg.data_dir().display().to_string()),
+            ("ops.http_bind", crate::ops::DEFAULT_BIND.to_string()),
+            (
+                "reports.dir",
+                Config::default_reports_dir().display().to_string(),
+            ),
+            (
+                "lifecycle.warning_working_days",
+                cfg.rules.warning_working_days.to_string(),
+            ),
+        ];
+        let mut section = String::new();
+        let mut checked = Vec::new();
+        for line in include_str!("../config/duban.toml").lines() {
+            if let Some(s) = line.strip_prefix('[') {
+                section = s.split(']').next().unwrap_or_default().to_string();
+                continue;
+            }
+            let Some((assignment, comment)) = line
+                .strip_prefix("# ")
+                .and_then(|l| l.split_once(" # the default"))
+            else {
+                continue;
+            };
+            let (key, value) = assignment.split_once(" = ").expect("`# key = value`");
+            let path = [section.as_str(), key.trim()]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(".");
+            let value: toml::Table = toml::from_str(&format!("v = {value}")).expect("a value");
+            let shown = match &value["v"] {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let code = resolved
+                .iter()
+                .find(|(k, _)| *k == path)
+                .unwrap_or_else(|| panic!("{path}: a commented default this test cannot resolve"));
+            assert_eq!(shown, code.1, "{path} ({comment})");
+            checked.push(path);
+        }
+        assert_eq!(checked.len(), resolved.len(), "checked only {checked:?}");
     }
 
     #[test]

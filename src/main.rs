@@ -22,6 +22,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "督办: complaint ingestion and analytics for a law-enforcement supervision bureau"
 )]
 struct Cli {
+    /// Address of the ops endpoints (`/metrics`, `/healthz`, `/readyz`) of a long-running command;
+    /// overrides `[ops] http_bind` (default 127.0.0.1:9464; port 0: any free port, logged).
+    #[arg(long, global = true, env = "DUBAN_OPS_BIND")]
+    ops_bind: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,7 +110,7 @@ enum Command {
     /// Serve the lake over Arrow Flight SQL on 127.0.0.1 (read-only; token in DUBAN_SQL_TOKEN).
     ServeSql {
         /// Lake folder (e.g. out/demo/lake).
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
         /// Port on 127.0.0.1 (0: any free port, printed at start).
         #[arg(long, default_value_t = 50051)]
@@ -160,7 +164,7 @@ struct LimitArgs {
 #[derive(clap::Args)]
 struct SqlArgs {
     /// Lake folder (e.g. out/demo/lake).
-    #[arg(long, default_value = "var/data/lake")]
+    #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
     lake: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     format: duban::query::Format,
@@ -182,7 +186,7 @@ struct SqlArgs {
 enum LakeCommand {
     /// Merge each day partition's small files into one, dropping superseded versions.
     Compact {
-        #[arg(long, default_value = "var/data/lake")]
+        #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
     },
     /// Read every Parquet file of the lake's tables to its end and list those that fail (exit 1
@@ -262,7 +266,20 @@ async fn ctrl_c() {
     tracing::info!("stopping");
 }
 
+/// Start the ops endpoints of a long-running command (`[ops]` of `config` when it has one).
+async fn ops(flag: &Option<String>, config: Option<&Config>, command: &str) -> Result<()> {
+    let bind = duban::ops::server::Bind::resolve(flag.as_deref(), config.map(|c| &c.ops));
+    duban::ops::server::start(&bind, command).await?;
+    Ok(())
+}
+
+/// The configuration of `path` when given (for its `[ops]` section), else none.
+fn optional_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
+    path.map(Config::load).transpose()
+}
+
 async fn main_inner(cli: Cli) -> Result<()> {
+    let flag = cli.ops_bind;
     match cli.command {
         Command::Demo {
             out,
@@ -307,6 +324,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Run { config } => {
             let (cfg, files) = load(&config)?;
             cfg.engine.pseudonym_key.resolve()?;
+            ops(&flag, Some(&cfg), "duban run").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             let data = cfg.data_dir();
             tracing::info!(
@@ -344,17 +362,20 @@ async fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Ingest { config } => {
             let (cfg, files) = load(&config)?;
+            ops(&flag, Some(&cfg), "duban ingest").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             duban::connectors::run::ingest_kafka(&cfg, &files, bus, ctrl_c()).await?;
         }
         Command::Process { config } => {
             let cfg = Config::load(&config)?;
             cfg.engine.pseudonym_key.resolve()?;
+            ops(&flag, Some(&cfg), "duban process").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             pipeline::kafka::process(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
         Command::Lifecycle { config } => {
             let cfg = Config::load(&config)?;
+            ops(&flag, Some(&cfg), "duban lifecycle").await?;
             let bus = pipeline::kafka::connect(&cfg).await?;
             duban::lifecycle::run::run_kafka(&cfg, bus, &cfg.data_dir(), ctrl_c()).await?;
         }
@@ -375,7 +396,11 @@ async fn main_inner(cli: Cli) -> Result<()> {
             );
         }
         Command::Report(args) => duban::report::run_cli(args).await?,
-        Command::Serve(args) => duban::web::serve(args).await?,
+        Command::Serve(args) => {
+            let cfg = optional_config(args.config.as_deref())?;
+            ops(&flag, cfg.as_ref(), "duban serve").await?;
+            duban::web::serve(args).await?
+        }
         Command::Train(args) => duban::classify::cli::train(args).await?,
         Command::Eval(args) => duban::classify::cli::eval(args).await?,
         Command::Classify(args) => duban::classify::cli::classify(args).await?,
@@ -413,6 +438,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
             if let Some(n) = max_concurrent {
                 opts.limits.max_concurrent_queries = n;
             }
+            let cfg = optional_config(classifier.config.as_deref())?;
+            ops(&flag, cfg.as_ref(), "duban serve-sql").await?;
             duban::query::flight::serve(&lake, port, token, opts, ctrl_c()).await?;
         }
         Command::Score { command } => duban::score::run(command).await?,
@@ -477,6 +504,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
                     );
                 }
                 None => {
+                    ops(&flag, Some(&cfg), "duban sink clickhouse").await?;
                     let bus = pipeline::kafka::connect(&cfg).await?;
                     let lake = cfg.data_dir().join("lake");
                     duban::sink::clickhouse::run_consumer(&ch, bus, &lake, ctrl_c()).await?;
@@ -507,8 +535,11 @@ impl Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The Kafka client's own lines repeat per connection attempt in an outage; duban tells
+    // outages once per interval itself (`ops::outage`). DUBAN_LOG brings them back (e.g.
+    // `info,librdkafka=warn,rdkafka=warn`).
     let default_log = if cli.command.is_service() {
-        "info,rdkafka=warn"
+        "info,rdkafka=warn,librdkafka=off,rdkafka::client=off"
     } else {
         "warn"
     };

@@ -202,7 +202,7 @@ impl Complaint {
             phone_masked: None,
             district: None,
             address: None,
-            domain: crate::engine::classify::UNCLASSIFIED.into(),
+            domain: crate::engine::taxonomy::UNCLASSIFIED.into(),
             domain_confidence: 0.0,
             source_category: None,
             source_status: None,
@@ -392,6 +392,67 @@ impl AlertStatus {
     }
 }
 
+/// What one step of an alert's history did (`AlertTransition::action`, a notification's
+/// `action`). The wire names (serde and `as_str`) are schemas/alert-history.schema.json's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// Opened yellow (a new alert, or a recurrence's new linked alert).
+    Raise,
+    /// Reassigned to another unit by the bureau.
+    Assign,
+    /// The unit reported its fix.
+    Feedback,
+    /// The bureau verified the fix: green.
+    Verify,
+    /// The bureau did not accept the fix: back to the unit.
+    Reject,
+    /// To red: deadline missed, or a 不作为/乱作为 finding.
+    Escalate,
+    /// Red's written reply deadline passed.
+    ReplyOverdue,
+    /// Green back to yellow.
+    Reopen,
+    /// New complaints after closing: a new linked alert was opened.
+    Recur,
+    /// The issue merged into another alert's.
+    Merge,
+    /// The issue's domain was corrected: the unit responsible for the new domain took it over.
+    Reroute,
+}
+
+impl TransitionKind {
+    pub const ALL: [TransitionKind; 11] = [
+        TransitionKind::Raise,
+        TransitionKind::Assign,
+        TransitionKind::Feedback,
+        TransitionKind::Verify,
+        TransitionKind::Reject,
+        TransitionKind::Escalate,
+        TransitionKind::ReplyOverdue,
+        TransitionKind::Reopen,
+        TransitionKind::Recur,
+        TransitionKind::Merge,
+        TransitionKind::Reroute,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Raise => "raise",
+            TransitionKind::Assign => "assign",
+            TransitionKind::Feedback => "feedback",
+            TransitionKind::Verify => "verify",
+            TransitionKind::Reject => "reject",
+            TransitionKind::Escalate => "escalate",
+            TransitionKind::ReplyOverdue => "reply_overdue",
+            TransitionKind::Reopen => "reopen",
+            TransitionKind::Recur => "recur",
+            TransitionKind::Merge => "merge",
+            TransitionKind::Reroute => "reroute",
+        }
+    }
+}
+
 /// One step of an alert's history: who did what, when, from which state to which, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertTransition {
@@ -402,8 +463,7 @@ pub struct AlertTransition {
     pub actor: String,
     /// `supervisor`, `unit:<unit name>` or `system`.
     pub role: String,
-    /// raise, assign, feedback, verify, reject, escalate, reply_overdue, reopen, recur, merge.
-    pub action: String,
+    pub action: TransitionKind,
     pub from_level: Option<AlertLevel>,
     pub to_level: AlertLevel,
     pub from_status: AlertStatus,
@@ -663,7 +723,7 @@ pub fn alert_history_to_batch(rows: &[Alert]) -> datafusion::error::Result<Recor
         ),
         strs(&|_, h| h.actor.clone()),
         strs(&|_, h| h.role.clone()),
-        strs(&|_, h| h.action.clone()),
+        strs(&|_, h| h.action.as_str().to_string()),
         Arc::new(StringArray::from_iter(
             t.iter().map(|(_, h)| h.from_level.map(AlertLevel::as_str)),
         )),
@@ -782,6 +842,45 @@ mod tests {
     }
 
     #[test]
+    fn transition_kinds_keep_their_wire_names() {
+        // Pinned: the alerts topic, the lake's alert_history and notifications carry these names.
+        let pinned = [
+            "raise",
+            "assign",
+            "feedback",
+            "verify",
+            "reject",
+            "escalate",
+            "reply_overdue",
+            "reopen",
+            "recur",
+            "merge",
+            "reroute",
+        ];
+        let serde_names: Vec<serde_json::Value> = TransitionKind::ALL
+            .iter()
+            .map(|k| serde_json::to_value(k).expect("serializes"))
+            .collect();
+        assert_eq!(serde_names, pinned.map(serde_json::Value::from));
+        assert_eq!(TransitionKind::ALL.map(TransitionKind::as_str), pinned);
+        for (k, name) in TransitionKind::ALL.iter().zip(pinned) {
+            let back: TransitionKind = serde_json::from_value(name.into()).expect("reads back");
+            assert_eq!(&back, k);
+        }
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/alert-history.schema.json"))
+                .expect("parses");
+        let listed = schema["$defs"]["transition"]["properties"]["action"]["enum"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            listed, serde_names,
+            "schemas/alert-history.schema.json lists the kinds"
+        );
+    }
+
+    #[test]
     fn alert_json_and_history_columns_are_in_their_schemas() {
         let schema: serde_json::Value =
             serde_json::from_str(include_str!("../schemas/alert.schema.json")).expect("parses");
@@ -793,7 +892,7 @@ mod tests {
             at: t,
             actor: "system".into(),
             role: "system".into(),
-            action: "raise".into(),
+            action: TransitionKind::Raise,
             from_level: None,
             to_level: AlertLevel::Yellow,
             from_status: AlertStatus::Raised,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::Topics;
 use crate::config::KafkaConfig;
+use crate::ops::outage::{Service, Transient};
 
 pub struct KafkaBus {
     pub config: KafkaConfig,
@@ -203,7 +204,10 @@ pub fn read_to_end(
             return Ok(());
         }
         if Instant::now() > deadline {
-            anyhow::bail!("could not read {topic} to its end within 120 s");
+            return Err(anyhow::Error::new(Transient(
+                Service::Kafka,
+                format!("could not read {topic} to its end within 120 s"),
+            )));
         }
     }
 }

@@ -14,7 +14,7 @@ use super::model::LinearModel;
 use super::train::{self, Prepared, Scores, TrainConfig};
 use super::weak;
 use super::{TrainedClassifier, features};
-use crate::engine::classify::{Taxonomy, UNCLASSIFIED};
+use crate::engine::taxonomy::{Taxonomy, UNCLASSIFIED};
 
 /// Training settings shared by `train` and `eval --cv`.
 #[derive(Debug, Clone, clap::Args)]
@@ -267,7 +267,7 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Below this confidence the label is `unclassified`.
-    #[arg(long, default_value_t = 0.34)]
+    #[arg(long, default_value_t = crate::config::EngineConfig::default().min_domain_confidence)]
     pub min_confidence: f64,
 }
 
@@ -769,7 +769,7 @@ pub fn scores_table(s: &Scores) -> String {
     for c in &s.per_class {
         out.push_str(&format!(
             "{} {:>9.4} {:>9.4} {:>9.4} {:>8}\n",
-            crate::console::pad_right(&c.label, 16),
+            crate::util::console::pad_right(&c.label, 16),
             c.precision,
             c.recall,
             c.f1,

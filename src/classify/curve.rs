@@ -87,7 +87,7 @@ fn prior_model(
         self_train_threshold: (!unlabeled.is_empty()).then_some(0.9),
         ..cfg.clone()
     };
-    let tax = crate::engine::classify::Taxonomy::builtin();
+    let tax = crate::engine::taxonomy::Taxonomy::builtin();
     let weak = super::weak::WeakConfig::default();
     Some(
         super::weak::train_weak(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
 use super::train::{SparseVec, SplitMix64, class_weights};
-use crate::mem::prefetch;
+use crate::util::mem::prefetch;
 
 /// The entries of a (possibly latent-augmented, see `lsa`) row that are hashed features.
 pub fn hashed_part(x: &SparseVec, buckets: usize) -> impl Iterator<Item = (u32, f32)> + '_ {

@@ -35,7 +35,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::config::{Config, DefaultClassifier};
-use crate::engine::classify::{DomainClassifier, KeywordClassifier, Taxonomy, UNCLASSIFIED};
+use crate::engine::taxonomy::{DomainClassifier, KeywordClassifier, Taxonomy, UNCLASSIFIED};
 use features::Scratch;
 pub use model::LinearModel;
 

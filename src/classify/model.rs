@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::mem::prefetch;
+use crate::util::mem::prefetch;
 
 use super::features::{FeatureConfig, Featurizer, HASH_VERSION, OLDEST_HASH_VERSION, Scratch};
 use super::knn::{KnnHeader, Neighbours};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::model::LinearModel;
-use crate::engine::classify::DomainClassifier;
+use crate::engine::taxonomy::DomainClassifier;
 
 /// The file in a model folder naming its current version.
 pub const CURRENT: &str = "CURRENT";

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::engine::classify::Taxonomy;
+use crate::engine::taxonomy::Taxonomy;
 
 /// Retrain from `lake` and publish into `dir`; returns the new version.
 pub async fn retrain_once(config: &Config, lake: &Path, dir: &Path) -> Result<String> {

@@ -11,7 +11,7 @@ use super::model::LinearModel;
 use super::train::{self, Prepared, TrainConfig};
 use super::weak::{self, WeakConfig};
 use super::{TrainedClassifier, load_model};
-use crate::engine::classify::{Taxonomy, UNCLASSIFIED};
+use crate::engine::taxonomy::{Taxonomy, UNCLASSIFIED};
 
 fn teddy(file: &str) -> PathBuf {
     let p = data::shared_dir().join("data/teddy2020c").join(file);
@@ -369,7 +369,7 @@ fn weak_default_model_is_clearly_better_than_chance() {
 fn the_taxonomy_model_classifies_by_vocabulary_and_refuses_when_unsure() {
     let tax = Taxonomy::builtin();
     let c = super::taxonomy_model(&tax, 0.34);
-    crate::engine::classify::tests::classifies_plain_complaints_and_refuses_greetings(c.as_ref());
+    crate::engine::taxonomy::tests::classifies_plain_complaints_and_refuses_greetings(c.as_ref());
     // Trained once per process: a second engine or SQL context shares it.
     assert!(Arc::ptr_eq(&c, &super::taxonomy_model(&tax, 0.34)));
     // It is the default `[engine] classifier`; SQL contexts train it on their first
@@ -420,7 +420,7 @@ fn mapped_accuracy(classify: impl Fn(&str, &str) -> String) -> (f64, f64) {
 fn the_taxonomy_model_does_better_than_matching_the_vocabulary_terms() {
     // The baseline: the vocabulary scorer (`[engine] classifier = "vocabulary"`).
     let tax = Taxonomy::builtin();
-    let keywords = crate::engine::classify::KeywordClassifier::new(&tax, 0.34);
+    let keywords = crate::engine::taxonomy::KeywordClassifier::new(&tax, 0.34);
     let by_terms = |title: &str, body: &str| keywords.classify(title, body).0;
     let model = super::taxonomy_model(&tax, 0.34);
     // Real messages (their seven categories mapped to the domains, only to evaluate).

@@ -110,7 +110,7 @@ pub fn featurize_all(f: &Featurizer, rows: &[Example], pb: &ProgressBar) -> Vec<
         .unwrap_or(1)
         .min(8);
     let chunk = rows.len().div_ceil(threads).max(1);
-    let parts = crate::par::on_threads("a featurizer thread", rows.chunks(chunk), |part| {
+    let parts = crate::util::par::on_threads("a featurizer thread", rows.chunks(chunk), |part| {
         let mut scratch = Scratch::default();
         part.iter()
             .map(|r| {

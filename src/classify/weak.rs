@@ -28,7 +28,7 @@ use super::data::Example;
 use super::features::{Featurizer, jieba};
 use super::model::LinearModel;
 use super::train::{Prepared, TrainConfig, featurize_all, fit};
-use crate::engine::classify::Taxonomy;
+use crate::engine::taxonomy::Taxonomy;
 
 /// Knobs of the weak-supervision recipe (defaults measured on the shared unlabeled messages).
 #[derive(Debug, Clone, PartialEq)]

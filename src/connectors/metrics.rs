@@ -1,9 +1,15 @@
-//! Per-connector counters (received, sent, errors, dropped; records and bytes) and their
-//! Prometheus text exposition, served at `/metrics` by the ingest process.
+//! Per-connector counters (received, sent, errors, dropped; records and bytes): kept in the
+//! connector for its own use and recorded through the `metrics` facade (`ops::events`), whose
+//! Prometheus text every long-running process serves at `/metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::ops::InternalEvent;
+use crate::ops::events::{
+    ConnectorErrorOccurred, ConnectorRecordsDropped, ConnectorRecordsReceived, ConnectorRecordsSent,
+};
 
 /// Records and their bytes that went one way (received, sent or dropped).
 #[derive(Debug, Default)]
@@ -22,6 +28,8 @@ impl Flow {
 /// The counters of one connector. Every connector counts the same events (as Vector's do).
 #[derive(Debug, Default)]
 pub struct ConnectorMetrics {
+    /// The connector's name (the `connector` label).
+    pub name: String,
     pub received: Flow,
     pub sent: Flow,
     pub dropped: Flow,
@@ -32,18 +40,40 @@ impl ConnectorMetrics {
     /// Records read from the feed (before parsing), with their bytes.
     pub fn received(&self, records: usize, bytes: usize) {
         self.received.add(records, bytes);
+        ConnectorRecordsReceived {
+            connector: &self.name,
+            records,
+            bytes,
+        }
+        .emit();
     }
     /// Records committed to the raw topic.
     pub fn sent(&self, records: usize, bytes: usize) {
         self.sent.add(records, bytes);
+        ConnectorRecordsSent {
+            connector: &self.name,
+            records,
+            bytes,
+        }
+        .emit();
     }
     /// Records not forwarded to the raw topic (dead-lettered or collapsed duplicates).
     pub fn dropped(&self, records: usize, bytes: usize) {
         self.dropped.add(records, bytes);
+        ConnectorRecordsDropped {
+            connector: &self.name,
+            records,
+            bytes,
+        }
+        .emit();
     }
     /// A failed request, refused webhook or failed commit.
     pub fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        ConnectorErrorOccurred {
+            connector: &self.name,
+        }
+        .emit();
     }
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
@@ -59,52 +89,18 @@ pub fn connector(name: &str) -> Arc<ConnectorMetrics> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(name.to_string())
-        .or_default()
+        .or_insert_with(|| {
+            Arc::new(ConnectorMetrics {
+                name: name.to_string(),
+                ..ConnectorMetrics::default()
+            })
+        })
         .clone()
 }
 
-type FlowOf = fn(&ConnectorMetrics) -> &Flow;
-
-/// Prometheus text exposition (format 0.0.4) of every connector's counters.
+/// Prometheus text exposition (format 0.0.4) of the process's metrics, the connectors' included.
 pub fn render() -> String {
-    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = String::new();
-    let mut series = |name: &str, help: &str, get: &dyn Fn(&ConnectorMetrics) -> &AtomicU64| {
-        s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for (connector, m) in reg.iter() {
-            s.push_str(&format!(
-                "{name}{{connector=\"{connector}\"}} {}\n",
-                ConnectorMetrics::get(get(m))
-            ));
-        }
-    };
-    let flows: [(&str, &str, FlowOf); 3] = [
-        ("received", "read from the feed", |m| &m.received),
-        ("sent", "committed to the raw topic", |m| &m.sent),
-        (
-            "dropped",
-            "not forwarded: dead-lettered or collapsed duplicates",
-            |m| &m.dropped,
-        ),
-    ];
-    for (event, what, flow) in flows {
-        series(
-            &format!("duban_connector_{event}_records_total"),
-            &format!("Records {what}."),
-            &|m| &flow(m).records,
-        );
-        series(
-            &format!("duban_connector_{event}_bytes_total"),
-            &format!("Bytes of records {what}."),
-            &|m| &flow(m).bytes,
-        );
-    }
-    series(
-        "duban_connector_errors_total",
-        "Failed requests, refused webhooks and failed commits.",
-        &|m| &m.errors,
-    );
-    s
+    crate::ops::recorder::render()
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! Connectors: one per channel, each pulling (or receiving) its feed and committing raw envelopes,
-//! dead letters and its source position together (exactly once on Kafka, see [`sink`]).
+//! dead letters and its source position together (exactly once on Kafka, see [`output`]).
 
 pub mod board;
 pub mod feed;
 pub mod fields;
 pub mod hotline;
 pub mod metrics;
+pub mod output;
 pub mod portal;
 pub mod run;
-pub mod sink;
 pub mod wanshitong;
 
 use anyhow::{Context, Result};
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, Topics};
 use crate::record::{Channel, DeadLetter, RawEnvelope, local_offset};
-pub use sink::{Commit, Positions, Sink};
+pub use output::{Commit, Positions, Sink};
 
 /// Run until stopped, polling again after each pass (`Follow`), or stop once the feed is drained
 /// (`Drain`, used by `duban demo`).
@@ -248,14 +248,23 @@ pub async fn run_pollers(
     Pollers::open(files, enabled, out).await?.run(mode).await
 }
 
+/// Run one connector; in follow mode restart it from its committed position whenever it fails.
+/// A Kafka outage is told once per interval (the connector not ready meanwhile); being fenced by a
+/// newer instance of the connector ends it (and the process), so two never take turns.
 async fn supervise(job: Job, mut sink: Sink, out: Output, mode: Mode) -> Result<()> {
+    let name = format!("connector.{}", job.name());
+    let health = crate::ops::Component::register(&name);
+    let mut outage = crate::ops::Outage::new(&name, Some(health.clone()));
     let mut restarts = 0u32;
     loop {
-        let result = async {
-            let pos = sink.restore().await?;
-            job.run(&sink, pos, mode).await
-        }
-        .await;
+        let result = match sink.restore().await {
+            Ok(pos) => {
+                outage.ok();
+                health.ready();
+                job.run(&sink, pos, mode).await
+            }
+            Err(e) => Err(e),
+        };
         let err = match result {
             Ok(()) => return Ok(()),
             Err(e) if mode == Mode::Drain => {
@@ -264,21 +273,33 @@ async fn supervise(job: Job, mut sink: Sink, out: Output, mode: Mode) -> Result<
             Err(e) => e,
         };
         sink.metrics.error();
-        let delay = feed::backoff_delay(
-            &feed::HttpPolicy {
-                backoff_initial_ms: 500,
-                ..feed::HttpPolicy::default()
-            },
-            restarts.min(8),
-            u64::from(chrono::Utc::now().timestamp_subsec_nanos()),
-        );
-        restarts += 1;
-        tracing::error!(target: "duban::connectors", connector = job.name(), "stopped: {err:#}; restarting from its committed position in {delay:?}");
+        if crate::ops::outage::is_unrecoverable(&err) {
+            return Err(err.context(format!("{} connector", job.name())));
+        }
+        let delay = match outage.failed(err) {
+            Ok(delay) => delay,
+            Err(err) => {
+                health.not_ready("restarting after an error");
+                let delay = feed::backoff_delay(
+                    &feed::HttpPolicy {
+                        backoff_initial_ms: 500,
+                        ..feed::HttpPolicy::default()
+                    },
+                    restarts.min(8),
+                    u64::from(chrono::Utc::now().timestamp_subsec_nanos()),
+                );
+                restarts += 1;
+                tracing::error!(target: "duban::connectors", connector = job.name(), "stopped: {err:#}; restarting from its committed position in {delay:?}");
+                delay
+            }
+        };
         tokio::time::sleep(delay).await;
         match out.sink(job.name()).await {
             Ok(s) => sink = s,
             Err(e) => {
-                tracing::error!(target: "duban::connectors", connector = job.name(), "cannot reopen its writer: {e:#}")
+                if let Err(e) = outage.failed(e) {
+                    tracing::error!(target: "duban::connectors", connector = job.name(), "cannot reopen its writer: {e:#}")
+                }
             }
         }
     }

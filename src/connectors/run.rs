@@ -22,15 +22,32 @@ pub async fn ingest_kafka(
     let enabled = &config.connectors.enabled;
     // Every connector's transactional producer is initialised (fencing a previous process and
     // aborting its open transactions) before any connector reads its position back.
-    let pollers = Pollers::open(files, enabled, out.clone()).await?;
+    // Both wait for the broker through an outage (told once per interval).
+    let pollers =
+        crate::ops::outage::retry("connectors", || Pollers::open(files, enabled, out.clone()))
+            .await?;
     let receiver = if enabled.contains(&crate::record::Channel::Wanshitong) {
-        Some(wanshitong::start(&files.wanshitong, out.clone()).await?)
+        Some(
+            crate::ops::outage::retry("connector.wanshitong", || {
+                wanshitong::start(&files.wanshitong, out.clone())
+            })
+            .await?,
+        )
     } else {
         None
     };
+    tokio::pin!(stop);
     let result = tokio::select! {
-        r = pollers.run(Mode::Follow) => r,
-        () = stop => Ok(()),
+        // In follow mode the pollers end only with an error, or at once when there are none
+        // (the receiver alone): then it is the receiver that runs until the stop.
+        r = pollers.run(Mode::Follow) => match r {
+            Ok(()) => {
+                stop.as_mut().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        () = stop.as_mut() => Ok(()),
     };
     if let Some(r) = receiver {
         r.shutdown().await;

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -123,29 +123,92 @@ struct Receiver {
     secret: Vec<u8>,
     window: i64,
     /// Submission ids already committed (restored from the offsets topic): re-deliveries are
-    /// acknowledged without a second record. Held across the commit so that two concurrent
-    /// deliveries of one id cannot both be stored.
+    /// acknowledged without a second record.
     taken: tokio::sync::Mutex<HashSet<String>>,
+    /// Submission ids being stored: a concurrent delivery of one of them is answered 503 (retry),
+    /// so two deliveries of one id cannot both be stored.
+    in_flight: std::sync::Mutex<HashSet<String>>,
+    /// Deliveries waiting for the next transaction (group commit): every delivery that arrives
+    /// while a transaction is being committed joins the next one, so under load one transaction
+    /// carries many webhooks, and each is answered when its transaction committed.
+    pending: std::sync::Mutex<Vec<(Commit, tokio::sync::oneshot::Sender<Stored>)>>,
+    /// Kafka outages seen by commits: told once per interval, not ready meanwhile.
+    outage: std::sync::Mutex<crate::ops::Outage>,
 }
 
+/// How a delivery's transaction ended: committed, or failed with its error (and whether that
+/// was an outage, told by the receiver once per interval).
+type Stored = std::result::Result<(), (String, bool)>;
+
 impl Receiver {
-    /// Commit; after a failure reopen the writer and restore the ids taken (another instance
-    /// may have fenced this one and taken some), so the next delivery can succeed.
-    async fn commit(&self, c: Commit, taken: Option<&mut HashSet<String>>) -> Result<()> {
-        let mut sink = self.sink.lock().await;
+    /// Commit `c` in the next transaction and wait for it. Whoever takes the writer commits
+    /// everything pending then, for all who wait.
+    async fn commit(&self, c: Commit) -> std::result::Result<(), (String, bool)> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((c, tx));
+        {
+            let mut sink = self.sink.lock().await;
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            if !batch.is_empty() {
+                let (commits, waiters): (Vec<Commit>, Vec<_>) = batch.into_iter().unzip();
+                let mut merged = Commit::default();
+                for c in commits {
+                    merged.records.extend(c.records);
+                    merged.dead.extend(c.dead);
+                    merged.positions.extend(c.positions);
+                }
+                let result: Stored = self.commit_now(&mut sink, merged).await.map_err(|e| {
+                    (
+                        format!("{e:#}"),
+                        crate::ops::outage::outage_of(&e).is_some(),
+                    )
+                });
+                for w in waiters {
+                    let _ = w.send(result.clone());
+                }
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(("the commit was dropped".into(), false)))
+    }
+
+    /// One transaction; after a failure reopen the writer and restore the ids taken (another
+    /// instance may have fenced this one and taken some), so the next delivery can succeed.
+    async fn commit_now(&self, sink: &mut Sink, c: Commit) -> Result<()> {
         let err = match sink.commit(c).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.outage.lock().unwrap_or_else(|e| e.into_inner()).ok();
+                return Ok(());
+            }
             Err(e) => e,
         };
+        if crate::ops::outage::outage_of(&err).is_some() {
+            // Told (once per interval) by the tracker, which keeps its own copy of the error.
+            let copy = anyhow::anyhow!("{err:#}").context(crate::ops::outage::Transient(
+                crate::ops::Service::Kafka,
+                "wanshitong: commit failed".into(),
+            ));
+            let _ = self
+                .outage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .failed(copy);
+        }
         match self.out.sink("wanshitong").await {
             Ok(fresh) => {
-                if let (Some(t), Ok(p)) = (taken, fresh.restore().await) {
-                    *t = p.into_keys().filter(|k| !k.is_empty()).collect();
+                if let Ok(p) = fresh.restore().await {
+                    *self.taken.lock().await = p.into_keys().filter(|k| !k.is_empty()).collect();
                 }
                 *sink = fresh;
             }
             Err(e) => {
-                tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot reopen the writer: {e:#}")
+                if crate::ops::outage::outage_of(&e).is_none() {
+                    tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot reopen the writer: {e:#}")
+                }
             }
         }
         Err(err)
@@ -185,21 +248,30 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             dead: vec![dead_letter(Channel::Wanshitong, reason, &delivery, &body)],
             ..Commit::default()
         };
-        return match rx.commit(c, None).await {
+        return match rx.commit(c).await {
             Ok(()) => answer(
                 StatusCode::ACCEPTED,
                 json!({"ok": false, "dead_lettered": true}),
             ),
-            Err(e) => answer(
+            Err((e, _)) => answer(
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"ok": false, "error": format!("{e:#}")}),
+                json!({"ok": false, "error": e}),
             ),
         };
     };
-    let mut taken = rx.taken.lock().await;
-    if taken.contains(&id) {
-        m.dropped(1, body.len());
-        return answer(StatusCode::OK, json!({"ok": true, "duplicate": true}));
+    {
+        let taken = rx.taken.lock().await;
+        if taken.contains(&id) {
+            m.dropped(1, body.len());
+            return answer(StatusCode::OK, json!({"ok": true, "duplicate": true}));
+        }
+        let mut in_flight = rx.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if !in_flight.insert(id.clone()) {
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ok": false, "error": "a delivery of this submission is being stored, retry"}),
+            );
+        }
     }
     let position = json!({"delivery": delivery, "submission_id": id});
     let mut c = Commit {
@@ -229,9 +301,16 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
         }
     };
     // End-to-end acknowledgement: answer 2xx only once Kafka committed the record.
-    match rx.commit(c, Some(&mut *taken)).await {
+    let result = rx.commit(c).await;
+    if result.is_ok() {
+        rx.taken.lock().await.insert(id.clone());
+    }
+    rx.in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    match result {
         Ok(()) => {
-            taken.insert(id);
             if stored {
                 answer(StatusCode::OK, json!({"ok": true}))
             } else {
@@ -241,8 +320,11 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
                 )
             }
         }
-        Err(e) => {
-            tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store submission {id}: {e:#}");
+        Err((e, outage)) => {
+            // An outage is told once per interval by the receiver; anything else here and now.
+            if !outage {
+                tracing::error!(target: "duban::connectors", channel = "wanshitong", "cannot store submission {id}: {e}");
+            }
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"ok": false, "error": "not stored, retry"}),
@@ -268,6 +350,7 @@ impl ReceiverHandle {
 /// Open the connector's writer, restore the ids taken, and serve the webhook, `/metrics` and
 /// `/healthz` on `cfg.bind`.
 pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle> {
+    let health = crate::ops::Component::register("connector.wanshitong");
     let sink = out.sink("wanshitong").await?;
     let taken: HashSet<String> = sink
         .restore()
@@ -286,16 +369,23 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
         secret: secret(&cfg.secret_env).into_bytes(),
         window: cfg.replay_window_secs,
         taken: tokio::sync::Mutex::new(taken),
+        in_flight: Default::default(),
+        pending: Default::default(),
+        outage: std::sync::Mutex::new(crate::ops::Outage::new(
+            "connector.wanshitong",
+            Some(health.clone()),
+        )),
     });
     let app = Router::new()
         .route(&cfg.path, post(receive))
         .with_state(rx)
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }));
+        // The process's ops endpoints (`/metrics` from the metrics facade, `/healthz`, `/readyz`).
+        .merge(crate::ops::server::router());
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .with_context(|| format!("wanshitong: cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
+    health.ready();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -307,17 +397,6 @@ pub async fn start(cfg: &WanshitongConfig, out: Output) -> Result<ReceiverHandle
     });
     tracing::info!(target: "duban::connectors", "wanshitong webhooks on http://{addr}{}, metrics on http://{addr}/metrics", cfg.path);
     Ok(ReceiverHandle { addr, stop, task })
-}
-
-async fn metrics_text() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        super::metrics::render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

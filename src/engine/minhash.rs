@@ -189,7 +189,7 @@ impl LshIndex {
             // The record spans a few cache lines from its start.
             for line in (0..self.stride).step_by(16) {
                 if let Some(x) = self.recs.get(p * self.stride + line) {
-                    crate::mem::prefetch(x);
+                    crate::util::mem::prefetch(x);
                 }
             }
         }

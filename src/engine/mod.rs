@@ -1,7 +1,6 @@
 //! The engine: raw records → decode → DataFusion normalization (pipelines/normalize.sql with UDFs)
 //! → stateful operators (dedup, count rules) → canonical complaints, changed alerts, dead letters.
 
-pub mod classify;
 pub mod cluster;
 pub mod decode;
 pub mod frequency;
@@ -10,6 +9,7 @@ pub mod normalize;
 pub mod partition;
 pub mod pii;
 pub mod rules;
+pub mod taxonomy;
 pub mod triage;
 pub mod units;
 
@@ -28,11 +28,11 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::record::{Alert, Complaint, DeadLetter, TZ, complaint_id, local_offset};
-use classify::DomainClassifier;
 pub use decode::RawInput;
 use minhash::MinHasher;
 use partition::Partitioned;
 use rules::{AnalyticState, Prepared, RuleContext};
+use taxonomy::DomainClassifier;
 
 /// The per-record SQL of the engine.
 pub const NORMALIZE_SQL: &str = include_str!("../../pipelines/normalize.sql");
@@ -351,7 +351,7 @@ fn batch_to_complaints(batch: &RecordBatch) -> Result<Vec<Complaint>> {
                 phone_masked: get(6, r),
                 district: get(7, r),
                 address: get(8, r),
-                domain: get(9, r).unwrap_or_else(|| classify::UNCLASSIFIED.to_string()),
+                domain: get(9, r).unwrap_or_else(|| taxonomy::UNCLASSIFIED.to_string()),
                 domain_confidence: if conf.is_null(r) { 0.0 } else { conf.value(r) },
                 source_category: get(10, r),
                 source_status: get(11, r),
@@ -428,7 +428,7 @@ async fn normalize_with(
     }
     let slices = threads.min(inputs.len() / PARALLEL_MIN_ROWS);
     let per = inputs.len().div_ceil(slices);
-    let results = crate::par::on_threads(
+    let results = crate::util::par::on_threads(
         "a normalize thread",
         inputs.chunks(per).zip(ctxs),
         |(chunk, ctx)| {
@@ -652,12 +652,12 @@ mod tests {
             size,
             seed: 11,
             push_url: None,
+            // Dated before the fetch time below (later records are refused as future-dated).
+            end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
             ..crate::sim::SimConfig::default()
         };
         let corpus = crate::sim::corpus(&cfg).expect("corpus");
-        // Fetched now: the simulator's corpus ends today, and a record dated more than a day after
-        // its fetch is a dead letter (issue 21, item 6).
-        let at = chrono::Utc::now().with_timezone(&crate::record::local_offset());
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00+08:00").expect("t");
         corpus
             .complaints
             .iter()

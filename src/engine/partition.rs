@@ -173,7 +173,7 @@ impl Partitioned {
             .zip(per)
             .filter(|(_, r)| !r.is_empty());
         let outs: Vec<(Vec<usize>, BlockOutput)> =
-            crate::par::on_threads("a block partition's operator", busy, |(state, rows)| {
+            crate::util::par::on_threads("a block partition's operator", busy, |(state, rows)| {
                 let (idx, rows): (Vec<usize>, Vec<_>) = rows.into_iter().unzip();
                 (idx, state.apply_prepared(rows, cx))
             })
@@ -203,7 +203,7 @@ impl Partitioned {
             .iter_mut()
             .zip(&per_person)
             .filter(|(_, e)| !e.is_empty());
-        let person_alerts: Vec<Vec<Alert>> = crate::par::on_threads(
+        let person_alerts: Vec<Vec<Alert>> = crate::util::par::on_threads(
             "a complainant partition's operator",
             busy,
             |(state, evs)| state.apply_people(evs, cx),

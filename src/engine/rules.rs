@@ -700,7 +700,7 @@ impl AnalyticState {
         }
         let domain = issue
             .domain()
-            .filter(|d| d != crate::engine::classify::UNCLASSIFIED);
+            .filter(|d| d != crate::engine::taxonomy::UNCLASSIFIED);
         let count = issue.complaint_ids.len();
         let flags = self.flags_of_issue(issue, cx.rules.crowd_min_complainants);
         let key_terms = self.issues.key_terms(issue_id, 6);
@@ -811,7 +811,7 @@ impl AnalyticState {
         let (domain, share) = Person::focus(&p.domains).unwrap_or_default();
         let (top_issue, issue_share) = Person::focus(&p.issues).unwrap_or_default();
         let domain =
-            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::classify::UNCLASSIFIED);
+            Some(domain).filter(|d| !d.is_empty() && d != crate::engine::taxonomy::UNCLASSIFIED);
         let district = Person::focus(&p.districts).map(|(d, _)| d);
         let start = local_day(p.max_window_start);
         let end = start + Duration::days(cx.frequency.window_days - 1);

@@ -34,7 +34,7 @@ impl LabelDesk {
         topics: &crate::bus::Topics,
         data: Option<&std::path::Path>,
     ) -> anyhow::Result<LabelDesk> {
-        let tax = crate::engine::classify::Taxonomy::load(config.taxonomy.path.as_deref())?;
+        let tax = crate::engine::taxonomy::Taxonomy::load(config.taxonomy.path.as_deref())?;
         Ok(LabelDesk {
             topic: topics.labels.clone(),
             lake: data.map(|d| d.join("lake")),

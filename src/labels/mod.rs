@@ -299,13 +299,31 @@ pub fn follow(
     let prefix = topic.strip_suffix(".labels").unwrap_or(topic);
     let consumer = crate::web::topic_follower(bootstrap, prefix, topic)?;
     let topic = topic.to_string();
+    // It lives through broker outages like the board's follower: an error the broker does not
+    // contradict is told once per interval and the consumer resumes where it was.
+    let mut outage = crate::ops::Outage::new("labels", None);
     Ok(tokio::spawn(async move {
         loop {
             let m = tokio::select! {
                 m = consumer.recv() => m,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
-            let m = m.with_context(|| format!("labels: reading {topic} failed"))?;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    if !crate::ops::outage::kafka_answers(&consumer) {
+                        let delay = outage.failed(
+                            anyhow::Error::new(e).context(format!("labels: reading {topic}")),
+                        )?;
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            _ = stop.wait_for(|s| *s) => return Ok(()),
+                        }
+                    }
+                    continue;
+                }
+            };
+            outage.ok();
             let origin = format!("{topic}/{}/{}", m.partition(), m.offset());
             let Some(payload) = m.payload() else { continue };
             if apply_records(&view, [(origin, payload)])

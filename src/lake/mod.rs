@@ -269,43 +269,47 @@ pub fn write_snapshots(lake: &Path, parts: &StateParts<'_>, common_min: usize) -
     // Each partition's file is built and written on its own thread.
     let files = parts.blocks.iter().map(|p| (true, p));
     let files = files.chain(parts.people.iter().map(|p| (false, p)));
-    let written = crate::par::on_threads("a snapshot writer", files, |(issues, (p, state))| {
-        let (tag, path) = if issues {
-            ('b', lake.join("issues").join(format!("part-b{p}.parquet")))
-        } else {
-            (
-                'c',
-                lake.join("complainants").join(format!("part-c{p}.parquet")),
-            )
-        };
-        let seq = parts.seqs.get(&(tag, *p)).copied();
-        if let Some(seq) = seq
-            && let Some(on_disk) = snapshot_seq(&path).filter(|&d| d > seq)
-        {
-            // Another worker owns the partition by now (or the changelog was started over
-            // while the lake was kept: then remove the lake's snapshot files).
-            tracing::info!(target: "duban::lake", file = %path.display(), on_disk, seq, "snapshot file kept: it holds a later changelog sequence");
-            return Ok(());
-        }
-        let batch = if issues {
-            issues_batch(state, common_min)?
-        } else {
-            complainants_batch(state)?
-        };
-        let mut props = writer_properties(&batch.schema());
-        if let Some(seq) = seq {
-            props = props
-                .into_builder()
-                .set_key_value_metadata(Some(vec![
-                    datafusion::parquet::file::metadata::KeyValue::new(
-                        SEQ_KEY.to_string(),
-                        seq.to_string(),
-                    ),
-                ]))
-                .build();
-        }
-        write_parquet_with(&path, &batch, props)
-    })?;
+    let written = crate::util::par::on_threads(
+        "a snapshot writer",
+        files,
+        |(issues, (p, state))| {
+            let (tag, path) = if issues {
+                ('b', lake.join("issues").join(format!("part-b{p}.parquet")))
+            } else {
+                (
+                    'c',
+                    lake.join("complainants").join(format!("part-c{p}.parquet")),
+                )
+            };
+            let seq = parts.seqs.get(&(tag, *p)).copied();
+            if let Some(seq) = seq
+                && let Some(on_disk) = snapshot_seq(&path).filter(|&d| d > seq)
+            {
+                // Another worker owns the partition by now (or the changelog was started over
+                // while the lake was kept: then remove the lake's snapshot files).
+                tracing::info!(target: "duban::lake", file = %path.display(), on_disk, seq, "snapshot file kept: it holds a later changelog sequence");
+                return Ok(());
+            }
+            let batch = if issues {
+                issues_batch(state, common_min)?
+            } else {
+                complainants_batch(state)?
+            };
+            let mut props = writer_properties(&batch.schema());
+            if let Some(seq) = seq {
+                props = props
+                    .into_builder()
+                    .set_key_value_metadata(Some(vec![
+                        datafusion::parquet::file::metadata::KeyValue::new(
+                            SEQ_KEY.to_string(),
+                            seq.to_string(),
+                        ),
+                    ]))
+                    .build();
+            }
+            write_parquet_with(&path, &batch, props)
+        },
+    )?;
     written.into_iter().collect::<Result<()>>()?;
     // Files of the whole state, as earlier versions wrote them, would count every row twice.
     for old in ["issues/issues.parquet", "complainants/complainants.parquet"] {

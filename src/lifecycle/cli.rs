@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 #[derive(Args, Debug)]
 pub struct AlertsArgs {
     /// Base URL of the lifecycle's API. Env DUBAN_API_URL.
-    #[arg(long, env = "DUBAN_API_URL", default_value = "http://127.0.0.1:8686")]
+    #[arg(long, env = "DUBAN_API_URL", default_value_t = super::config::LifecycleConfig::default_api_url())]
     pub api: String,
     /// Bearer token (its role decides what is allowed). Env DUBAN_API_TOKEN.
     #[arg(long, env = "DUBAN_API_TOKEN", hide_env_values = true)]

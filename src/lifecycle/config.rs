@@ -67,6 +67,11 @@ impl Default for LifecycleConfig {
 }
 
 impl LifecycleConfig {
+    /// The URL of the API at the default `http_bind`: where `duban alerts` calls unless told.
+    pub fn default_api_url() -> String {
+        format!("http://{}", LifecycleConfig::default().http_bind)
+    }
+
     /// The clock file: env DUBAN_CLOCK_FILE, else the config's.
     pub fn clock_file(&self) -> Option<PathBuf> {
         std::env::var_os("DUBAN_CLOCK_FILE")
@@ -113,13 +118,23 @@ impl LifecycleConfig {
 
     /// The deadline policy, with the calendar loaded.
     pub fn policy(&self, rules: &crate::config::RuleConfig) -> anyhow::Result<super::Policy> {
-        Ok(super::Policy {
+        let calendar = super::calendar::WorkCalendar::load(self.holidays.as_deref())?;
+        Ok(self.policy_on(rules, calendar))
+    }
+
+    /// The deadline policy on `calendar`.
+    pub fn policy_on(
+        &self,
+        rules: &crate::config::RuleConfig,
+        calendar: super::calendar::WorkCalendar,
+    ) -> super::Policy {
+        super::Policy {
             warning_working_days: self
                 .warning_working_days
                 .unwrap_or(rules.warning_working_days),
             warning_by_domain: self.warning_days_by_domain.clone(),
             reply_working_days: self.reply_working_days,
-            calendar: super::calendar::WorkCalendar::load(self.holidays.as_deref())?,
-        })
+            calendar,
+        }
     }
 }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::calendar::WorkCalendar;
-use crate::record::{Alert, AlertLevel, AlertLifecycle, AlertStatus, AlertTransition};
+use crate::record::{
+    Alert, AlertLevel, AlertLifecycle, AlertStatus, AlertTransition, TransitionKind,
+};
 
 /// The deadlines the lifecycle applies.
 #[derive(Debug, Clone)]
@@ -22,13 +24,12 @@ pub struct Policy {
 }
 
 impl Default for Policy {
+    /// The policy of the default `[rules]` and `[lifecycle]`, on the built-in calendar.
     fn default() -> Self {
-        Policy {
-            warning_working_days: 5,
-            warning_by_domain: BTreeMap::new(),
-            reply_working_days: 10,
-            calendar: WorkCalendar::builtin(),
-        }
+        super::config::LifecycleConfig::default().policy_on(
+            &crate::config::RuleConfig::default(),
+            WorkCalendar::builtin(),
+        )
     }
 }
 
@@ -174,7 +175,7 @@ pub struct Notification {
     pub notification_id: String,
     pub alert_id: String,
     pub unit: String,
-    pub action: String,
+    pub action: TransitionKind,
     pub level: AlertLevel,
     pub title: String,
     pub text: String,
@@ -234,7 +235,7 @@ struct Step<'a> {
     action_id: Option<&'a str>,
     actor: &'a str,
     role: String,
-    action: &'a str,
+    action: TransitionKind,
     reason: String,
 }
 
@@ -252,7 +253,7 @@ fn record(
         at: now,
         actor: step.actor.to_string(),
         role: step.role,
-        action: step.action.to_string(),
+        action: step.action,
         from_level: (!first).then_some(a.level),
         to_level: level,
         from_status: a.lifecycle.status,
@@ -267,23 +268,23 @@ fn record(
 }
 
 fn notification(a: &Alert, t: &AlertTransition) -> Notification {
-    let what = match t.action.as_str() {
-        "raise" if a.lifecycle.recurrent => "屡治屡犯，重新预警",
-        "raise" => "新预警",
-        "assign" => "改派",
-        "escalate" => "升级为红色督办",
-        "reply_overdue" => "督办书面回复逾期",
-        "verify" => "核实办结，绿色清零",
-        "reject" => "整改未通过核实，请继续办理",
-        "reopen" => "重新打开",
-        "reroute" => "领域更正，改派",
-        _ => "状态变化",
+    let what = match t.action {
+        TransitionKind::Raise if a.lifecycle.recurrent => "屡治屡犯，重新预警",
+        TransitionKind::Raise => "新预警",
+        TransitionKind::Assign => "改派",
+        TransitionKind::Escalate => "升级为红色督办",
+        TransitionKind::ReplyOverdue => "督办书面回复逾期",
+        TransitionKind::Verify => "核实办结，绿色清零",
+        TransitionKind::Reject => "整改未通过核实，请继续办理",
+        TransitionKind::Reopen => "重新打开",
+        TransitionKind::Reroute => "领域更正，改派",
+        TransitionKind::Feedback | TransitionKind::Recur | TransitionKind::Merge => "状态变化",
     };
     Notification {
         notification_id: format!("{}#{}", a.alert_id, t.seq),
         alert_id: a.alert_id.clone(),
         unit: a.unit.clone(),
-        action: t.action.clone(),
+        action: t.action,
         level: a.level,
         title: format!("【{}】{}：{}", a.level.label_zh(), what, a.alert_id),
         text: format!(
@@ -322,7 +323,7 @@ fn open(
             action_id: None,
             actor: "system",
             role: "system".into(),
-            action: "merge",
+            action: TransitionKind::Merge,
             reason: format!("已并入{into}"),
         };
         record(
@@ -339,7 +340,7 @@ fn open(
         action_id: None,
         actor: "system",
         role: "system".into(),
-        action: "raise",
+        action: TransitionKind::Raise,
         reason,
     };
     let t = record(
@@ -477,7 +478,7 @@ fn on_raised(
                 action_id: None,
                 actor: "system",
                 role: "system".into(),
-                action: "recur",
+                action: TransitionKind::Recur,
                 reason: format!("新投诉{}件，另立复发预警{id}", new.len()),
             };
             a.lifecycle.revision += 1;
@@ -505,7 +506,7 @@ fn on_raised(
                     action_id: None,
                     actor: "system",
                     role: "system".into(),
-                    action: "merge",
+                    action: TransitionKind::Merge,
                     reason: format!("已并入{into}，由其继续办理"),
                 };
                 let level = a.level;
@@ -533,7 +534,7 @@ fn on_tick(
                 action_id: None,
                 actor: "system",
                 role: "system".into(),
-                action: "escalate",
+                action: TransitionKind::Escalate,
                 reason: format!("预警期限{}届满，未经核实办结", a.deadline),
             };
             let out = escalate(&mut a, now, cx, step);
@@ -545,12 +546,12 @@ fn on_tick(
                 .lifecycle
                 .history
                 .iter()
-                .rposition(|t| t.action == "escalate");
+                .rposition(|t| t.action == TransitionKind::Escalate);
             let reminded = a
                 .lifecycle
                 .history
                 .iter()
-                .rposition(|t| t.action == "reply_overdue");
+                .rposition(|t| t.action == TransitionKind::ReplyOverdue);
             let already = matches!((last_escalation, reminded), (Some(e), Some(r)) if r > e);
             match due {
                 Some(d) if overdue(d, now) && !already => {
@@ -559,7 +560,7 @@ fn on_tick(
                         action_id: None,
                         actor: "system",
                         role: "system".into(),
-                        action: "reply_overdue",
+                        action: TransitionKind::ReplyOverdue,
                         reason: format!("书面回复期限{d}已过，未见核实办结"),
                     };
                     let status = a.lifecycle.status;
@@ -620,7 +621,7 @@ fn on_action(
     if let Err(why) = permitted(&role, act.action, &a.unit) {
         return (Some(a), vec![reject(act, why, true)]);
     }
-    let step = |action: &'static str, reason: String| Step {
+    let step = |action: TransitionKind, reason: String| Step {
         action_id: Some(&act.action_id),
         actor: &act.actor,
         role: role.to_string(),
@@ -657,7 +658,7 @@ fn on_action(
             let t = record(
                 &mut a,
                 now,
-                step("assign", reason),
+                step(TransitionKind::Assign, reason),
                 level,
                 AlertStatus::Assigned,
                 false,
@@ -676,7 +677,7 @@ fn on_action(
             a.lifecycle.feedback_at = Some(now);
             a.lifecycle.revision += 1;
             let level = a.level;
-            let step = step("feedback", act.reason.clone());
+            let step = step(TransitionKind::Feedback, act.reason.clone());
             record(
                 &mut a,
                 now,
@@ -705,7 +706,7 @@ fn on_action(
                 record(
                     &mut a,
                     now,
-                    step("verify", reason),
+                    step(TransitionKind::Verify, reason),
                     AlertLevel::Green,
                     AlertStatus::Closed,
                     false,
@@ -718,7 +719,7 @@ fn on_action(
                 record(
                     &mut a,
                     now,
-                    step("reject", act.reason.clone()),
+                    step(TransitionKind::Reject, act.reason.clone()),
                     level,
                     AlertStatus::Assigned,
                     false,
@@ -739,7 +740,12 @@ fn on_action(
                 return conflict(a, "escalation needs a reason (the finding)".into());
             }
             let reason = format!("{finding}：{}", act.reason);
-            out.extend(escalate(&mut a, now, cx, step("escalate", reason)));
+            out.extend(escalate(
+                &mut a,
+                now,
+                cx,
+                step(TransitionKind::Escalate, reason),
+            ));
         }
         ActionKind::Reroute => {
             let (Some(domain), Some(unit)) = (
@@ -774,7 +780,14 @@ fn on_action(
             };
             let reason = format!("领域更正：{old_domain}→{domain}{routed}。{}", act.reason);
             let (level, status) = (a.level, a.lifecycle.status);
-            let t = record(&mut a, now, step("reroute", reason), level, status, false);
+            let t = record(
+                &mut a,
+                now,
+                step(TransitionKind::Reroute, reason),
+                level,
+                status,
+                false,
+            );
             if moved {
                 out.push(Output::Notify(notification(&a, &t)));
             }
@@ -802,7 +815,7 @@ fn on_action(
             let t = record(
                 &mut a,
                 now,
-                step("reopen", reason),
+                step(TransitionKind::Reopen, reason),
                 AlertLevel::Yellow,
                 AlertStatus::Assigned,
                 false,

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use chrono::Datelike;
 use std::path::{Path, PathBuf};
 
-use crate::record::Alert;
+use crate::record::{Alert, TransitionKind};
 
 /// Issuing office of the recommendations.
 pub const ISSUER: &str = "芜湖市司法局";
@@ -88,7 +88,7 @@ fn blocks(a: &Alert) -> Vec<Block> {
         .history
         .iter()
         .rev()
-        .find(|t| t.action == "escalate")
+        .find(|t| t.action == TransitionKind::Escalate)
         .map(|t| t.reason.clone())
         .unwrap_or_default();
     let mut listed: Vec<String> = a
@@ -109,7 +109,7 @@ fn blocks(a: &Alert) -> Vec<Block> {
         .lifecycle
         .history
         .iter()
-        .rposition(|t| t.action == "escalate")
+        .rposition(|t| t.action == TransitionKind::Escalate)
         .map_or(a.lifecycle.history.len(), |i| i + 1);
     let history: Vec<Vec<String>> = a.lifecycle.history[..issued]
         .iter()
@@ -118,7 +118,7 @@ fn blocks(a: &Alert) -> Vec<Block> {
                 t.seq.to_string(),
                 t.at.format("%Y-%m-%d %H:%M").to_string(),
                 format!("{}（{}）", t.actor, t.role),
-                action_zh(&t.action).to_string(),
+                action_zh(t.action).to_string(),
                 format!(
                     "{} → {}",
                     t.from_level.map(|l| l.label_zh()).unwrap_or("—"),
@@ -187,19 +187,19 @@ fn blocks(a: &Alert) -> Vec<Block> {
 }
 
 /// The Chinese name of a history action.
-pub fn action_zh(action: &str) -> &str {
+pub fn action_zh(action: TransitionKind) -> &'static str {
     match action {
-        "raise" => "预警下发",
-        "assign" => "改派",
-        "feedback" => "单位反馈",
-        "verify" => "核实办结",
-        "reject" => "核实未通过",
-        "escalate" => "升级督办",
-        "reply_overdue" => "回复逾期",
-        "reopen" => "重新打开",
-        "recur" => "复发",
-        "merge" => "合并",
-        other => other,
+        TransitionKind::Raise => "预警下发",
+        TransitionKind::Assign => "改派",
+        TransitionKind::Feedback => "单位反馈",
+        TransitionKind::Verify => "核实办结",
+        TransitionKind::Reject => "核实未通过",
+        TransitionKind::Escalate => "升级督办",
+        TransitionKind::ReplyOverdue => "回复逾期",
+        TransitionKind::Reopen => "重新打开",
+        TransitionKind::Recur => "复发",
+        TransitionKind::Merge => "合并",
+        TransitionKind::Reroute => "领域更正改派",
     }
 }
 

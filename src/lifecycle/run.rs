@@ -9,7 +9,6 @@
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +22,8 @@ use super::decide::{AlertAction, Event};
 use super::notify::{Delivery, DeliveryStatus, NotificationRecord};
 use crate::bus::{Bus, KafkaBus, Topics};
 use crate::config::Config;
+use crate::ops::InternalEvent;
+use crate::ops::events::{LifecycleAlertTransitioned, LifecycleBoardMeasured};
 use crate::record::{Alert, DeadLetter};
 
 /// Transactional id of a deployment's lifecycle.
@@ -66,9 +67,12 @@ type Keyed = Vec<(String, Vec<u8>)>;
 
 /// One transaction: records on several topics, plus the consumer offsets they cover.
 async fn transact(
-    producer: &FutureProducer,
+    producer: &crate::bus::txn::TxnProducer,
     batches: &[(&str, &Keyed)],
-    offsets: Option<(&StreamConsumer, TopicPartitionList)>,
+    offsets: Option<(
+        &StreamConsumer<crate::ops::events::LagContext>,
+        TopicPartitionList,
+    )>,
 ) -> Result<()> {
     if batches.iter().all(|(_, r)| r.is_empty()) && offsets.is_none() {
         return Ok(());
@@ -103,6 +107,8 @@ struct Runner {
     client: reqwest::Client,
     clock: Clock,
     delivered_tx: tokio::sync::mpsc::UnboundedSender<NotificationRecord>,
+    /// Notifications being delivered (across runs: a restore does not send them again).
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Runner {
@@ -112,6 +118,14 @@ impl Runner {
             .filter(|r| r.status == DeliveryStatus::Pending)
             .cloned()
         {
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(r.notification.notification_id.clone())
+            {
+                continue;
+            }
             let (d, c, clock, tx) = (
                 self.delivery.clone(),
                 self.client.clone(),
@@ -153,6 +167,22 @@ impl Runner {
         {
             let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
             for (id, a) in &fx.changed {
+                // The transitions this commit added: those past the history the view had.
+                let seen = v
+                    .alerts
+                    .get(id)
+                    .map_or(0, |old| old.lifecycle.history.len());
+                for t in a.lifecycle.history.iter().skip(seen) {
+                    LifecycleAlertTransitioned {
+                        alert: &a.alert_id,
+                        action: t.action.as_str(),
+                        from_level: t.from_level.map_or("none", |l| l.as_str()),
+                        level: t.to_level.as_str(),
+                        status: t.to_status.as_str(),
+                        unit: &a.unit,
+                    }
+                    .emit();
+                }
                 v.alerts.insert(id.clone(), a.clone());
             }
             // Outcomes are kept for the API's waiting callers; old ones are dropped.
@@ -163,10 +193,39 @@ impl Runner {
                 v.results.insert(r.action_id.clone(), r.clone());
             }
         }
-        for a in fx.changed.values() {
-            tracing::info!(target: "duban::lifecycle", alert = %a.alert_id, level = a.level.as_str(), status = a.lifecycle.status.as_str(), unit = %a.unit, "board updated");
-        }
         self.send_pending(&notes);
+        self.measure()
+    }
+
+    /// The board's gauges: alerts by level and status, overdue ones, notifications by status.
+    fn measure(&self) -> Result<()> {
+        let now = self.clock.now()?;
+        let mut by: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut overdue = 0;
+        for a in self.board.alerts.values() {
+            *by.entry((a.level.as_str(), a.lifecycle.status.as_str()))
+                .or_default() += 1;
+            if a.lifecycle.status != crate::record::AlertStatus::Closed
+                && super::decide::overdue(a.deadline, now)
+            {
+                overdue += 1;
+            }
+        }
+        let mut notes: BTreeMap<&str, usize> = ["pending", "delivered", "failed", "no_webhook"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+        for r in self.log.values() {
+            *notes.entry(status_name(r.status)).or_default() += 1;
+        }
+        let by: Vec<((&str, &str), usize)> = by.into_iter().collect();
+        let notes: Vec<(&str, usize)> = notes.into_iter().collect();
+        LifecycleBoardMeasured {
+            by_level_status: &by,
+            overdue,
+            notifications: &notes,
+        }
+        .emit();
         Ok(())
     }
 }
@@ -184,6 +243,14 @@ fn encode_notes(notes: &[NotificationRecord]) -> Result<Keyed> {
 }
 
 /// Run the lifecycle on Kafka until `stop` resolves.
+///
+/// It lives through broker outages: a consumer error is told once per interval (`ops::outage`);
+/// a failed transaction, or a restore that cannot read the topics, sends it back to its committed
+/// state — producer created anew (fencing nothing but its own earlier self and settling the open
+/// transaction), board and notification log restored from their compacted topics, consumer resumed
+/// from the committed offsets — after a delay that grows to a few seconds, not ready meanwhile.
+/// The alerts API keeps answering (from the last board it had). Fenced by a newer instance and
+/// errors that are not outages end it.
 pub async fn run_kafka(
     config: &Config,
     bus: Arc<KafkaBus>,
@@ -191,147 +258,272 @@ pub async fn run_kafka(
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let lc = &config.lifecycle;
-    let topics = bus.topics();
-    let bootstrap = config.kafka.bootstrap_servers.clone();
     let policy = lc.policy(&config.rules)?;
     let units = crate::engine::units::load(config.units.path.as_deref())?;
     let tokens = lc.all_tokens()?;
     let clock = Clock::new(lc.clock_file());
-
-    // Fence any previous instance first: its open transaction is aborted before we restore.
-    let producer =
-        crate::bus::txn::producer(&bootstrap, &transactional_id(&topics), 20_000, "lifecycle")
-            .await?;
-
-    let (b, t) = (bootstrap.clone(), topics.alerts.clone());
-    let board_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
-    let mut latest: BTreeMap<String, Alert> = BTreeMap::new();
-    for (k, v) in &board_recs {
-        match serde_json::from_slice::<Alert>(v) {
-            Ok(a) => {
-                latest.insert(a.alert_id.clone(), a);
-            }
-            Err(e) => {
-                tracing::warn!(target: "duban::lifecycle", key = %String::from_utf8_lossy(k), "skipping an unreadable board record: {e}")
-            }
-        }
-    }
-    let (b, t) = (bootstrap.clone(), topics.alert_notifications.clone());
-    let log_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
-    let mut log = BTreeMap::new();
-    for (_, v) in &log_recs {
-        if let Ok(r) = serde_json::from_slice::<NotificationRecord>(v) {
-            log.insert(r.notification.notification_id.clone(), r);
-        }
-    }
-    let board = Board::new(policy, latest.into_values());
-    tracing::info!(target: "duban::lifecycle", alerts = board.alerts.len(), notifications = log.len(), "board restored");
-
-    let view = Arc::new(RwLock::new(View {
-        alerts: board.alerts.clone(),
-        ..View::default()
-    }));
+    let health = crate::ops::Component::register("lifecycle");
+    let mut outage = crate::ops::Outage::new("lifecycle", Some(health.clone()));
+    let view = Arc::new(RwLock::new(View::default()));
     let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = Runner {
-        board,
-        units,
-        data_dir: data_dir.to_path_buf(),
-        view: view.clone(),
-        log,
-        delivery: Delivery::from_config(lc),
-        client: reqwest::Client::new(),
-        clock: clock.clone(),
-        delivered_tx,
+    let mut shared = Shared {
+        in_flight: Arc::default(),
+        unsaved: Vec::new(),
+        server: None,
     };
-    // Documents a crash kept from being written, the lake, pending webhooks.
-    let reds: Vec<String> = runner
-        .board
-        .alerts
-        .values()
-        .filter(|a| {
-            a.lifecycle
-                .document_path
-                .as_ref()
-                .is_some_and(|p| !data_dir.join(p).exists())
-        })
-        .map(|a| a.alert_id.clone())
-        .collect();
-    write_outputs(data_dir, &runner.board, &reds)?;
-    let pending: Vec<NotificationRecord> = runner.log.values().cloned().collect();
-    runner.send_pending(&pending);
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = if lc.http_bind.is_empty() {
-        None
-    } else {
-        let api = Api::new(
-            view.clone(),
-            tokens,
-            Bus::Kafka(bus.clone()),
-            topics.alert_actions.clone(),
-            clock.clone(),
-            lc.action_rate(),
-        )
-        .with_labels(crate::labels::api::LabelDesk::from_config(
-            config,
-            &topics,
-            Some(data_dir),
-        )?);
-        let listener = tokio::net::TcpListener::bind(&lc.http_bind)
-            .await
-            .with_context(|| format!("lifecycle API: cannot bind {}", lc.http_bind))?;
-        let addr = listener.local_addr()?;
-        std::fs::create_dir_all(data_dir)?;
-        std::fs::write(data_dir.join("lifecycle-api.addr"), addr.to_string())?;
-        tracing::info!(target: "duban::lifecycle", "alerts API on http://{addr}/api/alerts");
-        let mut rx = stop_rx.clone();
-        Some(tokio::spawn(async move {
-            axum::serve(listener, super::api::router(api))
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-        }))
-    };
-
     // Domain corrections: the API's view of them and the lake table `labels`.
     let labels = crate::labels::follow(
-        &bootstrap,
-        &topics.labels,
+        &config.kafka.bootstrap_servers,
+        &bus.topics().labels,
         view.clone(),
         Some(data_dir.join("lake")),
         stop_rx.clone(),
     )?;
-
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", &lc.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("session.timeout.ms", "10000")
-        .create()
-        .context("cannot create the lifecycle consumer")?;
-    consumer
-        .subscribe(&[topics.alerts_raised.as_str(), topics.alert_actions.as_str()])
-        .context("cannot subscribe to the lifecycle's inputs")?;
-
-    let mut ticker = tokio::time::interval(Duration::from_millis(lc.tick_interval_ms.max(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
-    let result: Result<()> = async {
+    let result = loop {
+        let run = Once {
+            config,
+            bus: &bus,
+            data_dir,
+            policy: policy.clone(),
+            units: units.clone(),
+            tokens: &tokens,
+            clock: &clock,
+            view: &view,
+            health: &health,
+            outage: &mut outage,
+            delivered_tx: delivered_tx.clone(),
+            stop_rx: stop_rx.clone(),
+        };
+        let err = match run.go(&mut shared, &mut delivered_rx, stop.as_mut()).await {
+            Ok(()) => break Ok(()),
+            Err(e) => e,
+        };
+        health.not_ready("restarting from the committed state after a Kafka error");
+        let delay = match outage.failed(err.context("lifecycle")) {
+            Ok(d) => d,
+            Err(e) => break Err(e),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.as_mut() => break Ok(()),
+        }
+    };
+    let _ = stop_tx.send(true);
+    if let Some(s) = shared.server.take() {
+        let _ = s.await;
+    }
+    match labels.await {
+        Ok(Err(e)) if result.is_ok() => return Err(e),
+        _ => {}
+    }
+    result
+}
+
+/// What outlives one run of the lifecycle.
+struct Shared {
+    /// Notifications being delivered (not sent again by a restore).
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Delivery results not yet committed to the notification log.
+    unsaved: Vec<NotificationRecord>,
+    /// The alerts API (started after the first restore, kept across runs).
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// One run of the lifecycle: restore, then consume until a stop or an error.
+struct Once<'a> {
+    config: &'a Config,
+    bus: &'a Arc<KafkaBus>,
+    data_dir: &'a Path,
+    policy: super::decide::Policy,
+    units: crate::engine::units::UnitTable,
+    tokens: &'a crate::auth::Credentials,
+    clock: &'a Clock,
+    view: &'a Arc<RwLock<View>>,
+    health: &'a crate::ops::Component,
+    outage: &'a mut crate::ops::Outage,
+    delivered_tx: tokio::sync::mpsc::UnboundedSender<NotificationRecord>,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Once<'_> {
+    async fn go(
+        self,
+        shared: &mut Shared,
+        delivered_rx: &mut tokio::sync::mpsc::UnboundedReceiver<NotificationRecord>,
+        mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<()> {
+        let Once {
+            config,
+            bus,
+            data_dir,
+            policy,
+            units,
+            tokens,
+            clock,
+            view,
+            health,
+            outage,
+            delivered_tx,
+            stop_rx,
+        } = self;
+        let lc = &config.lifecycle;
+        let topics = bus.topics();
+        let bootstrap = config.kafka.bootstrap_servers.clone();
+        health.not_ready("restoring the board");
+
+        // Fence any previous instance first: its open transaction is aborted before we restore.
+        let producer =
+            crate::bus::txn::producer(&bootstrap, &transactional_id(&topics), 20_000, "lifecycle")
+                .await?;
+
+        let (b, t) = (bootstrap.clone(), topics.alerts.clone());
+        let board_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
+        let mut latest: BTreeMap<String, Alert> = BTreeMap::new();
+        for (k, v) in &board_recs {
+            match serde_json::from_slice::<Alert>(v) {
+                Ok(a) => {
+                    latest.insert(a.alert_id.clone(), a);
+                }
+                Err(e) => {
+                    tracing::warn!(target: "duban::lifecycle", key = %String::from_utf8_lossy(k), "skipping an unreadable board record: {e}")
+                }
+            }
+        }
+        let (b, t) = (bootstrap.clone(), topics.alert_notifications.clone());
+        let log_recs = tokio::task::spawn_blocking(move || read_to_end(&b, &t)).await??;
+        let mut log = BTreeMap::new();
+        for (_, v) in &log_recs {
+            if let Ok(r) = serde_json::from_slice::<NotificationRecord>(v) {
+                log.insert(r.notification.notification_id.clone(), r);
+            }
+        }
+        let board = Board::new(policy, latest.into_values());
+        tracing::info!(target: "duban::lifecycle", alerts = board.alerts.len(), notifications = log.len(), "board restored");
+        {
+            let mut v = view.write().unwrap_or_else(|e| e.into_inner());
+            v.alerts = board.alerts.clone();
+        }
+        let mut runner = Runner {
+            board,
+            units,
+            data_dir: data_dir.to_path_buf(),
+            view: view.clone(),
+            log,
+            delivery: Delivery::from_config(lc),
+            client: reqwest::Client::new(),
+            clock: clock.clone(),
+            delivered_tx,
+            in_flight: shared.in_flight.clone(),
+        };
+        // Delivery results a failed transaction kept from the log are committed first.
+        if !shared.unsaved.is_empty() {
+            let log = encode_notes(&shared.unsaved)?;
+            transact(&producer, &[(&topics.alert_notifications, &log)], None).await?;
+            for r in shared.unsaved.drain(..) {
+                runner.log.insert(r.notification.notification_id.clone(), r);
+            }
+        }
+        // Documents a crash kept from being written, the lake, pending webhooks.
+        let reds: Vec<String> = runner
+            .board
+            .alerts
+            .values()
+            .filter(|a| {
+                a.lifecycle
+                    .document_path
+                    .as_ref()
+                    .is_some_and(|p| !data_dir.join(p).exists())
+            })
+            .map(|a| a.alert_id.clone())
+            .collect();
+        write_outputs(data_dir, &runner.board, &reds)?;
+        let pending: Vec<NotificationRecord> = runner.log.values().cloned().collect();
+        runner.send_pending(&pending);
+        runner.measure()?;
+
+        if shared.server.is_none() && !lc.http_bind.is_empty() {
+            let api = Api::new(
+                view.clone(),
+                tokens.clone(),
+                Bus::Kafka(bus.clone()),
+                topics.alert_actions.clone(),
+                clock.clone(),
+                lc.action_rate(),
+            )
+            .with_labels(crate::labels::api::LabelDesk::from_config(
+                config,
+                &topics,
+                Some(data_dir),
+            )?);
+            let listener = tokio::net::TcpListener::bind(&lc.http_bind)
+                .await
+                .with_context(|| format!("lifecycle API: cannot bind {}", lc.http_bind))?;
+            let addr = listener.local_addr()?;
+            std::fs::create_dir_all(data_dir)?;
+            std::fs::write(data_dir.join("lifecycle-api.addr"), addr.to_string())?;
+            tracing::info!(target: "duban::lifecycle", "alerts API on http://{addr}/api/alerts");
+            let mut rx = stop_rx.clone();
+            shared.server = Some(tokio::spawn(async move {
+                axum::serve(listener, super::api::router(api))
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+            }));
+        }
+
+        let consumer: StreamConsumer<crate::ops::events::LagContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &lc.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", "10000")
+            .set(
+                "fetch.wait.max.ms",
+                crate::pipeline::kafka::FETCH_WAIT_MAX_MS,
+            )
+            .set(
+                "statistics.interval.ms",
+                crate::ops::events::LagContext::INTERVAL_MS,
+            )
+            .create_with_context(crate::ops::events::LagContext::new(&lc.group_id))
+            .context("cannot create the lifecycle consumer")?;
+        consumer
+            .subscribe(&[topics.alerts_raised.as_str(), topics.alert_actions.as_str()])
+            .context("cannot subscribe to the lifecycle's inputs")?;
+        health.ready();
+
+        let mut ticker = tokio::time::interval(Duration::from_millis(lc.tick_interval_ms.max(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = &mut stop => return Ok(()),
+                () = stop.as_mut() => return Ok(()),
                 m = consumer.recv() => {
-                    let first = m.context("lifecycle consumer failed")?.detach();
+                    let first = match m {
+                        Ok(m) => m.detach(),
+                        Err(e) => {
+                            // librdkafka retries on its own; the outage is told once per interval.
+                            // An error queued while the broker was away may come after it is
+                            // back: only one the broker does not contradict is an outage.
+                            if !crate::ops::outage::kafka_answers(&consumer) {
+                                outage.failed(anyhow::Error::new(e).context("lifecycle consumer"))?;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            continue;
+                        }
+                    };
+                    outage.ok();
                     let mut msgs = vec![first];
                     let until = Instant::now() + Duration::from_millis(50);
                     while msgs.len() < 500 {
                         let left = until.saturating_duration_since(Instant::now());
                         if left.is_zero() { break; }
                         match tokio::time::timeout(left, consumer.recv()).await {
-                            Ok(m) => msgs.push(m.context("lifecycle consumer failed")?.detach()),
+                            Ok(Ok(m)) => msgs.push(m.detach()),
+                            Ok(Err(_)) => break,
                             Err(_) => break,
                         }
                     }
@@ -353,6 +545,7 @@ pub async fn run_kafka(
                             Err(e) => {
                                 let reason = format!("{origin}: not a valid {} record: {}", if m.topic() == topics.alerts_raised { "alert" } else { "alert action" }, crate::redact::json_error(&e));
                                 tracing::warn!(target: "duban::lifecycle", "{reason}");
+                                crate::ops::events::DlqRecordsWritten { stage: "lifecycle", reason: &reason, records: 1 }.emit();
                                 let d = DeadLetter::new("lifecycle", None, reason, &origin, m.key(), payload);
                                 dead.push((origin.clone(), serde_json::to_vec(&d)?));
                             }
@@ -373,6 +566,10 @@ pub async fn run_kafka(
                     runner.committed(fx, notes)?;
                 }
                 _ = ticker.tick() => {
+                    // Idle in an outage, no record comes to say it ended: ask the broker.
+                    if outage.ongoing() && crate::ops::outage::kafka_answers(&consumer) {
+                        outage.ok();
+                    }
                     let now = match clock.now() {
                         Ok(t) => t,
                         Err(e) => {
@@ -381,7 +578,10 @@ pub async fn run_kafka(
                         }
                     };
                     let fx = runner.board.tick(now);
-                    if fx.is_empty() { continue; }
+                    if fx.is_empty() {
+                        runner.measure()?;
+                        continue;
+                    }
                     let (board, notes) = runner.records(&fx)?;
                     let log = encode_notes(&notes)?;
                     transact(&producer, &[(&topics.alerts, &board), (&topics.alert_notifications, &log)], None).await?;
@@ -390,8 +590,20 @@ pub async fn run_kafka(
                 Some(rec) = delivered_rx.recv() => {
                     let mut done = vec![rec];
                     while let Ok(r) = delivered_rx.try_recv() { done.push(r); }
+                    {
+                        let mut f = runner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                        for r in &done {
+                            f.remove(&r.notification.notification_id);
+                        }
+                    }
+                    for r in &done {
+                        crate::ops::events::LifecycleNotificationSettled { status: status_name(r.status) }.emit();
+                    }
                     let log = encode_notes(&done)?;
-                    transact(&producer, &[(&topics.alert_notifications, &log)], None).await?;
+                    if let Err(e) = transact(&producer, &[(&topics.alert_notifications, &log)], None).await {
+                        shared.unsaved.extend(done);
+                        return Err(e);
+                    }
                     for r in done {
                         runner.log.insert(r.notification.notification_id.clone(), r);
                     }
@@ -399,14 +611,14 @@ pub async fn run_kafka(
             }
         }
     }
-    .await;
-    let _ = stop_tx.send(true);
-    if let Some(s) = server {
-        let _ = s.await;
+}
+
+/// The name of a delivery status (its serialized form).
+fn status_name(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Pending => "pending",
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::NoWebhook => "no_webhook",
     }
-    match labels.await {
-        Ok(Err(e)) if result.is_ok() => return Err(e),
-        _ => {}
-    }
-    result
 }

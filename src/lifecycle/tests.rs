@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::board::Board;
 use super::decide::*;
-use crate::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, alert_id};
+use crate::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, TransitionKind, alert_id};
 
 const UNIT: &str = "镜湖区城市管理局";
 
@@ -94,7 +94,9 @@ fn raised() -> Alert {
         "2026-11-20T10:00:00+08:00",
     );
     let a = a.expect("opened");
-    assert!(matches!(&out[..], [Output::Notify(n)] if n.unit == UNIT && n.action == "raise"));
+    assert!(
+        matches!(&out[..], [Output::Notify(n)] if n.unit == UNIT && n.action == TransitionKind::Raise)
+    );
     a
 }
 
@@ -108,7 +110,7 @@ fn raised_alert_is_yellow_with_a_working_day_deadline() {
     // Friday 20 Nov + 5 working days = Friday 27 Nov (the engine's own deadline is replaced).
     assert_eq!(a.deadline, d("2026-11-27"));
     assert_eq!(a.lifecycle.history.len(), 1);
-    assert_eq!(a.lifecycle.history[0].action, "raise");
+    assert_eq!(a.lifecycle.history[0].action, TransitionKind::Raise);
     assert_eq!(
         a.lifecycle.source_alert_id.as_deref(),
         Some(a.alert_id.as_str())
@@ -158,7 +160,7 @@ fn feedback_then_verification_turns_green() {
     assert_eq!(a.lifecycle.closed_at, Some(t("2026-11-24T10:00:00+08:00")));
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::Notify(n) if n.action == "verify"))
+            .any(|o| matches!(o, Output::Notify(n) if n.action == TransitionKind::Verify))
     );
     let h: Vec<(&str, &str)> = a
         .lifecycle
@@ -247,7 +249,7 @@ fn a_domain_correction_reroutes_an_open_alert_with_its_history() {
     );
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::Notify(n) if n.unit == new_unit && n.action == "reroute"))
+            .any(|o| matches!(o, Output::Notify(n) if n.unit == new_unit && n.action == TransitionKind::Reroute))
     );
     // The engine's later evidence keeps the corrected domain and unit.
     let (r, _) = run(
@@ -312,7 +314,7 @@ fn missed_deadline_escalates_once_with_a_document_and_a_reply_deadline() {
     assert!(out.contains(&Output::Document));
     assert_eq!(
         out.iter()
-            .filter(|o| matches!(o, Output::Notify(n) if n.action == "escalate"))
+            .filter(|o| matches!(o, Output::Notify(n) if n.action == TransitionKind::Escalate))
             .count(),
         1
     );
@@ -675,7 +677,7 @@ proptest! {
         }
         // Every red alert got there by an escalation recorded in its history, with a document.
         for a in b.alerts.values().filter(|a| a.level == AlertLevel::Red) {
-            prop_assert!(a.lifecycle.history.iter().any(|t| t.action == "escalate"));
+            prop_assert!(a.lifecycle.history.iter().any(|t| t.action == TransitionKind::Escalate));
             prop_assert!(a.lifecycle.document_no.is_some());
         }
     }

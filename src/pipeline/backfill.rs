@@ -185,7 +185,7 @@ pub async fn run(
     // the raw topic in that order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = order.len().div_ceil(threads).max(1);
-    let slices = crate::par::on_threads("an envelope thread", order.chunks(per), |slice| {
+    let slices = crate::util::par::on_threads("an envelope thread", order.chunks(per), |slice| {
         slice
             .iter()
             .map(|&i| {

@@ -29,7 +29,6 @@
 use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,14 +42,23 @@ use crate::config::Config;
 use crate::engine::partition::{Key, Merger, block_of, partition_of};
 use crate::engine::rules::{AnalyticState, PersonEvent};
 use crate::engine::{Engine, RawInput};
+use crate::ops::InternalEvent;
+use crate::ops::events::{
+    DlqRecordsWritten, EngineAlertsRaised, EngineBatchCommitted, EngineRecordsApplied,
+    EngineStateMeasured, EngineStateReleased, EngineStateRestored, EngineTransactionAborted,
+};
 use crate::record::{Alert, Complaint};
 
-/// How far behind the wall clock an idle raw partition promises its next timestamp will be.
-const IDLE_MARGIN_MS: i64 = 3_000;
+/// The longest a consumer's empty fetch waits at the broker (librdkafka's default is 500 ms,
+/// which a record then waits at each hop between stages).
+pub const FETCH_WAIT_MAX_MS: &str = "50";
 /// How often the raw partitions' watermarks are asked for (idle partitions' promises advance).
-const IDLE_CHECK: Duration = Duration::from_millis(500);
-/// At most one progress marker per source task this often (markers are many: sources × partitions).
-const MARK_EVERY: Duration = Duration::from_millis(250);
+/// It bounds how long a record waits for idle partitions beyond `[engine] idle_margin_ms`
+/// (was 500 ms; `cargo bench --bench latency`).
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+/// At most one progress marker per source task this often (markers are many: sources × partitions;
+/// was 250 ms, a wait every record released on an idle partition's promise paid).
+const MARK_EVERY: Duration = Duration::from_millis(100);
 /// Transaction timeout of the engine's producer: an open transaction of a killed worker that is
 /// not restarted under the same instance id is aborted by the broker after this.
 const TRANSACTION_TIMEOUT_MS: u32 = 10_000;
@@ -152,10 +160,15 @@ fn watch_highs(
     Ok(highs)
 }
 
-/// Counts rebalances, so that a worker drops state it may no longer own.
-struct RebalanceCounter(Arc<AtomicU64>);
+/// Counts rebalances, so that a worker drops state it may no longer own; records consumer lag
+/// from the client's statistics.
+struct RebalanceCounter(Arc<AtomicU64>, crate::ops::events::LagContext);
 
-impl ClientContext for RebalanceCounter {}
+impl ClientContext for RebalanceCounter {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.1.record(&statistics);
+    }
+}
 
 impl ConsumerContext for RebalanceCounter {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, _r: &Rebalance<'_>) {
@@ -234,9 +247,6 @@ fn transactional_id(prefix: &str) -> String {
     format!("{prefix}.engine.{instance}")
 }
 
-/// How long consumption errors may go on without a message in between before a worker gives up.
-const CONSUMER_ERROR_GRACE: Duration = Duration::from_secs(60);
-
 /// DUBAN_ENGINE_INSTANCE: this worker's stable name among the group's workers.
 fn instance_id() -> Option<String> {
     std::env::var("DUBAN_ENGINE_INSTANCE")
@@ -308,81 +318,51 @@ fn read_changelog(bootstrap: &str, topic: &str, p: usize) -> Result<Restored> {
         Ok(())
     })
     .with_context(|| format!("reading {topic}/{p}"))?;
+    // What was read cannot be applied: the state is corrupt, and no retry mends that.
+    let corrupt = |e: anyhow::Error| {
+        let why = format!("corrupt engine state in {topic}/{p}: {e:#}");
+        e.context(crate::ops::outage::Unrecoverable(why))
+    };
     out.issues = b_state
         .map(|ck| replay_of(topic, p, ck, &b_events))
-        .transpose()?;
+        .transpose()
+        .map_err(corrupt)?;
     out.complainants = c_state
         .map(|ck| replay_of(topic, p, ck, &c_events))
-        .transpose()?;
+        .transpose()
+        .map_err(corrupt)?;
     Ok(out)
 }
 
 /// The worker: consume raw and the repartition topics in micro-batches, run the tasks, write
 /// everything with the offsets in one transaction.
+///
+/// It lives through broker outages: an error that is an outage (`ops::outage`) sends the worker
+/// back to its committed state — tasks dropped, consumer and producer created anew (the producer
+/// with the same transactional id, which settles a transaction the outage left open), state
+/// restored from the changelog on assignment — after a delay that grows to a few seconds, logged
+/// once per interval, not ready meanwhile. Fenced by a newer instance, corrupt state and every
+/// other error end it.
 pub async fn process(
     config: &Config,
     bus: Arc<KafkaBus>,
     data_dir: &Path,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let topics = bus.topics();
-    let bootstrap = bus.config.bootstrap_servers.clone();
-    let rebalances = Arc::new(AtomicU64::new(0));
-    let mut cc = ClientConfig::new();
-    if let Some(instance) = instance_id() {
-        // Static membership: a restarted worker takes its partitions back without a rebalance.
-        cc.set("group.instance.id", instance);
-    }
-    let consumer: StreamConsumer<RebalanceCounter> = cc
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", &config.engine.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .create_with_context(RebalanceCounter(rebalances.clone()))
-        .context("cannot create Kafka consumer")?;
-    let n_raw = partitions_of(&consumer, &topics.raw)?;
-    let n_block = partitions_of(&consumer, &topics.repartition_block)?;
-    let n_people = partitions_of(&consumer, &topics.repartition_complainant)?;
-    let n_log = partitions_of(&consumer, &topics.changelog)?;
-    if n_log < n_block.max(n_people) {
-        bail!(
-            "{} has {n_log} partitions, fewer than {} or {}",
-            topics.changelog,
-            topics.repartition_block,
-            topics.repartition_complainant
-        );
-    }
-    consumer
-        .subscribe(&[
-            topics.raw.as_str(),
-            topics.repartition_block.as_str(),
-            topics.repartition_complainant.as_str(),
-        ])
-        .context("cannot subscribe to the engine's input topics")?;
-    let producer = crate::bus::txn::producer(
-        &bootstrap,
-        &transactional_id(&bus.config.topic_prefix),
-        TRANSACTION_TIMEOUT_MS,
-        "engine",
-    )
-    .await?;
-    let stop_watch = Arc::new(AtomicU64::new(0));
-    let _stop_watch = StopOnDrop(stop_watch.clone());
-    let highs = watch_highs(&bootstrap, &topics.raw, n_raw, stop_watch)?;
+    let health = crate::ops::Component::register("engine");
+    let mut outage = crate::ops::Outage::new("engine", None);
+    let txn_id = transactional_id(&bus.config.topic_prefix);
     let mut w = Worker {
         lake: data_dir.join("lake"),
-        highs,
+        highs: Highs::default(),
         config: config.clone(),
-        topics: topics.clone(),
-        bootstrap,
+        topics: bus.topics(),
+        bootstrap: bus.config.bootstrap_servers.clone(),
         engine: Engine::new(config)?,
-        n_raw,
-        n_block,
-        n_people,
-        n_log,
+        n_raw: 0,
+        n_block: 0,
+        n_people: 0,
+        n_log: 0,
         normalize: BTreeMap::new(),
         issues: BTreeMap::new(),
         complainants: BTreeMap::new(),
@@ -392,136 +372,264 @@ pub async fn process(
         at: Instant::now(),
         due: false,
     };
-    let linger = Duration::from_millis(config.engine.batch_linger_ms.max(1));
-    let max = config.engine.batch_max_records.max(1);
-    let mut generation = rebalances.load(Ordering::SeqCst);
-    let mut failing_since: Option<Instant> = None;
     tokio::pin!(stop);
     loop {
-        let g = rebalances.load(Ordering::SeqCst);
-        if g != generation {
-            generation = g;
-            snapshots.retire(&mut w)?;
+        let run = Run {
+            txn_id: &txn_id,
+            health: &health,
+            outage: &mut outage,
+        };
+        let err = match run.go(&mut w, &mut snapshots, stop.as_mut()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // Back to the committed state: what the tasks held may be ahead of it, so their files
+        // are not written from it.
+        w.drop_tasks();
+        health.not_ready("restarting from the committed state after a Kafka error");
+        let delay = outage.failed(err.context("engine"))?;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.as_mut() => return Ok(()),
         }
-        // Gather a batch: until full, or the linger passed (an empty batch still advances idle
-        // partitions' promises and releases what they unblock).
-        let mut msgs: Vec<BorrowedMessage<'_>> = Vec::new();
-        let until = Instant::now() + linger;
-        let mut stopping = false;
-        let mut raw_read = 0;
-        // Markers are small: only raw records (the expensive ones) fill a batch.
-        while raw_read < max && msgs.len() < max * 20 {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+    }
+}
+
+/// One run of the worker: from creating its clients to a stop (Ok) or an error that sends it
+/// back to its committed state.
+struct Run<'a> {
+    txn_id: &'a str,
+    health: &'a crate::ops::Component,
+    outage: &'a mut crate::ops::Outage,
+}
+
+impl Run<'_> {
+    async fn go(
+        self,
+        w: &mut Worker,
+        snapshots: &mut Snapshots,
+        mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<()> {
+        let Run {
+            txn_id,
+            health,
+            outage,
+        } = self;
+        let config = &w.config.clone();
+        let topics = w.topics.clone();
+        let bootstrap = w.bootstrap.clone();
+        health.not_ready("joining the group and restoring state");
+        let rebalances = Arc::new(AtomicU64::new(0));
+        let mut cc = ClientConfig::new();
+        if let Some(instance) = instance_id() {
+            // Static membership: a restarted worker takes its partitions back without a rebalance.
+            cc.set("group.instance.id", instance);
+        }
+        if let Ok(debug) = std::env::var("DUBAN_KAFKA_DEBUG") {
+            // librdkafka's debug contexts (e.g. `cgrp,eos`), logged under DUBAN_LOG=librdkafka=debug.
+            cc.set("debug", debug);
+        }
+        let consumer: StreamConsumer<RebalanceCounter> = cc
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &config.engine.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            // A fetch that finds nothing waits at most this at the broker (default 500 ms): each
+            // hop between the engine's stages is a fetch (`cargo bench --bench latency`).
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+            .set(
+                "statistics.interval.ms",
+                crate::ops::events::LagContext::INTERVAL_MS,
+            )
+            .create_with_context(RebalanceCounter(
+                rebalances.clone(),
+                crate::ops::events::LagContext::new(&config.engine.group_id),
+            ))
+            .context("cannot create Kafka consumer")?;
+        let n_raw = partitions_of(&consumer, &topics.raw)?;
+        let n_block = partitions_of(&consumer, &topics.repartition_block)?;
+        let n_people = partitions_of(&consumer, &topics.repartition_complainant)?;
+        let n_log = partitions_of(&consumer, &topics.changelog)?;
+        if n_log < n_block.max(n_people) {
+            bail!(
+                "{} has {n_log} partitions, fewer than {} or {}",
+                topics.changelog,
+                topics.repartition_block,
+                topics.repartition_complainant
+            );
+        }
+        consumer
+            .subscribe(&[
+                topics.raw.as_str(),
+                topics.repartition_block.as_str(),
+                topics.repartition_complainant.as_str(),
+            ])
+            .context("cannot subscribe to the engine's input topics")?;
+        let producer =
+            crate::bus::txn::producer(&bootstrap, txn_id, TRANSACTION_TIMEOUT_MS, "engine").await?;
+        let stop_watch = Arc::new(AtomicU64::new(0));
+        let _stop_watch = StopOnDrop(stop_watch.clone());
+        w.highs = watch_highs(&bootstrap, &topics.raw, n_raw, stop_watch)?;
+        (w.n_raw, w.n_block, w.n_people, w.n_log) = (n_raw, n_block, n_people, n_log);
+        let linger = Duration::from_millis(config.engine.batch_linger_ms.max(1));
+        let max = config.engine.batch_max_records.max(1);
+        let mut generation = rebalances.load(Ordering::SeqCst);
+        // Ready once restored and caught up: a batch that did not fill (no backlog) after the last
+        // restore.
+        let mut caught_up = false;
+        loop {
+            let g = rebalances.load(Ordering::SeqCst);
+            if g != generation {
+                generation = g;
+                snapshots.retire(w)?;
             }
-            tokio::select! {
-                m = tokio::time::timeout(left, consumer.recv()) => match m {
-                    Ok(Err(e)) => {
-                        // Consumption errors are mostly transient (a topic created a moment ago
-                        // not yet in the metadata, a leader moving); librdkafka retries them.
-                        // Only one that persists stops the worker.
-                        let since = *failing_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() > CONSUMER_ERROR_GRACE {
-                            return Err(e).context("Kafka consumer failed");
+            // Gather a batch: until full, or the linger passed (an empty batch still advances idle
+            // partitions' promises and releases what they unblock).
+            let mut msgs: Vec<BorrowedMessage<'_>> = Vec::new();
+            let until = Instant::now() + linger;
+            let mut stopping = false;
+            let mut raw_read = 0;
+            // Markers are small: only raw records (the expensive ones) fill a batch.
+            while raw_read < max && msgs.len() < max * 20 {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    m = tokio::time::timeout(left, consumer.recv()) => match m {
+                        Ok(Err(e)) => {
+                            // Consumption errors are outages (a broker away, a topic created a moment
+                            // ago not yet in the metadata, a leader moving) that librdkafka retries
+                            // itself: told once per interval; fenced and other fatal ones end it.
+                            // An error queued while the broker was away may come after it is
+                            // back: only one the broker does not contradict is an outage.
+                            if !crate::ops::outage::kafka_answers(&consumer) {
+                                let e = anyhow::Error::new(e).context("Kafka consumer");
+                                let delay = outage.failed(e)?;
+                                // Not ready until the broker answers again and a batch finds no
+                                // backlog.
+                                health.not_ready("kafka unreachable");
+                                caught_up = false;
+                                tokio::time::sleep(delay.min(linger)).await;
+                            }
                         }
-                        tracing::warn!(target: "duban::engine", "Kafka consumer: {e} (retrying)");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Ok(Ok(m)) => {
-                        failing_since = None;
-                        // Rebalance callbacks run inside recv: a message returned after one is
-                        // from the new assignment (read from the committed offsets); what was
-                        // read before may belong to someone else now, and state held for a
-                        // partition may be stale. Drop both and start over.
-                        let g = rebalances.load(Ordering::SeqCst);
-                        if g != generation {
-                            generation = g;
-                            msgs.clear();
-                            raw_read = 0;
-                            snapshots.retire(&mut w)?;
+                        Ok(Ok(m)) => {
+                            outage.ok();
+                            // Rebalance callbacks run inside recv: a message returned after one is
+                            // from the new assignment (read from the committed offsets); what was
+                            // read before may belong to someone else now, and state held for a
+                            // partition may be stale. Drop both and start over.
+                            let g = rebalances.load(Ordering::SeqCst);
+                            if g != generation {
+                                generation = g;
+                                msgs.clear();
+                                raw_read = 0;
+                                snapshots.retire(w)?;
+                            }
+                            raw_read += usize::from(m.topic() == topics.raw);
+                            msgs.push(m);
                         }
-                        raw_read += usize::from(m.topic() == topics.raw);
-                        msgs.push(m);
-                    }
-                    Err(_) => break,
-                },
-                () = &mut stop => { stopping = true; break; }
-            }
-        }
-        let g = rebalances.load(Ordering::SeqCst);
-        if g != generation {
-            // A rebalance while waiting (no message came after it): what was read is stale.
-            generation = g;
-            msgs.clear();
-            snapshots.retire(&mut w)?;
-        }
-        // Partitions taken over (or given back after a rebalance dropped them) are restored; their
-        // snapshot files are this worker's from now on.
-        let taken = w.take_assigned(&consumer).await;
-        if stopping {
-            // Partitions assigned but not yet restored (taken over from a worker that died) are
-            // restored too, so their files get the committed state. If that fails, the
-            // partitions held are still written.
-            match taken {
-                Ok((_, restored)) => snapshots.due |= restored,
-                Err(e) => {
-                    tracing::warn!(target: "duban::engine", "stopping without restoring newly assigned partitions: {e:#}")
+                        Err(_) => break,
+                    },
+                    () = stop.as_mut() => { stopping = true; break; }
                 }
             }
-            if snapshots.due {
-                snapshots.write(&w)?;
+            let g = rebalances.load(Ordering::SeqCst);
+            if g != generation {
+                // A rebalance while waiting (no message came after it): what was read is stale.
+                generation = g;
+                msgs.clear();
+                snapshots.retire(w)?;
             }
-            return Ok(());
-        }
-        let (assigned, restored) = taken?;
-        snapshots.due |= restored;
-        let mut txn = Txn::default();
-        let applied_before = w.applied();
-        let t0 = Instant::now();
-        w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
-            .await?;
-        let t1 = Instant::now();
-        w.run_issues(&msgs, &mut txn)?;
-        w.run_complainants(&msgs, &mut txn)?;
-        tracing::debug!(target: "duban::engine", read = msgs.len(), normalize_ms = (t1 - t0).as_millis() as u64, state_ms = t1.elapsed().as_millis() as u64, "batch applied");
-        drop(msgs);
-        if txn.is_empty() {
-            // Nothing to commit: the state is the committed one, and partitions restored without
-            // new records still get their snapshot files.
-            snapshots.write_when_due(&w)?;
-            continue;
-        }
-        // Lake files are named by the changelog sequence range they cover; files of a batch whose
-        // transaction then fails are removed when the partition's task is restored.
-        for (tag, rows) in &txn.lake {
-            crate::lake::write_complaints(&w.lake, rows, tag)?;
-        }
-        let meta = consumer
-            .group_metadata()
-            .ok_or_else(|| anyhow!("the engine's consumer has no group metadata"))?;
-        let t2 = Instant::now();
-        match commit(&producer, &txn, meta).await {
-            Ok(()) => {
-                tracing::debug!(target: "duban::engine", commit_ms = t2.elapsed().as_millis() as u64, "committed");
-            }
-            Err(e) => {
-                tracing::warn!(target: "duban::engine", "transaction aborted, restarting from the committed offsets: {e:#}");
-                // State and positions go back to the last commit (a rebalance, when that is what
-                // failed the commit, resets the positions itself).
-                w.drop_tasks();
-                if rebalances.load(Ordering::SeqCst) == generation {
-                    rewind(&consumer).context("cannot rewind to the committed offsets")?;
+            // Partitions taken over (or given back after a rebalance dropped them) are restored; their
+            // snapshot files are this worker's from now on.
+            let taken = w.take_assigned(&consumer).await;
+            if stopping {
+                // Partitions assigned but not yet restored (taken over from a worker that died) are
+                // restored too, so their files get the committed state. If that fails, the
+                // partitions held are still written.
+                match taken {
+                    Ok((_, restored)) => snapshots.due |= restored,
+                    Err(e) => {
+                        tracing::warn!(target: "duban::engine", "stopping without restoring newly assigned partitions: {e:#}")
+                    }
                 }
+                if snapshots.due {
+                    snapshots.write(w)?;
+                }
+                return Ok(());
+            }
+            let (assigned, restored) = taken?;
+            snapshots.due |= restored;
+            if restored {
+                caught_up = false;
+                health.not_ready("catching up after restoring state");
+            }
+            let mut txn = Txn::default();
+            let applied_before = w.applied();
+            let t0 = Instant::now();
+            w.run_normalize(&consumer, &msgs, &assigned, &mut txn)
+                .await?;
+            let t1 = Instant::now();
+            w.run_issues(&msgs, &mut txn)?;
+            w.run_complainants(&msgs, &mut txn)?;
+            let apply = t0.elapsed();
+            tracing::debug!(target: "duban::engine", read = msgs.len(), normalize_ms = (t1 - t0).as_millis() as u64, state_ms = t1.elapsed().as_millis() as u64, "batch applied");
+            let read = msgs.len();
+            drop(msgs);
+            // (Not before the group has assigned partitions: nothing was restored yet.)
+            if !caught_up
+                && raw_read < max
+                && !outage.ongoing()
+                && rebalances.load(Ordering::SeqCst) > 0
+            {
+                caught_up = true;
+                health.ready();
+            }
+            if txn.is_empty() {
+                // Nothing to commit: the state is the committed one, and partitions restored without
+                // new records still get their snapshot files.
+                snapshots.write_when_due(w)?;
                 continue;
             }
+            // Lake files are named by the changelog sequence range they cover; files of a batch whose
+            // transaction then fails are removed when the partition's task is restored.
+            for (tag, rows) in &txn.lake {
+                crate::lake::write_complaints(&w.lake, rows, tag)?;
+            }
+            let meta = consumer
+                .group_metadata()
+                .ok_or_else(|| anyhow!("the engine's consumer has no group metadata"))?;
+            let t2 = Instant::now();
+            if let Err(e) = commit(&producer, &txn, meta).await {
+                EngineTransactionAborted {
+                    error: &format!("{e:#}"),
+                }
+                .emit();
+                // State and positions go back to the last commit (a rebalance, when that is what
+                // failed the commit, resets the positions itself; when the broker is away, the
+                // rewind fails and the whole worker goes back to its committed state).
+                // A rebalance (what failed the commit, then) resets the positions itself and the
+                // tasks are restored on the new assignment; any other failure (the broker away, the
+                // producer in a state it must be created anew from) sends the whole worker back
+                // to its committed state.
+                if rebalances.load(Ordering::SeqCst) == generation {
+                    return Err(e);
+                }
+                w.drop_tasks();
+                continue;
+            }
+            outage.ok();
+            w.committed(&txn, read, apply, t2.elapsed());
+            // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
+            // Any state applied (complaints, or complainant events released later) puts the files
+            // behind.
+            snapshots.due |= w.applied() != applied_before;
+            snapshots.write_when_due(w)?;
         }
-        tracing::info!(target: "duban::engine", records = txn.records.len(), complaints = txn.complaints.len(), alerts = txn.alerts.len(), "batch committed");
-        // The lake's `alerts` table and alerts.jsonl are the lifecycle's (it owns the board).
-        // Any state applied (complaints, or complainant events released later) puts the files
-        // behind.
-        snapshots.due |= w.applied() != applied_before;
-        snapshots.write_when_due(&w)?;
     }
 }
 
@@ -586,21 +694,8 @@ fn raw_committed(
         .collect())
 }
 
-/// Seek every assigned partition back to its committed offset.
-fn rewind(consumer: &StreamConsumer<RebalanceCounter>) -> Result<()> {
-    let committed = consumer.committed(Duration::from_secs(30))?;
-    for e in committed.elements() {
-        let offset = match e.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ => Offset::Beginning,
-        };
-        consumer.seek(e.topic(), e.partition(), offset, Duration::from_secs(30))?;
-    }
-    Ok(())
-}
-
 async fn commit(
-    producer: &FutureProducer,
+    producer: &crate::bus::txn::TxnProducer,
     txn: &Txn,
     meta: rdkafka::consumer::ConsumerGroupMetadata,
 ) -> Result<()> {
@@ -720,6 +815,88 @@ struct Worker {
 }
 
 impl Worker {
+    /// A batch committed: its events (log line, metrics) and the state partitions' sizes.
+    fn committed(&self, txn: &Txn, read: usize, apply: Duration, commit: Duration) {
+        let (mut normalized, mut issues, mut people) = (0, 0, 0);
+        let mut dead: BTreeMap<String, usize> = BTreeMap::new();
+        for (topic, _, key, value) in &txn.records {
+            if *topic == self.topics.changelog {
+                match key.split('/').count() {
+                    3 if key.starts_with("B/") => issues += 1,
+                    3 if key.starts_with("C/") => people += 1,
+                    _ => {}
+                }
+            } else if *topic == self.topics.repartition_block && !key.starts_with("mark/") {
+                normalized += 1;
+            } else if *topic == self.topics.dlq {
+                normalized += 1;
+                let reason = serde_json::from_slice::<crate::record::DeadLetter>(value)
+                    .map(|d| d.reason)
+                    .unwrap_or_default();
+                *dead.entry(reason).or_default() += 1;
+            }
+        }
+        for (stage, records) in [
+            ("normalize", normalized),
+            ("issues", issues),
+            ("complainants", people),
+        ] {
+            EngineRecordsApplied { stage, records }.emit();
+        }
+        for (reason, records) in &dead {
+            DlqRecordsWritten {
+                stage: "engine.decode",
+                reason,
+                records: *records,
+            }
+            .emit();
+        }
+        let mut by_trigger: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for a in &txn.alerts {
+            let e = by_trigger.entry(a.trigger.as_str()).or_default();
+            if a.version <= 1 {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+        for (trigger, (raised, updated)) in by_trigger {
+            EngineAlertsRaised {
+                trigger,
+                raised,
+                updated,
+            }
+            .emit();
+        }
+        for (p, t) in &self.issues {
+            EngineStateMeasured {
+                stage: "issues",
+                partition: *p,
+                records: t.seq,
+                entries: t.state.issues.len(),
+            }
+            .emit();
+        }
+        for (p, t) in &self.complainants {
+            EngineStateMeasured {
+                stage: "complainants",
+                partition: *p,
+                records: t.seq,
+                entries: t.state.people.people.len(),
+            }
+            .emit();
+        }
+        EngineBatchCommitted {
+            read,
+            records: txn.records.len(),
+            complaints: txn.complaints.len(),
+            alerts: txn.alerts.len(),
+            apply,
+            commit,
+        }
+        .emit();
+    }
+
     fn needs_raw_offsets(&self, assigned: &BTreeSet<(Stage, usize)>) -> bool {
         assigned
             .iter()
@@ -727,6 +904,18 @@ impl Worker {
     }
 
     fn drop_tasks(&mut self) {
+        for (stage, parts) in [
+            ("issues", &self.issues.keys().copied().collect::<Vec<_>>()),
+            ("complainants", &self.complainants.keys().copied().collect()),
+        ] {
+            for partition in parts {
+                EngineStateReleased {
+                    stage,
+                    partition: *partition,
+                }
+                .emit();
+            }
+        }
         self.normalize.clear();
         self.issues.clear();
         self.complainants.clear();
@@ -899,7 +1088,12 @@ impl Worker {
                     _ => {}
                 }
             }
-            tracing::info!(target: "duban::engine", partition = lp, replayed, ms = t.elapsed().as_millis() as u64, "state restored from the changelog");
+            EngineStateRestored {
+                partition: lp,
+                replayed,
+                duration: t.elapsed(),
+            }
+            .emit();
         }
         Ok(())
     }
@@ -1011,7 +1205,10 @@ impl Worker {
             };
             let caught_up = high == 0 || next.is_some_and(|o| o >= high);
             if caught_up {
-                let floor = task.ckpt.floor.max(asked - IDLE_MARGIN_MS);
+                let floor = task
+                    .ckpt
+                    .floor
+                    .max(asked - self.config.engine.idle_margin_ms as i64);
                 task.ckpt.floor = floor;
                 let promise = Key::before_time(floor);
                 task.ckpt.claim = Some(task.ckpt.claim.map_or(promise, |c| c.max(promise)));
@@ -1235,9 +1432,9 @@ fn checkpoint<T>(
     Ok(())
 }
 
-/// Connect to Kafka and create the topics.
+/// Connect to Kafka and create the topics (waiting for the broker through an outage).
 pub async fn connect(config: &Config) -> Result<Arc<KafkaBus>> {
     let bus = KafkaBus::connect(&config.kafka)?;
-    bus.ensure_topics().await?;
+    crate::ops::outage::retry("kafka-topics", || bus.ensure_topics()).await?;
     Ok(Arc::new(bus))
 }

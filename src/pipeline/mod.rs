@@ -113,7 +113,10 @@ impl Summary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let row = |s: &mut String, k: &str, v: usize| {
-            s.push_str(&format!("  {} {v:>7}\n", crate::console::pad_right(k, 24)))
+            s.push_str(&format!(
+                "  {} {v:>7}\n",
+                crate::util::console::pad_right(k, 24)
+            ))
         };
         s.push_str(&format!(
             "complaints: {} ({} exact duplicates), dead letters: {}\n",

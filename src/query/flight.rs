@@ -109,37 +109,58 @@ impl LakeFlightService {
     /// limit.
     async fn stream(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
         use futures::StreamExt;
+        // Timed until the result's last batch is sent (or the client goes away): the timer
+        // lives in the stream's state with the query slot.
+        let mut timer = crate::ops::events::SqlQueryTimer::start("flight");
         let limits = self.opts.limits;
         let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            timer.failed();
             Status::resource_exhausted(format!(
                 "too many queries at once: at most {} run together ([sql] max_concurrent_queries, --max-concurrent); retry when one has ended",
                 limits.max_concurrent_queries
             ))
         })?;
-        let df = self.plan(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
         let deadline = tokio::time::Instant::now() + limits.timeout();
         let status = move |e: datafusion::error::DataFusionError| match limits.explain(&e) {
             Some(m) => Status::resource_exhausted(format!("SQL error: {m}")),
             None => Status::internal(format!("SQL error: {e}")),
         };
-        let batches = tokio::time::timeout_at(deadline, df.execute_stream())
-            .await
-            .map_err(|_| Status::deadline_exceeded(limits.timed_out()))?
-            .map_err(status)?;
-        // The permit lives in the stream's state: dropped at its end, its error or its drop.
-        let limited = futures::stream::unfold(Some((batches, permit)), move |state| async move {
-            let (mut s, permit) = state?;
-            match tokio::time::timeout_at(deadline, s.next()).await {
-                Ok(Some(Ok(b))) => Some((Ok(b), Some((s, permit)))),
-                Ok(Some(Err(e))) => Some((Err(FlightError::Tonic(Box::new(status(e)))), None)),
-                Ok(None) => None,
-                Err(_) => {
-                    let e = Status::deadline_exceeded(limits.timed_out());
-                    Some((Err(FlightError::Tonic(Box::new(e))), None))
-                }
+        let planned = async {
+            let df = self.plan(sql).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = tokio::time::timeout_at(deadline, df.execute_stream())
+                .await
+                .map_err(|_| Status::deadline_exceeded(limits.timed_out()))?
+                .map_err(status)?;
+            Ok::<_, Status>((schema, batches))
+        }
+        .await;
+        let (schema, batches) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                timer.failed();
+                return Err(e);
             }
-        });
+        };
+        // The permit and the timer live in the stream's state: dropped at its end, its error or
+        // its drop.
+        let limited =
+            futures::stream::unfold(Some((batches, permit, timer)), move |state| async move {
+                let (mut s, permit, mut timer) = state?;
+                match tokio::time::timeout_at(deadline, s.next()).await {
+                    Ok(Some(Ok(b))) => Some((Ok(b), Some((s, permit, timer)))),
+                    Ok(Some(Err(e))) => {
+                        timer.failed();
+                        Some((Err(FlightError::Tonic(Box::new(status(e)))), None))
+                    }
+                    Ok(None) => None,
+                    Err(_) => {
+                        timer.failed();
+                        let e = Status::deadline_exceeded(limits.timed_out());
+                        Some((Err(FlightError::Tonic(Box::new(e))), None))
+                    }
+                }
+            });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(limited.boxed())
@@ -543,6 +564,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     tracing::info!(lake = %lake.display(), %addr, "Flight SQL server ready (read-only)");
+    crate::ops::Component::register("sql").ready();
     let svc = FlightServiceServer::with_interceptor(
         LakeFlightService::new(lake, opts),
         move |mut req: Request<()>| {

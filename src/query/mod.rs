@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::classify::DomainClassifier;
+use crate::engine::taxonomy::DomainClassifier;
 
 /// Output formats of `duban sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,9 +63,12 @@ pub struct SqlOptions {
 
 impl Default for SqlOptions {
     fn default() -> Self {
-        let tax = crate::engine::classify::Taxonomy::builtin();
+        let tax = crate::engine::taxonomy::Taxonomy::builtin();
         SqlOptions {
-            classifier: crate::engine::classify::KeywordClassifier::new(&tax, 0.34),
+            classifier: crate::engine::taxonomy::KeywordClassifier::new(
+                &tax,
+                crate::config::EngineConfig::default().min_domain_confidence,
+            ),
             limits: SqlLimits::default(),
         }
     }
@@ -292,9 +295,17 @@ pub async fn run_sql(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
 }
 
 pub async fn run_sql_with(lake: &Path, sql: &str, opts: &SqlOptions) -> Result<Vec<RecordBatch>> {
-    let ctx = lake_context_with(lake, opts).await?;
-    let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
-    collect(df, &opts.limits).await
+    let mut timer = crate::ops::events::SqlQueryTimer::start("lake");
+    let result = async {
+        let ctx = lake_context_with(lake, opts).await?;
+        let df = plan(&ctx, sql, Access::ReadOnlyWithViews).await?;
+        collect(df, &opts.limits).await
+    }
+    .await;
+    if result.is_err() {
+        timer.failed();
+    }
+    result
 }
 
 /// Run a planned query to its end within the limits: its time, and the size of the result held

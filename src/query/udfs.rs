@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::engine::classify::DomainClassifier;
+use crate::engine::taxonomy::DomainClassifier;
 
 /// Register the UDFs (replacing the engine's `classify`, which returns `domain|confidence`).
 pub fn register(ctx: &SessionContext, classifier: Arc<dyn DomainClassifier>) {

@@ -255,10 +255,10 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "day")]
     pub period: Period,
     /// Lake folder (e.g. out/demo/lake).
-    #[arg(long, default_value = "var/data/lake")]
+    #[arg(long, default_value_os_t = crate::config::Config::default_lake_dir())]
     pub lake: PathBuf,
     /// Output folder: <id>.html, <id>.md, <id>.json.
-    #[arg(long, default_value = "var/data/reports")]
+    #[arg(long, default_value_os_t = crate::config::Config::default_reports_dir())]
     pub out: PathBuf,
 }
 

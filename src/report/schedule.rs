@@ -332,7 +332,8 @@ pub async fn run<C: Clock>(
         return Ok(());
     }
     let tz = cfg.reports.offset()?;
-    let mut record = Record::load(cfg, &bus).await?;
+    // Waits for the broker through an outage (told once per interval).
+    let mut record = crate::ops::outage::retry("reports", || Record::load(cfg, &bus)).await?;
     tokio::pin!(stop);
     loop {
         let now = clock.now();

@@ -547,14 +547,58 @@ fn downcast<T: 'static>(col: &dyn Array) -> Result<&T> {
         .context("column type does not match its schema")
 }
 
-/// Run the sink as its own Kafka consumer: complaints and alerts topics → ClickHouse, and the
-/// lake's snapshots re-sent when they change. Offsets are committed after the rows are inserted.
+/// Follow the complaints and alerts topics into ClickHouse until `stop` (and re-send changed lake
+/// snapshots every `snapshot_every_secs`).
+///
+/// Delivery: at least once into tables that keep one row per id (ReplacingMergeTree, read with
+/// `FINAL`), so a batch written again after a failure never shows twice. It lives through outages
+/// of Kafka and of ClickHouse: a failed write or offset commit sends it back to the committed
+/// offsets (the consumer created anew) after a delay that grows to a few seconds, told once per
+/// interval (`ops::outage`), not ready meanwhile; other errors end it.
 pub async fn run_consumer(
     cfg: &ClickHouseConfig,
     bus: Arc<crate::bus::KafkaBus>,
     lake: &Path,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
+    let health = crate::ops::Component::register("sink.clickhouse");
+    let mut outage = crate::ops::Outage::new("sink.clickhouse", Some(health.clone()));
+    let mut snapshot_seen: HashMap<PathBuf, std::time::SystemTime> = HashMap::new();
+    tokio::pin!(stop);
+    loop {
+        let once = follow_once(
+            cfg,
+            &bus,
+            lake,
+            &mut snapshot_seen,
+            &health,
+            &mut outage,
+            stop.as_mut(),
+        );
+        let err = match once.await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        health.not_ready("restarting from the committed offsets after an error");
+        let delay = outage.failed(err.context("ClickHouse sink"))?;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.as_mut() => return Ok(()),
+        }
+    }
+}
+
+/// One run of the sink: connect, consume and write until a stop (Ok) or an error.
+async fn follow_once(
+    cfg: &ClickHouseConfig,
+    bus: &Arc<crate::bus::KafkaBus>,
+    lake: &Path,
+    snapshot_seen: &mut HashMap<PathBuf, std::time::SystemTime>,
+    health: &crate::ops::Component,
+    outage: &mut crate::ops::Outage,
+    mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<()> {
+    use crate::ops::InternalEvent;
     use rdkafka::Message;
     use rdkafka::consumer::{CommitMode, Consumer};
     let sink = ClickHouseSink::connect(cfg).await?;
@@ -564,20 +608,39 @@ pub async fn run_consumer(
         .subscribe(&[topics.complaints.as_str(), topics.alerts.as_str()])
         .context("ClickHouse sink cannot subscribe")?;
     let every = Duration::from_secs(cfg.snapshot_every_secs.max(1));
-    let mut snapshot_seen: HashMap<PathBuf, std::time::SystemTime> = HashMap::new();
     let mut snapshot_at = Instant::now() - every;
     let linger = Duration::from_millis(200);
-    tokio::pin!(stop);
+    health.ready();
     loop {
         if snapshot_at.elapsed() >= every {
-            send_changed_snapshots(&sink, lake, &mut snapshot_seen).await?;
+            send_changed_snapshots(&sink, lake, snapshot_seen).await?;
             snapshot_at = Instant::now();
         }
         let first = tokio::select! {
-            m = consumer.recv() => m.context("Kafka consumer failed")?.detach(),
-            () = tokio::time::sleep(every) => continue,
-            () = &mut stop => {
-                send_changed_snapshots(&sink, lake, &mut snapshot_seen).await?;
+            m = consumer.recv() => match m {
+                Ok(m) => m.detach(),
+                Err(e) => {
+                    // librdkafka retries on its own; the outage is told once per interval. An
+                    // error queued while the broker was away may come after it is back: only one
+                    // the broker does not contradict is an outage.
+                    if !crate::ops::outage::kafka_answers(&consumer) {
+                        outage.failed(anyhow::Error::new(e).context("ClickHouse sink consumer"))?;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            () = tokio::time::sleep(every) => {
+                // Idle in an outage, no record comes to say it ended: ask the broker.
+                if outage.ongoing() && crate::ops::outage::kafka_answers(&consumer) {
+                    outage.ok();
+                }
+                continue;
+            }
+            () = stop.as_mut() => {
+                if let Err(e) = send_changed_snapshots(&sink, lake, snapshot_seen).await {
+                    tracing::warn!(target: "duban::sink", "ClickHouse sink: snapshots not sent at stop: {e:#}");
+                }
                 return Ok(());
             }
         };
@@ -586,7 +649,8 @@ pub async fn run_consumer(
         while msgs.len() < cfg.batch_max_records.max(1) {
             let left = until.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, consumer.recv()).await {
-                Ok(m) => msgs.push(m.context("Kafka consumer failed")?.detach()),
+                Ok(Ok(m)) => msgs.push(m.detach()),
+                Ok(Err(_)) => break,
                 Err(_) => break,
             }
         }
@@ -604,10 +668,17 @@ pub async fn run_consumer(
             if let Err(e) = parsed {
                 let e = crate::redact::json_error(&e);
                 tracing::warn!(target: "duban::sink", %origin, "ClickHouse sink: unreadable record: {e}");
+                let reason = format!("not a {} record: {e}", m.topic());
+                crate::ops::events::DlqRecordsWritten {
+                    stage: "sink.clickhouse",
+                    reason: &reason,
+                    records: 1,
+                }
+                .emit();
                 let d = crate::record::DeadLetter::new(
                     "sink.clickhouse",
                     None,
-                    format!("not a {} record: {e}", m.topic()),
+                    reason,
                     &origin,
                     m.key(),
                     payload,
@@ -616,11 +687,24 @@ pub async fn run_consumer(
             }
         }
         bus.send_all(&topics.dlq, &dead).await?;
-        sink.write_complaints(&complaints).await?;
-        sink.write_alerts(&alerts).await?;
+        let n = sink.write_complaints(&complaints).await?;
+        crate::ops::events::SinkRowsWritten {
+            sink: "clickhouse",
+            table: COMPLAINTS.name,
+            rows: n,
+        }
+        .emit();
+        let n = sink.write_alerts(&alerts).await?;
+        crate::ops::events::SinkRowsWritten {
+            sink: "clickhouse",
+            table: ALERTS.name,
+            rows: n,
+        }
+        .emit();
         consumer
             .commit_consumer_state(CommitMode::Sync)
             .context("ClickHouse sink cannot commit offsets")?;
+        outage.ok();
         tracing::info!(target: "duban::sink", complaints = complaints.len(), alerts = alerts.len(), "ClickHouse batch written");
     }
 }

@@ -39,23 +39,34 @@ pub(crate) fn apply_record(view: &mut View, a: Alert) -> bool {
     true
 }
 
-/// A consumer of every partition of `topic` from its beginning (committed records only),
-/// assigned by hand (no group rebalancing; its group id is never committed).
-pub(crate) fn topic_follower(bootstrap: &str, prefix: &str, topic: &str) -> Result<StreamConsumer> {
+/// A consumer that reads committed records only, for partitions assigned by hand (no group
+/// rebalancing; its unique group id is never committed). `eof` asks for end-of-partition events.
+fn follower_consumer(
+    bootstrap: &str,
+    prefix: &str,
+    role: &str,
+    eof: bool,
+) -> Result<StreamConsumer> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let consumer: StreamConsumer = ClientConfig::new()
+    Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set(
             "group.id",
-            format!("{prefix}.board-{}-{nanos:x}", std::process::id()),
+            format!("{prefix}.{role}-{}-{nanos:x}", std::process::id()),
         )
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .set("enable.partition.eof", if eof { "true" } else { "false" })
+        .create()?)
+}
+
+/// A consumer of every partition of `topic` from its beginning (committed records only).
+pub(crate) fn topic_follower(bootstrap: &str, prefix: &str, topic: &str) -> Result<StreamConsumer> {
+    let consumer = follower_consumer(bootstrap, prefix, "board", false)
         .with_context(|| format!("cannot create a Kafka consumer to follow {topic}"))?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
@@ -78,6 +89,9 @@ pub(crate) fn topic_follower(bootstrap: &str, prefix: &str, topic: &str) -> Resu
     Ok(consumer)
 }
 
+/// Follow the board topic in a task until `stop`. It lives through broker outages: errors are
+/// told once per interval (`ops::outage`), the board is not ready meanwhile, and the consumer
+/// resumes where it was. Ready once every partition has been read to its end.
 pub(crate) fn start(
     cfg: &Config,
     topics: &Topics,
@@ -86,19 +100,85 @@ pub(crate) fn start(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let topic = topics.alerts.clone();
-    let consumer = topic_follower(
+    let consumer = follower_consumer(
         &cfg.kafka.bootstrap_servers,
         &cfg.kafka.topic_prefix,
-        &topic,
-    )?;
-    tracing::info!(target: "duban::web", %topic, "following the board topic");
+        "board",
+        true,
+    )
+    .context("board: cannot create the Kafka consumer")?;
+    let health = crate::ops::Component::register("board");
+    let mut outage = crate::ops::Outage::new("board", Some(health.clone()));
     Ok(tokio::spawn(async move {
+        // The topic's partitions, waited for through an outage.
+        let parts = loop {
+            let md = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .with_context(|| format!("board: cannot read the metadata of {topic}"));
+            let err = match md {
+                Ok(md) => {
+                    let parts: Vec<i32> = md
+                        .topics()
+                        .first()
+                        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                        .unwrap_or_default();
+                    if parts.is_empty() {
+                        anyhow::bail!("board: topic {topic} has no partitions");
+                    }
+                    break parts;
+                }
+                Err(e) => e,
+            };
+            let delay = outage.failed(err)?;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in &parts {
+            tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
+        }
+        consumer
+            .assign(&tpl)
+            .with_context(|| format!("board: cannot read {topic}"))?;
+        tracing::info!(target: "duban::web", %topic, "following the board topic");
+        let mut at_end: std::collections::BTreeSet<i32> = Default::default();
         loop {
             let m = tokio::select! {
                 m = consumer.recv() => m,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
+                () = tokio::time::sleep(Duration::from_secs(1)), if outage.ongoing() => {
+                    // Idle in an outage, no record comes to say it ended: ask the broker.
+                    if crate::ops::outage::kafka_answers(&consumer) {
+                        outage.ok();
+                    }
+                    continue;
+                }
             };
-            let m = m.with_context(|| format!("board: reading {topic} failed"))?;
+            let m = match m {
+                Ok(m) => m,
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                    outage.ok();
+                    at_end.insert(p);
+                    if at_end.len() >= parts.len() && !health.is_ready() {
+                        health.ready();
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // An error queued while the broker was away may come after it is back: only
+                    // one the broker does not contradict is an outage.
+                    if !crate::ops::outage::kafka_answers(&consumer) {
+                        outage.failed(
+                            anyhow::Error::new(e).context(format!("board: reading {topic}")),
+                        )?;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            };
+            outage.ok();
             let Some(payload) = m.payload() else { continue };
             let a = match serde_json::from_slice::<Alert>(payload) {
                 Ok(a) => a,
@@ -155,7 +235,7 @@ mod tests {
                 at: t,
                 actor: "x".into(),
                 role: "supervisor".into(),
-                action: "verify".into(),
+                action: crate::record::TransitionKind::Verify,
                 from_level: None,
                 to_level: crate::record::AlertLevel::Green,
                 from_status: crate::record::AlertStatus::FeedbackReceived,

@@ -83,7 +83,7 @@ impl BoardEvent {
                 .lifecycle
                 .history
                 .last()
-                .map(|t| t.action.clone())
+                .map(|t| t.action.as_str().to_string())
                 .unwrap_or_default(),
         }
     }
@@ -105,7 +105,7 @@ pub(crate) struct Shared {
     /// `kafka` or `in-process`.
     pub mode: &'static str,
     /// The classifier the labeling queue asks how unsure it is (the engine's, from the config).
-    pub classifier: Arc<dyn crate::engine::classify::DomainClassifier>,
+    pub classifier: Arc<dyn crate::engine::taxonomy::DomainClassifier>,
     /// The taxonomy's domains (what a label may be).
     pub domains: Vec<String>,
 }
@@ -212,6 +212,8 @@ pub async fn start(source: Source, data: &Path, bind: SocketAddr) -> Result<Hand
                 stop_rx.clone(),
             )?;
             tasks.push(task);
+            // The board is the folder's, loaded by now.
+            crate::ops::Component::register("board").ready();
             (Bus::Memory(bus), "in-process")
         }
     };

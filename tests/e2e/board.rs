@@ -6,7 +6,9 @@
 use crate::common::{read_all, repo, test_config, tmpdir, unique};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use duban::lifecycle::clock::Clock;
-use duban::record::{Alert, AlertLevel, AlertStatus, AlertTrigger, Complaint, alert_id};
+use duban::record::{
+    Alert, AlertLevel, AlertStatus, AlertTrigger, Complaint, TransitionKind, alert_id,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -489,7 +491,7 @@ async fn board_in_chromium_on_kafka() {
         a.lifecycle
             .history
             .iter()
-            .all(|t| t.action == "raise" || t.action_id.is_some())
+            .all(|t| t.action == TransitionKind::Raise || t.action_id.is_some())
     );
     assert_eq!(latest[&b_id].level, AlertLevel::Yellow);
     assert_eq!(latest[&c_id].level, AlertLevel::Yellow);

@@ -152,8 +152,13 @@ pub fn tmpdir(name: &str) -> PathBuf {
 
 /// A `read_committed` consumer in `group` that commits nothing itself.
 fn consumer(group: &str) -> BaseConsumer {
+    consumer_at(&bootstrap(), group)
+}
+
+/// `consumer` on the broker at `bootstrap`.
+fn consumer_at(bootstrap: &str, group: &str) -> BaseConsumer {
     ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
@@ -211,7 +216,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(topic: &str) -> Vec<T> {
 /// of aborted transactions, e.g. of a killed worker, are not there; transaction markers take
 /// offsets but are no records, so reading ends at the partitions' positions, not at a count).
 pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    let c = consumer(&unique("reader"));
+    read_all_at(&bootstrap(), topic)
+}
+
+/// `read_all` on the broker at `bootstrap`.
+pub fn read_all_at(bootstrap: &str, topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    let c = consumer_at(bootstrap, &unique("reader"));
     let highs = high_watermarks(&c, topic);
     let mut tpl = TopicPartitionList::new();
     for p in highs.keys() {
@@ -247,13 +257,14 @@ pub fn read_all(topic: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
 pub async fn wait_engine_caught_up(cfg: &Config) {
     let t = Topics::new(&cfg.kafka.topic_prefix);
     let group = cfg.engine.group_id.clone();
+    let b = cfg.kafka.bootstrap_servers.clone();
     let start = Instant::now();
     loop {
-        let (g, t2) = (group.clone(), t.clone());
+        let (g, t2, b) = (group.clone(), t.clone(), b.clone());
         let done = tokio::task::spawn_blocking(move || {
-            pending(&g, &t2.raw, false) == 0
-                && pending(&g, &t2.repartition_block, true) == 0
-                && pending(&g, &t2.repartition_complainant, true) == 0
+            pending(&b, &g, &t2.raw, false) == 0
+                && pending(&b, &g, &t2.repartition_block, true) == 0
+                && pending(&b, &g, &t2.repartition_complainant, true) == 0
         })
         .await
         .expect("check");
@@ -271,8 +282,8 @@ pub async fn wait_engine_caught_up(cfg: &Config) {
 
 /// Records of `topic` after `group`'s committed offsets (only engine items when `items_only`;
 /// transaction markers, which take offsets, are no records).
-fn pending(group: &str, topic: &str, items_only: bool) -> usize {
-    let c = consumer(group);
+fn pending(bootstrap: &str, group: &str, topic: &str, items_only: bool) -> usize {
+    let c = consumer_at(bootstrap, group);
     let highs = high_watermarks(&c, topic);
     let committed = committed(&c, topic, &highs);
     let mut from = TopicPartitionList::new();
@@ -303,6 +314,27 @@ fn pending(group: &str, topic: &str, items_only: bool) -> usize {
                 serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
             items += usize::from(!items_only || v.get("item").is_some());
         }
+    }
+}
+
+/// Wait until `group` has consumed every record of `topic` on the broker at `bootstrap`: none is
+/// left after its committed offsets (transaction markers, which take offsets, are no records; a
+/// topic written in transactions ends with one, which no consumer commits past).
+pub async fn wait_consumed_at(bootstrap: &str, group: &str, topic: &str) {
+    let start = Instant::now();
+    loop {
+        let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+        let left = tokio::task::spawn_blocking(move || pending(&b, &g, &t, false))
+            .await
+            .expect("check");
+        if left == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "group {group} did not consume {topic}: {left} left"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -10,6 +10,8 @@ mod connect;
 mod golden;
 mod hardening;
 mod lifecycle;
+mod outage;
+mod quickstart;
 mod report;
 mod score;
 mod spine;

@@ -32,12 +32,12 @@ fn corpus(size: usize, step_ms: i64) -> Records {
         size,
         seed: 31,
         push_url: None,
+        // Dated before the fetch time below (later records are refused as future-dated).
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
         ..duban::sim::SimConfig::default()
     };
     let corpus = duban::sim::corpus(&cfg).expect("corpus");
-    // Fetched now: the corpus ends today, and a record dated more than a day after its fetch is
-    // a dead letter.
-    let fetched = chrono::Utc::now().with_timezone(&duban::record::local_offset());
+    let fetched = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00+08:00").expect("t");
     let base = chrono::Utc::now().timestamp_millis() + 3_000;
     let mut rows: Vec<_> = corpus.complaints.iter().collect();
     rows.sort_by_key(|c| c.at);

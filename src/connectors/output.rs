@@ -12,7 +12,6 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::FutureProducer;
 use rdkafka::util::Timeout;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -107,7 +106,7 @@ enum SinkKind {
         topics: Topics,
     },
     Kafka {
-        producer: FutureProducer,
+        producer: crate::bus::txn::TxnProducer,
         topics: Topics,
         bootstrap: String,
         /// One transaction at a time on a transactional producer.
