@@ -194,6 +194,14 @@ enum LakeCommand {
         #[arg(long, default_value_os_t = duban::config::Config::default_lake_dir())]
         lake: PathBuf,
     },
+    /// Read every Parquet file of the lake's tables to its end and list those that fail (exit 1
+    /// when there are any); with --quarantine, move them to `<lake>.quarantine/`.
+    Check {
+        #[arg(long, default_value = "var/data/lake")]
+        lake: PathBuf,
+        #[arg(long)]
+        quarantine: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -455,6 +463,38 @@ async fn main_inner(cli: Cli) -> Result<()> {
                 "compacted {} partitions: {} files → {}, {} rows, {} superseded rows dropped",
                 r.partitions, r.files_before, r.files_after, r.rows, r.duplicates_dropped
             );
+        }
+        Command::Lake {
+            command: LakeCommand::Check { lake, quarantine },
+        } => {
+            let bad = duban::lake::check(&lake)?;
+            for b in &bad {
+                println!(
+                    "unreadable\t{}\t{}\t{}",
+                    b.table,
+                    b.path.display(),
+                    b.reason
+                );
+            }
+            if bad.is_empty() {
+                println!("every Parquet file of {} reads", lake.display());
+            } else if quarantine {
+                let moved = duban::lake::quarantine(&lake, &bad)?;
+                for m in &moved {
+                    println!("moved\t{}", m.display());
+                }
+                println!(
+                    "{} unreadable files moved to {}",
+                    moved.len(),
+                    duban::lake::check::quarantine_dir(&lake).display()
+                );
+            } else {
+                anyhow::bail!(
+                    "{} unreadable files in {} (--quarantine moves them aside)",
+                    bad.len(),
+                    lake.display()
+                );
+            }
         }
         Command::Connector {
             command: ConnectorCommand::Check(args),

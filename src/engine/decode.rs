@@ -12,11 +12,14 @@ use crate::redact;
 
 /// When a record may be dated: not after the time it was fetched plus a tolerance (a record of
 /// year 9999 would move its partition's record clock past every later one and evict the state),
-/// not before a floor. `[engine] max_future_secs`, `oldest_record_date`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// not before a floor. `[engine] max_future_secs`, `oldest_record_date`. "Now" is the clock of
+/// `[lifecycle] clock_file` / `DUBAN_CLOCK_FILE` when one is set (drills run on their own time),
+/// else the system's.
+#[derive(Debug, Clone)]
 pub struct TimeBounds {
     pub max_future: chrono::Duration,
     pub oldest: DateTime<FixedOffset>,
+    pub clock: crate::lifecycle::clock::Clock,
 }
 
 impl TimeBounds {
@@ -31,11 +34,23 @@ impl TimeBounds {
                 .from_local_datetime(&midnight)
                 .single()
                 .unwrap_or_else(|| midnight.and_utc().fixed_offset()),
+            clock: crate::lifecycle::clock::Clock::System,
         }
     }
 
-    pub fn of(cfg: &crate::config::EngineConfig) -> TimeBounds {
-        TimeBounds::new(cfg.max_future_secs, cfg.oldest_record_date)
+    /// The decoding time: the clock's (the system's when a clock file cannot be read, logged).
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().unwrap_or_else(|e| {
+            tracing::warn!(target: "duban::engine", "{e:#}; dating records against the system clock");
+            chrono::Utc::now().with_timezone(&local_offset())
+        })
+    }
+
+    pub fn of(cfg: &crate::config::Config) -> TimeBounds {
+        TimeBounds {
+            clock: crate::lifecycle::clock::Clock::new(cfg.lifecycle.clock_file()),
+            ..TimeBounds::new(cfg.engine.max_future_secs, cfg.engine.oldest_record_date)
+        }
     }
 
     /// Why `t` is out of bounds for a record fetched at `fetched` and decoded at `now`, if it is.
@@ -72,7 +87,7 @@ impl TimeBounds {
 impl Default for TimeBounds {
     fn default() -> Self {
         let c = crate::config::EngineConfig::default();
-        TimeBounds::of(&c)
+        TimeBounds::new(c.max_future_secs, c.oldest_record_date)
     }
 }
 
@@ -322,7 +337,7 @@ pub fn decode(
 
 /// Decode a batch: rows that decode, and dead letters (with the original bytes) for those that don't.
 pub fn decode_all(inputs: &[RawInput], bounds: &TimeBounds) -> (Vec<DecodedRow>, Vec<DeadLetter>) {
-    let now = chrono::Utc::now().with_timezone(&local_offset());
+    let now = bounds.now();
     let mut rows = Vec::with_capacity(inputs.len());
     let mut dead = Vec::new();
     for i in inputs {
@@ -483,6 +498,30 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_file_is_the_decoding_time() {
+        let dir = std::env::temp_dir().join(format!("duban-decode-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("clock");
+        let drill = DateTime::parse_from_rfc3339("2099-06-01T09:00:00+08:00").expect("time");
+        crate::lifecycle::clock::Clock::set(&file, drill).expect("clock file");
+        let bounds = TimeBounds {
+            clock: crate::lifecycle::clock::Clock::new(Some(file)),
+            ..TimeBounds::default()
+        };
+        assert_eq!(bounds.now(), drill);
+        // A record of the drill's day, fetched then, is in bounds on the drill's clock only.
+        let input = raw(
+            json!({"channel":"hotline","source_id":"C1","fetched_at":"2099-06-01T08:00:00+08:00","position":{},
+            "payload":{"content":"x","call_time":"2099-06-01 07:00:00"}}),
+        );
+        let (rows, dead) = decode_all(std::slice::from_ref(&input), &bounds);
+        assert_eq!((rows.len(), dead.len()), (1, 0), "{dead:?}");
+        let (rows, dead) = decode_all(std::slice::from_ref(&input), &TimeBounds::default());
+        assert_eq!((rows.len(), dead.len()), (0, 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn reasons_never_repeat_values_or_break_lines() {
         let (_, why) = one(json!({"channel":"board","source_id":"B\nINFO forged line","fetched_at":"2026-11-01T10:00:00+08:00","position":{},
             "payload":{"created_at":"2026-11-01 09:00:00","content":"c","likes":"13812345678x"}}))
@@ -504,5 +543,97 @@ mod tests {
             why.contains("not a raw envelope") && !why.contains("1381234"),
             "{why}"
         );
+    }
+
+    use proptest::prelude::*;
+
+    /// Every field name a channel's mapping reads.
+    const FIELDS: [&str; 26] = [
+        "call_time",
+        "updated_at",
+        "title",
+        "content",
+        "caller",
+        "phone",
+        "district",
+        "address",
+        "category",
+        "status",
+        "created_at",
+        "user",
+        "user_id",
+        "area",
+        "domain",
+        "date",
+        "likes",
+        "location",
+        "region",
+        "submitted_at",
+        "time",
+        "writer",
+        "order_no",
+        "id",
+        "name",
+        "body",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "\\PC{0,40}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            Just(Value::Null),
+            Just(json!([1, "x"])),
+            Just(json!({"x": 1})),
+            // Times near the bounds and past the calendar's ends.
+            prop_oneof![
+                Just("9999-12-31 23:59:59"),
+                Just("0000-01-01"),
+                Just("-262143-01-01"),
+                Just("1970-01-01 08:00:00"),
+                Just("99999999999999"),
+                Just("-99999999999"),
+                Just("2026-02-30 25:61:61"),
+                Just("２０２６－１１－０１")
+            ]
+            .prop_map(Value::from),
+        ]
+    }
+
+    // Hardening (issue 21, fuzzing): no input makes decode panic or write a reason over two lines.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn any_bytes_decode_or_fail_on_one_line(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let input = RawInput { key: None, value: bytes, origin: "t/0/1".into() };
+            if let Err((_, why)) = decode(&input, &TimeBounds::default(), now()) {
+                prop_assert!(!why.contains('\n') && !why.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_envelope_decodes_or_fails_on_one_line(
+            channel in prop_oneof![Just("hotline"), Just("board"), Just("portal"), Just("wanshitong"), Just("fax")],
+            source_id in "\\PC{0,20}",
+            fetched in prop_oneof![Just("2026-11-01T10:00:00+08:00"), Just("9999-12-31T23:59:59+14:00"), Just("0001-01-01T00:00:00-12:00")],
+            fields in proptest::collection::vec((0..FIELDS.len(), value()), 0..12),
+        ) {
+            let payload: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)).collect();
+            let input = raw(json!({"channel": channel, "source_id": source_id, "fetched_at": fetched,
+                "position": {}, "payload": payload}));
+            let now = now();
+            match decode(&input, &TimeBounds::default(), now) {
+                Ok(row) => prop_assert!(row.received_at.is_none_or(|t| t <= now + chrono::Duration::days(1))),
+                Err((_, why)) => prop_assert!(!why.contains('\n') && !why.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_text_parses_as_a_time_or_not(s in "\\PC{0,40}", n in any::<i64>()) {
+            let _ = crate::engine::normalize::parse_time(&s);
+            let _ = crate::engine::normalize::parse_time(&n.to_string());
+        }
     }
 }

@@ -547,7 +547,7 @@ impl Engine {
             ctxs,
             classifier,
             hasher: MinHasher::new(config.dedup.ngram, config.dedup.bands, config.dedup.rows),
-            bounds: decode::TimeBounds::of(&config.engine),
+            bounds: decode::TimeBounds::of(config),
             core: Partitioned::new(
                 &config.dedup,
                 config.kafka.partitions.max(1) as usize,

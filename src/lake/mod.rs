@@ -9,8 +9,10 @@
 //! partition (the workers of `duban process` share a lake, and `duban lake compact` may run beside
 //! them) take the partition's lock file `.lock` for the whole read-modify-write.
 
+pub mod check;
 pub mod compact;
 
+pub use check::{BadFile, check, quarantine};
 pub use compact::{CompactReport, compact, compact_day};
 
 use anyhow::{Context, Result};

@@ -210,36 +210,34 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// The document as Markdown.
+/// The document as Markdown; every text is escaped (evidence and feedback come from outside).
 pub fn markdown(a: &Alert) -> String {
+    use crate::report::doc::md_escape as md;
     let mut s = String::new();
     for b in blocks(a) {
         match b {
-            Block::Title(t) => s.push_str(&format!("# {t}\n\n")),
-            Block::Center(t) | Block::Para(t) => s.push_str(&format!("{t}\n\n")),
-            Block::Heading(t) => s.push_str(&format!("## {t}\n\n")),
+            Block::Title(t) => s.push_str(&format!("# {}\n\n", md(&t))),
+            Block::Center(t) | Block::Para(t) => s.push_str(&format!("{}\n\n", md(&t))),
+            Block::Heading(t) => s.push_str(&format!("## {}\n\n", md(&t))),
             Block::List(items) => {
                 for i in items {
-                    s.push_str(&format!("- {i}\n"));
+                    s.push_str(&format!("- {}\n", md(&i)));
                 }
                 s.push('\n');
             }
             Block::Table(head, rows) => {
+                let head: Vec<String> = head.iter().map(|h| md(h)).collect();
                 s.push_str(&format!("| {} |\n", head.join(" | ")));
                 s.push_str(&format!("|{}\n", "---|".repeat(head.len())));
                 for r in rows {
-                    let cells: Vec<String> = r.iter().map(|c| md_cell(c)).collect();
+                    let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
                     s.push_str(&format!("| {} |\n", cells.join(" | ")));
                 }
                 s.push('\n');
             }
             Block::Right(t) => {
                 for l in t.lines() {
-                    s.push_str(&format!("{l}  \n"));
+                    s.push_str(&format!("{}  \n", md(l)));
                 }
             }
         }

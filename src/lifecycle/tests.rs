@@ -355,6 +355,14 @@ fn document_holds_issue_evidence_history_deadline_and_basis() {
         assert!(html.contains(want), "html lacks {want}");
     }
     assert!(html.starts_with("<!doctype html>"));
+    // Outside text (evidence, feedback) is escaped in the Markdown (issue 21, item 10).
+    let mut hostile = r.clone();
+    hostile.summary = "<script>alert(1)</script>[x](javascript:y)".into();
+    let md2 = super::document::markdown(&hostile);
+    assert!(
+        !md2.contains("<script") && !md2.contains("[x](") && md2.contains("&lt;script&gt;"),
+        "{md2}"
+    );
     // The document stays as issued when the history grows afterwards.
     let (later, _) = run(Some(r.clone()), &Event::Tick, "2026-12-12T09:00:00+08:00");
     assert_eq!(super::document::markdown(&later.expect("state")), md);

@@ -14,6 +14,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext, col};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,9 +31,12 @@ pub enum Format {
     Parquet,
 }
 
-/// What a SQL session may do besides reading: `duban sql` may create session-local views
-/// (`CREATE VIEW`), the Flight SQL server may not; neither may write (INSERT, COPY, ...), so the
-/// lake is never changed through SQL.
+/// What a SQL session may do besides reading: `duban sql` may create and drop session-local
+/// views (`CREATE [OR REPLACE] VIEW`, `DROP VIEW`) and `SET` the planner's and executor's options
+/// (`datafusion.execution|optimizer|explain|sql_parser|format.*`), the Flight SQL server may not;
+/// neither may write (INSERT, COPY, CREATE TABLE [AS]), open other files (CREATE EXTERNAL TABLE),
+/// drop tables or change the runtime (`SET datafusion.runtime.*`, where the memory limit is), so
+/// the lake is never changed and the limits hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     ReadOnly,
@@ -151,9 +155,11 @@ pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<Session
     crate::engine::register_udfs(&ctx, opts.classifier.clone());
     udfs::register(&ctx, opts.classifier.clone());
     opts.limits.cap_functions(&ctx);
+    let mut unavailable = BTreeMap::new();
     for table in crate::lake::TABLES {
         let dir = lake.join(table);
-        if !has_parquet(&dir) {
+        let files = crate::lake::check::parquet_files(&dir);
+        if files.is_empty() {
             continue;
         }
         let read = if table == "complaints" {
@@ -161,33 +167,126 @@ pub async fn lake_context_with(lake: &Path, opts: &SqlOptions) -> Result<Session
         } else {
             ParquetReadOptions::default()
         };
-        ctx.register_parquet(table, dir.to_string_lossy().as_ref(), read)
+        if let Err(e) = ctx
+            .register_parquet(table, dir.to_string_lossy().as_ref(), read)
             .await
-            .with_context(|| format!("registering lake table {table}"))?;
+        {
+            // One unreadable file (a truncated write, a foreign file) takes its table out of the
+            // session, not the session down: the other tables stay queryable.
+            let why = unreadable_files(&files).unwrap_or_else(|| {
+                crate::redact::printable(&format!("cannot register it: {e}"), 300)
+            });
+            tracing::warn!(target: "duban::query", table, "lake table left out: {why}");
+            unavailable.insert(table.to_string(), why);
+        }
     }
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(Unavailable(unavailable)));
     Ok(ctx)
 }
 
-/// True when `dir` holds a Parquet file (directly or in a partition folder).
-fn has_parquet(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.filter_map(|e| e.ok()).any(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            has_parquet(&p)
-        } else {
-            p.extension().is_some_and(|x| x == "parquet")
-        }
+/// Lake tables left out of a session, with why (`lake_context_with`).
+struct Unavailable(BTreeMap<String, String>);
+
+/// The unreadable files among `files` (their footers, as registering reads them), told on one line.
+fn unreadable_files(files: &[PathBuf]) -> Option<String> {
+    let bad: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            crate::lake::check::unreadable(f, false).map(|why| format!("{} ({why})", f.display()))
+        })
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "unreadable Parquet file{} {}; `duban lake check --quarantine` moves such files aside",
+            if bad.len() == 1 { "" } else { "s" },
+            bad.join(", ")
+        )
     })
 }
 
 /// Plan one statement under `access`; errors are one line starting `SQL error:`.
 pub async fn plan(ctx: &SessionContext, sql: &str, access: Access) -> Result<DataFrame> {
-    ctx.sql_with_options(sql, access.options())
+    let sql_error = |e: datafusion::error::DataFusionError| anyhow::anyhow!("SQL error: {e}");
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect).map_err(sql_error)?;
+    if let Some(u) = state.config().get_extension::<Unavailable>() {
+        for t in state
+            .resolve_table_references(&statement)
+            .map_err(sql_error)?
+        {
+            if let Some(why) = u.0.get(t.table()) {
+                anyhow::bail!("SQL error: lake table {} is unavailable: {why}", t.table());
+            }
+        }
+    }
+    let plan = state
+        .statement_to_plan(statement)
         .await
-        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))
+        .map_err(sql_error)?;
+    access.options().verify_plan(&plan).map_err(sql_error)?;
+    access.check(&plan)?;
+    ctx.execute_logical_plan(plan).await.map_err(sql_error)
+}
+
+/// Options a session with views may `SET`: the planner's and executor's, not the runtime's.
+const SETTABLE: [&str; 5] = [
+    "datafusion.execution.",
+    "datafusion.optimizer.",
+    "datafusion.explain.",
+    "datafusion.sql_parser.",
+    "datafusion.format.",
+];
+
+impl Access {
+    /// Refuse what `SQLOptions` lets through with DDL and statements allowed but this access does
+    /// not allow (see `Access`), anywhere in the plan (an EXPLAIN ANALYZE runs its statement).
+    fn check(self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
+        let mut refused: Option<String> = None;
+        plan.apply_with_subqueries(|node| {
+            let why = match node {
+                LogicalPlan::Ddl(DdlStatement::CreateView(_) | DdlStatement::DropView(_)) => None,
+                LogicalPlan::Ddl(d) => Some(format!(
+                    "{} is not allowed: only CREATE VIEW and DROP VIEW (session views)",
+                    d.name()
+                )),
+                LogicalPlan::Statement(Statement::SetVariable(v)) => settable(&v.variable),
+                LogicalPlan::Statement(Statement::ResetVariable(v)) => settable(&v.variable),
+                LogicalPlan::Statement(s) => Some(format!("{} is not allowed", s.name())),
+                _ => None,
+            };
+            Ok(match why {
+                Some(w) => {
+                    refused = Some(w);
+                    TreeNodeRecursion::Stop
+                }
+                None => TreeNodeRecursion::Continue,
+            })
+        })
+        .map_err(|e| anyhow::anyhow!("SQL error: {e}"))?;
+        match refused {
+            Some(w) => anyhow::bail!("SQL error: {w}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why `SET name` is refused, if it is.
+fn settable(name: &str) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    if SETTABLE.iter().any(|p| name.starts_with(p)) {
+        None
+    } else {
+        Some(format!(
+            "SET {} is not allowed: only datafusion.{{execution,optimizer,explain,sql_parser,format}}.* options",
+            crate::redact::name(&name)
+        ))
+    }
 }
 
 /// Run one read-only query over the lake (views allowed, writes refused).

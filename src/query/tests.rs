@@ -142,6 +142,66 @@ async fn writes_are_refused_and_views_only_where_allowed() {
         .expect_err("no DDL");
     assert!(e.to_string().contains("DDL not supported"), "{e}");
     assert!(!Path::new("/tmp/duban-should-not-exist.parquet").exists());
+    // Issue 21, item 11: with views allowed, nothing else of DDL is (no table from a query, no
+    // other file opened, no table dropped), nor a change of the runtime's memory limit.
+    let outside = lake.join("outside.csv");
+    std::fs::write(&outside, "a\n1\n").expect("a file");
+    for (sql, why) in [
+        (
+            "create table t as select 1 as a".to_string(),
+            "CreateMemoryTable is not allowed",
+        ),
+        (
+            format!(
+                "create external table o stored as csv location '{}'",
+                outside.display()
+            ),
+            "CreateExternalTable is not allowed",
+        ),
+        ("drop table complaints".into(), "DropTable is not allowed"),
+        (
+            "explain analyze create table t2 as select 1 as a".into(),
+            "CreateMemoryTable is not allowed",
+        ),
+        (
+            "set datafusion.runtime.memory_limit = '100G'".into(),
+            "SET datafusion.runtime.memory_limit is not allowed",
+        ),
+        ("prepare p as select 1".into(), "Prepare is not allowed"),
+    ] {
+        let e = plan(&ctx, &sql, Access::ReadOnlyWithViews)
+            .await
+            .expect_err(&sql)
+            .to_string();
+        assert!(
+            e.starts_with("SQL error: ") && e.contains(why),
+            "{sql}: {e}"
+        );
+    }
+    for sql in [
+        "create or replace view v as select 2",
+        "drop view v",
+        "set datafusion.execution.time_zone = '+08:00'",
+        "show tables",
+        "explain select count(*) from complaints",
+    ] {
+        plan(&ctx, sql, Access::ReadOnlyWithViews)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let tables = ctx.catalog_names();
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    let state = ctx.state();
+    let schema = state
+        .catalog_list()
+        .catalog(&tables[0])
+        .and_then(|c| c.schema("public"))
+        .expect("schema");
+    assert!(
+        schema.table_exist("complaints") && !schema.table_exist("t") && !schema.table_exist("o"),
+        "{:?}",
+        schema.table_names()
+    );
 }
 
 #[tokio::test]
@@ -201,4 +261,57 @@ async fn alert_history_is_registered_when_the_lake_has_it() {
         .await
         .expect("alert_history is a table");
     assert_eq!(strings(&b, 0), vec!["raise", "escalate"]);
+}
+
+/// Issue 21, item 15: one truncated Parquet file in `complaints/` failed every query, on every
+/// table, with an error that named no file.
+#[tokio::test]
+async fn an_unreadable_file_takes_only_its_table_out_and_is_quarantined() {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    let lake = lake();
+    let issues = RecordBatch::try_from_iter([(
+        "issue_id",
+        Arc::new(StringArray::from(vec!["i1", "i2"])) as ArrayRef,
+    )])
+    .expect("batch");
+    std::fs::create_dir_all(lake.join("issues")).expect("dir");
+    crate::lake::write_parquet(&lake.join("issues").join("issues.parquet"), &issues)
+        .expect("issues");
+    let good = crate::lake::check::parquet_files(&lake.join("complaints"))[0].clone();
+    let bytes = std::fs::read(&good).expect("read");
+    let bad = good.with_file_name("part-truncated.parquet");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).expect("write");
+
+    let count = |b: Vec<RecordBatch>| strings(&b, 0);
+    let b = run_sql(&lake, "select count(*) from issues")
+        .await
+        .expect("the other tables stay queryable");
+    assert_eq!(count(b), ["2"]);
+    let e = run_sql(&lake, "select count(*) from complaints")
+        .await
+        .expect_err("the broken table")
+        .to_string();
+    assert!(
+        e.starts_with("SQL error: lake table complaints is unavailable: unreadable Parquet file ")
+            && e.contains(&bad.display().to_string())
+            && e.contains("duban lake check --quarantine")
+            && !e.contains('\n'),
+        "{e}"
+    );
+
+    let found = crate::lake::check(&lake).expect("check");
+    assert_eq!(
+        found.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
+        vec![bad.clone()]
+    );
+    assert_eq!(found[0].table, "complaints");
+    let moved = crate::lake::quarantine(&lake, &found).expect("moved");
+    let aside = crate::lake::check::quarantine_dir(&lake);
+    assert!(!bad.exists() && moved[0].is_file() && moved[0].starts_with(&aside));
+    assert!(crate::lake::check(&lake).expect("check").is_empty());
+    let b = run_sql(&lake, "select count(*) from complaints")
+        .await
+        .expect("queryable again");
+    assert_eq!(count(b), ["4"]);
+    let _ = std::fs::remove_dir_all(&aside);
 }

@@ -331,28 +331,54 @@ pub fn html(doc: &Document) -> String {
 
 // ---- Markdown ----
 
+/// Text as Markdown that shows exactly that text: `<`, `>` and `&` as entities (no tag, script or
+/// comment reaches the file), Markdown's marks backslash-escaped (no emphasis, link, code or
+/// table cell), a line break as a space and a leading list or heading mark escaped (no text starts
+/// a block of its own). Complaint texts, unit names and feedback go through it (issue 21, item 10).
+pub fn md_escape(x: &str) -> String {
+    let mut s = String::with_capacity(x.len() + 8);
+    for (i, c) in x.chars().enumerate() {
+        match c {
+            '<' => s.push_str("&lt;"),
+            '>' => s.push_str("&gt;"),
+            '&' => s.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '-' | '+' | '=' if i == 0 => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' | '\r' => s.push(' '),
+            _ => s.push(c),
+        }
+    }
+    s
+}
+
 fn md_text(t: &Text) -> String {
     let mut s = String::new();
     for i in t {
         match i {
-            Inline::Text(x) => s.push_str(x),
+            Inline::Text(x) => s.push_str(&md_escape(x)),
             Inline::Change(c, p) => s.push_str(&change_text(*c, *p)),
             Inline::Level(l) => s.push_str(level_label(l)),
             Inline::Strong(x) => {
-                let _ = write!(s, "**{x}**");
+                let _ = write!(s, "**{}**", md_escape(x));
             }
             Inline::Break => s.push_str(" / "),
             Inline::Note(x) => {
-                let _ = write!(s, "（{x}）");
+                let _ = write!(s, "（{}）", md_escape(x));
             }
         }
     }
     s
 }
 
-/// A table cell's Markdown: a `|` inside is escaped and a line break is a space.
+/// A table cell's Markdown (a `|` inside is escaped and a line break is a space, by `md_escape`).
 pub fn markdown_cell(t: &Text) -> String {
-    md_text(t).replace('|', "\\|").replace('\n', " ")
+    md_text(t)
 }
 
 fn md_row(cells: impl IntoIterator<Item = String>) -> String {
@@ -369,7 +395,7 @@ fn md_row(cells: impl IntoIterator<Item = String>) -> String {
 }
 
 fn md_table(s: &mut String, t: &Table) {
-    s.push_str(&md_row(t.columns.iter().map(|(h, _)| h.to_string())));
+    s.push_str(&md_row(t.columns.iter().map(|(h, _)| md_escape(h))));
     for (_, kind) in &t.columns {
         s.push_str(if *kind == ColKind::Num {
             "|---:"
@@ -393,7 +419,7 @@ fn md_table(s: &mut String, t: &Table) {
 fn md_block(s: &mut String, b: &Block) {
     match b {
         Block::Heading(level, t) => {
-            let _ = writeln!(s, "{} {t}\n", "#".repeat(usize::from(*level)));
+            let _ = writeln!(s, "{} {}\n", "#".repeat(usize::from(*level)), md_escape(t));
         }
         Block::Para { kind, text, .. } => match kind {
             ParaKind::Warning => {
@@ -414,7 +440,7 @@ fn md_block(s: &mut String, b: &Block) {
             caption, in_text, ..
         } => {
             if let Some((title, _)) = caption {
-                let _ = writeln!(s, "### {title}\n");
+                let _ = writeln!(s, "### {}\n", md_escape(title));
             }
             for b in in_text {
                 md_block(s, b);
@@ -425,7 +451,7 @@ fn md_block(s: &mut String, b: &Block) {
 
 /// The same document as Markdown: figures give way to the blocks that stand in their place.
 pub fn markdown(doc: &Document) -> String {
-    let mut s = format!("# {}\n\n", doc.title);
+    let mut s = format!("# {}\n\n", md_escape(&doc.title));
     for b in &doc.blocks {
         md_block(&mut s, b);
     }

@@ -147,20 +147,7 @@ impl LakeTables {
 }
 
 fn has_parquet(dir: &Path) -> bool {
-    fn walk(dir: &Path, depth: usize) -> bool {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                depth < 3 && walk(&p, depth + 1)
-            } else {
-                p.extension().is_some_and(|x| x == "parquet")
-            }
-        })
-    }
-    walk(dir, 0)
+    !crate::lake::check::parquet_files(dir).is_empty()
 }
 
 /// The local calendar day of a date or timestamp as the lake renders it as text.

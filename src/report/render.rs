@@ -659,17 +659,49 @@ mod tests {
             }
             // Text is escaped for each format, never lost.
             assert!(h.contains("物业费 a|b &lt;上调&gt;<br><small>共性问题、职责争议</small>"));
+            assert!(m.contains(
+                "| 物业费 a\\|b &lt;上调&gt;（共性问题、职责争议） | 香荷小区 | 南陵县 / — |"
+            ));
             assert!(
-                m.contains("| 物业费 a\\|b <上调>（共性问题、职责争议） | 香荷小区 | 南陵县 / — |")
-            );
-            assert!(
-                h.contains("<title>周报 &lt;测试&gt;</title>") && m.starts_with("# 周报 <测试>\n")
+                h.contains("<title>周报 &lt;测试&gt;</title>")
+                    && m.starts_with("# 周报 &lt;测试&gt;\n")
             );
             assert_eq!(h.contains(r#"id="no-data""#), !lifecycle);
             assert_eq!(m.contains("> **本期无数据"), !lifecycle);
             assert_eq!(h.contains(r#"id="no-lifecycle""#), !lifecycle);
             assert_eq!(m.contains("无生命周期数据（“—”）"), !lifecycle);
         }
+    }
+
+    /// Issue 21, item 10: complaint text reached the `.md` raw, `<script>` and all.
+    #[test]
+    fn outside_text_is_inert_in_markdown() {
+        let mut d = sample(true);
+        let hostile =
+            "<script>alert(1)</script> [点我](javascript:x) **粗** `c`\n# 标题 <!-- x -->";
+        d.hot_issues[0].title = hostile.into();
+        d.title = format!("周报{hostile}");
+        let m = markdown(&d);
+        for raw in [
+            "<script",
+            "</script",
+            "[点我](",
+            "**粗**",
+            "`c`",
+            "\n# 标题",
+            "<!--",
+        ] {
+            assert!(!m.contains(raw), "{raw} survives:\n{m}");
+        }
+        // Shown as written: each mark escaped, the tags as entities.
+        assert!(
+            m.contains(
+                "&lt;script&gt;alert(1)&lt;/script&gt; \\[点我\\](javascript:x) \\*\\*粗\\*\\* \\`c\\` \\# 标题 &lt;!-- x --&gt;"
+            ),
+            "{m}"
+        );
+        assert_eq!(crate::report::doc::md_escape("- a"), "\\- a");
+        assert_eq!(crate::report::doc::md_escape("a-b"), "a-b");
     }
 
     #[test]
@@ -702,9 +734,9 @@ mod tests {
         assert!(m.contains("- 渠道「12345热线」：本期7，上期5，+2 (+40.0%)\n"));
         // Alert levels: a badge on the page, the word in Markdown.
         assert!(h.contains(r#"<td class="w"><span class="lv red">红色</span> 超期</td>"#));
-        assert!(
-            m.contains("| 红色 超期 | 群众诉求集中 | A<1> | 甲单位 | 2026-11-17 | 2026-11-24 |")
-        );
+        assert!(m.contains(
+            "| 红色 超期 | 群众诉求集中 | A&lt;1&gt; | 甲单位 | 2026-11-17 | 2026-11-24 |"
+        ));
         // The same cells in both: every table of the document, row by row.
         let doc = document(&d);
         let all = tables(&doc);

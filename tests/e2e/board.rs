@@ -827,13 +827,15 @@ async fn board_and_api_hold_against_issue_21_probes() {
     // Texts over 4 KB and bodies over 16 KB are refused; a token's actions are rate-limited
     // (a burst of 20, refused or not, then 429).
     let big = "很".repeat(100_000 / 3);
-    let r = post(
-        &format!("/api/alerts/{}/feedback", b.alert_id),
-        TOKEN_B,
-        serde_json::json!({"text": big}),
-    )
-    .await
-    .expect("post");
+    // A client of its own: the server answers 413 before reading the body and closes the
+    // connection, which a shared pool could hand to the next request.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/alerts/{}/feedback", b.alert_id))
+        .bearer_auth(TOKEN_B)
+        .json(&serde_json::json!({"text": big}))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 413, "a 100 KB body");
     let long = "长".repeat(2000);
     for i in 0..20 {

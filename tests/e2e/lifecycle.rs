@@ -125,13 +125,15 @@ struct Rig {
 impl Rig {
     async fn new(name: &str, webhook: &str, backoff_ms: u64) -> Rig {
         let prefix = unique(name);
-        let cfg = test_config(&prefix);
+        let mut cfg = test_config(&prefix);
         let bus = duban::pipeline::kafka::connect(&cfg)
             .await
             .expect("Kafka reachable");
         let dir = tmpdir(name);
         let data = dir.join("data");
         let clock = dir.join("clock");
+        // The engine in front runs on the drill's clock too (it dates records against it).
+        cfg.lifecycle.clock_file = Some(clock.clone());
         let units = dir.join("units.toml");
         let builtin = std::fs::read_to_string(repo("config/units.toml")).expect("units.toml");
         std::fs::write(&units, format!("{builtin}\ndefault = \"{webhook}\"\n")).expect("units");
@@ -598,8 +600,8 @@ async fn planted_issue_goes_yellow_red_green_then_recurs() {
 
     // New complaints on the closed issue reopen it as a new, linked, recurrent alert.
     rig.set_clock(past(red.lifecycle.reply_deadline.expect("reply")) + Days::days(3));
-    // Dated in the real past: the engine refuses records dated after the wall clock (a
-    // recurrence is told by complaint ids, not by time).
+    // Dated before the clock: the engine refuses records dated more than a day after its clock,
+    // the drill's here (a recurrence is told by complaint ids, not by time).
     let more = planted(n, 2, t("2026-11-21T09:00:00+08:00"));
     send_raw(&rig, &more).await;
     let r1 = rig

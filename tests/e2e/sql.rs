@@ -480,6 +480,100 @@ async fn sql_queries_are_bounded_in_memory_and_time() {
     );
 }
 
+/// Issue 21, item 15 through the binary: a truncated file in a copy of the demo lake takes only
+/// its table out of `duban sql`, `duban lake check` names it (exit 1) and `--quarantine` moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_check_finds_and_quarantines_a_truncated_file() {
+    let d = demo().await;
+    let lake = tmpdir("lake-check").join("lake");
+    copy_dir(&d.out.join("lake"), &lake);
+    let files = duban::lake::check::parquet_files(&lake.join("complaints"));
+    let victim = files.last().expect("a complaints file").clone();
+    let bytes = std::fs::read(&victim).expect("read");
+    std::fs::write(&victim, &bytes[..bytes.len() / 3]).expect("truncate");
+    let sql = |q: &str| {
+        duban()
+            .arg("sql")
+            .arg("--lake")
+            .arg(&lake)
+            .arg(q)
+            .output()
+            .expect("duban sql")
+    };
+    let alerts = sql("select count(*) from alerts");
+    assert!(
+        alerts.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alerts.stderr)
+    );
+    let broken = sql("select count(*) from complaints");
+    let err = String::from_utf8_lossy(&broken.stderr);
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        !broken.status.success()
+            && err.contains("lake table complaints is unavailable")
+            && err.contains(&name),
+        "{err}"
+    );
+    let check = duban()
+        .args(["lake", "check", "--lake"])
+        .arg(&lake)
+        .output()
+        .expect("check");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        !check.status.success(),
+        "check passed a truncated file: {out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("unreadable\tcomplaints\t"))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains(&name), "{out}");
+    let moved = duban()
+        .args(["lake", "check", "--quarantine", "--lake"])
+        .arg(&lake)
+        .output()
+        .expect("quarantine");
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(
+        !victim.exists()
+            && duban::lake::check::quarantine_dir(&lake)
+                .join("complaints")
+                .is_dir()
+    );
+    let again = sql("select count(*) from complaints");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// Copy a folder tree (a lake) file by file.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
 /// The ClickHouse endpoint (DUBAN_CLICKHOUSE_URL; scripts/test.sh starts the server).
 fn clickhouse_config(db: &str) -> duban::sink::clickhouse::ClickHouseConfig {
     let url =
