@@ -20,6 +20,9 @@ pub struct FrequencyConfig {
     /// Estimated Jaccard similarity (character 3-grams of the body) from which a complainant's
     /// filing is a resubmission of one of their earlier filings. Default 0.25.
     pub resubmission_similarity: f64,
+    /// Estimated Jaccard similarity from which a resubmission within the shortest horizon is a
+    /// copy, counted once (below it, a re-filing in other words counts as a filing). Default 0.5.
+    pub copy_similarity: f64,
     /// Never flag fewer complaints than this in a window. Default 5.
     pub min_complaints: u32,
     /// Family-wise false-alarm rate over the population and the horizons (Bonferroni).
@@ -41,6 +44,7 @@ impl Default for FrequencyConfig {
             horizons_days: vec![30, 90, 365],
             retention_days: 365,
             resubmission_similarity: 0.25,
+            copy_similarity: 0.5,
             min_complaints: 5,
             alpha: 0.05,
             baseline_fence_z: 1.5,

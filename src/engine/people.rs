@@ -373,7 +373,12 @@ impl Complainants {
         // A copy of a filing shortly before (the same duplicate group, or a resubmission within
         // the shortest horizon) is not counted again; a complaint filed again later is.
         let copy = p.filings.iter().any(|f| f.group == group)
-            || earlier.is_some_and(|f| e.at - f.at < copy_window);
+            || earlier.is_some_and(|f| {
+                e.at - f.at < copy_window
+                    && f.sketch
+                        .zip(e.sketch)
+                        .is_some_and(|(a, b)| a.similarity(&b) >= cfg.copy_similarity)
+            });
         let filing = Filing {
             id,
             root: earlier.map_or(id, |f| f.root),

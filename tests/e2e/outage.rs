@@ -410,6 +410,8 @@ fn submissions() -> Vec<(String, Vec<u8>)> {
         size: 240,
         seed: 22,
         push_url: None,
+        // Dated before the drill clock (2026-11-20): later records are refused as future-dated.
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 19).expect("date"),
         ..duban::sim::SimConfig::default()
     };
     let corpus = duban::sim::corpus(&cfg).expect("corpus");
