@@ -330,3 +330,32 @@ fn state_per_complainant_stays_small_and_is_evicted_after_the_retention() {
         assert_eq!(ops.known(), 1000);
     });
 }
+
+#[test]
+fn a_refiling_in_other_words_within_the_horizon_counts_and_a_copy_does_not() {
+    with_cx(FrequencyConfig::default(), |cx| {
+        let first = "我家楼下的烧烤店每天晚上营业到凌晨两点，油烟直接排进居民楼，噪音也很大，多次向城管反映都没有结果，希望有关部门尽快处理。";
+        let reworded = "楼下烧烤店又营业到凌晨两点，油烟直接排进居民楼里，孩子咳嗽老人失眠，之前打电话说会来查，到现在也没人管，请尽快处理。";
+        let (a, b) = (event("p", "a", first, 0.0), event("p", "b", reworded, 5.0));
+        let sim = a
+            .sketch
+            .zip(b.sketch)
+            .map(|(x, y)| x.similarity(&y))
+            .expect("sketches");
+        let f = cx.frequency;
+        assert!(
+            sim >= f.resubmission_similarity && sim < f.copy_similarity,
+            "the reworded text is a resubmission but no copy: {sim}"
+        );
+        let mut ops = Complainants::new(1);
+        let (_, links) = ops.apply(cx, &[a.clone(), b]);
+        assert_eq!(links.len(), 1, "linked as a resubmission");
+        assert_eq!(ops.people["p"].distinct, 2, "and counted as a filing");
+        let (_, again) = ops.apply(cx, &[event("p", "c", first, 6.0)]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            ops.people["p"].distinct, 2,
+            "a copy within the horizon counts once"
+        );
+    });
+}
