@@ -96,12 +96,18 @@ pub fn secret(env_name: &str) -> String {
 
 /// `sha256=` + hex HMAC-SHA256(secret, timestamp + "." + body).
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mac = signed_mac(secret, timestamp, body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// HMAC-SHA256(secret) fed with what a signature covers: timestamp + "." + body.
+fn signed_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac =
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 /// Check signature and replay window; the error says which check failed.
@@ -127,12 +133,9 @@ pub fn verify(
         .strip_prefix("sha256=")
         .ok_or("signature lacks the sha256= prefix")?;
     let raw = hex::decode(hex_sig).map_err(|_| "signature is not hex")?;
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length");
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&raw).map_err(|_| "bad signature")
+    signed_mac(secret, ts, body)
+        .verify_slice(&raw)
+        .map_err(|_| "bad signature")
 }
 
 /// What the receiver has committed, as keys of the offsets topic: submission ids (bounded:
